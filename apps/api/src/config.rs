@@ -1,0 +1,283 @@
+//! Configuration from the environment (and `.env`), exactly the contract's table plus a few
+//! documented extras. An invalid value stops start-up with one line naming the variable.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+
+/// The development signing key, used only outside production and announced loudly.
+pub const DEV_JWT_SECRET: &str = "marketplace-development-secret-do-not-use-in-production";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Sandbox,
+    Shkeeper,
+}
+
+/// A variable that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid configuration: {}: {}", self.var, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Everything the server reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    pub database_url: String,
+    pub jwt_secret: String,
+    /// True when `JWT_SECRET` was not set and the development secret is in use.
+    pub jwt_secret_is_dev: bool,
+    pub jwt_ttl_secs: i64,
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
+    pub public_url: String,
+    pub payment_provider: ProviderKind,
+    pub shkeeper_url: Option<String>,
+    pub shkeeper_api_key: Option<String>,
+    pub shkeeper_payout_user: Option<String>,
+    pub shkeeper_payout_password: Option<String>,
+    pub shkeeper_payout_fee: Decimal,
+    pub shkeeper_allow_legacy_api_key: bool,
+    pub payout_poll: Duration,
+    pub platform_fee_percent: Decimal,
+    pub cors_origins: Vec<String>,
+    pub app_env: AppEnv,
+    pub log_format: LogFormat,
+    pub rust_log: String,
+    /// Extra: `BODY_LIMIT_BYTES`, default 1 MiB.
+    pub body_limit: usize,
+    /// Extra: `DB_MAX_CONNECTIONS`, default 10 (SQLite: 5).
+    pub db_max_connections: u32,
+    /// Extra: `SOCKET_PING_INTERVAL_SECS` (25) / `SOCKET_PING_TIMEOUT_SECS` (20).
+    pub socket_ping_interval: Duration,
+    pub socket_ping_timeout: Duration,
+    /// Extra: `SOCKET_MAX_PAYLOAD_BYTES`, default 1,000,000 (the JS server's).
+    pub socket_max_payload: u64,
+    /// Extra: `EVENT_POLL_MS`, how often subscribers look at the log without a wake-up (1000).
+    pub event_poll: Duration,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let app_env = match get("APP_ENV").as_deref() {
+            None | Some("development") | Some("dev") | Some("test") => AppEnv::Development,
+            Some("production") | Some("prod") => AppEnv::Production,
+            Some(other) => return Err(err("APP_ENV", format!("expected development or production, got {other:?}"))),
+        };
+        let host: IpAddr = parse(&get, "HOST", "127.0.0.1")?;
+        let port: u16 = parse(&get, "PORT", "3000")?;
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| "sqlite://marketplace.db?mode=rwc".to_owned());
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(err("DATABASE_URL", "must start with sqlite: or postgres://"));
+        }
+        let (jwt_secret, jwt_secret_is_dev) = match get("JWT_SECRET") {
+            Some(s) if s.len() < 32 && app_env == AppEnv::Production => {
+                return Err(err("JWT_SECRET", "must be at least 32 bytes in production"));
+            }
+            Some(s) => (s, false),
+            None if app_env == AppEnv::Production => return Err(err("JWT_SECRET", "is required when APP_ENV=production")),
+            None => (DEV_JWT_SECRET.to_owned(), true),
+        };
+        let jwt_ttl_secs: i64 = parse(&get, "JWT_TTL_SECS", "86400")?;
+        if !(60..=31_536_000).contains(&jwt_ttl_secs) {
+            return Err(err("JWT_TTL_SECS", "must be between 60 and 31536000"));
+        }
+        let admin_email = get("ADMIN_EMAIL");
+        let admin_password = get("ADMIN_PASSWORD");
+        let public_url = get("PUBLIC_URL").unwrap_or_else(|| match host {
+            IpAddr::V6(h) => format!("http://[{h}]:{port}"),
+            IpAddr::V4(h) => format!("http://{h}:{port}"),
+        });
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(err("PUBLIC_URL", "must be an http(s) URL"));
+        }
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        let payment_provider = match get("PAYMENT_PROVIDER").as_deref() {
+            None | Some("sandbox") => ProviderKind::Sandbox,
+            Some("shkeeper") => ProviderKind::Shkeeper,
+            Some(other) => return Err(err("PAYMENT_PROVIDER", format!("expected sandbox or shkeeper, got {other:?}"))),
+        };
+        let shkeeper_url = get("SHKEEPER_URL").map(|u| u.trim_end_matches('/').to_owned());
+        let shkeeper_api_key = get("SHKEEPER_API_KEY");
+        if payment_provider == ProviderKind::Shkeeper {
+            match &shkeeper_url {
+                None => return Err(err("SHKEEPER_URL", "is required when PAYMENT_PROVIDER=shkeeper")),
+                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                    return Err(err("SHKEEPER_URL", "must be an http(s) URL"));
+                }
+                _ => {}
+            }
+            if shkeeper_api_key.is_none() {
+                return Err(err("SHKEEPER_API_KEY", "is required when PAYMENT_PROVIDER=shkeeper"));
+            }
+        }
+        let shkeeper_payout_fee: Decimal = parse(&get, "SHKEEPER_PAYOUT_FEE", "10")?;
+        if shkeeper_payout_fee < Decimal::ZERO {
+            return Err(err("SHKEEPER_PAYOUT_FEE", "must not be negative"));
+        }
+        let platform_fee_percent: Decimal = parse(&get, "PLATFORM_FEE_PERCENT", "0")?;
+        if platform_fee_percent < Decimal::ZERO || platform_fee_percent >= Decimal::from(100) {
+            return Err(err("PLATFORM_FEE_PERCENT", "must be at least 0 and below 100"));
+        }
+        let payout_poll_secs: u64 = parse(&get, "PAYOUT_POLL_SECS", "30")?;
+        if payout_poll_secs == 0 {
+            return Err(err("PAYOUT_POLL_SECS", "must be at least 1"));
+        }
+        let cors_origins = match get("CORS_ORIGINS") {
+            None => Vec::new(),
+            Some(list) => {
+                let origins: Vec<String> =
+                    list.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect();
+                for o in &origins {
+                    let ok = o == "*" || ((o.starts_with("http://") || o.starts_with("https://")) && o.parse::<http::HeaderValue>().is_ok());
+                    if !ok {
+                        return Err(err("CORS_ORIGINS", format!("{o:?} is not an http(s) origin")));
+                    }
+                }
+                origins
+            }
+        };
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(err("LOG_FORMAT", format!("expected pretty or json, got {other:?}"))),
+        };
+        let rust_log = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
+        let body_limit: usize = parse(&get, "BODY_LIMIT_BYTES", "1048576")?;
+        let is_sqlite = database_url.starts_with("sqlite:");
+        let db_max_connections: u32 = parse(&get, "DB_MAX_CONNECTIONS", if is_sqlite { "5" } else { "10" })?;
+        if db_max_connections == 0 {
+            return Err(err("DB_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        let ping_interval: u64 = parse(&get, "SOCKET_PING_INTERVAL_SECS", "25")?;
+        let ping_timeout: u64 = parse(&get, "SOCKET_PING_TIMEOUT_SECS", "20")?;
+        if ping_interval == 0 || ping_timeout == 0 {
+            return Err(err("SOCKET_PING_INTERVAL_SECS", "ping interval and timeout must be at least 1"));
+        }
+        let socket_max_payload: u64 = parse(&get, "SOCKET_MAX_PAYLOAD_BYTES", "1000000")?;
+        let event_poll_ms: u64 = parse(&get, "EVENT_POLL_MS", "1000")?;
+        Ok(Config {
+            host,
+            port,
+            database_url,
+            jwt_secret,
+            jwt_secret_is_dev,
+            jwt_ttl_secs,
+            admin_email,
+            admin_password,
+            public_url,
+            payment_provider,
+            shkeeper_url,
+            shkeeper_api_key,
+            shkeeper_payout_user: get("SHKEEPER_PAYOUT_USER"),
+            shkeeper_payout_password: get("SHKEEPER_PAYOUT_PASSWORD"),
+            shkeeper_payout_fee,
+            shkeeper_allow_legacy_api_key: parse_bool(&get, "SHKEEPER_ALLOW_LEGACY_API_KEY")?,
+            payout_poll: Duration::from_secs(payout_poll_secs),
+            platform_fee_percent,
+            cors_origins,
+            app_env,
+            log_format,
+            rust_log,
+            body_limit,
+            db_max_connections,
+            socket_ping_interval: Duration::from_secs(ping_interval),
+            socket_ping_timeout: Duration::from_secs(ping_timeout),
+            socket_max_payload,
+            event_poll: Duration::from_millis(event_poll_ms.max(10)),
+        })
+    }
+}
+
+fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError { var, message: message.into() }
+}
+
+fn parse<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: &str,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    let raw = get(var).unwrap_or_else(|| default.to_owned());
+    raw.parse::<T>().map_err(|e| err(var, format!("{raw:?}: {e}")))
+}
+
+fn parse_bool(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<bool, ConfigError> {
+    match get(var).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false") | Some("0") | Some("no") => Ok(false),
+        Some("true") | Some("1") | Some("yes") => Ok(true),
+        Some(other) => Err(err(var, format!("expected true or false, got {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.database_url, "sqlite://marketplace.db?mode=rwc");
+        assert_eq!(c.public_url, "http://127.0.0.1:3000");
+        assert!(c.jwt_secret_is_dev);
+        assert_eq!(c.payment_provider, ProviderKind::Sandbox);
+        assert_eq!(c.payout_poll, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn an_invalid_value_names_its_variable() {
+        assert_eq!(cfg(&[("PORT", "http")]).unwrap_err().var, "PORT");
+        assert_eq!(cfg(&[("LOG_FORMAT", "xml")]).unwrap_err().var, "LOG_FORMAT");
+        assert_eq!(cfg(&[("PAYMENT_PROVIDER", "shkeeper")]).unwrap_err().var, "SHKEEPER_URL");
+        assert_eq!(cfg(&[("CORS_ORIGINS", "ftp://x")]).unwrap_err().var, "CORS_ORIGINS");
+    }
+
+    #[test]
+    fn production_requires_a_jwt_secret() {
+        assert_eq!(cfg(&[("APP_ENV", "production")]).unwrap_err().var, "JWT_SECRET");
+        let c = cfg(&[("APP_ENV", "production"), ("JWT_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap();
+        assert!(!c.jwt_secret_is_dev);
+    }
+}

@@ -1,0 +1,171 @@
+//! The marketplace server, assembled from its modules. `apps/api` is thin: it reads
+//! configuration, connects and migrates the database, registers the modules (see
+//! [`modules`]), starts the bus and serves REST and Socket.IO on one port.
+
+pub mod config;
+mod ops;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use kernel::bus::DispatchOptions;
+use kernel::{AppState, Authenticator, EventBus, JwtKeys, Module, Runtime};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm_migration::MigratorTrait;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use config::Config;
+
+/// Every module of the server. Adding a module is one line here.
+pub fn modules(_config: &Config, _state: &AppState) -> Vec<Box<dyn Module>> {
+    vec![
+        Box::new(auth::AuthModule),
+        // modules: add new ones above this line
+    ]
+}
+
+/// Opens the database: SQLite in WAL mode with a busy timeout, or PostgreSQL.
+pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let mut opts = ConnectOptions::new(config.database_url.clone());
+    opts.sqlx_logging(false)
+        .max_connections(config.db_max_connections)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    Database::connect(opts).await.with_context(|| format!("cannot open the database at {}", redact(&config.database_url)))
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    migrations::Migrator::up(db, None).await.context("migrations failed")
+}
+
+/// Hides a password in a database URL before it is logged.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// The shared state of every router.
+pub fn state(config: &Config, db: DatabaseConnection) -> AppState {
+    let keys = Arc::new(JwtKeys::new(config.jwt_secret.as_bytes(), config.jwt_ttl_secs));
+    let auth = Authenticator { keys, users: Arc::new(auth::Directory { db: db.clone() }) };
+    AppState { bus: EventBus::new(db.clone()), db, auth }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Marketplace API", description = "Purchase requests, offers, chat, payments, disputes. Live events over Socket.IO: see /api/asyncapi.json."),
+    modifiers(&BearerAuth),
+    components(schemas(kernel::error::Problem, kernel::error::FieldError))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// The full router and its OpenAPI document, built from the modules' routers.
+pub fn assemble(config: &Config, state: &AppState, modules: &[Box<dyn Module>]) -> (Router, utoipa::openapi::OpenApi) {
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(ops::router());
+    for m in modules {
+        api = api.merge(m.router());
+    }
+    let (router, openapi) = api.split_for_parts();
+    let mut router = router
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api/openapi.json", openapi.clone()))
+        .fallback(kernel::error::not_found_fallback)
+        .with_state(state.clone());
+    for m in modules {
+        router = m.wrap(router);
+    }
+    (ops::layers(router, config), openapi)
+}
+
+/// The OpenAPI document, without touching a database (for `marketplace openapi`).
+pub fn openapi_document(config: &Config) -> anyhow::Result<utoipa::openapi::OpenApi> {
+    let mut opts = ConnectOptions::new("sqlite::memory:");
+    opts.connect_lazy(true);
+    let db = futures_lite_block_on(Database::connect(opts))?;
+    let state = state(config, db);
+    let modules = modules(config, &state);
+    Ok(assemble(config, &state, &modules).1)
+}
+
+fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Handle::try_current()
+        .map(|h| tokio::task::block_in_place(|| h.block_on(f)))
+        .unwrap_or_else(|_| panic!("openapi_document must run inside a tokio runtime"))
+}
+
+/// Runs the server on `listener` until `cancel` fires: migrate, bootstrap the admin, start
+/// the bus and background tasks, serve; then stop accepting, finish in-flight requests,
+/// let subscribers drain what is in the log, and close the database.
+pub async fn run(config: Config, listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let db = connect(&config).await?;
+    migrate(&db).await?;
+    if let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) {
+        auth::service::ensure_admin(&db, email, password)
+            .await
+            .map_err(|e| anyhow::anyhow!("ADMIN_EMAIL/ADMIN_PASSWORD: {e}"))?;
+        tracing::info!(email = %email, "admin account ensured");
+    }
+    let state = state(&config, db.clone());
+    let modules = modules(&config, &state);
+    let (router, _) = assemble(&config, &state, &modules);
+
+    let tracker = TaskTracker::new();
+    let subscribers = modules.iter().flat_map(|m| m.subscribers(&state)).collect();
+    let options = DispatchOptions { poll_interval: config.event_poll, ..Default::default() };
+    state.bus.start(subscribers, options, cancel.clone(), &tracker);
+    let rt = Runtime { cancel: cancel.clone(), tracker: tracker.clone(), state: state.clone() };
+    for m in &modules {
+        m.start(&rt);
+    }
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening (REST and Socket.IO)");
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(cancel.clone().cancelled_owned())
+        .await
+        .context("server failed")?;
+    tracing::info!("stopped accepting; waiting for background tasks");
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(15), tracker.wait()).await.is_err() {
+        tracing::warn!("background tasks did not stop within 15 s");
+    }
+    let _ = db.close().await;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// The AsyncAPI document of the socket events.
+pub fn asyncapi_document() -> serde_json::Value {
+    // Generated by `connections` from its catalog table once that module is registered.
+    serde_json::json!({})
+}

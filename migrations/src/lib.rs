@@ -1,0 +1,19 @@
+//! Every schema change, one file each, named `mYYYYMMDD_HHMMSS_<module>_<change>.rs` and
+//! listed here in order. An applied migration is never edited: write a new one.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_kernel_event_log;
+mod m20261122_000002_auth_users;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_kernel_event_log::Migration),
+            Box::new(m20261122_000002_auth_users::Migration),
+        ]
+    }
+}

@@ -1,0 +1,64 @@
+//! `/api/auth/*` and `/api/users/me`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use kernel::contract::User;
+use kernel::error::Problem;
+use kernel::extract::Json;
+use kernel::{AppState, Authenticator, AuthUser, Result};
+use sea_orm::DatabaseConnection;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::dto::{AuthResponse, LoginBody, RegisterBody, UpdateMeBody};
+use crate::service;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(register)).routes(routes!(login)).routes(routes!(me, update_me))
+}
+
+/// Create a buyer or seller account.
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterBody,
+    responses(
+        (status = 201, body = AuthResponse),
+        (status = 400, body = Problem, description = "malformed JSON"),
+        (status = 409, body = Problem, description = "`email_taken`"),
+        (status = 422, body = Problem, description = "bad email, short password, unknown role"),
+    ))]
+async fn register(
+    State(db): State<DatabaseConnection>,
+    State(auth): State<Authenticator>,
+    Json(body): Json<RegisterBody>,
+) -> Result<(StatusCode, axum::Json<AuthResponse>)> {
+    let (token, user) = service::register(&db, &auth.keys, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(AuthResponse { token, user })))
+}
+
+/// Exchange email and password for a token. Unknown email and wrong password answer alike.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody,
+    responses((status = 200, body = AuthResponse), (status = 401, body = Problem)))]
+async fn login(
+    State(db): State<DatabaseConnection>,
+    State(auth): State<Authenticator>,
+    Json(body): Json<LoginBody>,
+) -> Result<axum::Json<AuthResponse>> {
+    let (token, user) = service::login(&db, &auth.keys, &body.email, body.password).await?;
+    Ok(axum::Json(AuthResponse { token, user }))
+}
+
+/// The caller's profile.
+#[utoipa::path(get, path = "/api/users/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401, body = Problem)))]
+async fn me(State(db): State<DatabaseConnection>, caller: AuthUser) -> Result<axum::Json<User>> {
+    Ok(axum::Json(service::me(&db, caller).await?))
+}
+
+/// Change the caller's name or payout address (`null` clears it).
+#[utoipa::path(patch, path = "/api/users/me", tag = "auth", security(("bearer" = [])), request_body = UpdateMeBody,
+    responses((status = 200, body = User), (status = 401, body = Problem), (status = 422, body = Problem)))]
+async fn update_me(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+    Json(body): Json<UpdateMeBody>,
+) -> Result<axum::Json<User>> {
+    Ok(axum::Json(service::update_me(&db, caller, body).await?))
+}

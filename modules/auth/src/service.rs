@@ -1,0 +1,222 @@
+//! The rules of accounts: who may register, how passwords are kept, what a profile may hold.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use argon2::Argon2;
+use kernel::contract::{User, new_id, now};
+use kernel::validate::Fields;
+use kernel::{ApiError, AuthUser, JwtKeys, Result, Role};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::dto::{RegisterBody, UpdateMeBody};
+use crate::entity::user;
+
+/// An email address as we keep it: trimmed, lower-cased, plausibly deliverable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Option<Email> {
+        let e = raw.trim().to_lowercase();
+        let (local, domain) = e.split_once('@')?;
+        let ok = !local.is_empty()
+            && local.len() <= 64
+            && e.len() <= 320
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains('@')
+            && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+        ok.then_some(Email(e))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+pub const MIN_PASSWORD: usize = 8;
+/// Argon2 work grows with input; a cap keeps a huge password from becoming a CPU attack.
+pub const MAX_PASSWORD: usize = 256;
+
+/// Hashes off the async runtime: argon2 is deliberately slow.
+pub async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(ApiError::internal)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+async fn verify_password(password: String, hash: String) -> Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&hash).map_err(ApiError::internal)?;
+        Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// A hash to verify against when the email is unknown, so both failures take as long.
+async fn dummy_hash() -> Result<String> {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    if let Some(h) = DUMMY.get() {
+        return Ok(h.clone());
+    }
+    let h = hash_password(Uuid::now_v7().to_string()).await?;
+    Ok(DUMMY.get_or_init(|| h).clone())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn register(db: &DatabaseConnection, keys: &JwtKeys, body: RegisterBody) -> Result<(String, User)> {
+    let mut f = Fields::new();
+    let email = Email::parse(&body.email);
+    if email.is_none() {
+        f.push("email", "must be a valid email address");
+    }
+    let pw_len = body.password.chars().count();
+    if pw_len < MIN_PASSWORD {
+        f.push("password", format!("must be at least {MIN_PASSWORD} characters"));
+    } else if pw_len > MAX_PASSWORD {
+        f.push("password", format!("must be at most {MAX_PASSWORD} characters"));
+    }
+    let name = f.text("name", &body.name, 1, 200);
+    let role = match Role::parse(&body.role) {
+        Some(r @ (Role::Buyer | Role::Seller)) => Some(r),
+        _ => {
+            f.push("role", "must be \"buyer\" or \"seller\"");
+            None
+        }
+    };
+    f.finish()?;
+    let (Some(email), Some(role)) = (email, role) else { return Err(ApiError::internal("validated fields missing")) };
+
+    let hash = hash_password(body.password).await?;
+    let at = now();
+    let row = user::ActiveModel {
+        id: Set(new_id()),
+        email: Set(email.as_str().to_owned()),
+        name: Set(name),
+        role: Set(role.as_str().to_owned()),
+        password_hash: Set(hash),
+        payout_address: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+    };
+    let model = match row.insert(db).await {
+        Ok(m) => m,
+        Err(e) if kernel::error::is_unique_violation(&e) => {
+            return Err(ApiError::conflict("email_taken", "an account with this email already exists"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let token = keys.issue(model.id, role)?;
+    Ok((token, model.to_api()))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn login(db: &DatabaseConnection, keys: &JwtKeys, email: &str, password: String) -> Result<(String, User)> {
+    let found = match Email::parse(email) {
+        Some(e) => user::Entity::find().filter(user::Column::Email.eq(e.as_str())).one(db).await?,
+        None => None,
+    };
+    let password = if password.chars().count() > MAX_PASSWORD { String::new() } else { password };
+    match found {
+        Some(u) => {
+            if verify_password(password, u.password_hash.clone()).await? {
+                let token = keys.issue(u.id, u.role())?;
+                Ok((token, u.to_api()))
+            } else {
+                Err(ApiError::Unauthorized)
+            }
+        }
+        None => {
+            let _ = verify_password(password, dummy_hash().await?).await;
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+pub async fn find<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<user::Model>> {
+    Ok(user::Entity::find_by_id(id).one(db).await?)
+}
+
+pub async fn me(db: &DatabaseConnection, caller: AuthUser) -> Result<User> {
+    find(db, caller.id).await?.map(|u| u.to_api()).ok_or(ApiError::Unauthorized)
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %caller.id))]
+pub async fn update_me(db: &DatabaseConnection, caller: AuthUser, body: UpdateMeBody) -> Result<User> {
+    let mut f = Fields::new();
+    let name = body.name.as_deref().map(|n| f.text("name", n, 1, 200));
+    let payout = match body.payout_address {
+        Some(Some(addr)) => {
+            let a = f.text("payoutAddress", &addr, 1, 255);
+            if a.chars().any(char::is_whitespace) {
+                f.push("payoutAddress", "must not contain spaces");
+            }
+            Some(Some(a))
+        }
+        other => other,
+    };
+    f.finish()?;
+    let current = find(db, caller.id).await?.ok_or(ApiError::Unauthorized)?;
+    let mut row: user::ActiveModel = current.into();
+    if let Some(n) = name {
+        row.name = Set(n);
+    }
+    if let Some(p) = payout {
+        row.payout_address = Set(p);
+    }
+    row.updated_at = Set(now());
+    Ok(row.update(db).await?.to_api())
+}
+
+/// Creates this admin, or makes the existing account an admin with this password.
+pub async fn ensure_admin(db: &DatabaseConnection, email: &str, password: &str) -> Result<User> {
+    let email = Email::parse(email).ok_or_else(|| ApiError::invalid("email", "must be a valid email address"))?;
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(ApiError::invalid("password", format!("must be at least {MIN_PASSWORD} characters")));
+    }
+    let hash = hash_password(password.to_owned()).await?;
+    let at = now();
+    let existing = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(db).await?;
+    let model = match existing {
+        Some(u) => {
+            let mut row: user::ActiveModel = u.into();
+            row.role = Set(Role::Admin.as_str().to_owned());
+            row.password_hash = Set(hash);
+            row.updated_at = Set(at);
+            row.update(db).await?
+        }
+        None => {
+            user::ActiveModel {
+                id: Set(new_id()),
+                email: Set(email.as_str().to_owned()),
+                name: Set("Administrator".to_owned()),
+                role: Set(Role::Admin.as_str().to_owned()),
+                password_hash: Set(hash),
+                payout_address: Set(None),
+                created_at: Set(at),
+                updated_at: Set(at),
+            }
+            .insert(db)
+            .await?
+        }
+    };
+    Ok(model.to_api())
+}
+
+/// The kernel's view of users: does this id exist, with which role.
+pub struct Directory {
+    pub db: DatabaseConnection,
+}
+
+#[async_trait::async_trait]
+impl kernel::UserDirectory for Directory {
+    async fn current_role(&self, user_id: Uuid) -> Result<Option<Role>> {
+        Ok(find(&self.db, user_id).await?.map(|u| u.role()))
+    }
+}

@@ -1,0 +1,153 @@
+//! Tokens and the authenticated caller. Tokens are HS256 JWTs with `sub`, `role`, `iat`,
+//! `exp`; every request re-reads the user so a deleted user's token stops working and a
+//! role change takes effect at once.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// What a user is allowed to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Buyer,
+    Seller,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Buyer => "buyer",
+            Role::Seller => "seller",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "buyer" => Some(Role::Buyer),
+            "seller" => Some(Role::Seller),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// The claims of our tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// Signs and verifies tokens with one HS256 secret.
+#[derive(Clone)]
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl_secs: i64,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &[u8], ttl_secs: i64) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // The default 60 s leeway would keep expired tokens alive; none here.
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub", "iat"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl_secs,
+        }
+    }
+
+    /// Mints a token for this user, valid for the configured lifetime.
+    pub fn issue(&self, user_id: Uuid, role: Role) -> Result<String, ApiError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims { sub: user_id, role, iat: now, exp: now + self.ttl_secs };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(ApiError::internal)
+    }
+
+    /// Verifies signature, algorithm and expiry. Any failure is `None`.
+    pub fn verify(&self, token: &str) -> Option<Claims> {
+        let token = token.trim();
+        let token = token.strip_prefix("Bearer ").unwrap_or(token).trim();
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok().map(|d| d.claims)
+    }
+}
+
+/// Answers "who is this user now?" for token holders. Implemented by the auth module, so
+/// the kernel never reads the users table.
+#[async_trait::async_trait]
+pub trait UserDirectory: Send + Sync + 'static {
+    /// The user's current role, or `None` when no such user exists.
+    async fn current_role(&self, user_id: Uuid) -> Result<Option<Role>, ApiError>;
+}
+
+/// Everything needed to authenticate a caller.
+#[derive(Clone)]
+pub struct Authenticator {
+    pub keys: Arc<JwtKeys>,
+    pub users: Arc<dyn UserDirectory>,
+}
+
+impl Authenticator {
+    /// Verifies a raw token (with or without `Bearer `) and confirms the user still exists.
+    pub async fn authenticate(&self, token: &str) -> Result<AuthUser, ApiError> {
+        let claims = self.keys.verify(token).ok_or(ApiError::Unauthorized)?;
+        let role = self.users.current_role(claims.sub).await?.ok_or(ApiError::Unauthorized)?;
+        Ok(AuthUser { id: claims.sub, role })
+    }
+}
+
+/// The authenticated caller. As an extractor: reads `Authorization: Bearer <jwt>`; 401 when
+/// it is missing, forged, expired or names an unknown user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthUser {
+    pub id: Uuid,
+    pub role: Role,
+}
+
+impl AuthUser {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+    /// 403 unless the caller has one of these roles.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            Err(ApiError::forbidden(format!("this action is for: {}", names.join(", "))))
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    Authenticator: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(ApiError::Unauthorized)?;
+        let token = header.strip_prefix("Bearer ").ok_or(ApiError::Unauthorized)?;
+        Authenticator::from_ref(state).authenticate(token).await
+    }
+}

@@ -1,0 +1,410 @@
+//! The public shapes of the contract (`CONTRACT.md`): what REST answers and what socket
+//! events carry. They live in the kernel because events of one module carry another's shapes
+//! (a notification for an offer, a payment for a request) and the catalog must name them all.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Role;
+use crate::error::ApiError;
+
+/// RFC 3339 in UTC with millisecond precision, as every timestamp of this API is written.
+pub type Timestamp = DateTime<Utc>;
+
+/// The time now, cut to what every engine stores (microseconds), so a value written and read
+/// back compares equal.
+pub fn now() -> Timestamp {
+    let t = Utc::now();
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+/// A new time-ordered id (UUID v7): ids sort like their creation time, which cursors rely on.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub payout_address: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A decimal amount with its currency: `{ "amount": "125.50", "currency": "USD" }`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Money {
+    /// A decimal string, never a float.
+    #[schema(value_type = String, example = "125.50")]
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    /// ISO 4217 code, upper case.
+    #[schema(example = "USD")]
+    pub currency: String,
+}
+
+/// ISO 4217 codes accepted for prices and budgets.
+pub const CURRENCIES: &[&str] = &[
+    "USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF", "RON",
+    "BGN", "TRY", "ILS", "AED", "SAR", "INR", "CNY", "HKD", "SGD", "KRW", "THB", "MYR", "IDR", "PHP", "BRL",
+    "MXN", "ARS", "CLP", "COP", "PEN", "ZAR", "NGN", "KES", "EGP", "UAH",
+];
+
+/// Currencies without minor units.
+const ZERO_DECIMAL: &[&str] = &["JPY", "KRW", "CLP", "HUF"];
+
+/// A money value as the client sends it, before it is known to be valid.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct MoneyInput {
+    #[schema(value_type = String, example = "125.50")]
+    pub amount: serde_json::Value,
+    #[schema(example = "USD")]
+    pub currency: serde_json::Value,
+}
+
+impl Money {
+    /// Parses a money value from the client: a positive decimal string with at most two
+    /// decimals (none for zero-decimal currencies) and a known ISO currency. `field` names the
+    /// field in the 422 answer.
+    pub fn parse(field: &str, input: &MoneyInput) -> Result<Money, ApiError> {
+        let amount_text = input
+            .amount
+            .as_str()
+            .ok_or_else(|| ApiError::invalid(format!("{field}.amount"), "must be a decimal string such as \"12.50\""))?;
+        let currency = input
+            .currency
+            .as_str()
+            .ok_or_else(|| ApiError::invalid(format!("{field}.currency"), "must be an ISO 4217 code such as \"USD\""))?;
+        if !CURRENCIES.contains(&currency) {
+            return Err(ApiError::invalid(format!("{field}.currency"), "unknown ISO 4217 currency code"));
+        }
+        let well_formed = !amount_text.is_empty()
+            && amount_text.len() <= 24
+            && amount_text.chars().all(|c| c.is_ascii_digit() || c == '.')
+            && amount_text.matches('.').count() <= 1
+            && !amount_text.starts_with('.')
+            && !amount_text.ends_with('.');
+        let amount: Decimal = if well_formed { amount_text.parse().ok() } else { None }
+            .ok_or_else(|| ApiError::invalid(format!("{field}.amount"), "must be a decimal string such as \"12.50\""))?;
+        if amount <= Decimal::ZERO {
+            return Err(ApiError::invalid(format!("{field}.amount"), "must be positive"));
+        }
+        let max_scale = if ZERO_DECIMAL.contains(&currency) { 0 } else { 2 };
+        if amount.normalize().scale() > max_scale {
+            return Err(ApiError::invalid(format!("{field}.amount"), format!("at most {max_scale} decimals")));
+        }
+        if amount > Decimal::from(1_000_000_000_000i64) {
+            return Err(ApiError::invalid(format!("{field}.amount"), "too large"));
+        }
+        Ok(Money { amount: amount.round_dp(max_scale), currency: currency.to_owned() })
+    }
+}
+
+/// Status of a purchase request. Transitions are enforced by the requests module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    Open,
+    Accepted,
+    Paid,
+    Completed,
+    Cancelled,
+    Disputed,
+    Refunded,
+}
+
+impl RequestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Accepted => "accepted",
+            Self::Paid => "paid",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+            Self::Disputed => "disputed",
+            Self::Refunded => "refunded",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "open" => Self::Open,
+            "accepted" => Self::Accepted,
+            "paid" => Self::Paid,
+            "completed" => Self::Completed,
+            "cancelled" => Self::Cancelled,
+            "disputed" => Self::Disputed,
+            "refunded" => Self::Refunded,
+            _ => return None,
+        })
+    }
+    /// The contract's state machine: `open → accepted → paid → completed`,
+    /// `open|accepted → cancelled`, `paid → disputed → completed | refunded`.
+    pub fn can_become(self, next: RequestStatus) -> bool {
+        use RequestStatus::*;
+        matches!(
+            (self, next),
+            (Open, Accepted)
+                | (Accepted, Paid)
+                | (Paid, Completed)
+                | (Open | Accepted, Cancelled)
+                | (Paid, Disputed)
+                | (Disputed, Completed | Refunded)
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PurchaseRequest {
+    pub id: Uuid,
+    pub buyer_id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub category: String,
+    pub budget: Option<Money>,
+    pub status: RequestStatus,
+    pub accepted_offer_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OfferStatus {
+    Pending,
+    Accepted,
+    Rejected,
+    Withdrawn,
+}
+
+impl OfferStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+            Self::Withdrawn => "withdrawn",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "accepted" => Self::Accepted,
+            "rejected" => Self::Rejected,
+            "withdrawn" => Self::Withdrawn,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SellerOffer {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    pub seller_id: Uuid,
+    pub price: Money,
+    pub message: String,
+    pub status: OfferStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferMessage {
+    pub id: Uuid,
+    pub offer_id: Uuid,
+    pub author_id: Uuid,
+    pub message: String,
+    pub price: Option<Money>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Chat {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    pub buyer_id: Uuid,
+    pub seller_id: Uuid,
+    pub last_message_at: Option<DateTime<Utc>>,
+    pub unread_count: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: Uuid,
+    pub chat_id: Uuid,
+    pub sender_id: Uuid,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    Pending,
+    PartiallyPaid,
+    Completed,
+    Refunded,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::PartiallyPaid => "partially_paid",
+            Self::Completed => "completed",
+            Self::Refunded => "refunded",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "partially_paid" => Self::PartiallyPaid,
+            "completed" => Self::Completed,
+            "refunded" => Self::Refunded,
+            _ => return None,
+        })
+    }
+    /// Order used to refuse backward moves.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Pending => 0,
+            Self::PartiallyPaid => 1,
+            Self::Completed => 2,
+            Self::Refunded => 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Payment {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    pub offer_id: Uuid,
+    pub buyer_id: Uuid,
+    pub seller_id: Uuid,
+    pub amount: Money,
+    pub crypto: String,
+    /// Decimal string.
+    pub crypto_amount: String,
+    pub pay_address: String,
+    /// Decimal string.
+    pub exchange_rate: String,
+    pub paid_amount: Money,
+    pub status: PaymentStatus,
+    pub provider_payment_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PayoutKind {
+    Release,
+    Refund,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PayoutStatus {
+    Pending,
+    Processing,
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Payout {
+    pub id: Uuid,
+    pub payment_id: Uuid,
+    pub request_id: Uuid,
+    pub recipient_id: Uuid,
+    pub kind: PayoutKind,
+    /// Decimal string, in `crypto`.
+    pub amount: String,
+    pub crypto: String,
+    pub destination: String,
+    pub status: PayoutStatus,
+    pub provider_task_id: Option<String>,
+    pub tx_hash: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DisputeStatus {
+    Open,
+    Resolved,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    ReleaseToSeller,
+    RefundBuyer,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Dispute {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    pub opened_by: Uuid,
+    pub reason: String,
+    pub status: DisputeStatus,
+    pub resolution: Option<Resolution>,
+    pub note: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    pub id: Uuid,
+    pub dispute_id: Uuid,
+    pub author_id: Uuid,
+    pub description: String,
+    pub attachment_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    pub id: Uuid,
+    pub recipient_id: Uuid,
+    /// The name of the event that caused it, e.g. `offer:accepted`.
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    /// The ids a UI links to (`requestId`, `offerId`, `chatId`, ...).
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub read_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of a list: `{ items, nextCursor }`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Opaque; pass it back as `?cursor=` for the next page. `null` on the last page.
+    pub next_cursor: Option<String>,
+}

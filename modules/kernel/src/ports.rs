@@ -1,0 +1,29 @@
+//! Questions one part of the system asks another without reading its tables. `connections`
+//! asks these when a socket joins a room or replays events; the owning modules answer.
+
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::contract::Message;
+use crate::error::ApiError;
+
+/// Answered by the offers module (it knows requests and who has an offer on them).
+#[async_trait::async_trait]
+pub trait RequestAccess: Send + Sync + 'static {
+    /// May `user` be in `request-{request_id}`: its buyer, a seller with an offer on it, an
+    /// admin. `false` (never an error) for an unknown request.
+    async fn can_follow_request(&self, user: AuthUser, request_id: Uuid) -> Result<bool, ApiError>;
+}
+
+/// Answered by the chat module.
+#[async_trait::async_trait]
+pub trait ChatPort: Send + Sync + 'static {
+    /// May `user` be in `chat-{chat_id}`: its two participants and admins.
+    async fn can_follow_chat(&self, user: AuthUser, chat_id: Uuid) -> Result<bool, ApiError>;
+    /// The chats `user_id` takes part in (for presence).
+    async fn chats_of(&self, user_id: Uuid) -> Result<Vec<Uuid>, ApiError>;
+    /// Same rules and effects as `POST /api/chats/{id}/messages`.
+    async fn send(&self, user: AuthUser, chat_id: Uuid, content: String) -> Result<Message, ApiError>;
+    /// Same rules and effects as `POST /api/chats/{id}/read`.
+    async fn mark_read(&self, user: AuthUser, chat_id: Uuid, message_id: Uuid) -> Result<(), ApiError>;
+}

@@ -1,0 +1,279 @@
+//! The test harness: [`TestApp::spawn`] starts the real server on a random loopback port
+//! with a fresh database (SQLite always; PostgreSQL when `TEST_DATABASE_URL` is set), and
+//! gives typed helpers for HTTP calls.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use marketplace_api::Config;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const ADMIN_EMAIL: &str = "admin@test.local";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+pub const JWT_SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
+
+/// Which engine this run tests: `sqlite`, or `postgres` when `TEST_DATABASE_URL` is set.
+pub fn engine() -> &'static str {
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()) { "postgres" } else { "sqlite" }
+}
+
+/// A database made for one test and the URL the app should use.
+pub async fn fresh_database() -> String {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    match std::env::var("TEST_DATABASE_URL").ok().filter(|v| !v.is_empty()) {
+        Some(admin_url) => {
+            use sea_orm::{ConnectionTrait, Database};
+            let name = format!("mk_test_{id}");
+            let db = Database::connect(&admin_url).await.expect("TEST_DATABASE_URL must be reachable");
+            db.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+            let _ = db.close().await;
+            let (base, _) = admin_url.rsplit_once('/').expect("TEST_DATABASE_URL must name a database");
+            format!("{base}/{name}")
+        }
+        None => {
+            let dir = std::env::temp_dir().join("marketplace-tests");
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            format!("sqlite://{}?mode=rwc", dir.join(format!("{id}.db")).display())
+        }
+    }
+}
+
+/// An HTTP answer: status and JSON body (`Value::Null` when the body is empty or not JSON).
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub content_type: String,
+}
+
+impl Resp {
+    /// Panics with the body when the status is not `expected`.
+    #[track_caller]
+    pub fn expect(self, expected: u16) -> Value {
+        assert_eq!(self.status, expected, "unexpected status; body: {}", self.body);
+        self.body
+    }
+    /// The problem document's `code`.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+/// A registered user of a test.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub token: String,
+    pub email: String,
+    pub password: String,
+    pub role: String,
+}
+
+/// A running server for one test.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub http: reqwest::Client,
+    pub database_url: String,
+    pub env: HashMap<String, String>,
+    cancel: CancellationToken,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// The app with the test defaults on a fresh database.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// The app with environment overrides (`env.insert("PLATFORM_FEE_PERCENT".into(), ...)`).
+    pub async fn spawn_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+        let database_url = fresh_database().await;
+        let mut env: HashMap<String, String> = [
+            ("DATABASE_URL", database_url.as_str()),
+            ("JWT_SECRET", JWT_SECRET),
+            ("ADMIN_EMAIL", ADMIN_EMAIL),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("EVENT_POLL_MS", "200"),
+            ("PAYOUT_POLL_SECS", "1"),
+            ("RUST_LOG", "warn"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        adjust(&mut env);
+        Self::start(env).await
+    }
+
+    /// Starts a server with exactly this environment (the database must exist).
+    pub async fn start(mut env: HashMap<String, String>) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        env.insert("PORT".into(), addr.port().to_string());
+        let lookup = env.clone();
+        let config = Config::from_lookup(|k| lookup.get(k).cloned()).expect("test config");
+        let cancel = CancellationToken::new();
+        let handle = tokio::spawn(marketplace_api::run(config, listener, cancel.clone()));
+        let app = TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+            database_url: env.get("DATABASE_URL").cloned().unwrap_or_default(),
+            env,
+            cancel,
+            handle: Some(handle),
+        };
+        app.wait_ready().await;
+        app
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = self.http.get(self.url("/readyz")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the app did not become ready");
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(&mut self) {
+        self.cancel.cancel();
+        if let Some(h) = self.handle.take() {
+            match tokio::time::timeout(Duration::from_secs(30), h).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => panic!("server ended with an error: {e:#}"),
+                Ok(Err(e)) => panic!("server task failed: {e}"),
+                Err(_) => panic!("server did not stop within 30 s"),
+            }
+        }
+    }
+
+    /// Kills the server without a graceful stop (the task is aborted mid-flight).
+    pub fn kill(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.abort();
+        }
+    }
+
+    /// Stops this server and starts a new one on the same database.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let env = self.env.clone();
+        Self::start(env).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let content_type =
+            res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let bytes = res.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp { status, body, content_type }
+    }
+
+    fn authed(&self, req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+        match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.send(self.authed(self.http.get(self.url(path)), token)).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.send(self.authed(self.http.post(self.url(path)).json(&body), token)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.send(self.authed(self.http.patch(self.url(path)).json(&body), token)).await
+    }
+
+    /// Registers a fresh user with this role (`buyer` or `seller`).
+    pub async fn register(&self, role: &str) -> TestUser {
+        let email = format!("{role}-{}@test.local", uuid::Uuid::now_v7().simple());
+        let password = "correct-horse-1".to_owned();
+        let body = self
+            .post("/api/auth/register", None, json!({ "email": email, "password": password, "name": format!("A {role}"), "role": role }))
+            .await
+            .expect(201);
+        TestUser {
+            id: body["user"]["id"].as_str().expect("id").to_owned(),
+            token: body["token"].as_str().expect("token").to_owned(),
+            email,
+            password,
+            role: role.to_owned(),
+        }
+    }
+
+    /// A seller with a payout address (needed to make offers).
+    pub async fn seller(&self) -> TestUser {
+        let s = self.register("seller").await;
+        self.patch("/api/users/me", Some(&s.token), json!({ "payoutAddress": format!("addr-{}", &s.id[..8]) }))
+            .await
+            .expect(200);
+        s
+    }
+
+    pub async fn buyer(&self) -> TestUser {
+        self.register("buyer").await
+    }
+
+    /// The bootstrapped admin (`ADMIN_EMAIL`/`ADMIN_PASSWORD`).
+    pub async fn admin(&self) -> TestUser {
+        let body = self
+            .post("/api/auth/login", None, json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+            .await
+            .expect(200);
+        TestUser {
+            id: body["user"]["id"].as_str().expect("id").to_owned(),
+            token: body["token"].as_str().expect("token").to_owned(),
+            email: ADMIN_EMAIL.to_owned(),
+            password: ADMIN_PASSWORD.to_owned(),
+            role: "admin".to_owned(),
+        }
+    }
+
+    /// A direct connection to this test's database (for checks a client cannot make).
+    pub async fn db(&self) -> sea_orm::DatabaseConnection {
+        sea_orm::Database::connect(&self.database_url).await.expect("db")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Polls `f` until it returns `Some`, for at most `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
