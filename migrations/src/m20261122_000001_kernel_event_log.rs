@@ -53,7 +53,11 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(SubscriberCursors::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(Events::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(SubscriberCursors::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Events::Table).to_owned())
+            .await
     }
 }

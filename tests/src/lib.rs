@@ -17,26 +17,42 @@ pub const JWT_SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
 
 /// Which engine this run tests: `sqlite`, or `postgres` when `TEST_DATABASE_URL` is set.
 pub fn engine() -> &'static str {
-    if std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()) { "postgres" } else { "sqlite" }
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()) {
+        "postgres"
+    } else {
+        "sqlite"
+    }
 }
 
 /// A database made for one test and the URL the app should use.
 pub async fn fresh_database() -> String {
     let id = uuid::Uuid::now_v7().simple().to_string();
-    match std::env::var("TEST_DATABASE_URL").ok().filter(|v| !v.is_empty()) {
+    match std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
         Some(admin_url) => {
             use sea_orm::{ConnectionTrait, Database};
             let name = format!("mk_test_{id}");
-            let db = Database::connect(&admin_url).await.expect("TEST_DATABASE_URL must be reachable");
-            db.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+            let db = Database::connect(&admin_url)
+                .await
+                .expect("TEST_DATABASE_URL must be reachable");
+            db.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
             let _ = db.close().await;
-            let (base, _) = admin_url.rsplit_once('/').expect("TEST_DATABASE_URL must name a database");
+            let (base, _) = admin_url
+                .rsplit_once('/')
+                .expect("TEST_DATABASE_URL must name a database");
             format!("{base}/{name}")
         }
         None => {
             let dir = std::env::temp_dir().join("marketplace-tests");
             std::fs::create_dir_all(&dir).expect("temp dir");
-            format!("sqlite://{}?mode=rwc", dir.join(format!("{id}.db")).display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.join(format!("{id}.db")).display()
+            )
         }
     }
 }
@@ -53,7 +69,11 @@ impl Resp {
     /// Panics with the body when the status is not `expected`.
     #[track_caller]
     pub fn expect(self, expected: u16) -> Value {
-        assert_eq!(self.status, expected, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status, expected,
+            "unexpected status; body: {}",
+            self.body
+        );
         self.body
     }
     /// The problem document's `code`.
@@ -111,7 +131,9 @@ impl TestApp {
 
     /// Starts a server with exactly this environment (the database must exist).
     pub async fn start(mut env: HashMap<String, String>) -> TestApp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         env.insert("PORT".into(), addr.port().to_string());
         let lookup = env.clone();
@@ -121,7 +143,10 @@ impl TestApp {
         let app = TestApp {
             addr,
             base: format!("http://{addr}"),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
             database_url: env.get("DATABASE_URL").cloned().unwrap_or_default(),
             env,
             cancel,
@@ -177,11 +202,19 @@ impl TestApp {
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
         let res = req.send().await.expect("request");
         let status = res.status().as_u16();
-        let content_type =
-            res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let bytes = res.bytes().await.expect("body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Resp { status, body, content_type }
+        Resp {
+            status,
+            body,
+            content_type,
+        }
     }
 
     fn authed(&self, req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
@@ -192,15 +225,18 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
-        self.send(self.authed(self.http.get(self.url(path)), token)).await
+        self.send(self.authed(self.http.get(self.url(path)), token))
+            .await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
-        self.send(self.authed(self.http.post(self.url(path)).json(&body), token)).await
+        self.send(self.authed(self.http.post(self.url(path)).json(&body), token))
+            .await
     }
 
     pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
-        self.send(self.authed(self.http.patch(self.url(path)).json(&body), token)).await
+        self.send(self.authed(self.http.patch(self.url(path)).json(&body), token))
+            .await
     }
 
     /// Registers a fresh user with this role (`buyer` or `seller`).
@@ -223,9 +259,13 @@ impl TestApp {
     /// A seller with a payout address (needed to make offers).
     pub async fn seller(&self) -> TestUser {
         let s = self.register("seller").await;
-        self.patch("/api/users/me", Some(&s.token), json!({ "payoutAddress": format!("addr-{}", &s.id[..8]) }))
-            .await
-            .expect(200);
+        self.patch(
+            "/api/users/me",
+            Some(&s.token),
+            json!({ "payoutAddress": format!("addr-{}", &s.id[..8]) }),
+        )
+        .await
+        .expect(200);
         s
     }
 
@@ -236,7 +276,11 @@ impl TestApp {
     /// The bootstrapped admin (`ADMIN_EMAIL`/`ADMIN_PASSWORD`).
     pub async fn admin(&self) -> TestUser {
         let body = self
-            .post("/api/auth/login", None, json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+            .post(
+                "/api/auth/login",
+                None,
+                json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }),
+            )
             .await
             .expect(200);
         TestUser {
@@ -250,7 +294,9 @@ impl TestApp {
 
     /// A direct connection to this test's database (for checks a client cannot make).
     pub async fn db(&self) -> sea_orm::DatabaseConnection {
-        sea_orm::Database::connect(&self.database_url).await.expect("db")
+        sea_orm::Database::connect(&self.database_url)
+            .await
+            .expect("db")
     }
 }
 

@@ -34,7 +34,9 @@ async fn register_returns_201_with_a_token_that_opens_me() {
 async fn register_rejects_a_taken_email_with_409() {
     let app = TestApp::spawn().await;
     let b = json!({ "email": "dup@example.com", "password": "longenough", "name": "A", "role": "buyer" });
-    app.post("/api/auth/register", None, b.clone()).await.expect(201);
+    app.post("/api/auth/register", None, b.clone())
+        .await
+        .expect(201);
     let res = app.post("/api/auth/register", None, json!({ "email": "DUP@example.com", "password": "longenough", "name": "B", "role": "seller" })).await;
     assert_eq!(res.status, 409);
     assert_eq!(res.code(), "email_taken");
@@ -45,20 +47,49 @@ async fn register_rejects_a_taken_email_with_409() {
 async fn register_answers_422_for_bad_email_short_password_and_unknown_or_admin_role() {
     let app = TestApp::spawn().await;
     for (body, field) in [
-        (json!({ "email": "not-an-email", "password": "longenough", "name": "A", "role": "buyer" }), "email"),
-        (json!({ "email": "a@example.com", "password": "short", "name": "A", "role": "buyer" }), "password"),
-        (json!({ "email": "a@example.com", "password": "longenough", "name": "A", "role": "admin" }), "role"),
-        (json!({ "email": "a@example.com", "password": "longenough", "name": "A", "role": "wizard" }), "role"),
-        (json!({ "email": "a@example.com", "password": "longenough", "name": "   ", "role": "buyer" }), "name"),
-        (json!({ "email": 5, "password": "longenough", "name": "A", "role": "buyer" }), "email"),
+        (
+            json!({ "email": "not-an-email", "password": "longenough", "name": "A", "role": "buyer" }),
+            "email",
+        ),
+        (
+            json!({ "email": "a@example.com", "password": "short", "name": "A", "role": "buyer" }),
+            "password",
+        ),
+        (
+            json!({ "email": "a@example.com", "password": "longenough", "name": "A", "role": "admin" }),
+            "role",
+        ),
+        (
+            json!({ "email": "a@example.com", "password": "longenough", "name": "A", "role": "wizard" }),
+            "role",
+        ),
+        (
+            json!({ "email": "a@example.com", "password": "longenough", "name": "   ", "role": "buyer" }),
+            "name",
+        ),
+        (
+            json!({ "email": 5, "password": "longenough", "name": "A", "role": "buyer" }),
+            "email",
+        ),
     ] {
         let res = app.post("/api/auth/register", None, body.clone()).await;
         assert_eq!(res.status, 422, "{body}: {}", res.body);
-        let fields: Vec<&str> = res.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        let fields: Vec<&str> = res.body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
         assert!(fields.contains(&field), "{body}: {fields:?}");
     }
     // Nothing was created by any of them.
-    let res = app.post("/api/auth/login", None, json!({ "email": "a@example.com", "password": "longenough" })).await;
+    let res = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({ "email": "a@example.com", "password": "longenough" }),
+        )
+        .await;
     assert_eq!(res.status, 401);
 }
 
@@ -66,12 +97,24 @@ async fn register_answers_422_for_bad_email_short_password_and_unknown_or_admin_
 async fn malformed_json_is_400_and_a_huge_body_is_413() {
     let app = TestApp::spawn().await;
     let res = app
-        .send(app.http.post(app.url("/api/auth/register")).header("content-type", "application/json").body("{\"email\":"))
+        .send(
+            app.http
+                .post(app.url("/api/auth/register"))
+                .header("content-type", "application/json")
+                .body("{\"email\":"),
+        )
         .await;
     assert_eq!(res.status, 400);
     assert_eq!(res.code(), "malformed_json");
     let huge = format!("{{\"email\":\"{}\"}}", "a".repeat(2 * 1024 * 1024));
-    let res = app.send(app.http.post(app.url("/api/auth/register")).header("content-type", "application/json").body(huge)).await;
+    let res = app
+        .send(
+            app.http
+                .post(app.url("/api/auth/register"))
+                .header("content-type", "application/json")
+                .body(huge),
+        )
+        .await;
     assert_eq!(res.status, 413);
     assert_eq!(res.content_type, "application/problem+json");
 }
@@ -80,10 +123,29 @@ async fn malformed_json_is_400_and_a_huge_body_is_413() {
 async fn login_answers_the_same_401_for_unknown_email_and_wrong_password() {
     let app = TestApp::spawn().await;
     let u = app.buyer().await;
-    let ok = app.post("/api/auth/login", None, json!({ "email": u.email, "password": u.password })).await.expect(200);
+    let ok = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({ "email": u.email, "password": u.password }),
+        )
+        .await
+        .expect(200);
     assert_eq!(ok["user"]["id"], u.id.as_str());
-    let wrong = app.post("/api/auth/login", None, json!({ "email": u.email, "password": "not-the-password" })).await;
-    let unknown = app.post("/api/auth/login", None, json!({ "email": "nobody@test.local", "password": "whatever1" })).await;
+    let wrong = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({ "email": u.email, "password": "not-the-password" }),
+        )
+        .await;
+    let unknown = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({ "email": "nobody@test.local", "password": "whatever1" }),
+        )
+        .await;
     assert_eq!(wrong.status, 401);
     assert_eq!(unknown.status, 401);
     assert_eq!(wrong.body, unknown.body);
@@ -94,18 +156,39 @@ async fn patch_me_updates_name_and_payout_address_and_null_clears_it() {
     let app = TestApp::spawn().await;
     let u = app.register("seller").await;
     let t = Some(u.token.as_str());
-    let me = app.patch("/api/users/me", t, json!({ "name": "New Name", "payoutAddress": "bc1qxyz" })).await.expect(200);
+    let me = app
+        .patch(
+            "/api/users/me",
+            t,
+            json!({ "name": "New Name", "payoutAddress": "bc1qxyz" }),
+        )
+        .await
+        .expect(200);
     assert_eq!(me["name"], "New Name");
     assert_eq!(me["payoutAddress"], "bc1qxyz");
-    let me = app.patch("/api/users/me", t, json!({ "name": "Kept" })).await.expect(200);
-    assert_eq!(me["payoutAddress"], "bc1qxyz", "an absent field is left alone");
-    let me = app.patch("/api/users/me", t, json!({ "payoutAddress": null })).await.expect(200);
+    let me = app
+        .patch("/api/users/me", t, json!({ "name": "Kept" }))
+        .await
+        .expect(200);
+    assert_eq!(
+        me["payoutAddress"], "bc1qxyz",
+        "an absent field is left alone"
+    );
+    let me = app
+        .patch("/api/users/me", t, json!({ "payoutAddress": null }))
+        .await
+        .expect(200);
     assert_eq!(me["payoutAddress"], serde_json::Value::Null);
     let res = app.patch("/api/users/me", t, json!({ "name": "" })).await;
     assert_eq!(res.status, 422);
-    let res = app.patch("/api/users/me", t, json!({ "payoutAddress": "has space" })).await;
+    let res = app
+        .patch("/api/users/me", t, json!({ "payoutAddress": "has space" }))
+        .await;
     assert_eq!(res.status, 422);
-    assert_eq!(app.get("/api/users/me", t).await.expect(200)["name"], "Kept");
+    assert_eq!(
+        app.get("/api/users/me", t).await.expect(200)["name"],
+        "Kept"
+    );
 }
 
 #[tokio::test]
@@ -113,14 +196,25 @@ async fn missing_forged_expired_and_unknown_subject_tokens_are_401() {
     let app = TestApp::spawn().await;
     let u = app.buyer().await;
     assert_eq!(app.get("/api/users/me", None).await.status, 401);
-    let forged = mint("some-other-secret-entirely-0123456789", &u.id, "buyer", 3600);
+    let forged = mint(
+        "some-other-secret-entirely-0123456789",
+        &u.id,
+        "buyer",
+        3600,
+    );
     assert_eq!(app.get("/api/users/me", Some(&forged)).await.status, 401);
     let expired = mint(JWT_SECRET, &u.id, "buyer", -5);
     assert_eq!(app.get("/api/users/me", Some(&expired)).await.status, 401);
     let unknown = mint(JWT_SECRET, &uuid::Uuid::now_v7().to_string(), "buyer", 3600);
     assert_eq!(app.get("/api/users/me", Some(&unknown)).await.status, 401);
     assert_eq!(app.get("/api/users/me", Some("garbage")).await.status, 401);
-    let res = app.send(app.http.get(app.url("/api/users/me")).header("authorization", format!("Basic {}", u.token))).await;
+    let res = app
+        .send(
+            app.http
+                .get(app.url("/api/users/me"))
+                .header("authorization", format!("Basic {}", u.token)),
+        )
+        .await;
     assert_eq!(res.status, 401);
     assert_eq!(res.content_type, "application/problem+json");
     // A token minted elsewhere with the same secret and claims is accepted.
@@ -132,6 +226,9 @@ async fn missing_forged_expired_and_unknown_subject_tokens_are_401() {
 async fn the_admin_from_the_environment_exists_after_start_up() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
-    let me = app.get("/api/users/me", Some(&admin.token)).await.expect(200);
+    let me = app
+        .get("/api/users/me", Some(&admin.token))
+        .await
+        .expect(200);
     assert_eq!(me["role"], "admin");
 }

@@ -34,7 +34,6 @@ pub struct ConfigError {
     pub message: String,
 }
 
-
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "invalid configuration: {}: {}", self.var, self.message)
@@ -90,24 +89,42 @@ impl Config {
 
     /// Reads configuration through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let app_env = match get("APP_ENV").as_deref() {
             None | Some("development") | Some("dev") | Some("test") => AppEnv::Development,
             Some("production") | Some("prod") => AppEnv::Production,
-            Some(other) => return Err(err("APP_ENV", format!("expected development or production, got {other:?}"))),
+            Some(other) => {
+                return Err(err(
+                    "APP_ENV",
+                    format!("expected development or production, got {other:?}"),
+                ));
+            }
         };
         let host: IpAddr = parse(&get, "HOST", "127.0.0.1")?;
         let port: u16 = parse(&get, "PORT", "3000")?;
-        let database_url = get("DATABASE_URL").unwrap_or_else(|| "sqlite://marketplace.db?mode=rwc".to_owned());
-        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-            return Err(err("DATABASE_URL", "must start with sqlite: or postgres://"));
+        let database_url =
+            get("DATABASE_URL").unwrap_or_else(|| "sqlite://marketplace.db?mode=rwc".to_owned());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(err(
+                "DATABASE_URL",
+                "must start with sqlite: or postgres://",
+            ));
         }
         let (jwt_secret, jwt_secret_is_dev) = match get("JWT_SECRET") {
             Some(s) if s.len() < 32 && app_env == AppEnv::Production => {
                 return Err(err("JWT_SECRET", "must be at least 32 bytes in production"));
             }
             Some(s) => (s, false),
-            None if app_env == AppEnv::Production => return Err(err("JWT_SECRET", "is required when APP_ENV=production")),
+            None if app_env == AppEnv::Production => {
+                return Err(err("JWT_SECRET", "is required when APP_ENV=production"));
+            }
             None => (DEV_JWT_SECRET.to_owned(), true),
         };
         let jwt_ttl_secs: i64 = parse(&get, "JWT_TTL_SECS", "86400")?;
@@ -127,20 +144,33 @@ impl Config {
         let payment_provider = match get("PAYMENT_PROVIDER").as_deref() {
             None | Some("sandbox") => ProviderKind::Sandbox,
             Some("shkeeper") => ProviderKind::Shkeeper,
-            Some(other) => return Err(err("PAYMENT_PROVIDER", format!("expected sandbox or shkeeper, got {other:?}"))),
+            Some(other) => {
+                return Err(err(
+                    "PAYMENT_PROVIDER",
+                    format!("expected sandbox or shkeeper, got {other:?}"),
+                ));
+            }
         };
         let shkeeper_url = get("SHKEEPER_URL").map(|u| u.trim_end_matches('/').to_owned());
         let shkeeper_api_key = get("SHKEEPER_API_KEY");
         if payment_provider == ProviderKind::Shkeeper {
             match &shkeeper_url {
-                None => return Err(err("SHKEEPER_URL", "is required when PAYMENT_PROVIDER=shkeeper")),
+                None => {
+                    return Err(err(
+                        "SHKEEPER_URL",
+                        "is required when PAYMENT_PROVIDER=shkeeper",
+                    ));
+                }
                 Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
                     return Err(err("SHKEEPER_URL", "must be an http(s) URL"));
                 }
                 _ => {}
             }
             if shkeeper_api_key.is_none() {
-                return Err(err("SHKEEPER_API_KEY", "is required when PAYMENT_PROVIDER=shkeeper"));
+                return Err(err(
+                    "SHKEEPER_API_KEY",
+                    "is required when PAYMENT_PROVIDER=shkeeper",
+                ));
             }
         }
         let shkeeper_payout_fee: Decimal = parse(&get, "SHKEEPER_PAYOUT_FEE", "10")?;
@@ -149,7 +179,10 @@ impl Config {
         }
         let platform_fee_percent: Decimal = parse(&get, "PLATFORM_FEE_PERCENT", "0")?;
         if platform_fee_percent < Decimal::ZERO || platform_fee_percent >= Decimal::from(100) {
-            return Err(err("PLATFORM_FEE_PERCENT", "must be at least 0 and below 100"));
+            return Err(err(
+                "PLATFORM_FEE_PERCENT",
+                "must be at least 0 and below 100",
+            ));
         }
         let payout_poll_secs: u64 = parse(&get, "PAYOUT_POLL_SECS", "30")?;
         if payout_poll_secs == 0 {
@@ -158,12 +191,20 @@ impl Config {
         let cors_origins = match get("CORS_ORIGINS") {
             None => Vec::new(),
             Some(list) => {
-                let origins: Vec<String> =
-                    list.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect();
+                let origins: Vec<String> = list
+                    .split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect();
                 for o in &origins {
-                    let ok = o == "*" || ((o.starts_with("http://") || o.starts_with("https://")) && o.parse::<http::HeaderValue>().is_ok());
+                    let ok = o == "*"
+                        || ((o.starts_with("http://") || o.starts_with("https://"))
+                            && o.parse::<http::HeaderValue>().is_ok());
                     if !ok {
-                        return Err(err("CORS_ORIGINS", format!("{o:?} is not an http(s) origin")));
+                        return Err(err(
+                            "CORS_ORIGINS",
+                            format!("{o:?} is not an http(s) origin"),
+                        ));
                     }
                 }
                 origins
@@ -172,19 +213,31 @@ impl Config {
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
-            Some(other) => return Err(err("LOG_FORMAT", format!("expected pretty or json, got {other:?}"))),
+            Some(other) => {
+                return Err(err(
+                    "LOG_FORMAT",
+                    format!("expected pretty or json, got {other:?}"),
+                ));
+            }
         };
         let rust_log = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
         let body_limit: usize = parse(&get, "BODY_LIMIT_BYTES", "1048576")?;
         let is_sqlite = database_url.starts_with("sqlite:");
-        let db_max_connections: u32 = parse(&get, "DB_MAX_CONNECTIONS", if is_sqlite { "5" } else { "10" })?;
+        let db_max_connections: u32 = parse(
+            &get,
+            "DB_MAX_CONNECTIONS",
+            if is_sqlite { "5" } else { "10" },
+        )?;
         if db_max_connections == 0 {
             return Err(err("DB_MAX_CONNECTIONS", "must be at least 1"));
         }
         let ping_interval: u64 = parse(&get, "SOCKET_PING_INTERVAL_SECS", "25")?;
         let ping_timeout: u64 = parse(&get, "SOCKET_PING_TIMEOUT_SECS", "20")?;
         if ping_interval == 0 || ping_timeout == 0 {
-            return Err(err("SOCKET_PING_INTERVAL_SECS", "ping interval and timeout must be at least 1"));
+            return Err(err(
+                "SOCKET_PING_INTERVAL_SECS",
+                "ping interval and timeout must be at least 1",
+            ));
         }
         let socket_max_payload: u64 = parse(&get, "SOCKET_MAX_PAYLOAD_BYTES", "1000000")?;
         let event_poll_ms: u64 = parse(&get, "EVENT_POLL_MS", "1000")?;
@@ -222,7 +275,10 @@ impl Config {
 }
 
 fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError { var, message: message.into() }
+    ConfigError {
+        var,
+        message: message.into(),
+    }
 }
 
 fn parse<T: std::str::FromStr>(
@@ -234,10 +290,14 @@ where
     T::Err: std::fmt::Display,
 {
     let raw = get(var).unwrap_or_else(|| default.to_owned());
-    raw.parse::<T>().map_err(|e| err(var, format!("{raw:?}: {e}")))
+    raw.parse::<T>()
+        .map_err(|e| err(var, format!("{raw:?}: {e}")))
 }
 
-fn parse_bool(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<bool, ConfigError> {
+fn parse_bool(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+) -> Result<bool, ConfigError> {
     match get(var).as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("false") | Some("0") | Some("no") => Ok(false),
         Some("true") | Some("1") | Some("yes") => Ok(true),
@@ -251,7 +311,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -270,14 +333,27 @@ mod tests {
     fn an_invalid_value_names_its_variable() {
         assert_eq!(cfg(&[("PORT", "http")]).unwrap_err().var, "PORT");
         assert_eq!(cfg(&[("LOG_FORMAT", "xml")]).unwrap_err().var, "LOG_FORMAT");
-        assert_eq!(cfg(&[("PAYMENT_PROVIDER", "shkeeper")]).unwrap_err().var, "SHKEEPER_URL");
-        assert_eq!(cfg(&[("CORS_ORIGINS", "ftp://x")]).unwrap_err().var, "CORS_ORIGINS");
+        assert_eq!(
+            cfg(&[("PAYMENT_PROVIDER", "shkeeper")]).unwrap_err().var,
+            "SHKEEPER_URL"
+        );
+        assert_eq!(
+            cfg(&[("CORS_ORIGINS", "ftp://x")]).unwrap_err().var,
+            "CORS_ORIGINS"
+        );
     }
 
     #[test]
     fn production_requires_a_jwt_secret() {
-        assert_eq!(cfg(&[("APP_ENV", "production")]).unwrap_err().var, "JWT_SECRET");
-        let c = cfg(&[("APP_ENV", "production"), ("JWT_SECRET", "0123456789abcdef0123456789abcdef")]).unwrap();
+        assert_eq!(
+            cfg(&[("APP_ENV", "production")]).unwrap_err().var,
+            "JWT_SECRET"
+        );
+        let c = cfg(&[
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ])
+        .unwrap();
         assert!(!c.jwt_secret_is_dev);
     }
 }

@@ -45,12 +45,19 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
         });
-    Database::connect(opts).await.with_context(|| format!("cannot open the database at {}", redact(&config.database_url)))
+    Database::connect(opts).await.with_context(|| {
+        format!(
+            "cannot open the database at {}",
+            redact(&config.database_url)
+        )
+    })
 }
 
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    migrations::Migrator::up(db, None).await.context("migrations failed")
+    migrations::Migrator::up(db, None)
+        .await
+        .context("migrations failed")
 }
 
 /// Hides a password in a database URL before it is logged.
@@ -63,9 +70,19 @@ fn redact(url: &str) -> String {
 
 /// The shared state of every router.
 pub fn state(config: &Config, db: DatabaseConnection) -> AppState {
-    let keys = Arc::new(JwtKeys::new(config.jwt_secret.as_bytes(), config.jwt_ttl_secs));
-    let auth = Authenticator { keys, users: Arc::new(auth::Directory { db: db.clone() }) };
-    AppState { bus: EventBus::new(db.clone()), db, auth }
+    let keys = Arc::new(JwtKeys::new(
+        config.jwt_secret.as_bytes(),
+        config.jwt_ttl_secs,
+    ));
+    let auth = Authenticator {
+        keys,
+        users: Arc::new(auth::Directory { db: db.clone() }),
+    };
+    AppState {
+        bus: EventBus::new(db.clone()),
+        db,
+        auth,
+    }
 }
 
 #[derive(OpenApi)]
@@ -84,13 +101,22 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
 
 /// The full router and its OpenAPI document, built from the modules' routers.
-pub fn assemble(config: &Config, state: &AppState, modules: &[Box<dyn Module>]) -> (Router, utoipa::openapi::OpenApi) {
+pub fn assemble(
+    config: &Config,
+    state: &AppState,
+    modules: &[Box<dyn Module>],
+) -> (Router, utoipa::openapi::OpenApi) {
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(ops::router());
     for m in modules {
         api = api.merge(m.router());
@@ -125,7 +151,11 @@ fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
 /// Runs the server on `listener` until `cancel` fires: migrate, bootstrap the admin, start
 /// the bus and background tasks, serve; then stop accepting, finish in-flight requests,
 /// let subscribers drain what is in the log, and close the database.
-pub async fn run(config: Config, listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let db = connect(&config).await?;
     migrate(&db).await?;
@@ -141,22 +171,37 @@ pub async fn run(config: Config, listener: TcpListener, cancel: CancellationToke
 
     let tracker = TaskTracker::new();
     let subscribers = modules.iter().flat_map(|m| m.subscribers(&state)).collect();
-    let options = DispatchOptions { poll_interval: config.event_poll, ..Default::default() };
-    state.bus.start(subscribers, options, cancel.clone(), &tracker);
-    let rt = Runtime { cancel: cancel.clone(), tracker: tracker.clone(), state: state.clone() };
+    let options = DispatchOptions {
+        poll_interval: config.event_poll,
+        ..Default::default()
+    };
+    state
+        .bus
+        .start(subscribers, options, cancel.clone(), &tracker);
+    let rt = Runtime {
+        cancel: cancel.clone(),
+        tracker: tracker.clone(),
+        state: state.clone(),
+    };
     for m in &modules {
         m.start(&rt);
     }
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening (REST and Socket.IO)");
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(cancel.clone().cancelled_owned())
-        .await
-        .context("server failed")?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(cancel.clone().cancelled_owned())
+    .await
+    .context("server failed")?;
     tracing::info!("stopped accepting; waiting for background tasks");
     tracker.close();
-    if tokio::time::timeout(Duration::from_secs(15), tracker.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(15), tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("background tasks did not stop within 15 s");
     }
     let _ = db.close().await;

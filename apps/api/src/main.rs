@@ -5,7 +5,11 @@ use marketplace_api::{Config, telemetry};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "marketplace", version, about = "Marketplace backend: REST and Socket.IO on one port")]
+#[command(
+    name = "marketplace",
+    version,
+    about = "Marketplace backend: REST and Socket.IO on one port"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -40,7 +44,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -59,11 +66,17 @@ fn main() -> std::process::ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Openapi => {
-            println!("{}", serde_json::to_string_pretty(&marketplace_api::openapi_document(&config)?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&marketplace_api::openapi_document(&config)?)?
+            );
             Ok(())
         }
         Command::Asyncapi => {
-            println!("{}", serde_json::to_string_pretty(&marketplace_api::asyncapi_document())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&marketplace_api::asyncapi_document())?
+            );
             Ok(())
         }
         Command::Migrate => {
@@ -76,17 +89,23 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::CreateAdmin { email, password } => {
             let db = marketplace_api::connect(&config).await?;
             marketplace_api::migrate(&db).await?;
-            let user = auth::service::ensure_admin(&db, &email, &password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user = auth::service::ensure_admin(&db, &email, &password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("admin {} ({})", user.email, user.id);
             Ok(())
         }
         Command::Serve => {
             telemetry::init(&config);
             if config.jwt_secret_is_dev {
-                tracing::warn!("JWT_SECRET is not set: using the built-in DEVELOPMENT secret. Anyone can forge tokens. Never run like this in production.");
+                tracing::warn!(
+                    "JWT_SECRET is not set: using the built-in DEVELOPMENT secret. Anyone can forge tokens. Never run like this in production."
+                );
             }
             let addr = std::net::SocketAddr::new(config.host, config.port);
-            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
             let cancel = CancellationToken::new();
             tokio::spawn(shutdown_signal(cancel.clone()));
             marketplace_api::run(config, listener, cancel).await

@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, State};
 use axum::http::{HeaderValue, Request, Response};
-use kernel::{AppState, ApiError};
+use kernel::{ApiError, AppState};
 use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -18,7 +18,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::Config;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -36,7 +38,10 @@ async fn healthz() -> axum::Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses((status = 200, body = Health), (status = 503, body = kernel::error::Problem)))]
 async fn readyz(State(db): State<DatabaseConnection>) -> Result<axum::Json<Health>, ApiError> {
-    let unavailable = || ApiError::Unavailable { code: "database_unavailable", detail: "the database does not answer".into() };
+    let unavailable = || ApiError::Unavailable {
+        code: "database_unavailable",
+        detail: "the database does not answer".into(),
+    };
     match tokio::time::timeout(Duration::from_secs(2), db.ping()).await {
         Ok(Ok(())) => Ok(axum::Json(Health { status: "ready" })),
         Ok(Err(e)) => {
@@ -51,7 +56,10 @@ async fn readyz(State(db): State<DatabaseConnection>) -> Result<axum::Json<Healt
 pub fn layers(router: Router, config: &Config) -> Router {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request<_>| {
-            let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|p| p.as_str().to_owned());
             tracing::info_span!(
                 "request",
                 method = %req.method(),
@@ -64,17 +72,21 @@ pub fn layers(router: Router, config: &Config) -> Router {
         .on_response(|res: &Response<_>, latency: Duration, span: &Span| {
             span.record("status", res.status().as_u16());
             span.record("latency_ms", latency.as_secs_f64() * 1000.0);
-            tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1000.0, "request done");
+            tracing::info!("request done");
         })
         .on_failure(());
-    let mut router = router.layer(DefaultBodyLimit::max(config.body_limit)).layer(trace);
+    let mut router = router
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(trace);
     if let Some(cors) = cors(config) {
         router = router.layer(cors);
     }
-    router.layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-        use axum::response::IntoResponse;
-        ApiError::internal("a handler panicked").into_response()
-    }))
+    router.layer(CatchPanicLayer::custom(
+        |_: Box<dyn std::any::Any + Send>| {
+            use axum::response::IntoResponse;
+            ApiError::internal("a handler panicked").into_response()
+        },
+    ))
 }
 
 /// CORS for the configured origins; none (same-origin only) when `CORS_ORIGINS` is unset.
@@ -90,11 +102,18 @@ pub fn cors(config: &Config) -> Option<CorsLayer> {
             axum::http::Method::DELETE,
             axum::http::Method::OPTIONS,
         ])
-        .allow_headers([axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+        ])
         .max_age(Duration::from_secs(600));
     if config.cors_origins.iter().any(|o| o == "*") {
         return Some(base.allow_origin(AllowOrigin::any()));
     }
-    let origins: Vec<HeaderValue> = config.cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
+    let origins: Vec<HeaderValue> = config
+        .cors_origins
+        .iter()
+        .filter_map(|o| o.parse().ok())
+        .collect();
     Some(base.allow_origin(origins).allow_credentials(true))
 }

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use kernel::contract::User;
 use kernel::error::Problem;
 use kernel::extract::Json;
-use kernel::{AppState, Authenticator, AuthUser, Result};
+use kernel::{AppState, AuthUser, Authenticator, Result};
 use sea_orm::DatabaseConnection;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -13,7 +13,10 @@ use crate::dto::{AuthResponse, LoginBody, RegisterBody, UpdateMeBody};
 use crate::service;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(register)).routes(routes!(login)).routes(routes!(me, update_me))
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(me, update_me))
 }
 
 /// Create a buyer or seller account.
@@ -30,7 +33,10 @@ async fn register(
     Json(body): Json<RegisterBody>,
 ) -> Result<(StatusCode, axum::Json<AuthResponse>)> {
     let (token, user) = service::register(&db, &auth.keys, body).await?;
-    Ok((StatusCode::CREATED, axum::Json(AuthResponse { token, user })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(AuthResponse { token, user }),
+    ))
 }
 
 /// Exchange email and password for a token. Unknown email and wrong password answer alike.

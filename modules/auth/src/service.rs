@@ -2,12 +2,17 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 use kernel::contract::{User, new_id, now};
 use kernel::validate::Fields;
 use kernel::{ApiError, AuthUser, JwtKeys, Result, Role};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter,
+};
 use uuid::Uuid;
 
 use crate::dto::{RegisterBody, UpdateMeBody};
@@ -44,7 +49,10 @@ pub const MAX_PASSWORD: usize = 256;
 pub async fn hash_password(password: String) -> Result<String> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
-        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(ApiError::internal)
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(ApiError::internal)
     })
     .await
     .map_err(ApiError::internal)?
@@ -53,7 +61,9 @@ pub async fn hash_password(password: String) -> Result<String> {
 async fn verify_password(password: String, hash: String) -> Result<bool> {
     tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&hash).map_err(ApiError::internal)?;
-        Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
     })
     .await
     .map_err(ApiError::internal)?
@@ -70,7 +80,11 @@ async fn dummy_hash() -> Result<String> {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn register(db: &DatabaseConnection, keys: &JwtKeys, body: RegisterBody) -> Result<(String, User)> {
+pub async fn register(
+    db: &DatabaseConnection,
+    keys: &JwtKeys,
+    body: RegisterBody,
+) -> Result<(String, User)> {
     let mut f = Fields::new();
     let email = Email::parse(&body.email);
     if email.is_none() {
@@ -78,9 +92,15 @@ pub async fn register(db: &DatabaseConnection, keys: &JwtKeys, body: RegisterBod
     }
     let pw_len = body.password.chars().count();
     if pw_len < MIN_PASSWORD {
-        f.push("password", format!("must be at least {MIN_PASSWORD} characters"));
+        f.push(
+            "password",
+            format!("must be at least {MIN_PASSWORD} characters"),
+        );
     } else if pw_len > MAX_PASSWORD {
-        f.push("password", format!("must be at most {MAX_PASSWORD} characters"));
+        f.push(
+            "password",
+            format!("must be at most {MAX_PASSWORD} characters"),
+        );
     }
     let name = f.text("name", &body.name, 1, 200);
     let role = match Role::parse(&body.role) {
@@ -91,7 +111,9 @@ pub async fn register(db: &DatabaseConnection, keys: &JwtKeys, body: RegisterBod
         }
     };
     f.finish()?;
-    let (Some(email), Some(role)) = (email, role) else { return Err(ApiError::internal("validated fields missing")) };
+    let (Some(email), Some(role)) = (email, role) else {
+        return Err(ApiError::internal("validated fields missing"));
+    };
 
     let hash = hash_password(body.password).await?;
     let at = now();
@@ -108,7 +130,10 @@ pub async fn register(db: &DatabaseConnection, keys: &JwtKeys, body: RegisterBod
     let model = match row.insert(db).await {
         Ok(m) => m,
         Err(e) if kernel::error::is_unique_violation(&e) => {
-            return Err(ApiError::conflict("email_taken", "an account with this email already exists"));
+            return Err(ApiError::conflict(
+                "email_taken",
+                "an account with this email already exists",
+            ));
         }
         Err(e) => return Err(e.into()),
     };
@@ -117,12 +142,26 @@ pub async fn register(db: &DatabaseConnection, keys: &JwtKeys, body: RegisterBod
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn login(db: &DatabaseConnection, keys: &JwtKeys, email: &str, password: String) -> Result<(String, User)> {
+pub async fn login(
+    db: &DatabaseConnection,
+    keys: &JwtKeys,
+    email: &str,
+    password: String,
+) -> Result<(String, User)> {
     let found = match Email::parse(email) {
-        Some(e) => user::Entity::find().filter(user::Column::Email.eq(e.as_str())).one(db).await?,
+        Some(e) => {
+            user::Entity::find()
+                .filter(user::Column::Email.eq(e.as_str()))
+                .one(db)
+                .await?
+        }
         None => None,
     };
-    let password = if password.chars().count() > MAX_PASSWORD { String::new() } else { password };
+    let password = if password.chars().count() > MAX_PASSWORD {
+        String::new()
+    } else {
+        password
+    };
     match found {
         Some(u) => {
             if verify_password(password, u.password_hash.clone()).await? {
@@ -144,11 +183,18 @@ pub async fn find<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<user::M
 }
 
 pub async fn me(db: &DatabaseConnection, caller: AuthUser) -> Result<User> {
-    find(db, caller.id).await?.map(|u| u.to_api()).ok_or(ApiError::Unauthorized)
+    find(db, caller.id)
+        .await?
+        .map(|u| u.to_api())
+        .ok_or(ApiError::Unauthorized)
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %caller.id))]
-pub async fn update_me(db: &DatabaseConnection, caller: AuthUser, body: UpdateMeBody) -> Result<User> {
+pub async fn update_me(
+    db: &DatabaseConnection,
+    caller: AuthUser,
+    body: UpdateMeBody,
+) -> Result<User> {
     let mut f = Fields::new();
     let name = body.name.as_deref().map(|n| f.text("name", n, 1, 200));
     let payout = match body.payout_address {
@@ -176,13 +222,20 @@ pub async fn update_me(db: &DatabaseConnection, caller: AuthUser, body: UpdateMe
 
 /// Creates this admin, or makes the existing account an admin with this password.
 pub async fn ensure_admin(db: &DatabaseConnection, email: &str, password: &str) -> Result<User> {
-    let email = Email::parse(email).ok_or_else(|| ApiError::invalid("email", "must be a valid email address"))?;
+    let email = Email::parse(email)
+        .ok_or_else(|| ApiError::invalid("email", "must be a valid email address"))?;
     if password.chars().count() < MIN_PASSWORD {
-        return Err(ApiError::invalid("password", format!("must be at least {MIN_PASSWORD} characters")));
+        return Err(ApiError::invalid(
+            "password",
+            format!("must be at least {MIN_PASSWORD} characters"),
+        ));
     }
     let hash = hash_password(password.to_owned()).await?;
     let at = now();
-    let existing = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(db).await?;
+    let existing = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(db)
+        .await?;
     let model = match existing {
         Some(u) => {
             let mut row: user::ActiveModel = u.into();

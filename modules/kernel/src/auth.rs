@@ -75,15 +75,23 @@ impl JwtKeys {
     /// Mints a token for this user, valid for the configured lifetime.
     pub fn issue(&self, user_id: Uuid, role: Role) -> Result<String, ApiError> {
         let now = chrono::Utc::now().timestamp();
-        let claims = Claims { sub: user_id, role, iat: now, exp: now + self.ttl_secs };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(ApiError::internal)
+        let claims = Claims {
+            sub: user_id,
+            role,
+            iat: now,
+            exp: now + self.ttl_secs,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(ApiError::internal)
     }
 
     /// Verifies signature, algorithm and expiry. Any failure is `None`.
     pub fn verify(&self, token: &str) -> Option<Claims> {
         let token = token.trim();
         let token = token.strip_prefix("Bearer ").unwrap_or(token).trim();
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok().map(|d| d.claims)
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()
+            .map(|d| d.claims)
     }
 }
 
@@ -106,8 +114,15 @@ impl Authenticator {
     /// Verifies a raw token (with or without `Bearer `) and confirms the user still exists.
     pub async fn authenticate(&self, token: &str) -> Result<AuthUser, ApiError> {
         let claims = self.keys.verify(token).ok_or(ApiError::Unauthorized)?;
-        let role = self.users.current_role(claims.sub).await?.ok_or(ApiError::Unauthorized)?;
-        Ok(AuthUser { id: claims.sub, role })
+        let role = self
+            .users
+            .current_role(claims.sub)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(AuthUser {
+            id: claims.sub,
+            role,
+        })
     }
 }
 
@@ -129,7 +144,10 @@ impl AuthUser {
             Ok(())
         } else {
             let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-            Err(ApiError::forbidden(format!("this action is for: {}", names.join(", "))))
+            Err(ApiError::forbidden(format!(
+                "this action is for: {}",
+                names.join(", ")
+            )))
         }
     }
 }
@@ -147,7 +165,9 @@ where
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or(ApiError::Unauthorized)?;
-        let token = header.strip_prefix("Bearer ").ok_or(ApiError::Unauthorized)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .ok_or(ApiError::Unauthorized)?;
         Authenticator::from_ref(state).authenticate(token).await
     }
 }

@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
     sea_query::OnConflict,
 };
 use serde::de::DeserializeOwned;
@@ -100,7 +101,13 @@ impl StoredEvent {
             return None;
         };
         let audience = serde_json::from_value(row.audience).unwrap_or_default();
-        Some(Self { id: row.id, name, payload: row.payload, audience, at: row.created_at })
+        Some(Self {
+            id: row.id,
+            name,
+            payload: row.payload,
+            audience,
+            at: row.created_at,
+        })
     }
 }
 
@@ -135,7 +142,11 @@ impl Tx {
                 serde_json::Value::Null
             }
         };
-        self.events.push(PendingEvent { name: E::NAME, payload, audience: event.audience() });
+        self.events.push(PendingEvent {
+            name: E::NAME,
+            payload,
+            audience: event.audience(),
+        });
     }
 
     /// Writes the recorded events, commits, and wakes the subscribers.
@@ -189,7 +200,11 @@ pub struct DispatchOptions {
 
 impl Default for DispatchOptions {
     fn default() -> Self {
-        Self { poll_interval: Duration::from_secs(1), batch_size: 256, max_attempts: 8 }
+        Self {
+            poll_interval: Duration::from_secs(1),
+            batch_size: 256,
+            max_attempts: 8,
+        }
     }
 }
 
@@ -207,7 +222,9 @@ pub struct EventBus {
 impl EventBus {
     pub fn new(db: DatabaseConnection) -> Self {
         let (wake, _) = watch::channel(0);
-        Self { inner: Arc::new(BusInner { db, wake }) }
+        Self {
+            inner: Arc::new(BusInner { db, wake }),
+        }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -225,7 +242,11 @@ impl EventBus {
                 ..Default::default()
             })
             .await?;
-        Ok(Tx { txn, events: Vec::new(), bus: self.clone() })
+        Ok(Tx {
+            txn,
+            events: Vec::new(),
+            bus: self.clone(),
+        })
     }
 
     /// Tells every subscriber that new events may be in the log.
@@ -247,7 +268,10 @@ impl EventBus {
 
     /// The id of the newest event, 0 when the log is empty.
     pub async fn latest_id(&self) -> Result<i64, ApiError> {
-        let row = event::Entity::find().order_by_desc(event::Column::Id).one(&self.inner.db).await?;
+        let row = event::Entity::find()
+            .order_by_desc(event::Column::Id)
+            .one(&self.inner.db)
+            .await?;
         Ok(row.map(|r| r.id).unwrap_or(0))
     }
 
@@ -263,7 +287,10 @@ impl EventBus {
         let mut seen = std::collections::HashSet::new();
         for sub in subscribers {
             if !seen.insert(sub.name()) {
-                tracing::error!(subscriber = sub.name(), "two subscribers share a name; the second is not started");
+                tracing::error!(
+                    subscriber = sub.name(),
+                    "two subscribers share a name; the second is not started"
+                );
                 continue;
             }
             let bus = self.clone();
@@ -273,7 +300,12 @@ impl EventBus {
         }
     }
 
-    async fn run_subscriber(self, sub: Arc<dyn Subscriber>, options: DispatchOptions, cancel: CancellationToken) {
+    async fn run_subscriber(
+        self,
+        sub: Arc<dyn Subscriber>,
+        options: DispatchOptions,
+        cancel: CancellationToken,
+    ) {
         let name = sub.name();
         let mut wake = self.inner.wake.subscribe();
         let mut cursor = loop {
@@ -344,7 +376,10 @@ impl EventBus {
     }
 
     async fn load_cursor(&self, name: &str) -> Result<i64, ApiError> {
-        if let Some(row) = subscriber_cursor::Entity::find_by_id(name.to_owned()).one(&self.inner.db).await? {
+        if let Some(row) = subscriber_cursor::Entity::find_by_id(name.to_owned())
+            .one(&self.inner.db)
+            .await?
+        {
             return Ok(row.last_event_id);
         }
         let row = subscriber_cursor::ActiveModel {
@@ -353,11 +388,17 @@ impl EventBus {
             updated_at: Set(now()),
         };
         subscriber_cursor::Entity::insert(row)
-            .on_conflict(OnConflict::column(subscriber_cursor::Column::Name).do_nothing().to_owned())
+            .on_conflict(
+                OnConflict::column(subscriber_cursor::Column::Name)
+                    .do_nothing()
+                    .to_owned(),
+            )
             .try_insert()
             .exec(&self.inner.db)
             .await?;
-        let row = subscriber_cursor::Entity::find_by_id(name.to_owned()).one(&self.inner.db).await?;
+        let row = subscriber_cursor::Entity::find_by_id(name.to_owned())
+            .one(&self.inner.db)
+            .await?;
         Ok(row.map(|r| r.last_event_id).unwrap_or(0))
     }
 
@@ -367,7 +408,9 @@ impl EventBus {
             last_event_id: Set(cursor),
             updated_at: Set(now()),
         };
-        subscriber_cursor::Entity::update(row).exec(&self.inner.db).await?;
+        subscriber_cursor::Entity::update(row)
+            .exec(&self.inner.db)
+            .await?;
         Ok(())
     }
 }

@@ -52,9 +52,10 @@ pub struct Money {
 
 /// ISO 4217 codes accepted for prices and budgets.
 pub const CURRENCIES: &[&str] = &[
-    "USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF", "RON",
-    "BGN", "TRY", "ILS", "AED", "SAR", "INR", "CNY", "HKD", "SGD", "KRW", "THB", "MYR", "IDR", "PHP", "BRL",
-    "MXN", "ARS", "CLP", "COP", "PEN", "ZAR", "NGN", "KES", "EGP", "UAH",
+    "USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "PLN", "CZK",
+    "HUF", "RON", "BGN", "TRY", "ILS", "AED", "SAR", "INR", "CNY", "HKD", "SGD", "KRW", "THB",
+    "MYR", "IDR", "PHP", "BRL", "MXN", "ARS", "CLP", "COP", "PEN", "ZAR", "NGN", "KES", "EGP",
+    "UAH",
 ];
 
 /// Currencies without minor units.
@@ -74,16 +75,23 @@ impl Money {
     /// decimals (none for zero-decimal currencies) and a known ISO currency. `field` names the
     /// field in the 422 answer.
     pub fn parse(field: &str, input: &MoneyInput) -> Result<Money, ApiError> {
-        let amount_text = input
-            .amount
-            .as_str()
-            .ok_or_else(|| ApiError::invalid(format!("{field}.amount"), "must be a decimal string such as \"12.50\""))?;
-        let currency = input
-            .currency
-            .as_str()
-            .ok_or_else(|| ApiError::invalid(format!("{field}.currency"), "must be an ISO 4217 code such as \"USD\""))?;
+        let amount_text = input.amount.as_str().ok_or_else(|| {
+            ApiError::invalid(
+                format!("{field}.amount"),
+                "must be a decimal string such as \"12.50\"",
+            )
+        })?;
+        let currency = input.currency.as_str().ok_or_else(|| {
+            ApiError::invalid(
+                format!("{field}.currency"),
+                "must be an ISO 4217 code such as \"USD\"",
+            )
+        })?;
         if !CURRENCIES.contains(&currency) {
-            return Err(ApiError::invalid(format!("{field}.currency"), "unknown ISO 4217 currency code"));
+            return Err(ApiError::invalid(
+                format!("{field}.currency"),
+                "unknown ISO 4217 currency code",
+            ));
         }
         let well_formed = !amount_text.is_empty()
             && amount_text.len() <= 24
@@ -91,19 +99,41 @@ impl Money {
             && amount_text.matches('.').count() <= 1
             && !amount_text.starts_with('.')
             && !amount_text.ends_with('.');
-        let amount: Decimal = if well_formed { amount_text.parse().ok() } else { None }
-            .ok_or_else(|| ApiError::invalid(format!("{field}.amount"), "must be a decimal string such as \"12.50\""))?;
-        if amount <= Decimal::ZERO {
-            return Err(ApiError::invalid(format!("{field}.amount"), "must be positive"));
+        let amount: Decimal = if well_formed {
+            amount_text.parse().ok()
+        } else {
+            None
         }
-        let max_scale = if ZERO_DECIMAL.contains(&currency) { 0 } else { 2 };
+        .ok_or_else(|| {
+            ApiError::invalid(
+                format!("{field}.amount"),
+                "must be a decimal string such as \"12.50\"",
+            )
+        })?;
+        if amount <= Decimal::ZERO {
+            return Err(ApiError::invalid(
+                format!("{field}.amount"),
+                "must be positive",
+            ));
+        }
+        let max_scale = if ZERO_DECIMAL.contains(&currency) {
+            0
+        } else {
+            2
+        };
         if amount.normalize().scale() > max_scale {
-            return Err(ApiError::invalid(format!("{field}.amount"), format!("at most {max_scale} decimals")));
+            return Err(ApiError::invalid(
+                format!("{field}.amount"),
+                format!("at most {max_scale} decimals"),
+            ));
         }
         if amount > Decimal::from(1_000_000_000_000i64) {
             return Err(ApiError::invalid(format!("{field}.amount"), "too large"));
         }
-        Ok(Money { amount: amount.round_dp(max_scale), currency: currency.to_owned() })
+        Ok(Money {
+            amount: amount.round_dp(max_scale),
+            currency: currency.to_owned(),
+        })
     }
 }
 

@@ -20,7 +20,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -57,7 +60,10 @@ pub enum ApiError {
     #[error("{detail}")]
     UnsupportedMediaType { detail: String },
     #[error("validation failed")]
-    Validation { code: &'static str, errors: Vec<FieldError> },
+    Validation {
+        code: &'static str,
+        errors: Vec<FieldError>,
+    },
     #[error("rate limited")]
     RateLimited,
     #[error("{detail}")]
@@ -71,21 +77,37 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::BadRequest { code, detail: detail.into() }
+        Self::BadRequest {
+            code,
+            detail: detail.into(),
+        }
     }
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict { code, detail: detail.into() }
+        Self::Conflict {
+            code,
+            detail: detail.into(),
+        }
     }
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::Forbidden(detail.into())
     }
     /// A 422 with a single invalid field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Validation { code: "validation_failed", errors: vec![FieldError::new(field, message)] }
+        Self::Validation {
+            code: "validation_failed",
+            errors: vec![FieldError::new(field, message)],
+        }
     }
     /// A 422 with one field and a specific code (e.g. `payout_address_required`).
-    pub fn invalid_with_code(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Validation { code, errors: vec![FieldError::new(field, message)] }
+    pub fn invalid_with_code(
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::Validation {
+            code,
+            errors: vec![FieldError::new(field, message)],
+        }
     }
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self::Internal(cause.to_string())
@@ -161,8 +183,10 @@ impl IntoResponse for ApiError {
         }
         let problem = self.problem();
         let mut res = (self.status(), axum::Json(problem)).into_response();
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/problem+json"),
+        );
         res
     }
 }
@@ -172,7 +196,10 @@ impl From<sea_orm::DbErr> for ApiError {
         match &err {
             sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
                 tracing::error!(error = %err, "database unavailable");
-                Self::Unavailable { code: "database_unavailable", detail: "the database is unavailable".into() }
+                Self::Unavailable {
+                    code: "database_unavailable",
+                    detail: "the database is unavailable".into(),
+                }
             }
             _ => Self::Internal(err.to_string()),
         }
@@ -190,7 +217,10 @@ impl From<sea_orm::TransactionError<ApiError>> for ApiError {
 
 /// True when the database error is a unique-constraint violation (a duplicate).
 pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
-    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }
 
 /// The answer for an unknown route.

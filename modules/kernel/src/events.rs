@@ -140,7 +140,11 @@ impl EventName {
     pub fn is_durable(self) -> bool {
         !matches!(
             self,
-            Self::ChatTyping | Self::ChatStoppedTyping | Self::UserOnline | Self::UserOffline | Self::EventsReplayTruncated
+            Self::ChatTyping
+                | Self::ChatStoppedTyping
+                | Self::UserOnline
+                | Self::UserOffline
+                | Self::EventsReplayTruncated
         )
     }
 }
@@ -195,10 +199,14 @@ macro_rules! catalog_event {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(transparent)]
 pub struct NotificationReceived(pub Notification);
-catalog_event!(NotificationReceived, EventName::NotificationReceived, |self| Audience {
-    recipient_id: Some(self.0.recipient_id),
-    ..Default::default()
-});
+catalog_event!(
+    NotificationReceived,
+    EventName::NotificationReceived,
+    |self| Audience {
+        recipient_id: Some(self.0.recipient_id),
+        ..Default::default()
+    }
+);
 
 /// `notification:read` → `user-{recipientId}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -209,10 +217,12 @@ pub struct NotificationRead {
     #[serde(skip)]
     pub recipient_id: Uuid,
 }
-catalog_event!(NotificationRead, EventName::NotificationRead, |self| Audience {
-    recipient_id: Some(self.recipient_id),
-    actor_id: Some(self.recipient_id),
-    ..Default::default()
+catalog_event!(NotificationRead, EventName::NotificationRead, |self| {
+    Audience {
+        recipient_id: Some(self.recipient_id),
+        actor_id: Some(self.recipient_id),
+        ..Default::default()
+    }
 });
 
 /// `request:created` → `sellers`.
@@ -235,13 +245,17 @@ pub struct RequestOfferReceived {
     #[serde(skip)]
     pub buyer_id: Uuid,
 }
-catalog_event!(RequestOfferReceived, EventName::RequestOfferReceived, |self| Audience {
-    buyer_id: Some(self.buyer_id),
-    seller_id: Some(self.offer.seller_id),
-    request_id: Some(self.request_id),
-    actor_id: Some(self.offer.seller_id),
-    ..Default::default()
-});
+catalog_event!(
+    RequestOfferReceived,
+    EventName::RequestOfferReceived,
+    |self| Audience {
+        buyer_id: Some(self.buyer_id),
+        seller_id: Some(self.offer.seller_id),
+        request_id: Some(self.request_id),
+        actor_id: Some(self.offer.seller_id),
+        ..Default::default()
+    }
+);
 
 /// `request:status-updated` → `request-{requestId}`, `user-{buyerId}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -255,12 +269,16 @@ pub struct RequestStatusUpdated {
     #[serde(skip)]
     pub actor_id: Option<Uuid>,
 }
-catalog_event!(RequestStatusUpdated, EventName::RequestStatusUpdated, |self| Audience {
-    buyer_id: Some(self.buyer_id),
-    request_id: Some(self.request_id),
-    actor_id: self.actor_id,
-    ..Default::default()
-});
+catalog_event!(
+    RequestStatusUpdated,
+    EventName::RequestStatusUpdated,
+    |self| Audience {
+        buyer_id: Some(self.buyer_id),
+        request_id: Some(self.request_id),
+        actor_id: self.actor_id,
+        ..Default::default()
+    }
+);
 
 /// `offer:negotiation-update` → `request-{requestId}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -274,13 +292,17 @@ pub struct OfferNegotiationUpdate {
     #[serde(skip)]
     pub seller_id: Uuid,
 }
-catalog_event!(OfferNegotiationUpdate, EventName::OfferNegotiationUpdate, |self| Audience {
-    buyer_id: Some(self.buyer_id),
-    seller_id: Some(self.seller_id),
-    request_id: Some(self.request_id),
-    actor_id: Some(self.message.author_id),
-    ..Default::default()
-});
+catalog_event!(
+    OfferNegotiationUpdate,
+    EventName::OfferNegotiationUpdate,
+    |self| Audience {
+        buyer_id: Some(self.buyer_id),
+        seller_id: Some(self.seller_id),
+        request_id: Some(self.request_id),
+        actor_id: Some(self.message.author_id),
+        ..Default::default()
+    }
+);
 
 /// `offer:accepted` → `seller-{sellerId}`, `user-{buyerId}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -324,11 +346,15 @@ pub struct PaymentStatusUpdated {
     #[serde(skip)]
     pub buyer_id: Uuid,
 }
-catalog_event!(PaymentStatusUpdated, EventName::PaymentStatusUpdated, |self| Audience {
-    buyer_id: Some(self.buyer_id),
-    request_id: Some(self.request_id),
-    ..Default::default()
-});
+catalog_event!(
+    PaymentStatusUpdated,
+    EventName::PaymentStatusUpdated,
+    |self| Audience {
+        buyer_id: Some(self.buyer_id),
+        request_id: Some(self.request_id),
+        ..Default::default()
+    }
+);
 
 /// `payment:completed` → `user-{buyerId}`, `user-{sellerId}`, `request-{requestId}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -341,11 +367,13 @@ pub struct PaymentCompleted {
     #[serde(skip)]
     pub seller_id: Uuid,
 }
-catalog_event!(PaymentCompleted, EventName::PaymentCompleted, |self| Audience {
-    buyer_id: Some(self.buyer_id),
-    seller_id: Some(self.seller_id),
-    request_id: Some(self.request_id),
-    ..Default::default()
+catalog_event!(PaymentCompleted, EventName::PaymentCompleted, |self| {
+    Audience {
+        buyer_id: Some(self.buyer_id),
+        seller_id: Some(self.seller_id),
+        request_id: Some(self.request_id),
+        ..Default::default()
+    }
 });
 
 /// `payout:created` → `user-{recipientId}`.
@@ -369,10 +397,12 @@ pub struct PayoutCompleted {
     #[serde(skip)]
     pub request_id: Uuid,
 }
-catalog_event!(PayoutCompleted, EventName::PayoutCompleted, |self| Audience {
-    recipient_id: Some(self.recipient_id),
-    request_id: Some(self.request_id),
-    ..Default::default()
+catalog_event!(PayoutCompleted, EventName::PayoutCompleted, |self| {
+    Audience {
+        recipient_id: Some(self.recipient_id),
+        request_id: Some(self.request_id),
+        ..Default::default()
+    }
 });
 
 /// `payout:failed` → `user-{recipientId}`, `admin`.
@@ -420,10 +450,12 @@ pub struct ChatMessageRead {
     pub user_id: Uuid,
     pub read_at: DateTime<Utc>,
 }
-catalog_event!(ChatMessageRead, EventName::ChatMessageRead, |self| Audience {
-    chat_id: Some(self.chat_id),
-    actor_id: Some(self.user_id),
-    ..Default::default()
+catalog_event!(ChatMessageRead, EventName::ChatMessageRead, |self| {
+    Audience {
+        chat_id: Some(self.chat_id),
+        actor_id: Some(self.user_id),
+        ..Default::default()
+    }
 });
 
 /// `dispute:opened` → `request-{requestId}`, `admin`.
@@ -458,13 +490,17 @@ pub struct DisputeEvidenceAdded {
     #[serde(skip)]
     pub seller_id: Uuid,
 }
-catalog_event!(DisputeEvidenceAdded, EventName::DisputeEvidenceAdded, |self| Audience {
-    buyer_id: Some(self.buyer_id),
-    seller_id: Some(self.seller_id),
-    request_id: Some(self.request_id),
-    actor_id: Some(self.evidence.author_id),
-    ..Default::default()
-});
+catalog_event!(
+    DisputeEvidenceAdded,
+    EventName::DisputeEvidenceAdded,
+    |self| Audience {
+        buyer_id: Some(self.buyer_id),
+        seller_id: Some(self.seller_id),
+        request_id: Some(self.request_id),
+        actor_id: Some(self.evidence.author_id),
+        ..Default::default()
+    }
+);
 
 /// `dispute:resolved` → `request-{requestId}`, `user-{buyerId}`, `user-{sellerId}`, `admin`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -481,12 +517,14 @@ pub struct DisputeResolved {
     #[serde(skip)]
     pub actor_id: Uuid,
 }
-catalog_event!(DisputeResolved, EventName::DisputeResolved, |self| Audience {
-    buyer_id: Some(self.buyer_id),
-    seller_id: Some(self.seller_id),
-    request_id: Some(self.request_id),
-    actor_id: Some(self.actor_id),
-    ..Default::default()
+catalog_event!(DisputeResolved, EventName::DisputeResolved, |self| {
+    Audience {
+        buyer_id: Some(self.buyer_id),
+        seller_id: Some(self.seller_id),
+        request_id: Some(self.request_id),
+        actor_id: Some(self.actor_id),
+        ..Default::default()
+    }
 });
 
 /// `system:maintenance` → everyone.
@@ -496,7 +534,9 @@ pub struct SystemMaintenance {
     pub message: String,
     pub starts_at: DateTime<Utc>,
 }
-catalog_event!(SystemMaintenance, EventName::SystemMaintenance, |self| Audience::default());
+catalog_event!(SystemMaintenance, EventName::SystemMaintenance, |self| {
+    Audience::default()
+});
 
 /// `system:announcement` → everyone.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -504,7 +544,9 @@ catalog_event!(SystemMaintenance, EventName::SystemMaintenance, |self| Audience:
 pub struct SystemAnnouncement {
     pub message: String,
 }
-catalog_event!(SystemAnnouncement, EventName::SystemAnnouncement, |self| Audience::default());
+catalog_event!(SystemAnnouncement, EventName::SystemAnnouncement, |self| {
+    Audience::default()
+});
 
 /// Live-only payloads (not in the log).
 /// `chat:typing` / `chat:stopped-typing` → `chat-{chatId}` except the sender.

@@ -33,12 +33,17 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         JsonRejection::JsonDataError(e) => {
             // serde_path_to_error formats as "path: message"; keep the field when present.
             let text = e.body_text();
-            let inner = text.strip_prefix("Failed to deserialize the JSON body into the target type: ").unwrap_or(&text);
+            let inner = text
+                .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+                .unwrap_or(&text);
             let (field, message) = match inner.split_once(": ") {
                 Some((path, msg)) if !path.contains(' ') => (path.to_owned(), msg.to_owned()),
                 _ => ("body".to_owned(), inner.to_owned()),
             };
-            ApiError::Validation { code: "invalid_body", errors: vec![FieldError::new(field, message)] }
+            ApiError::Validation {
+                code: "invalid_body",
+                errors: vec![FieldError::new(field, message)],
+            }
         }
         JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType {
             detail: "expected a body with Content-Type: application/json".into(),
@@ -86,9 +91,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Self(v)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
-                Err(ApiError::Validation { code: "invalid_query", errors: vec![FieldError::new("query", e.body_text())] })
-            }
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::Validation {
+                code: "invalid_query",
+                errors: vec![FieldError::new("query", e.body_text())],
+            }),
             Err(other) => Err(ApiError::bad_request("invalid_query", other.body_text())),
         }
     }

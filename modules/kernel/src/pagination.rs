@@ -35,7 +35,11 @@ impl PageParams {
 
     /// The decoded cursor, if any; a cursor this API did not make is a 422.
     pub fn cursor<T: DeserializeOwned>(&self) -> Result<Option<T>, ApiError> {
-        self.cursor.as_deref().filter(|c| !c.is_empty()).map(decode_cursor).transpose()
+        self.cursor
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(decode_cursor)
+            .transpose()
     }
 }
 
@@ -54,9 +58,20 @@ pub fn decode_cursor<T: DeserializeOwned>(cursor: &str) -> Result<T, ApiError> {
 }
 
 /// Cuts a fetched `limit + 1` rows to a page: the extra row only says there is a next page.
-pub fn page<T, P: Serialize>(mut rows: Vec<T>, limit: u64, position: impl Fn(&T) -> P) -> crate::contract::Page<T> {
+pub fn page<T, P: Serialize>(
+    mut rows: Vec<T>,
+    limit: u64,
+    position: impl Fn(&T) -> P,
+) -> crate::contract::Page<T> {
     let has_more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if has_more { rows.last().map(|r| encode_cursor(&position(r))) } else { None };
-    crate::contract::Page { items: rows, next_cursor }
+    let next_cursor = if has_more {
+        rows.last().map(|r| encode_cursor(&position(r)))
+    } else {
+        None
+    };
+    crate::contract::Page {
+        items: rows,
+        next_cursor,
+    }
 }

@@ -23,7 +23,17 @@ pub trait ChatPort: Send + Sync + 'static {
     /// The chats `user_id` takes part in (for presence).
     async fn chats_of(&self, user_id: Uuid) -> Result<Vec<Uuid>, ApiError>;
     /// Same rules and effects as `POST /api/chats/{id}/messages`.
-    async fn send(&self, user: AuthUser, chat_id: Uuid, content: String) -> Result<Message, ApiError>;
+    async fn send(
+        &self,
+        user: AuthUser,
+        chat_id: Uuid,
+        content: String,
+    ) -> Result<Message, ApiError>;
     /// Same rules and effects as `POST /api/chats/{id}/read`.
-    async fn mark_read(&self, user: AuthUser, chat_id: Uuid, message_id: Uuid) -> Result<(), ApiError>;
+    async fn mark_read(
+        &self,
+        user: AuthUser,
+        chat_id: Uuid,
+        message_id: Uuid,
+    ) -> Result<(), ApiError>;
 }

@@ -21,10 +21,17 @@ impl Fields {
         if n < min {
             self.errors.push(FieldError::new(
                 field,
-                if min == 1 { "must not be empty".to_owned() } else { format!("must be at least {min} characters") },
+                if min == 1 {
+                    "must not be empty".to_owned()
+                } else {
+                    format!("must be at least {min} characters")
+                },
             ));
         } else if n > max {
-            self.errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+            self.errors.push(FieldError::new(
+                field,
+                format!("must be at most {max} characters"),
+            ));
         }
         trimmed.to_owned()
     }
@@ -54,7 +61,10 @@ impl Fields {
         if self.errors.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::Validation { code: "validation_failed", errors: self.errors })
+            Err(ApiError::Validation {
+                code: "validation_failed",
+                errors: self.errors,
+            })
         }
     }
 }
@@ -64,7 +74,13 @@ pub fn http_url(field: &str, value: &str) -> Result<String, ApiError> {
     let v = value.trim();
     let ok = (v.starts_with("https://") || v.starts_with("http://"))
         && v.len() <= 2048
-        && v.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        && v.split("://")
+            .nth(1)
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
         && !v.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok { Ok(v.to_owned()) } else { Err(ApiError::invalid(field, "must be an http(s) URL")) }
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(ApiError::invalid(field, "must be an http(s) URL"))
+    }
 }
