@@ -53,6 +53,10 @@ pub enum ApiError {
     Forbidden(String),
     #[error("not found")]
     NotFound,
+    #[error("this method is not allowed on this route")]
+    MethodNotAllowed,
+    #[error("no such route")]
+    NoRoute,
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
     #[error("request body too large")]
@@ -119,6 +123,8 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NoRoute => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -141,6 +147,8 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::NoRoute => "route_not_found",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::RateLimited => "rate_limited",
@@ -223,7 +231,12 @@ pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
     )
 }
 
+/// The answer for a known route called with a method it does not have.
+pub async fn method_not_allowed_fallback() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
 /// The answer for an unknown route.
 pub async fn not_found_fallback() -> ApiError {
-    ApiError::NotFound
+    ApiError::NoRoute
 }
