@@ -1,0 +1,62 @@
+//! The chat module: one chat per (request, seller) between the request's buyer and that
+//! seller, opened by the seller's first offer ([`service::open_for_offer`]). It owns
+//! `chats`, `chat_messages` and `chat_read_markers`, and answers [`kernel::ports::ChatPort`]
+//! for the socket gateway through the same service functions as its REST routes.
+
+pub mod dto;
+pub mod entity;
+pub mod routes;
+pub mod service;
+
+use kernel::contract::Message;
+use kernel::ports::ChatPort;
+use kernel::{ApiError, AppState, AuthUser, EventBus, Module};
+use sea_orm::DatabaseConnection;
+use utoipa_axum::router::OpenApiRouter;
+use uuid::Uuid;
+
+/// Registers `/api/chats/*`.
+pub struct ChatModule;
+
+impl Module for ChatModule {
+    fn name(&self) -> &'static str {
+        "chat"
+    }
+    fn router(&self) -> OpenApiRouter<AppState> {
+        routes::router()
+    }
+}
+
+/// The chat module's answers to the socket gateway (`join-chat-room`, `chat:send`,
+/// `chat:read`, presence).
+#[derive(Clone)]
+pub struct Port {
+    db: DatabaseConnection,
+    bus: EventBus,
+}
+
+impl Port {
+    pub fn new(state: &AppState) -> Self {
+        Self { db: state.db.clone(), bus: state.bus.clone() }
+    }
+}
+
+#[async_trait::async_trait]
+impl ChatPort for Port {
+    async fn can_follow_chat(&self, user: AuthUser, chat_id: Uuid) -> Result<bool, ApiError> {
+        service::can_follow(&self.db, user, chat_id).await
+    }
+
+    async fn chats_of(&self, user_id: Uuid) -> Result<Vec<Uuid>, ApiError> {
+        service::chats_of(&self.db, user_id).await
+    }
+
+    async fn send(&self, user: AuthUser, chat_id: Uuid, content: String) -> Result<Message, ApiError> {
+        let content = dto::Content::parse(&content)?;
+        service::send_message(&self.bus, user, chat_id, content).await
+    }
+
+    async fn mark_read(&self, user: AuthUser, chat_id: Uuid, message_id: Uuid) -> Result<(), ApiError> {
+        service::mark_read(&self.bus, user, chat_id, message_id).await
+    }
+}

@@ -1,0 +1,110 @@
+//! `/api/chats/*`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use kernel::contract::{Chat, Message, Page};
+use kernel::error::Problem;
+use kernel::extract::{Json, Path, Query};
+use kernel::pagination::PageParams;
+use kernel::{AppState, AuthUser, EventBus, Result};
+use sea_orm::DatabaseConnection;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::dto::{Content, MarkReadBody, SendMessageBody};
+use crate::service;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_chats))
+        .routes(routes!(get_chat))
+        .routes(routes!(list_messages, send_message))
+        .routes(routes!(mark_read))
+}
+
+/// The caller's chats, newest activity first (last message, or opening before any message),
+/// each with the caller's `unreadCount`. Admins see their own chats here too.
+#[utoipa::path(get, path = "/api/chats", tag = "chat", security(("bearer" = [])), params(PageParams),
+    responses(
+        (status = 200, body = Page<Chat>),
+        (status = 401, body = Problem),
+        (status = 422, body = Problem, description = "bad `limit` or `cursor`"),
+    ))]
+async fn list_chats(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+    Query(params): Query<PageParams>,
+) -> Result<axum::Json<Page<Chat>>> {
+    Ok(axum::Json(service::list_chats(&db, caller, &params).await?))
+}
+
+/// One chat: for its buyer and seller, and admins; anyone else gets 404.
+#[utoipa::path(get, path = "/api/chats/{id}", tag = "chat", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "chat id")),
+    responses((status = 200, body = Chat), (status = 401, body = Problem), (status = 404, body = Problem)))]
+async fn get_chat(State(db): State<DatabaseConnection>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<axum::Json<Chat>> {
+    Ok(axum::Json(service::get_chat(&db, caller, id).await?))
+}
+
+/// The chat's messages, newest first. Pages follow message ids, so messages that arrive
+/// while paging neither repeat nor push anything off a page.
+#[utoipa::path(get, path = "/api/chats/{id}/messages", tag = "chat", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "chat id"), PageParams),
+    responses(
+        (status = 200, body = Page<Message>),
+        (status = 401, body = Problem),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "bad `limit` or `cursor`"),
+    ))]
+async fn list_messages(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+    Query(params): Query<PageParams>,
+) -> Result<axum::Json<Page<Message>>> {
+    Ok(axum::Json(service::list_messages(&db, caller, id, &params).await?))
+}
+
+/// Post a message (participants only). Emits `chat:new-message`.
+#[utoipa::path(post, path = "/api/chats/{id}/messages", tag = "chat", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "chat id")), request_body = SendMessageBody,
+    responses(
+        (status = 201, body = Message),
+        (status = 400, body = Problem, description = "malformed JSON"),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "an admin: admins may read chats, not write in them"),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "`content` empty after trimming or over 4000 characters"),
+    ))]
+async fn send_message(
+    State(bus): State<EventBus>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<SendMessageBody>,
+) -> Result<(StatusCode, axum::Json<Message>)> {
+    let content = Content::parse(&body.content)?;
+    let message = service::send_message(&bus, caller, id, content).await?;
+    Ok((StatusCode::CREATED, axum::Json(message)))
+}
+
+/// Mark the chat read up to `messageId` (participants only); the marker never moves back.
+/// Emits `chat:message-read`.
+#[utoipa::path(post, path = "/api/chats/{id}/read", tag = "chat", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "chat id")), request_body = MarkReadBody,
+    responses(
+        (status = 204, description = "marked"),
+        (status = 400, body = Problem, description = "malformed JSON"),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "an admin: not a participant"),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "`messageId` is not a message of this chat"),
+    ))]
+async fn mark_read(
+    State(bus): State<EventBus>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<MarkReadBody>,
+) -> Result<StatusCode> {
+    service::mark_read(&bus, caller, id, body.message_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,3 @@
+//! The table of the notifications module.
+
+pub mod notification;
