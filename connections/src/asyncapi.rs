@@ -1,0 +1,236 @@
+//! The AsyncAPI 2.6 document of the Socket.IO interface, generated from the routing table
+//! ([`crate::routing::ROUTES`]), the room-event table of the gateway and the utoipa schemas
+//! of the payload types, so the document cannot drift from what the server does.
+
+use std::collections::BTreeMap;
+
+use kernel::events::{self, EventMeta, EventName};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, schema::Schema};
+
+use crate::gateway::{Ack, ChatReadArgs, ChatSendArgs, ChatTypingArgs, ROOM_EVENTS, RoomKind};
+use crate::replay::REPLAY_LIMIT;
+use crate::routing::{ROUTES, RoomRule};
+
+type Schemas = Vec<(String, RefOr<Schema>)>;
+
+fn add<T: ToSchema>(schemas: &mut Schemas) -> Value {
+    T::schemas(schemas);
+    let name = T::name().into_owned();
+    schemas.push((name.clone(), T::schema()));
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// The payload schema of every event name (an exhaustive match: a new name does not
+/// compile until it is documented).
+fn payload_schema(name: EventName, s: &mut Schemas) -> Value {
+    match name {
+        EventName::NotificationReceived => add::<events::NotificationReceived>(s),
+        EventName::NotificationRead => add::<events::NotificationRead>(s),
+        EventName::RequestCreated => add::<events::RequestCreated>(s),
+        EventName::RequestOfferReceived => add::<events::RequestOfferReceived>(s),
+        EventName::RequestStatusUpdated => add::<events::RequestStatusUpdated>(s),
+        EventName::OfferNegotiationUpdate => add::<events::OfferNegotiationUpdate>(s),
+        EventName::OfferAccepted => add::<events::OfferAccepted>(s),
+        EventName::PaymentCreated => add::<events::PaymentCreated>(s),
+        EventName::PaymentStatusUpdated => add::<events::PaymentStatusUpdated>(s),
+        EventName::PaymentCompleted => add::<events::PaymentCompleted>(s),
+        EventName::PayoutCreated => add::<events::PayoutCreated>(s),
+        EventName::PayoutCompleted => add::<events::PayoutCompleted>(s),
+        EventName::PayoutFailed => add::<events::PayoutFailed>(s),
+        EventName::ChatNewMessage => add::<events::ChatNewMessage>(s),
+        EventName::ChatMessageRead => add::<events::ChatMessageRead>(s),
+        EventName::ChatTyping | EventName::ChatStoppedTyping => add::<events::ChatTyping>(s),
+        EventName::DisputeOpened => add::<events::DisputeOpened>(s),
+        EventName::DisputeEvidenceAdded => add::<events::DisputeEvidenceAdded>(s),
+        EventName::DisputeResolved => add::<events::DisputeResolved>(s),
+        EventName::UserOnline | EventName::UserOffline => add::<events::UserPresence>(s),
+        EventName::SystemMaintenance => add::<events::SystemMaintenance>(s),
+        EventName::SystemAnnouncement => add::<events::SystemAnnouncement>(s),
+        EventName::EventsReplayTruncated => add::<events::ReplayTruncated>(s),
+    }
+}
+
+/// Rooms of the live-only events (routed by the gateway, not the table).
+fn live_rooms(name: EventName) -> Vec<String> {
+    match name {
+        EventName::ChatTyping | EventName::ChatStoppedTyping => vec!["chat-{chatId} (not the sender's own sockets)".into()],
+        EventName::UserOnline | EventName::UserOffline => vec!["chat-{chatId} of each of the user's chats".into()],
+        EventName::EventsReplayTruncated => vec!["the reconnecting socket only".into()],
+        _ => Vec::new(),
+    }
+}
+
+/// The channel (room family) a rule belongs to.
+fn channel_of(rule: RoomRule) -> &'static str {
+    match rule {
+        RoomRule::User(_) => "user-{userId}",
+        RoomRule::Seller(_) => "seller-{sellerId}",
+        RoomRule::Request => "request-{requestId}",
+        RoomRule::Chat => "chat-{chatId}",
+        RoomRule::Sellers => "sellers",
+        RoomRule::Buyers => "buyers",
+        RoomRule::Admin => "admin",
+        RoomRule::Everyone => "/",
+    }
+}
+
+fn room_kind_arg(kind: RoomKind) -> (&'static str, &'static str) {
+    match kind {
+        RoomKind::User => ("userId", "own id only (admins: any)"),
+        RoomKind::Seller => ("sellerId", "`seller-{id}` + `sellers`; a seller for its own id"),
+        RoomKind::Buyer => ("buyerId", "`buyer-{id}` + `buyers`; a buyer for its own id"),
+        RoomKind::Request => ("requestId", "`request-{id}`; its buyer, a seller with an offer on it, admins (else `not_found`)"),
+        RoomKind::Chat => ("chatId", "`chat-{id}`; its two participants, admins (else `not_found`)"),
+    }
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut schemas: Schemas = Vec::new();
+    let meta_ref = add::<EventMeta>(&mut schemas);
+    let ack_ref = add::<Ack>(&mut schemas);
+    let mut messages = BTreeMap::<String, Value>::new();
+    let mut server_refs = Vec::new();
+    let mut channel_refs: BTreeMap<&'static str, Vec<Value>> = BTreeMap::new();
+
+    for name in EventName::ALL {
+        let payload = payload_schema(name, &mut schemas);
+        let durable = name.is_durable();
+        let rules: &[RoomRule] = ROUTES.iter().find(|(n, _)| *n == name).map(|(_, r)| *r).unwrap_or(&[]);
+        let rooms: Vec<String> = if durable { rules.iter().map(|r| r.pattern()).collect() } else { live_rooms(name) };
+        let key = format!("server.{}", name.as_str().replace(':', "."));
+        let args = if durable {
+            json!({ "type": "array", "minItems": 2, "maxItems": 2, "items": [payload, meta_ref],
+                    "description": "Socket.IO arguments: (payload, { id, at })" })
+        } else {
+            payload
+        };
+        messages.insert(
+            key.clone(),
+            json!({
+                "name": name.as_str(),
+                "title": name.as_str(),
+                "summary": format!("Rooms: {}. {}", rooms.join(", "),
+                    if durable { "Durable: logged, replayed on reconnect with `auth.lastEventId`, listed by `GET /api/events`." } else { "Live only: never stored or replayed." }),
+                "payload": args,
+                "x-rooms": rooms,
+                "x-durable": durable,
+            }),
+        );
+        let r = json!({ "$ref": format!("#/components/messages/{key}") });
+        server_refs.push(r.clone());
+        for rule in rules {
+            let refs = channel_refs.entry(channel_of(*rule)).or_default();
+            if !refs.contains(&r) {
+                refs.push(r.clone());
+            }
+        }
+    }
+
+    let mut client_refs = Vec::new();
+    let id_schema = json!({ "type": "string", "format": "uuid" });
+    for &(event, kind, join) in ROOM_EVENTS {
+        let (arg, who) = room_kind_arg(kind);
+        let key = format!("client.{event}");
+        messages.insert(
+            key.clone(),
+            json!({
+                "name": event, "title": event,
+                "summary": format!("{} {who}. Argument: `{arg}`.", if join { "Join" } else { "Leave" }),
+                "payload": id_schema,
+                "x-ack": ack_ref,
+            }),
+        );
+        client_refs.push(json!({ "$ref": format!("#/components/messages/{key}") }));
+    }
+    let chat_events = [
+        ("chat:send", add::<ChatSendArgs>(&mut schemas), "As `POST /api/chats/{id}/messages`; ack `{ ok, message }`."),
+        ("chat:read", add::<ChatReadArgs>(&mut schemas), "As `POST /api/chats/{id}/read`."),
+        ("chat:typing", add::<ChatTypingArgs>(&mut schemas), "Participants; relayed to `chat-{chatId}` except the sender's own sockets; never stored; rate-limited per socket."),
+        ("chat:stopped-typing", add::<ChatTypingArgs>(&mut schemas), "As `chat:typing`."),
+    ];
+    for (event, payload, summary) in chat_events {
+        let key = format!("client.{event}").replace(':', ".");
+        messages.insert(key.clone(), json!({ "name": event, "title": event, "summary": summary, "payload": payload, "x-ack": ack_ref }));
+        client_refs.push(json!({ "$ref": format!("#/components/messages/{key}") }));
+    }
+
+    let mut channels = serde_json::Map::new();
+    channels.insert(
+        "/".into(),
+        json!({
+            "description": "The Socket.IO namespace `/` (path `/socket.io`, protocol v5, WebSocket and HTTP long-polling). Every client → server event answers through the ack callback with `Ack`.",
+            "publish": { "operationId": "clientEvents", "summary": "client → server", "message": { "oneOf": client_refs } },
+            "subscribe": { "operationId": "serverEvents", "summary": "server → client (all events)", "message": { "oneOf": server_refs } },
+        }),
+    );
+    for (channel, refs) in channel_refs {
+        if channel == "/" {
+            continue;
+        }
+        let mut c = json!({
+            "description": format!("Room `{channel}`."),
+            "subscribe": { "operationId": format!("room.{channel}"), "message": { "oneOf": refs } },
+        });
+        if let Some(param) = channel.split_once('{').and_then(|(_, p)| p.strip_suffix('}')) {
+            c["parameters"] = json!({ param: { "schema": { "type": "string", "format": "uuid" } } });
+        }
+        channels.insert(channel.into(), c);
+    }
+
+    let schemas: serde_json::Map<String, Value> =
+        schemas.into_iter().map(|(name, s)| (name, serde_json::to_value(s).unwrap_or(Value::Null))).collect();
+
+    json!({
+        "asyncapi": "2.6.0",
+        "id": "urn:marketplace:socket.io",
+        "info": {
+            "title": "Marketplace live events",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": format!(
+                "Socket.IO v5 on the API's host and port, path `/socket.io`, namespace `/`.\n\n\
+                 Connecting: the JWT is read, first found wins, from `auth.token` (with or without `Bearer `), \
+                 the `Authorization: Bearer` header, or the cookie `token` (same origin or a `CORS_ORIGINS` origin only). \
+                 Missing, invalid or expired: `connect_error` with a message containing `unauthorized`.\n\n\
+                 On connect a socket joins `user-{{id}}`; sellers also `seller-{{id}}` and `sellers`; buyers also \
+                 `buyer-{{id}}` and `buyers`; admins also `admin`.\n\n\
+                 Durable events carry a second argument `{{ id, at }}`. Reconnecting with `auth.lastEventId` first \
+                 replays, in order, the durable events after it whose rooms the user may be in now (at most {REPLAY_LIMIT}; \
+                 then `events:replay-truncated` `{{ lastEventId }}`: continue with `GET /api/events?after=`), then live ones, \
+                 with no gap and no duplicate. A socket in several rooms of one emit receives it once.\n\n\
+                 Acks: `{{ ok: true, ... }}` or `{{ ok: false, error }}` with `error` one of `forbidden`, `not_found`, \
+                 `bad_request`, `rate_limited` (typing), `internal`; someone else's request or chat is `not_found`."
+            ),
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "api": { "url": "{host}", "protocol": "ws", "description": "The API server (`ws`/`wss`, or HTTP long-polling).",
+                     "variables": { "host": { "default": "localhost:3000" } } }
+        },
+        "channels": channels,
+        "components": { "messages": messages, "schemas": schemas },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_and_room_of_the_table_is_documented() {
+        let doc = document();
+        for name in EventName::ALL {
+            let key = format!("server.{}", name.as_str().replace(':', "."));
+            assert_eq!(doc["components"]["messages"][&key]["name"], name.as_str());
+        }
+        for (name, rules) in ROUTES {
+            let key = format!("server.{}", name.as_str().replace(':', "."));
+            let rooms = doc["components"]["messages"][&key]["x-rooms"].as_array().unwrap().len();
+            assert_eq!(rooms, rules.len());
+        }
+        assert!(doc["components"]["schemas"]["EventMeta"].is_object());
+        assert!(doc["channels"]["request-{requestId}"]["subscribe"]["message"]["oneOf"].as_array().is_some_and(|a| !a.is_empty()));
+    }
+}

@@ -1,0 +1,474 @@
+//! The Socket.IO side: handshake auth (connect middleware), rooms on connect, the
+//! client → server events with their acks, typing relay, and the durable-event delivery the
+//! bus subscriber drives.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use kernel::events::{ChatTyping, EventMeta, EventName};
+use kernel::ports::{ChatPort, RequestAccess};
+use kernel::{ApiError, AppState, AuthUser, Role, StoredEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::emitter::SocketEmitter;
+use crate::presence::Presence;
+use crate::routing::{self, own_rooms};
+
+/// What every socket handler shares. Stored as the Socket.IO state and as an axum extension.
+pub(crate) struct Gateway {
+    pub state: AppState,
+    pub requests: Arc<dyn RequestAccess>,
+    pub chats: Arc<dyn ChatPort>,
+    /// The id of the last durable event emitted live (`None`: nothing yet in this process).
+    /// The subscriber holds this lock while emitting; a replaying socket holds it while it
+    /// replays and joins its rooms, so it sees every event exactly once.
+    pub live: tokio::sync::Mutex<Option<i64>>,
+    pub presence: Presence,
+    pub cors_origins: Vec<String>,
+    pub typing_per_sec: f64,
+    pub typing_burst: f64,
+}
+
+/// Why a handshake was refused. The client's `connect_error` carries this text.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("unauthorized: a valid token is required")]
+    Unauthorized,
+    #[error("unauthorized: origin not allowed for cookie authentication")]
+    Origin,
+    #[error("unavailable: try again later")]
+    Unavailable,
+}
+
+/// The answer of every client → server event (`{ ok: true, ... }` or `{ ok: false, error }`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Ack {
+    pub ok: bool,
+    /// `forbidden` | `not_found` | `bad_request` | `rate_limited` | `internal`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    /// The stable problem code behind `error` (e.g. `validation_failed`), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+    /// The rooms joined or left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rooms: Option<Vec<String>>,
+    /// `chat:send` only: the stored message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<kernel::contract::Message>,
+}
+
+impl Ack {
+    pub fn ok() -> Self {
+        Self { ok: true, error: None, code: None, rooms: None, message: None }
+    }
+    pub fn err(error: &'static str) -> Self {
+        Self { ok: false, error: Some(error), code: None, rooms: None, message: None }
+    }
+    fn rooms(rooms: Vec<String>) -> Self {
+        Self { rooms: Some(rooms), ..Self::ok() }
+    }
+    /// The ack for a failed port call; internal causes are logged, never sent.
+    fn from_error(e: &ApiError) -> Self {
+        let error = match e {
+            ApiError::NotFound | ApiError::NoRoute => "not_found",
+            ApiError::Forbidden(_) | ApiError::Unauthorized => "forbidden",
+            ApiError::BadRequest { .. }
+            | ApiError::Validation { .. }
+            | ApiError::Conflict { .. }
+            | ApiError::PayloadTooLarge
+            | ApiError::UnsupportedMediaType { .. }
+            | ApiError::MethodNotAllowed => "bad_request",
+            ApiError::RateLimited => "rate_limited",
+            ApiError::Internal(_) | ApiError::BadGateway { .. } | ApiError::Unavailable { .. } => {
+                tracing::error!(error = %e, "socket event failed");
+                "internal"
+            }
+        };
+        Self { code: Some(e.code()), ..Self::err(error) }
+    }
+}
+
+fn send_ack(ack: AckSender, reply: &Ack) {
+    if let Err(e) = ack.send(reply) {
+        tracing::debug!(error = %e, "ack not sent");
+    }
+}
+
+/// Which pair of room events a handler serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RoomKind {
+    User,
+    Seller,
+    Buyer,
+    Request,
+    Chat,
+}
+
+/// `(event, kind, join?)` for every room event of the contract.
+pub(crate) const ROOM_EVENTS: &[(&str, RoomKind, bool)] = &[
+    ("join-user-room", RoomKind::User, true),
+    ("join-seller-room", RoomKind::Seller, true),
+    ("leave-seller-room", RoomKind::Seller, false),
+    ("join-buyer-room", RoomKind::Buyer, true),
+    ("leave-buyer-room", RoomKind::Buyer, false),
+    ("join-request-room", RoomKind::Request, true),
+    ("leave-request-room", RoomKind::Request, false),
+    ("join-chat-room", RoomKind::Chat, true),
+    ("leave-chat-room", RoomKind::Chat, false),
+];
+
+/// `chat:send` arguments.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatSendArgs {
+    pub chat_id: Uuid,
+    pub content: String,
+}
+
+/// `chat:read` arguments.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatReadArgs {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+}
+
+/// `chat:typing` / `chat:stopped-typing` arguments.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatTypingArgs {
+    pub chat_id: Uuid,
+}
+
+/// Per-socket state that only some sockets need (created on first use).
+struct SocketLocal {
+    bucket: Mutex<(f64, Instant)>,
+    typing_chats: Mutex<HashSet<Uuid>>,
+}
+
+/// Marks a socket counted by presence, so its disconnect is counted once.
+#[derive(Clone)]
+pub(crate) struct Counted;
+
+/// An id argument: the id itself as a string, or the first argument when several came.
+fn id_arg(v: &Value) -> Option<Uuid> {
+    match v {
+        Value::String(s) => Uuid::parse_str(s.trim()).ok(),
+        Value::Array(items) => items.first().and_then(id_arg),
+        _ => None,
+    }
+}
+
+/// An object argument, unwrapping the first argument when several came.
+fn object_arg<T: serde::de::DeserializeOwned>(v: Value) -> Option<T> {
+    let v = match v {
+        Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
+        other => other,
+    };
+    serde_json::from_value(v).ok()
+}
+
+/// The handshake token: `auth.token`, then `Authorization: Bearer`, then the `token` cookie.
+/// Returns the token and whether it came from the cookie.
+fn handshake_token(auth: &Value, headers: &http::HeaderMap) -> Option<(String, bool)> {
+    if let Some(t) = auth.get("token").and_then(Value::as_str).map(str::trim).filter(|t| !t.is_empty()) {
+        return Some((t.to_owned(), false));
+    }
+    if let Some(h) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some(t) = h.trim().strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()) {
+            return Some((t.to_owned(), false));
+        }
+    }
+    for value in headers.get_all(http::header::COOKIE) {
+        let Ok(value) = value.to_str() else { continue };
+        for pair in value.split(';') {
+            if let Some((k, v)) = pair.trim().split_once('=') {
+                if k.trim() == "token" && !v.trim().is_empty() {
+                    return Some((v.trim().trim_matches('"').to_owned(), true));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `auth.lastEventId` as a non-negative integer (a number or a numeric string).
+fn last_event_id(auth: &Value) -> Option<i64> {
+    let v = auth.get("lastEventId")?;
+    let id = match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }?;
+    (id >= 0).then_some(id)
+}
+
+impl Gateway {
+    /// A cookie is sent by the browser to any site's websocket: accept it only from the same
+    /// origin or a configured one (a bearer token in `auth` or a header is not at risk).
+    fn origin_allowed(&self, headers: &http::HeaderMap) -> bool {
+        let Some(origin) = headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+            return true; // not a browser
+        };
+        let origin = origin.trim_end_matches('/');
+        if self.cors_origins.iter().any(|o| o == "*" || o == origin) {
+            return true;
+        }
+        let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        origin.split_once("://").is_some_and(|(_, rest)| rest == host)
+    }
+}
+
+/// Connect middleware: authenticates the handshake and registers the socket's handlers.
+pub(crate) async fn authenticate(
+    s: SocketRef,
+    State(gw): State<Arc<Gateway>>,
+    TryData(auth): TryData<Value>,
+) -> Result<(), Refusal> {
+    let auth = auth.unwrap_or(Value::Null);
+    let headers = &s.req_parts().headers;
+    let (token, from_cookie) = handshake_token(&auth, headers).ok_or(Refusal::Unauthorized)?;
+    if from_cookie && !gw.origin_allowed(headers) {
+        return Err(Refusal::Origin);
+    }
+    let user = match gw.state.auth.authenticate(&token).await {
+        Ok(u) => u,
+        Err(ApiError::Unauthorized) => return Err(Refusal::Unauthorized),
+        Err(e) => {
+            tracing::warn!(error = %e, "socket handshake could not be checked");
+            return Err(Refusal::Unavailable);
+        }
+    };
+    s.extensions.insert(user);
+    register_handlers(&s);
+    Ok(())
+}
+
+fn register_handlers(s: &SocketRef) {
+    for &(event, kind, join) in ROOM_EVENTS {
+        s.on(
+            event,
+            move |s: SocketRef, TryData(arg): TryData<Value>, ack: AckSender, State(gw): State<Arc<Gateway>>| async move {
+                let reply = match s.extensions.get::<AuthUser>() {
+                    Some(user) => gw.room_event(&s, user, kind, join, arg.unwrap_or(Value::Null)).await,
+                    None => Ack::err("forbidden"),
+                };
+                send_ack(ack, &reply);
+            },
+        );
+    }
+    s.on("chat:send", chat_send);
+    s.on("chat:read", chat_read);
+    s.on(
+        "chat:typing",
+        |s: SocketRef, io: SocketIo, TryData(arg): TryData<Value>, ack: AckSender, State(gw): State<Arc<Gateway>>| async move {
+            let reply = gw.typing(&s, io, EventName::ChatTyping, arg.unwrap_or(Value::Null)).await;
+            send_ack(ack, &reply);
+        },
+    );
+    s.on(
+        "chat:stopped-typing",
+        |s: SocketRef, io: SocketIo, TryData(arg): TryData<Value>, ack: AckSender, State(gw): State<Arc<Gateway>>| async move {
+            let reply = gw.typing(&s, io, EventName::ChatStoppedTyping, arg.unwrap_or(Value::Null)).await;
+            send_ack(ack, &reply);
+        },
+    );
+    s.on_fallback(|ack: AckSender| async move { send_ack(ack, &Ack::err("bad_request")) });
+    s.on_disconnect(|s: SocketRef, io: SocketIo, State(gw): State<Arc<Gateway>>| async move {
+        gw.presence.disconnected(&gw, &SocketEmitter::new(io), &s).await;
+    });
+}
+
+/// Connect handler: joins the socket's own rooms (after a replay when `auth.lastEventId` is
+/// given) and counts it for presence.
+pub(crate) async fn on_connect(s: SocketRef, io: SocketIo, State(gw): State<Arc<Gateway>>, TryData(auth): TryData<Value>) {
+    let Some(user) = s.extensions.get::<AuthUser>() else {
+        let _ = s.disconnect();
+        return;
+    };
+    let emitter = SocketEmitter::new(io);
+    let rooms = own_rooms(&user);
+    match auth.ok().as_ref().and_then(last_event_id) {
+        Some(after) => gw.replay_then_join(&emitter, &s, user, after, rooms).await,
+        None => s.join(rooms),
+    }
+    gw.presence.connected(&gw, &emitter, &s, user).await;
+}
+
+async fn chat_send(s: SocketRef, TryData(arg): TryData<Value>, ack: AckSender, State(gw): State<Arc<Gateway>>) {
+    let reply = match (s.extensions.get::<AuthUser>(), arg.ok().and_then(object_arg::<ChatSendArgs>)) {
+        (None, _) => Ack::err("forbidden"),
+        (_, None) => Ack::err("bad_request"),
+        (Some(user), Some(args)) => match gw.chats.send(user, args.chat_id, args.content).await {
+            Ok(message) => Ack { message: Some(message), ..Ack::ok() },
+            Err(e) => Ack::from_error(&e),
+        },
+    };
+    send_ack(ack, &reply);
+}
+
+async fn chat_read(s: SocketRef, TryData(arg): TryData<Value>, ack: AckSender, State(gw): State<Arc<Gateway>>) {
+    let reply = match (s.extensions.get::<AuthUser>(), arg.ok().and_then(object_arg::<ChatReadArgs>)) {
+        (None, _) => Ack::err("forbidden"),
+        (_, None) => Ack::err("bad_request"),
+        (Some(user), Some(args)) => match gw.chats.mark_read(user, args.chat_id, args.message_id).await {
+            Ok(()) => Ack::ok(),
+            Err(e) => Ack::from_error(&e),
+        },
+    };
+    send_ack(ack, &reply);
+}
+
+impl Gateway {
+    /// Join or leave a room after checking the authenticated user against the contract table.
+    /// Someone else's request or chat answers `not_found` (no leak); a wrong role or another
+    /// user's own room answers `forbidden`.
+    async fn room_event(&self, s: &SocketRef, user: AuthUser, kind: RoomKind, join: bool, arg: Value) -> Ack {
+        let Some(id) = id_arg(&arg) else {
+            return Ack::err("bad_request");
+        };
+        let rooms = match kind {
+            RoomKind::User if id == user.id || user.is_admin() => vec![routing::user_room(id)],
+            RoomKind::Seller if user.role == Role::Seller && id == user.id => {
+                vec![routing::seller_room(id), routing::SELLERS.to_owned()]
+            }
+            RoomKind::Buyer if user.role == Role::Buyer && id == user.id => {
+                vec![routing::buyer_room(id), routing::BUYERS.to_owned()]
+            }
+            RoomKind::User | RoomKind::Seller | RoomKind::Buyer => return Ack::err("forbidden"),
+            RoomKind::Request => match self.requests.can_follow_request(user, id).await.unwrap_or_else(log_false) {
+                true => vec![routing::request_room(id)],
+                false => return Ack::err("not_found"),
+            },
+            RoomKind::Chat => match self.chats.can_follow_chat(user, id).await.unwrap_or_else(log_false) {
+                true => vec![routing::chat_room(id)],
+                false => return Ack::err("not_found"),
+            },
+        };
+        if join {
+            s.join(rooms.clone());
+        } else {
+            s.leave(rooms.clone());
+        }
+        Ack::rooms(rooms)
+    }
+
+    /// Relays typing to the chat's room, except the sender's own sockets. Participants only,
+    /// rate-limited per socket, never stored.
+    async fn typing(&self, s: &SocketRef, io: SocketIo, event: EventName, arg: Value) -> Ack {
+        let Some(user) = s.extensions.get::<AuthUser>() else {
+            return Ack::err("forbidden");
+        };
+        let Some(args) = object_arg::<ChatTypingArgs>(arg) else {
+            return Ack::err("bad_request");
+        };
+        let local = match s.extensions.get::<Arc<SocketLocal>>() {
+            Some(l) => l,
+            None => {
+                let l = Arc::new(SocketLocal {
+                    bucket: Mutex::new((self.typing_burst, Instant::now())),
+                    typing_chats: Mutex::new(HashSet::new()),
+                });
+                s.extensions.insert(l.clone());
+                l
+            }
+        };
+        if !self.take_token(&local) {
+            return Ack::err("rate_limited");
+        }
+        let known = local.typing_chats.lock().is_ok_and(|c| c.contains(&args.chat_id));
+        if !known {
+            if user.is_admin() {
+                return Ack::err("forbidden");
+            }
+            match self.chats.can_follow_chat(user, args.chat_id).await {
+                Ok(true) => {
+                    if let Ok(mut c) = local.typing_chats.lock() {
+                        c.insert(args.chat_id);
+                    }
+                }
+                Ok(false) => return Ack::err("not_found"),
+                Err(e) => return Ack::from_error(&e),
+            }
+        }
+        let payload = ChatTyping { chat_id: args.chat_id, user_id: user.id };
+        let emitter = SocketEmitter::new(io);
+        if let Err(e) = emitter
+            .emit_to_rooms_except(vec![routing::chat_room(args.chat_id)], routing::user_room(user.id), event.as_str(), &payload)
+            .await
+        {
+            tracing::debug!(error = %e, "typing relay incomplete");
+        }
+        Ack::ok()
+    }
+
+    fn take_token(&self, local: &SocketLocal) -> bool {
+        let Ok(mut b) = local.bucket.lock() else { return false };
+        let now = Instant::now();
+        let refill = now.duration_since(b.1).as_secs_f64() * self.typing_per_sec;
+        b.0 = (b.0 + refill).min(self.typing_burst);
+        b.1 = now;
+        if b.0 >= 1.0 {
+            b.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Emits one durable event to the union of its rooms with `{ id, at }`, recording it as
+    /// the last one emitted (under the lock replay takes).
+    pub(crate) async fn deliver(&self, emitter: &SocketEmitter, event: &StoredEvent) {
+        if !event.name.is_durable() {
+            return;
+        }
+        let mut live = self.live.lock().await;
+        let target = routing::target(event.name, &event.audience);
+        let meta = EventMeta { id: event.id, at: event.at };
+        if let Err(e) = emitter.emit_to_target(target, event.name.as_str(), &(&event.payload, &meta)).await {
+            // Per-socket failures (closed, buffer full); the other sockets got it.
+            tracing::debug!(event_id = event.id, error = %e, "event not delivered to every socket");
+        }
+        *live = Some(live.map_or(event.id, |l| l.max(event.id)));
+    }
+}
+
+fn log_false(e: ApiError) -> bool {
+    tracing::warn!(error = %e, "room access check failed; refusing");
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_token_comes_from_auth_then_header_then_cookie() {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::COOKIE, "a=b; token=fromcookie".parse().unwrap());
+        assert_eq!(handshake_token(&json!({}), &h), Some(("fromcookie".into(), true)));
+        h.insert(http::header::AUTHORIZATION, "Bearer fromheader".parse().unwrap());
+        assert_eq!(handshake_token(&json!({}), &h), Some(("fromheader".into(), false)));
+        assert_eq!(handshake_token(&json!({ "token": "Bearer x" }), &h), Some(("Bearer x".into(), false)));
+        assert_eq!(handshake_token(&json!({ "token": 5 }), &http::HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn arguments_that_are_not_ids_are_rejected() {
+        assert_eq!(id_arg(&json!("nope")), None);
+        assert_eq!(id_arg(&json!({ "id": 1 })), None);
+        let id = Uuid::now_v7();
+        assert_eq!(id_arg(&json!([id.to_string(), 1])), Some(id));
+        assert_eq!(last_event_id(&json!({ "lastEventId": "12" })), Some(12));
+        assert_eq!(last_event_id(&json!({ "lastEventId": -1 })), None);
+    }
+}

@@ -1,0 +1,207 @@
+//! Where each durable catalog event goes: ONE data table, [`ROUTES`], read by the live
+//! emitter, by replay and `GET /api/events` (who may see an event), and by the AsyncAPI
+//! generator (which rooms a message reaches). Change a room here and all three follow.
+
+use kernel::events::{Audience, EventName};
+use kernel::{AuthUser, Role};
+use uuid::Uuid;
+
+/// Which field of an event's [`Audience`] names the user of a per-user room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AudienceField {
+    BuyerId,
+    SellerId,
+    RecipientId,
+    OtherParticipantId,
+}
+
+impl AudienceField {
+    /// The value of this field in `audience`, when the event carries it.
+    pub fn get(self, audience: &Audience) -> Option<Uuid> {
+        match self {
+            Self::BuyerId => audience.buyer_id,
+            Self::SellerId => audience.seller_id,
+            Self::RecipientId => audience.recipient_id,
+            Self::OtherParticipantId => audience.other_participant_id,
+        }
+    }
+
+    /// The camelCase name, as written in the contract (`recipientId`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BuyerId => "buyerId",
+            Self::SellerId => "sellerId",
+            Self::RecipientId => "recipientId",
+            Self::OtherParticipantId => "otherParticipantId",
+        }
+    }
+}
+
+/// One room an event is sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoomRule {
+    /// `user-{field}`
+    User(AudienceField),
+    /// `seller-{field}`
+    Seller(AudienceField),
+    /// `request-{requestId}`
+    Request,
+    /// `chat-{chatId}`
+    Chat,
+    /// `sellers`
+    Sellers,
+    /// `buyers`
+    Buyers,
+    /// `admin`
+    Admin,
+    /// Every connected socket.
+    Everyone,
+}
+
+impl RoomRule {
+    /// The room's name pattern as the contract writes it (`user-{recipientId}`).
+    pub fn pattern(self) -> String {
+        match self {
+            Self::User(f) => format!("user-{{{}}}", f.as_str()),
+            Self::Seller(f) => format!("seller-{{{}}}", f.as_str()),
+            Self::Request => "request-{requestId}".to_owned(),
+            Self::Chat => "chat-{chatId}".to_owned(),
+            Self::Sellers => SELLERS.to_owned(),
+            Self::Buyers => BUYERS.to_owned(),
+            Self::Admin => ADMIN.to_owned(),
+            Self::Everyone => "everyone".to_owned(),
+        }
+    }
+
+    /// The concrete room for this audience; `None` when the audience lacks the id (logged by
+    /// the caller) or for [`RoomRule::Everyone`], which is not a room.
+    pub fn room(self, audience: &Audience) -> Option<String> {
+        match self {
+            Self::User(f) => f.get(audience).map(user_room),
+            Self::Seller(f) => f.get(audience).map(seller_room),
+            Self::Request => audience.request_id.map(request_room),
+            Self::Chat => audience.chat_id.map(chat_room),
+            Self::Sellers => Some(SELLERS.to_owned()),
+            Self::Buyers => Some(BUYERS.to_owned()),
+            Self::Admin => Some(ADMIN.to_owned()),
+            Self::Everyone => None,
+        }
+    }
+}
+
+use AudienceField::*;
+use RoomRule::*;
+
+/// Every durable event of the catalog and its rooms, exactly as the contract's table.
+/// Typing, presence and the replay notice are live-only and routed by the gateway itself.
+pub const ROUTES: &[(EventName, &[RoomRule])] = &[
+    (EventName::NotificationReceived, &[User(RecipientId)]),
+    (EventName::NotificationRead, &[User(RecipientId)]),
+    (EventName::RequestCreated, &[Sellers]),
+    (EventName::RequestOfferReceived, &[User(BuyerId), Request]),
+    (EventName::RequestStatusUpdated, &[Request, User(BuyerId)]),
+    (EventName::OfferNegotiationUpdate, &[Request]),
+    (EventName::OfferAccepted, &[Seller(SellerId), User(BuyerId)]),
+    (EventName::PaymentCreated, &[User(BuyerId)]),
+    (EventName::PaymentStatusUpdated, &[User(BuyerId), Request]),
+    (EventName::PaymentCompleted, &[User(BuyerId), User(SellerId), Request]),
+    (EventName::PayoutCreated, &[User(RecipientId)]),
+    (EventName::PayoutCompleted, &[User(RecipientId)]),
+    (EventName::PayoutFailed, &[User(RecipientId), Admin]),
+    (EventName::ChatNewMessage, &[Chat, User(OtherParticipantId)]),
+    (EventName::ChatMessageRead, &[Chat]),
+    (EventName::DisputeOpened, &[Request, Admin]),
+    (EventName::DisputeEvidenceAdded, &[Request, Admin]),
+    (EventName::DisputeResolved, &[Request, User(BuyerId), User(SellerId), Admin]),
+    (EventName::SystemMaintenance, &[Everyone]),
+    (EventName::SystemAnnouncement, &[Everyone]),
+];
+
+/// The room rules of a durable event; empty for live-only names.
+pub fn rules_of(name: EventName) -> &'static [RoomRule] {
+    ROUTES.iter().find(|(n, _)| *n == name).map(|(_, r)| *r).unwrap_or(&[])
+}
+
+/// Where one emit goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every socket of the namespace.
+    Everyone,
+    /// The union of these rooms (a socket in several receives one copy).
+    Rooms(Vec<String>),
+}
+
+/// The target of a durable event with this audience.
+pub fn target(name: EventName, audience: &Audience) -> Target {
+    let rules = rules_of(name);
+    if rules.contains(&Everyone) {
+        return Target::Everyone;
+    }
+    let mut rooms: Vec<String> = Vec::with_capacity(rules.len());
+    for rule in rules {
+        match rule.room(audience) {
+            Some(room) if !rooms.contains(&room) => rooms.push(room),
+            Some(_) => {}
+            None => tracing::warn!(event = %name, rule = %rule.pattern(), "event lacks the id its room needs; room skipped"),
+        }
+    }
+    Target::Rooms(rooms)
+}
+
+pub const SELLERS: &str = "sellers";
+pub const BUYERS: &str = "buyers";
+pub const ADMIN: &str = "admin";
+
+pub fn user_room(id: Uuid) -> String {
+    format!("user-{id}")
+}
+pub fn seller_room(id: Uuid) -> String {
+    format!("seller-{id}")
+}
+pub fn buyer_room(id: Uuid) -> String {
+    format!("buyer-{id}")
+}
+pub fn request_room(id: Uuid) -> String {
+    format!("request-{id}")
+}
+pub fn chat_room(id: Uuid) -> String {
+    format!("chat-{id}")
+}
+
+/// The rooms a socket of `user` joins on connect.
+pub fn own_rooms(user: &AuthUser) -> Vec<String> {
+    let mut rooms = vec![user_room(user.id)];
+    match user.role {
+        Role::Seller => rooms.extend([seller_room(user.id), SELLERS.to_owned()]),
+        Role::Buyer => rooms.extend([buyer_room(user.id), BUYERS.to_owned()]),
+        Role::Admin => rooms.push(ADMIN.to_owned()),
+    }
+    rooms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_durable_event_has_exactly_one_route_and_live_ones_none() {
+        for name in EventName::ALL {
+            let n = ROUTES.iter().filter(|(r, _)| *r == name).count();
+            if name.is_durable() {
+                assert_eq!(n, 1, "{name} must be routed exactly once");
+                assert!(!rules_of(name).is_empty(), "{name} has no rooms");
+            } else {
+                assert_eq!(n, 0, "{name} is live-only and must not be in the table");
+            }
+        }
+    }
+
+    #[test]
+    fn targets_are_the_union_of_distinct_rooms() {
+        let buyer = Uuid::now_v7();
+        let a = Audience { buyer_id: Some(buyer), seller_id: Some(buyer), request_id: Some(buyer), ..Default::default() };
+        let Target::Rooms(rooms) = target(EventName::PaymentCompleted, &a) else { panic!("rooms expected") };
+        assert_eq!(rooms, vec![user_room(buyer), request_room(buyer)]);
+        assert_eq!(target(EventName::SystemAnnouncement, &Audience::default()), Target::Everyone);
+    }
+}
