@@ -57,8 +57,16 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone_null(Chats::LastMessageAt))
                     .col(timestamp_with_time_zone(Chats::ActivityAt))
                     .col(timestamp_with_time_zone(Chats::CreatedAt))
-                    .foreign_key(ForeignKey::create().from(Chats::Table, Chats::BuyerId).to(Users::Table, Users::Id))
-                    .foreign_key(ForeignKey::create().from(Chats::Table, Chats::SellerId).to(Users::Table, Users::Id))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(Chats::Table, Chats::BuyerId)
+                            .to(Users::Table, Users::Id),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(Chats::Table, Chats::SellerId)
+                            .to(Users::Table, Users::Id),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -74,7 +82,10 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        for (name, col) in [("ix_chats_buyer_activity", Chats::BuyerId), ("ix_chats_seller_activity", Chats::SellerId)] {
+        for (name, col) in [
+            ("ix_chats_buyer_activity", Chats::BuyerId),
+            ("ix_chats_seller_activity", Chats::SellerId),
+        ] {
             manager
                 .create_index(
                     Index::create()
@@ -126,7 +137,11 @@ impl MigrationTrait for Migration {
                     .col(uuid(ChatReadMarkers::UserId))
                     .col(uuid(ChatReadMarkers::LastReadMessageId))
                     .col(timestamp_with_time_zone(ChatReadMarkers::ReadAt))
-                    .primary_key(Index::create().col(ChatReadMarkers::ChatId).col(ChatReadMarkers::UserId))
+                    .primary_key(
+                        Index::create()
+                            .col(ChatReadMarkers::ChatId)
+                            .col(ChatReadMarkers::UserId),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .from(ChatReadMarkers::Table, ChatReadMarkers::ChatId)
@@ -139,8 +154,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(ChatReadMarkers::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(ChatMessages::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(Chats::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(ChatReadMarkers::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(ChatMessages::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Chats::Table).to_owned())
+            .await
     }
 }

@@ -65,6 +65,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Notifications::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Notifications::Table).to_owned())
+            .await
     }
 }

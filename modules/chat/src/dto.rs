@@ -34,7 +34,10 @@ impl Content {
             return Err(ApiError::invalid("content", "must not be empty"));
         }
         if n > MAX_CONTENT {
-            return Err(ApiError::invalid("content", format!("must be at most {MAX_CONTENT} characters")));
+            return Err(ApiError::invalid(
+                "content",
+                format!("must be at most {MAX_CONTENT} characters"),
+            ));
         }
         Ok(Content(trimmed.to_owned()))
     }
@@ -62,7 +65,10 @@ mod tests {
 
     #[test]
     fn content_is_trimmed_and_bounded_in_characters_not_bytes() {
-        assert_eq!(Content::parse("  hi \n").map(Content::into_string).ok(), Some("hi".to_owned()));
+        assert_eq!(
+            Content::parse("  hi \n").map(Content::into_string).ok(),
+            Some("hi".to_owned())
+        );
         assert!(Content::parse("").is_err());
         assert!(Content::parse(" \t\n ").is_err());
         assert!(Content::parse(&"é".repeat(MAX_CONTENT)).is_ok());

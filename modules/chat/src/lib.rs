@@ -37,7 +37,10 @@ pub struct Port {
 
 impl Port {
     pub fn new(state: &AppState) -> Self {
-        Self { db: state.db.clone(), bus: state.bus.clone() }
+        Self {
+            db: state.db.clone(),
+            bus: state.bus.clone(),
+        }
     }
 }
 
@@ -51,12 +54,22 @@ impl ChatPort for Port {
         service::chats_of(&self.db, user_id).await
     }
 
-    async fn send(&self, user: AuthUser, chat_id: Uuid, content: String) -> Result<Message, ApiError> {
+    async fn send(
+        &self,
+        user: AuthUser,
+        chat_id: Uuid,
+        content: String,
+    ) -> Result<Message, ApiError> {
         let content = dto::Content::parse(&content)?;
         service::send_message(&self.bus, user, chat_id, content).await
     }
 
-    async fn mark_read(&self, user: AuthUser, chat_id: Uuid, message_id: Uuid) -> Result<(), ApiError> {
+    async fn mark_read(
+        &self,
+        user: AuthUser,
+        chat_id: Uuid,
+        message_id: Uuid,
+    ) -> Result<(), ApiError> {
         service::mark_read(&self.bus, user, chat_id, message_id).await
     }
 }

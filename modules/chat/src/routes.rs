@@ -42,7 +42,11 @@ async fn list_chats(
 #[utoipa::path(get, path = "/api/chats/{id}", tag = "chat", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "chat id")),
     responses((status = 200, body = Chat), (status = 401, body = Problem), (status = 404, body = Problem)))]
-async fn get_chat(State(db): State<DatabaseConnection>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<axum::Json<Chat>> {
+async fn get_chat(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Chat>> {
     Ok(axum::Json(service::get_chat(&db, caller, id).await?))
 }
 
@@ -62,7 +66,9 @@ async fn list_messages(
     Path(id): Path<Uuid>,
     Query(params): Query<PageParams>,
 ) -> Result<axum::Json<Page<Message>>> {
-    Ok(axum::Json(service::list_messages(&db, caller, id, &params).await?))
+    Ok(axum::Json(
+        service::list_messages(&db, caller, id, &params).await?,
+    ))
 }
 
 /// Post a message (participants only). Emits `chat:new-message`.

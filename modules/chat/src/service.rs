@@ -9,8 +9,8 @@ use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AuthUser, EventBus, Result, Tx};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -21,7 +21,12 @@ use crate::entity::{chat, message, read_marker};
 /// transaction (the offers module calls this when a seller makes an offer). Idempotent: when
 /// the chat exists already its id is returned and nothing fails, so a repeated offer never
 /// breaks on a duplicate chat.
-pub async fn open_for_offer(tx: &mut Tx, request_id: Uuid, buyer_id: Uuid, seller_id: Uuid) -> Result<Uuid> {
+pub async fn open_for_offer(
+    tx: &mut Tx,
+    request_id: Uuid,
+    buyer_id: Uuid,
+    seller_id: Uuid,
+) -> Result<Uuid> {
     let at = now();
     let row = chat::ActiveModel {
         id: Set(new_id()),
@@ -33,7 +38,11 @@ pub async fn open_for_offer(tx: &mut Tx, request_id: Uuid, buyer_id: Uuid, selle
         created_at: Set(at),
     };
     chat::Entity::insert(row)
-        .on_conflict(OnConflict::columns([chat::Column::RequestId, chat::Column::SellerId]).do_nothing().to_owned())
+        .on_conflict(
+            OnConflict::columns([chat::Column::RequestId, chat::Column::SellerId])
+                .do_nothing()
+                .to_owned(),
+        )
         .try_insert()
         .exec_without_returning(tx.conn())
         .await?;
@@ -44,7 +53,9 @@ pub async fn open_for_offer(tx: &mut Tx, request_id: Uuid, buyer_id: Uuid, selle
         .await?
         .ok_or_else(|| ApiError::internal("chat missing right after insert-or-ignore"))?;
     if found.buyer_id != buyer_id {
-        return Err(ApiError::internal("existing chat of this request and seller names another buyer"));
+        return Err(ApiError::internal(
+            "existing chat of this request and seller names another buyer",
+        ));
     }
     Ok(found.id)
 }
@@ -53,7 +64,12 @@ pub async fn open_for_offer(tx: &mut Tx, request_id: Uuid, buyer_id: Uuid, selle
 /// unknown id, get the same 404. With `lock`, the row is locked for the rest of the
 /// transaction (PostgreSQL; SQLite's write transaction already excludes other writers), so
 /// writes to one chat are serialized and message ids follow commit order.
-async fn visible<C: ConnectionTrait>(conn: &C, caller: AuthUser, chat_id: Uuid, lock: bool) -> Result<chat::Model> {
+async fn visible<C: ConnectionTrait>(
+    conn: &C,
+    caller: AuthUser,
+    chat_id: Uuid,
+    lock: bool,
+) -> Result<chat::Model> {
     let mut query = chat::Entity::find_by_id(chat_id);
     if lock {
         query = query.lock_exclusive();
@@ -70,13 +86,19 @@ fn require_participant(chat: &chat::Model, caller: AuthUser) -> Result<()> {
     if chat.is_participant(caller.id) {
         Ok(())
     } else {
-        Err(ApiError::forbidden("only the chat's participants may write to it"))
+        Err(ApiError::forbidden(
+            "only the chat's participants may write to it",
+        ))
     }
 }
 
 /// For each of `chat_ids`, how many messages from someone other than `user_id` are newer
 /// than `user_id`'s read marker. Chats without such messages are absent.
-async fn unread_counts<C: ConnectionTrait>(conn: &C, user_id: Uuid, chat_ids: &[Uuid]) -> Result<HashMap<Uuid, u64>> {
+async fn unread_counts<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    chat_ids: &[Uuid],
+) -> Result<HashMap<Uuid, u64>> {
     if chat_ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -106,23 +128,35 @@ async fn unread_counts<C: ConnectionTrait>(conn: &C, user_id: Uuid, chat_ids: &[
         .into_tuple()
         .all(conn)
         .await?;
-    Ok(rows.into_iter().map(|(chat_id, n)| (chat_id, n.max(0) as u64)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(chat_id, n)| (chat_id, n.max(0) as u64))
+        .collect())
 }
 
 /// The caller's chats (as buyer or seller; an admin's own too, which is none), newest
 /// activity first: by the last message's time, or the opening time before any message, then
 /// by id. Each carries the caller's unread count.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id))]
-pub async fn list_chats(db: &DatabaseConnection, caller: AuthUser, params: &PageParams) -> Result<Page<Chat>> {
+pub async fn list_chats(
+    db: &DatabaseConnection,
+    caller: AuthUser,
+    params: &PageParams,
+) -> Result<Page<Chat>> {
     let limit = params.limit()?;
     let cursor: Option<ChatPosition> = params.cursor()?;
-    let mut query = chat::Entity::find()
-        .filter(Condition::any().add(chat::Column::BuyerId.eq(caller.id)).add(chat::Column::SellerId.eq(caller.id)));
+    let mut query = chat::Entity::find().filter(
+        Condition::any()
+            .add(chat::Column::BuyerId.eq(caller.id))
+            .add(chat::Column::SellerId.eq(caller.id)),
+    );
     if let Some(p) = cursor {
         query = query.filter(
-            Condition::any()
-                .add(chat::Column::ActivityAt.lt(p.a))
-                .add(Condition::all().add(chat::Column::ActivityAt.eq(p.a)).add(chat::Column::Id.lt(p.i))),
+            Condition::any().add(chat::Column::ActivityAt.lt(p.a)).add(
+                Condition::all()
+                    .add(chat::Column::ActivityAt.eq(p.a))
+                    .add(chat::Column::Id.lt(p.i)),
+            ),
         );
     }
     let rows = query
@@ -131,11 +165,18 @@ pub async fn list_chats(db: &DatabaseConnection, caller: AuthUser, params: &Page
         .limit(limit + 1)
         .all(db)
         .await?;
-    let rows = page(rows, limit, |c| ChatPosition { a: c.activity_at, i: c.id });
+    let rows = page(rows, limit, |c| ChatPosition {
+        a: c.activity_at,
+        i: c.id,
+    });
     let ids: Vec<Uuid> = rows.items.iter().map(|c| c.id).collect();
     let counts = unread_counts(db, caller.id, &ids).await?;
     Ok(Page {
-        items: rows.items.iter().map(|c| c.to_api(counts.get(&c.id).copied().unwrap_or(0))).collect(),
+        items: rows
+            .items
+            .iter()
+            .map(|c| c.to_api(counts.get(&c.id).copied().unwrap_or(0)))
+            .collect(),
         next_cursor: rows.next_cursor,
     })
 }
@@ -145,7 +186,11 @@ pub async fn list_chats(db: &DatabaseConnection, caller: AuthUser, params: &Page
 pub async fn get_chat(db: &DatabaseConnection, caller: AuthUser, chat_id: Uuid) -> Result<Chat> {
     let chat = visible(db, caller, chat_id, false).await?;
     let unread = if chat.is_participant(caller.id) {
-        unread_counts(db, caller.id, &[chat.id]).await?.get(&chat.id).copied().unwrap_or(0)
+        unread_counts(db, caller.id, &[chat.id])
+            .await?
+            .get(&chat.id)
+            .copied()
+            .unwrap_or(0)
     } else {
         0
     };
@@ -168,15 +213,27 @@ pub async fn list_messages(
     if let Some(before) = cursor {
         query = query.filter(message::Column::Id.lt(before));
     }
-    let rows = query.order_by_desc(message::Column::Id).limit(limit + 1).all(db).await?;
+    let rows = query
+        .order_by_desc(message::Column::Id)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
     let rows = page(rows, limit, |m| m.id);
-    Ok(Page { items: rows.items.iter().map(message::Model::to_api).collect(), next_cursor: rows.next_cursor })
+    Ok(Page {
+        items: rows.items.iter().map(message::Model::to_api).collect(),
+        next_cursor: rows.next_cursor,
+    })
 }
 
 /// Posts a message as `caller`: 404 when the chat is not visible, 403 for an admin (who may
 /// read but not write). Emits `chat:new-message` to the chat and the other participant.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %chat_id))]
-pub async fn send_message(bus: &EventBus, caller: AuthUser, chat_id: Uuid, content: Content) -> Result<Message> {
+pub async fn send_message(
+    bus: &EventBus,
+    caller: AuthUser,
+    chat_id: Uuid,
+    content: Content,
+) -> Result<Message> {
     let mut tx = bus.begin().await?;
     let chat = visible(tx.conn(), caller, chat_id, true).await?;
     require_participant(&chat, caller)?;
@@ -188,7 +245,9 @@ pub async fn send_message(bus: &EventBus, caller: AuthUser, chat_id: Uuid, conte
         content: content.into_string(),
         created_at: at,
     };
-    message::Entity::insert(message::ActiveModel::from(row.clone())).exec_without_returning(tx.conn()).await?;
+    message::Entity::insert(message::ActiveModel::from(row.clone()))
+        .exec_without_returning(tx.conn())
+        .await?;
     chat::Entity::update_many()
         .col_expr(chat::Column::LastMessageAt, Expr::value(at))
         .col_expr(chat::Column::ActivityAt, Expr::value(at))
@@ -209,7 +268,12 @@ pub async fn send_message(bus: &EventBus, caller: AuthUser, chat_id: Uuid, conte
 /// moves forward: marking an older message again changes nothing but is not an error.
 /// A message id that is not of this chat is a 422 on `messageId`. Emits `chat:message-read`.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %chat_id))]
-pub async fn mark_read(bus: &EventBus, caller: AuthUser, chat_id: Uuid, message_id: Uuid) -> Result<()> {
+pub async fn mark_read(
+    bus: &EventBus,
+    caller: AuthUser,
+    chat_id: Uuid,
+    message_id: Uuid,
+) -> Result<()> {
     let mut tx = bus.begin().await?;
     let chat = visible(tx.conn(), caller, chat_id, true).await?;
     require_participant(&chat, caller)?;
@@ -225,23 +289,36 @@ pub async fn mark_read(bus: &EventBus, caller: AuthUser, chat_id: Uuid, message_
         last_read_message_id: Set(message.id),
         read_at: Set(at),
     };
-    match read_marker::Entity::find_by_id((chat.id, caller.id)).one(tx.conn()).await? {
+    match read_marker::Entity::find_by_id((chat.id, caller.id))
+        .one(tx.conn())
+        .await?
+    {
         None => {
-            read_marker::Entity::insert(marker).exec_without_returning(tx.conn()).await?;
+            read_marker::Entity::insert(marker)
+                .exec_without_returning(tx.conn())
+                .await?;
         }
         Some(current) if current.last_read_message_id < message.id => {
             read_marker::Entity::update(marker).exec(tx.conn()).await?;
         }
         Some(_) => {}
     }
-    tx.publish(ChatMessageRead { chat_id: chat.id, message_id: message.id, user_id: caller.id, read_at: at });
+    tx.publish(ChatMessageRead {
+        chat_id: chat.id,
+        message_id: message.id,
+        user_id: caller.id,
+        read_at: at,
+    });
     tx.commit().await?;
     Ok(())
 }
 
 /// May `user` follow the chat live: its participants and admins. `false` for an unknown id.
 pub async fn can_follow(db: &DatabaseConnection, user: AuthUser, chat_id: Uuid) -> Result<bool> {
-    Ok(chat::Entity::find_by_id(chat_id).one(db).await?.is_some_and(|c| c.is_participant(user.id) || user.is_admin()))
+    Ok(chat::Entity::find_by_id(chat_id)
+        .one(db)
+        .await?
+        .is_some_and(|c| c.is_participant(user.id) || user.is_admin()))
 }
 
 /// The ids of every chat `user_id` takes part in.
@@ -249,7 +326,11 @@ pub async fn chats_of(db: &DatabaseConnection, user_id: Uuid) -> Result<Vec<Uuid
     Ok(chat::Entity::find()
         .select_only()
         .column(chat::Column::Id)
-        .filter(Condition::any().add(chat::Column::BuyerId.eq(user_id)).add(chat::Column::SellerId.eq(user_id)))
+        .filter(
+            Condition::any()
+                .add(chat::Column::BuyerId.eq(user_id))
+                .add(chat::Column::SellerId.eq(user_id)),
+        )
         .into_tuple()
         .all(db)
         .await?)

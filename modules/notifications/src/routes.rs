@@ -35,27 +35,43 @@ async fn list(
     Query(filter): Query<ListFilter>,
     Query(params): Query<PageParams>,
 ) -> Result<axum::Json<Page<Notification>>> {
-    Ok(axum::Json(service::list(&db, caller, filter.unread.unwrap_or(false), &params).await?))
+    Ok(axum::Json(
+        service::list(&db, caller, filter.unread.unwrap_or(false), &params).await?,
+    ))
 }
 
 /// How many of the caller's notifications are unread.
 #[utoipa::path(get, path = "/api/notifications/unread-count", tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = UnreadCount), (status = 401, body = Problem)))]
-async fn unread_count(State(db): State<DatabaseConnection>, caller: AuthUser) -> Result<axum::Json<UnreadCount>> {
-    Ok(axum::Json(UnreadCount { count: service::unread_count(&db, caller).await? }))
+async fn unread_count(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+) -> Result<axum::Json<UnreadCount>> {
+    Ok(axum::Json(UnreadCount {
+        count: service::unread_count(&db, caller).await?,
+    }))
 }
 
 /// Mark one notification read (idempotent). Emits `notification:read` when it changes.
 #[utoipa::path(post, path = "/api/notifications/{id}/read", tag = "notifications", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "notification id")),
     responses((status = 200, body = Notification), (status = 401, body = Problem), (status = 404, body = Problem)))]
-async fn mark_read(State(bus): State<EventBus>, caller: AuthUser, Path(id): Path<Uuid>) -> Result<axum::Json<Notification>> {
+async fn mark_read(
+    State(bus): State<EventBus>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Notification>> {
     Ok(axum::Json(service::mark_read(&bus, caller, id).await?))
 }
 
 /// Mark every unread notification of the caller read. Emits `notification:read` for each.
 #[utoipa::path(post, path = "/api/notifications/read-all", tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = ReadAllResult), (status = 401, body = Problem)))]
-async fn read_all(State(bus): State<EventBus>, caller: AuthUser) -> Result<axum::Json<ReadAllResult>> {
-    Ok(axum::Json(ReadAllResult { updated: service::read_all(&bus, caller).await? }))
+async fn read_all(
+    State(bus): State<EventBus>,
+    caller: AuthUser,
+) -> Result<axum::Json<ReadAllResult>> {
+    Ok(axum::Json(ReadAllResult {
+        updated: service::read_all(&bus, caller).await?,
+    }))
 }

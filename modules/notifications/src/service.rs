@@ -6,8 +6,8 @@ use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AuthUser, EventBus, Result};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TryInsertResult,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TryInsertResult,
 };
 use uuid::Uuid;
 
@@ -17,7 +17,12 @@ use crate::subscribers::Draft;
 /// Stores the notifications one event makes, at most one per (event, recipient) however
 /// often the event is handled, and emits `notification:received` for each one that is new,
 /// in the same transaction.
-pub async fn record(bus: &EventBus, source_event_id: i64, kind: &str, drafts: Vec<Draft>) -> Result<usize> {
+pub async fn record(
+    bus: &EventBus,
+    source_event_id: i64,
+    kind: &str,
+    drafts: Vec<Draft>,
+) -> Result<usize> {
     if drafts.is_empty() {
         return Ok(0);
     }
@@ -37,9 +42,12 @@ pub async fn record(bus: &EventBus, source_event_id: i64, kind: &str, drafts: Ve
         };
         let inserted = notification::Entity::insert(notification::ActiveModel::from(row.clone()))
             .on_conflict(
-                OnConflict::columns([notification::Column::SourceEventId, notification::Column::RecipientId])
-                    .do_nothing()
-                    .to_owned(),
+                OnConflict::columns([
+                    notification::Column::SourceEventId,
+                    notification::Column::RecipientId,
+                ])
+                .do_nothing()
+                .to_owned(),
             )
             .try_insert()
             .exec_without_returning(tx.conn())
@@ -64,16 +72,24 @@ pub async fn list(
 ) -> Result<Page<Notification>> {
     let limit = params.limit()?;
     let cursor: Option<Uuid> = params.cursor()?;
-    let mut query = notification::Entity::find().filter(notification::Column::RecipientId.eq(caller.id));
+    let mut query =
+        notification::Entity::find().filter(notification::Column::RecipientId.eq(caller.id));
     if unread_only {
         query = query.filter(notification::Column::ReadAt.is_null());
     }
     if let Some(before) = cursor {
         query = query.filter(notification::Column::Id.lt(before));
     }
-    let rows = query.order_by_desc(notification::Column::Id).limit(limit + 1).all(db).await?;
+    let rows = query
+        .order_by_desc(notification::Column::Id)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
     let rows = page(rows, limit, |n| n.id);
-    Ok(Page { items: rows.items.iter().map(notification::Model::to_api).collect(), next_cursor: rows.next_cursor })
+    Ok(Page {
+        items: rows.items.iter().map(notification::Model::to_api).collect(),
+        next_cursor: rows.next_cursor,
+    })
 }
 
 /// How many of the caller's notifications are not read yet.
@@ -106,7 +122,11 @@ pub async fn mark_read(bus: &EventBus, caller: AuthUser, id: Uuid) -> Result<Not
         .await?
         .ok_or(ApiError::NotFound)?;
     if changed > 0 {
-        tx.publish(NotificationRead { id: row.id, read_at: row.read_at.unwrap_or(at), recipient_id: row.recipient_id });
+        tx.publish(NotificationRead {
+            id: row.id,
+            read_at: row.read_at.unwrap_or(at),
+            recipient_id: row.recipient_id,
+        });
     }
     tx.commit().await?;
     Ok(row.to_api())
@@ -123,7 +143,12 @@ pub async fn read_all(bus: &EventBus, caller: AuthUser) -> Result<u64> {
         .filter(notification::Column::RecipientId.eq(caller.id))
         .filter(notification::Column::ReadAt.is_null());
     let ids: Vec<Uuid> = if tx.conn().support_returning() {
-        update.exec_with_returning(tx.conn()).await?.into_iter().map(|n| n.id).collect()
+        update
+            .exec_with_returning(tx.conn())
+            .await?
+            .into_iter()
+            .map(|n| n.id)
+            .collect()
     } else {
         // SQLite without RETURNING: this write transaction (BEGIN IMMEDIATE) already excludes
         // every other writer, so the rows read here are exactly the rows the update changes.
@@ -139,7 +164,11 @@ pub async fn read_all(bus: &EventBus, caller: AuthUser) -> Result<u64> {
         ids
     };
     for id in &ids {
-        tx.publish(NotificationRead { id: *id, read_at: at, recipient_id: caller.id });
+        tx.publish(NotificationRead {
+            id: *id,
+            read_at: at,
+            recipient_id: caller.id,
+        });
     }
     tx.commit().await?;
     Ok(ids.len() as u64)

@@ -48,9 +48,12 @@ async fn handle(bus: &EventBus, event: &StoredEvent) -> Result<()> {
 /// events that notify nobody. Pure, so the table below is checked by unit tests.
 pub fn drafts(event: &StoredEvent) -> Vec<Draft> {
     let audience = &event.audience;
-    let (recipients, title, body, data): (Vec<Option<Uuid>>, &str, String, Value) = match event.name {
+    let (recipients, title, body, data): (Vec<Option<Uuid>>, &str, String, Value) = match event.name
+    {
         EventName::RequestOfferReceived => {
-            let Some(e) = decoded::<RequestOfferReceived>(event) else { return Vec::new() };
+            let Some(e) = decoded::<RequestOfferReceived>(event) else {
+                return Vec::new();
+            };
             (
                 vec![audience.buyer_id],
                 "New offer on your request",
@@ -59,9 +62,15 @@ pub fn drafts(event: &StoredEvent) -> Vec<Draft> {
             )
         }
         EventName::OfferNegotiationUpdate => {
-            let Some(e) = decoded::<OfferNegotiationUpdate>(event) else { return Vec::new() };
+            let Some(e) = decoded::<OfferNegotiationUpdate>(event) else {
+                return Vec::new();
+            };
             let body = match &e.message.price {
-                Some(price) => format!("New price {}: {}", money(price), preview(&e.message.message)),
+                Some(price) => format!(
+                    "New price {}: {}",
+                    money(price),
+                    preview(&e.message.message)
+                ),
                 None => preview(&e.message.message),
             };
             (
@@ -72,7 +81,9 @@ pub fn drafts(event: &StoredEvent) -> Vec<Draft> {
             )
         }
         EventName::OfferAccepted => {
-            let Some(e) = decoded::<OfferAccepted>(event) else { return Vec::new() };
+            let Some(e) = decoded::<OfferAccepted>(event) else {
+                return Vec::new();
+            };
             (
                 vec![audience.seller_id],
                 "Your offer was accepted",
@@ -81,7 +92,9 @@ pub fn drafts(event: &StoredEvent) -> Vec<Draft> {
             )
         }
         EventName::PaymentCompleted => {
-            let Some(e) = decoded::<PaymentCompleted>(event) else { return Vec::new() };
+            let Some(e) = decoded::<PaymentCompleted>(event) else {
+                return Vec::new();
+            };
             (
                 vec![audience.buyer_id, audience.seller_id],
                 "Payment completed",
@@ -90,7 +103,9 @@ pub fn drafts(event: &StoredEvent) -> Vec<Draft> {
             )
         }
         EventName::PayoutCompleted => {
-            let Some(e) = decoded::<PayoutCompleted>(event) else { return Vec::new() };
+            let Some(e) = decoded::<PayoutCompleted>(event) else {
+                return Vec::new();
+            };
             (
                 vec![audience.recipient_id],
                 "Payout sent",
@@ -99,7 +114,9 @@ pub fn drafts(event: &StoredEvent) -> Vec<Draft> {
             )
         }
         EventName::DisputeOpened => {
-            let Some(e) = decoded::<DisputeOpened>(event) else { return Vec::new() };
+            let Some(e) = decoded::<DisputeOpened>(event) else {
+                return Vec::new();
+            };
             (
                 vec![audience.buyer_id, audience.seller_id],
                 "A dispute was opened",
@@ -108,9 +125,13 @@ pub fn drafts(event: &StoredEvent) -> Vec<Draft> {
             )
         }
         EventName::DisputeResolved => {
-            let Some(e) = decoded::<DisputeResolved>(event) else { return Vec::new() };
+            let Some(e) = decoded::<DisputeResolved>(event) else {
+                return Vec::new();
+            };
             let body = match e.resolution {
-                Resolution::ReleaseToSeller => "The dispute was resolved: the payment is released to the seller.",
+                Resolution::ReleaseToSeller => {
+                    "The dispute was resolved: the payment is released to the seller."
+                }
                 Resolution::RefundBuyer => "The dispute was resolved: the buyer is refunded.",
             };
             (
@@ -121,7 +142,9 @@ pub fn drafts(event: &StoredEvent) -> Vec<Draft> {
             )
         }
         EventName::ChatNewMessage => {
-            let Some(e) = decoded::<ChatNewMessage>(event) else { return Vec::new() };
+            let Some(e) = decoded::<ChatNewMessage>(event) else {
+                return Vec::new();
+            };
             (
                 vec![audience.other_participant_id],
                 "New chat message",
@@ -141,7 +164,12 @@ pub fn drafts(event: &StoredEvent) -> Vec<Draft> {
             seen.push(*r);
             fresh
         })
-        .map(|recipient_id| Draft { recipient_id, title: title.to_owned(), body: body.clone(), data: data.clone() })
+        .map(|recipient_id| Draft {
+            recipient_id,
+            title: title.to_owned(),
+            body: body.clone(),
+            data: data.clone(),
+        })
         .collect()
 }
 
@@ -193,7 +221,10 @@ mod tests {
             id: new_id(),
             request_id: request,
             seller_id: seller,
-            price: Money { amount: rust_decimal::Decimal::new(12550, 2), currency: "USD".into() },
+            price: Money {
+                amount: rust_decimal::Decimal::new(12550, 2),
+                currency: "USD".into(),
+            },
             message: "hi".into(),
             status: OfferStatus::Pending,
             created_at: Utc::now(),
@@ -205,7 +236,14 @@ mod tests {
     fn an_offer_notifies_the_buyer_with_links_and_the_price() {
         let (buyer, seller, request) = (new_id(), new_id(), new_id());
         let o = offer(seller, request);
-        let e = stored(1, RequestOfferReceived { request_id: request, offer: o.clone(), buyer_id: buyer });
+        let e = stored(
+            1,
+            RequestOfferReceived {
+                request_id: request,
+                offer: o.clone(),
+                buyer_id: buyer,
+            },
+        );
         let d = drafts(&e);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].recipient_id, buyer);
@@ -226,11 +264,23 @@ mod tests {
         };
         let by_buyer = stored(
             1,
-            OfferNegotiationUpdate { offer_id, request_id: request, message: msg(buyer), buyer_id: buyer, seller_id: seller },
+            OfferNegotiationUpdate {
+                offer_id,
+                request_id: request,
+                message: msg(buyer),
+                buyer_id: buyer,
+                seller_id: seller,
+            },
         );
         let by_seller = stored(
             2,
-            OfferNegotiationUpdate { offer_id, request_id: request, message: msg(seller), buyer_id: buyer, seller_id: seller },
+            OfferNegotiationUpdate {
+                offer_id,
+                request_id: request,
+                message: msg(seller),
+                buyer_id: buyer,
+                seller_id: seller,
+            },
         );
         assert_eq!(recipients(&by_buyer), vec![seller]);
         assert_eq!(recipients(&by_seller), vec![buyer]);
@@ -239,7 +289,15 @@ mod tests {
     #[test]
     fn payment_completed_and_dispute_resolved_notify_both_sides() {
         let (buyer, seller, request, admin) = (new_id(), new_id(), new_id(), new_id());
-        let paid = stored(1, PaymentCompleted { payment_id: new_id(), request_id: request, buyer_id: buyer, seller_id: seller });
+        let paid = stored(
+            1,
+            PaymentCompleted {
+                payment_id: new_id(),
+                request_id: request,
+                buyer_id: buyer,
+                seller_id: seller,
+            },
+        );
         assert_eq!(recipients(&paid), vec![buyer, seller]);
         let resolved = stored(
             2,
@@ -270,26 +328,62 @@ mod tests {
             created_at: Utc::now(),
             resolved_at: None,
         };
-        let e = stored(1, DisputeOpened { dispute: dispute.clone(), buyer_id: buyer, seller_id: seller });
+        let e = stored(
+            1,
+            DisputeOpened {
+                dispute: dispute.clone(),
+                buyer_id: buyer,
+                seller_id: seller,
+            },
+        );
         assert_eq!(recipients(&e), vec![buyer]);
-        assert_eq!(drafts(&e)[0].data, json!({ "requestId": request, "disputeId": dispute.id }));
+        assert_eq!(
+            drafts(&e)[0].data,
+            json!({ "requestId": request, "disputeId": dispute.id })
+        );
     }
 
     #[test]
     fn acceptance_payout_and_chat_go_to_their_single_recipient() {
         let (buyer, seller, request) = (new_id(), new_id(), new_id());
-        let accepted = stored(1, OfferAccepted { offer_id: new_id(), request_id: request, seller_id: seller, buyer_id: buyer });
+        let accepted = stored(
+            1,
+            OfferAccepted {
+                offer_id: new_id(),
+                request_id: request,
+                seller_id: seller,
+                buyer_id: buyer,
+            },
+        );
         assert_eq!(recipients(&accepted), vec![seller]);
         let payout = stored(
             2,
-            PayoutCompleted { payout_id: new_id(), tx_hash: "0xabc".into(), recipient_id: seller, request_id: request },
+            PayoutCompleted {
+                payout_id: new_id(),
+                tx_hash: "0xabc".into(),
+                recipient_id: seller,
+                request_id: request,
+            },
         );
         assert_eq!(recipients(&payout), vec![seller]);
         assert_eq!(drafts(&payout)[0].data["requestId"], json!(request));
         let chat_id = new_id();
         let long = "x".repeat(500);
-        let message = Message { id: new_id(), chat_id, sender_id: buyer, content: long, created_at: Utc::now() };
-        let chat = stored(3, ChatNewMessage { message, other_participant_id: seller, request_id: request });
+        let message = Message {
+            id: new_id(),
+            chat_id,
+            sender_id: buyer,
+            content: long,
+            created_at: Utc::now(),
+        };
+        let chat = stored(
+            3,
+            ChatNewMessage {
+                message,
+                other_participant_id: seller,
+                request_id: request,
+            },
+        );
         let d = drafts(&chat);
         assert_eq!(recipients(&chat), vec![seller]);
         assert_eq!(d[0].data["chatId"], json!(chat_id));
@@ -315,7 +409,14 @@ mod tests {
             }),
         );
         assert!(drafts(&created).is_empty());
-        let read = stored(2, NotificationRead { id: new_id(), read_at: Utc::now(), recipient_id: buyer });
+        let read = stored(
+            2,
+            NotificationRead {
+                id: new_id(),
+                read_at: Utc::now(),
+                recipient_id: buyer,
+            },
+        );
         assert!(drafts(&read).is_empty());
     }
 }

@@ -28,7 +28,11 @@ impl Model {
 
     /// The participant who is not `user_id` (the seller for anyone but the seller).
     pub fn other_participant(&self, user_id: Uuid) -> Uuid {
-        if user_id == self.seller_id { self.buyer_id } else { self.seller_id }
+        if user_id == self.seller_id {
+            self.buyer_id
+        } else {
+            self.seller_id
+        }
     }
 
     pub fn to_api(&self, unread_count: u64) -> kernel::contract::Chat {

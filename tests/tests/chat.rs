@@ -1,0 +1,551 @@
+//! Chats: opened by offers, messages, read markers and unread counts, ordering and paging,
+//! content limits, who may see and who may write.
+
+use std::collections::HashSet;
+
+use marketplace_tests::{TestApp, TestUser};
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{Value, json};
+
+/// The buyer's new open request; its id.
+async fn request(app: &TestApp, buyer: &TestUser) -> String {
+    let body = app
+        .post(
+            "/api/requests",
+            Some(&buyer.token),
+            json!({ "title": "A used road bike", "description": "56 cm frame, good shape", "category": "sports" }),
+        )
+        .await
+        .expect(201);
+    body["id"].as_str().expect("request id").to_owned()
+}
+
+/// The seller's offer on the request; its id.
+async fn offer(app: &TestApp, seller: &TestUser, request_id: &str) -> String {
+    let body = app
+        .post(
+            &format!("/api/requests/{request_id}/offers"),
+            Some(&seller.token),
+            json!({ "price": { "amount": "120.00", "currency": "USD" }, "message": "I have one" }),
+        )
+        .await
+        .expect(201);
+    body["id"].as_str().expect("offer id").to_owned()
+}
+
+/// All of the user's chats, following cursors.
+async fn all_chats(app: &TestApp, user: &TestUser) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/chats?limit=100&cursor={c}"),
+            None => "/api/chats?limit=100".to_owned(),
+        };
+        let page = app.get(&path, Some(&user.token)).await.expect(200);
+        items.extend(page["items"].as_array().expect("items").iter().cloned());
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return items,
+        }
+    }
+}
+
+/// A buyer, a seller, and the chat the seller's offer opened (as the buyer sees it).
+async fn chat_between(app: &TestApp) -> (TestUser, TestUser, Value) {
+    let buyer = app.buyer().await;
+    let seller = app.seller().await;
+    let request_id = request(app, &buyer).await;
+    offer(app, &seller, &request_id).await;
+    let chats = all_chats(app, &buyer).await;
+    assert_eq!(chats.len(), 1, "{chats:?}");
+    (buyer, seller, chats[0].clone())
+}
+
+async fn send(app: &TestApp, user: &TestUser, chat_id: &str, content: &str) -> Value {
+    app.post(
+        &format!("/api/chats/{chat_id}/messages"),
+        Some(&user.token),
+        json!({ "content": content }),
+    )
+    .await
+    .expect(201)
+}
+
+async fn unread(app: &TestApp, user: &TestUser, chat_id: &str) -> u64 {
+    app.get(&format!("/api/chats/{chat_id}"), Some(&user.token))
+        .await
+        .expect(200)["unreadCount"]
+        .as_u64()
+        .expect("unreadCount")
+}
+
+fn id(v: &Value) -> &str {
+    v["id"].as_str().expect("id")
+}
+
+#[tokio::test]
+async fn an_offer_opens_one_chat_per_request_and_seller_visible_to_both() {
+    let app = TestApp::spawn().await;
+    let buyer = app.buyer().await;
+    let (s1, s2) = (app.seller().await, app.seller().await);
+    let request_id = request(&app, &buyer).await;
+    let first = offer(&app, &s1, &request_id).await;
+    offer(&app, &s2, &request_id).await;
+
+    let chats = all_chats(&app, &buyer).await;
+    assert_eq!(chats.len(), 2, "{chats:?}");
+    let mine = all_chats(&app, &s1).await;
+    assert_eq!(mine.len(), 1);
+    let chat = &mine[0];
+    assert_eq!(chat["requestId"], request_id.as_str());
+    assert_eq!(chat["buyerId"], buyer.id.as_str());
+    assert_eq!(chat["sellerId"], s1.id.as_str());
+    assert_eq!(chat["unreadCount"], 0);
+    assert_eq!(chat["lastMessageAt"], Value::Null);
+    assert!(chat["createdAt"].is_string());
+
+    // A withdrawn offer and a new one from the same seller reuse the chat.
+    app.post(
+        &format!("/api/offers/{first}/withdraw"),
+        Some(&s1.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    offer(&app, &s1, &request_id).await;
+    let again = all_chats(&app, &s1).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0]["id"], chat["id"]);
+    assert_eq!(all_chats(&app, &buyer).await.len(), 2);
+}
+
+#[tokio::test]
+async fn messages_come_newest_first_and_count_as_unread_for_the_other_participant_only() {
+    let app = TestApp::spawn().await;
+    let (buyer, seller, chat) = chat_between(&app).await;
+    let chat_id = id(&chat);
+    let m1 = send(&app, &buyer, chat_id, "  hello  ").await;
+    let m2 = send(&app, &buyer, chat_id, "is it still available?").await;
+    let m3 = send(&app, &buyer, chat_id, "I can pick it up").await;
+    assert_eq!(m1["content"], "hello");
+    assert_eq!(m1["chatId"], chat_id);
+    assert_eq!(m1["senderId"], buyer.id.as_str());
+
+    assert_eq!(unread(&app, &seller, chat_id).await, 3);
+    assert_eq!(unread(&app, &buyer, chat_id).await, 0);
+    let listed = app
+        .get(
+            &format!("/api/chats/{chat_id}/messages"),
+            Some(&seller.token),
+        )
+        .await
+        .expect(200);
+    let ids: Vec<&str> = listed["items"].as_array().unwrap().iter().map(id).collect();
+    assert_eq!(ids, vec![id(&m3), id(&m2), id(&m1)]);
+    assert_eq!(listed["nextCursor"], Value::Null);
+    let seen = app
+        .get(&format!("/api/chats/{chat_id}"), Some(&seller.token))
+        .await
+        .expect(200);
+    assert_eq!(seen["lastMessageAt"], m3["createdAt"]);
+
+    let read = |m: &Value| json!({ "messageId": id(m) });
+    let res = app
+        .post(
+            &format!("/api/chats/{chat_id}/read"),
+            Some(&seller.token),
+            read(&m2),
+        )
+        .await;
+    assert_eq!(res.status, 204, "{}", res.body);
+    assert_eq!(unread(&app, &seller, chat_id).await, 1);
+    // Marking an older message read does not move the marker back.
+    app.post(
+        &format!("/api/chats/{chat_id}/read"),
+        Some(&seller.token),
+        read(&m1),
+    )
+    .await
+    .expect(204);
+    assert_eq!(unread(&app, &seller, chat_id).await, 1);
+
+    // The seller's own reply is not unread for the seller, and is for the buyer.
+    send(&app, &seller, chat_id, "yes it is").await;
+    assert_eq!(unread(&app, &seller, chat_id).await, 1);
+    assert_eq!(unread(&app, &buyer, chat_id).await, 1);
+    app.post(
+        &format!("/api/chats/{chat_id}/read"),
+        Some(&seller.token),
+        read(&m3),
+    )
+    .await
+    .expect(204);
+    assert_eq!(unread(&app, &seller, chat_id).await, 0);
+    let listed = all_chats(&app, &seller).await;
+    assert_eq!(listed[0]["unreadCount"], 0);
+    assert_eq!(all_chats(&app, &buyer).await[0]["unreadCount"], 1);
+}
+
+#[tokio::test]
+async fn chats_are_listed_by_newest_activity_and_page_without_repeats() {
+    let app = TestApp::spawn().await;
+    let buyer = app.buyer().await;
+    let mut chat_ids = Vec::new();
+    for _ in 0..3 {
+        let seller = app.seller().await;
+        let request_id = request(&app, &buyer).await;
+        offer(&app, &seller, &request_id).await;
+        let chats = all_chats(&app, &seller).await;
+        chat_ids.push(chats[0]["id"].as_str().unwrap().to_owned());
+    }
+    // Newest opened first while nobody has written.
+    let order: Vec<String> = all_chats(&app, &buyer)
+        .await
+        .iter()
+        .map(|c| id(c).to_owned())
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            chat_ids[2].clone(),
+            chat_ids[1].clone(),
+            chat_ids[0].clone()
+        ]
+    );
+
+    // A message moves the oldest chat to the top.
+    send(&app, &buyer, &chat_ids[0], "still selling?").await;
+    let order: Vec<String> = all_chats(&app, &buyer)
+        .await
+        .iter()
+        .map(|c| id(c).to_owned())
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            chat_ids[0].clone(),
+            chat_ids[2].clone(),
+            chat_ids[1].clone()
+        ]
+    );
+
+    let p1 = app
+        .get("/api/chats?limit=2", Some(&buyer.token))
+        .await
+        .expect(200);
+    assert_eq!(p1["items"].as_array().unwrap().len(), 2);
+    let cursor = p1["nextCursor"].as_str().expect("a next page");
+    let p2 = app
+        .get(
+            &format!("/api/chats?limit=2&cursor={cursor}"),
+            Some(&buyer.token),
+        )
+        .await
+        .expect(200);
+    assert_eq!(p2["items"].as_array().unwrap().len(), 1);
+    assert_eq!(p2["nextCursor"], Value::Null);
+    let paged: Vec<&str> = p1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(p2["items"].as_array().unwrap())
+        .map(id)
+        .collect();
+    assert_eq!(paged, order.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let bad = app
+        .get("/api/chats?cursor=not-a-cursor", Some(&buyer.token))
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert_eq!(
+        app.get("/api/chats?limit=0", Some(&buyer.token))
+            .await
+            .status,
+        422
+    );
+}
+
+#[tokio::test]
+async fn message_pages_neither_skip_nor_repeat_while_messages_arrive() {
+    let app = TestApp::spawn().await;
+    let (buyer, seller, chat) = chat_between(&app).await;
+    let chat_id = id(&chat);
+    let mut sent = Vec::new();
+    for i in 0..25 {
+        let who = if i % 2 == 0 { &buyer } else { &seller };
+        sent.push(id(&send(&app, who, chat_id, &format!("message {i}")).await).to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/chats/{chat_id}/messages?limit=10&cursor={c}"),
+            None => format!("/api/chats/{chat_id}/messages?limit=10"),
+        };
+        let page = app.get(&path, Some(&buyer.token)).await.expect(200);
+        pages += 1;
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| id(m).to_owned()),
+        );
+        // New messages arrive between pages.
+        send(&app, &seller, chat_id, &format!("late {pages}")).await;
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = sent.iter().rev().cloned().collect();
+    assert_eq!(seen, expected);
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 25);
+}
+
+#[tokio::test]
+async fn content_must_be_1_to_4000_characters_after_trimming() {
+    let app = TestApp::spawn().await;
+    let (buyer, _seller, chat) = chat_between(&app).await;
+    let path = format!("/api/chats/{}/messages", id(&chat));
+    for content in [
+        String::new(),
+        "   \n\t ".to_owned(),
+        "x".repeat(4001),
+        "é".repeat(4001),
+    ] {
+        let res = app
+            .post(&path, Some(&buyer.token), json!({ "content": content }))
+            .await;
+        assert_eq!(
+            res.status,
+            422,
+            "{} chars: {}",
+            content.chars().count(),
+            res.body
+        );
+        assert_eq!(res.content_type, "application/problem+json");
+        assert_eq!(res.body["errors"][0]["field"], "content");
+    }
+    for body in [json!({}), json!({ "content": 5 })] {
+        assert_eq!(app.post(&path, Some(&buyer.token), body).await.status, 422);
+    }
+    let longest = send(
+        &app,
+        &buyer,
+        id(&chat),
+        &format!("  {}  ", "é".repeat(4000)),
+    )
+    .await;
+    assert_eq!(longest["content"].as_str().unwrap().chars().count(), 4000);
+    let listed = app.get(&path, Some(&buyer.token)).await.expect(200);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn outsiders_get_404_and_admins_may_read_but_not_write() {
+    let app = TestApp::spawn().await;
+    let (buyer, _seller, chat) = chat_between(&app).await;
+    let chat_id = id(&chat);
+    let m = send(&app, &buyer, chat_id, "hello").await;
+    let read = json!({ "messageId": id(&m) });
+    let other_buyer = app.buyer().await;
+    let other_seller = app.seller().await;
+    for outsider in [&other_buyer, &other_seller] {
+        let t = Some(outsider.token.as_str());
+        assert_eq!(
+            app.get(&format!("/api/chats/{chat_id}"), t).await.status,
+            404
+        );
+        assert_eq!(
+            app.get(&format!("/api/chats/{chat_id}/messages"), t)
+                .await
+                .status,
+            404
+        );
+        let res = app
+            .post(
+                &format!("/api/chats/{chat_id}/messages"),
+                t,
+                json!({ "content": "hi" }),
+            )
+            .await;
+        assert_eq!(res.status, 404);
+        assert_eq!(res.code(), "not_found");
+        assert_eq!(
+            app.post(&format!("/api/chats/{chat_id}/read"), t, read.clone())
+                .await
+                .status,
+            404
+        );
+        assert!(all_chats(&app, outsider).await.is_empty());
+    }
+    let unknown = uuid::Uuid::now_v7();
+    assert_eq!(
+        app.get(&format!("/api/chats/{unknown}"), Some(&buyer.token))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.get("/api/chats/not-a-uuid", Some(&buyer.token))
+            .await
+            .status,
+        404
+    );
+
+    let admin = app.admin().await;
+    let t = Some(admin.token.as_str());
+    let seen = app
+        .get(&format!("/api/chats/{chat_id}"), t)
+        .await
+        .expect(200);
+    assert_eq!(seen["id"], chat_id);
+    assert_eq!(seen["unreadCount"], 0);
+    let listed = app
+        .get(&format!("/api/chats/{chat_id}/messages"), t)
+        .await
+        .expect(200);
+    assert_eq!(listed["items"][0]["id"], m["id"]);
+    let res = app
+        .post(
+            &format!("/api/chats/{chat_id}/messages"),
+            t,
+            json!({ "content": "admin here" }),
+        )
+        .await;
+    assert_eq!(res.status, 403, "{}", res.body);
+    assert_eq!(res.code(), "forbidden");
+    assert_eq!(
+        app.post(&format!("/api/chats/{chat_id}/read"), t, read.clone())
+            .await
+            .status,
+        403
+    );
+    assert!(
+        all_chats(&app, &admin).await.is_empty(),
+        "admins list only their own chats"
+    );
+    // Nothing the refused writers tried was stored.
+    let listed = app
+        .get(
+            &format!("/api/chats/{chat_id}/messages"),
+            Some(&buyer.token),
+        )
+        .await
+        .expect(200);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+
+    assert_eq!(app.get("/api/chats", None).await.status, 401);
+    assert_eq!(
+        app.post(
+            &format!("/api/chats/{chat_id}/messages"),
+            None,
+            json!({ "content": "x" })
+        )
+        .await
+        .status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn marking_read_needs_a_message_of_that_chat() {
+    let app = TestApp::spawn().await;
+    let (buyer, seller, chat) = chat_between(&app).await;
+    let other_request = request(&app, &buyer).await;
+    offer(&app, &seller, &other_request).await;
+    let chats = all_chats(&app, &seller).await;
+    let other_chat = chats
+        .iter()
+        .find(|c| c["id"] != chat["id"])
+        .expect("second chat");
+    let elsewhere = send(&app, &buyer, id(other_chat), "about the other one").await;
+    send(&app, &buyer, id(&chat), "about this one").await;
+
+    let path = format!("/api/chats/{}/read", id(&chat));
+    let res = app
+        .post(
+            &path,
+            Some(&seller.token),
+            json!({ "messageId": id(&elsewhere) }),
+        )
+        .await;
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert_eq!(res.body["errors"][0]["field"], "messageId");
+    let res = app
+        .post(
+            &path,
+            Some(&seller.token),
+            json!({ "messageId": uuid::Uuid::now_v7() }),
+        )
+        .await;
+    assert_eq!(res.status, 422);
+    assert_eq!(
+        app.post(&path, Some(&seller.token), json!({ "messageId": "nope" }))
+            .await
+            .status,
+        422
+    );
+    assert_eq!(
+        app.post(&path, Some(&seller.token), json!({})).await.status,
+        422
+    );
+    assert_eq!(unread(&app, &seller, id(&chat)).await, 1);
+    assert_eq!(unread(&app, &seller, id(other_chat)).await, 1);
+}
+
+#[tokio::test]
+async fn sending_and_reading_write_their_events_to_the_log() {
+    let app = TestApp::spawn().await;
+    let (buyer, seller, chat) = chat_between(&app).await;
+    let m = send(&app, &buyer, id(&chat), "hello").await;
+    app.post(
+        &format!("/api/chats/{}/read", id(&chat)),
+        Some(&seller.token),
+        json!({ "messageId": id(&m) }),
+    )
+    .await
+    .expect(204);
+
+    let db = app.db().await;
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT name, payload, audience FROM events WHERE name LIKE 'chat:%' ORDER BY id",
+        ))
+        .await
+        .unwrap();
+    let events: Vec<(String, Value, Value)> = rows
+        .iter()
+        .map(|r| {
+            let json = |col: &str| -> Value {
+                r.try_get::<Value>("", col)
+                    .or_else(|_| {
+                        r.try_get::<String>("", col)
+                            .map(|s| serde_json::from_str(&s).unwrap())
+                    })
+                    .unwrap()
+            };
+            (
+                r.try_get::<String>("", "name").unwrap(),
+                json("payload"),
+                json("audience"),
+            )
+        })
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0].0, "chat:new-message");
+    assert_eq!(events[0].1, m);
+    assert_eq!(events[0].2["otherParticipantId"], seller.id.as_str());
+    assert_eq!(events[0].2["chatId"], chat["id"]);
+    assert_eq!(events[0].2["requestId"], chat["requestId"]);
+    assert_eq!(events[1].0, "chat:message-read");
+    assert_eq!(events[1].1["chatId"], chat["id"]);
+    assert_eq!(events[1].1["messageId"], m["id"]);
+    assert_eq!(events[1].1["userId"], seller.id.as_str());
+    assert!(events[1].1["readAt"].is_string());
+}

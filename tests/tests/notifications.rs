@@ -1,0 +1,429 @@
+//! Notifications: made from events for the people concerned (never the actor), once per
+//! event even when it is handled again; listing, unread filter, read and read-all.
+
+use std::time::Duration;
+
+use marketplace_tests::{TestApp, TestUser, eventually};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use serde_json::{Value, json};
+
+async fn request(app: &TestApp, buyer: &TestUser) -> String {
+    let body = app
+        .post(
+            "/api/requests",
+            Some(&buyer.token),
+            json!({ "title": "A desk lamp", "description": "Warm light, any colour", "category": "home" }),
+        )
+        .await
+        .expect(201);
+    body["id"].as_str().expect("request id").to_owned()
+}
+
+async fn offer(app: &TestApp, seller: &TestUser, request_id: &str) -> String {
+    let body = app
+        .post(
+            &format!("/api/requests/{request_id}/offers"),
+            Some(&seller.token),
+            json!({ "price": { "amount": "35.50", "currency": "EUR" }, "message": "Brass, barely used" }),
+        )
+        .await
+        .expect(201);
+    body["id"].as_str().expect("offer id").to_owned()
+}
+
+async fn chat_id(app: &TestApp, seller: &TestUser) -> String {
+    let page = app.get("/api/chats", Some(&seller.token)).await.expect(200);
+    page["items"][0]["id"].as_str().expect("chat id").to_owned()
+}
+
+/// The user's notifications (first page, up to 100).
+async fn notifications(app: &TestApp, user: &TestUser, query: &str) -> Vec<Value> {
+    let page = app
+        .get(
+            &format!("/api/notifications?limit=100{query}"),
+            Some(&user.token),
+        )
+        .await
+        .expect(200);
+    page["items"].as_array().expect("items").clone()
+}
+
+/// Waits until the user has exactly `n` notifications.
+async fn wait_for(app: &TestApp, user: &TestUser, n: usize) -> Vec<Value> {
+    let found = eventually(Duration::from_secs(10), || async {
+        let items = notifications(app, user, "").await;
+        (items.len() >= n).then_some(items)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{} did not get {n} notifications", user.role));
+    assert_eq!(found.len(), n, "{found:?}");
+    found
+}
+
+async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await
+        .unwrap()
+        .expect("a row");
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+/// Waits until the `notifications` subscriber has handled every event in the log.
+async fn subscriber_caught_up(app: &TestApp) {
+    let db = app.db().await;
+    let done = eventually(Duration::from_secs(10), || async {
+        let latest = scalar(&db, "SELECT COALESCE(MAX(id), 0) FROM events").await;
+        let cursor =
+            scalar(&db, "SELECT COALESCE(MAX(last_event_id), 0) FROM subscriber_cursors WHERE name = 'notifications'").await;
+        (cursor >= latest).then_some(())
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "the notifications subscriber did not catch up"
+    );
+    let _ = db.close().await;
+}
+
+#[tokio::test]
+async fn an_offer_notifies_the_buyer_and_never_the_seller_who_made_it() {
+    let app = TestApp::spawn().await;
+    let buyer = app.buyer().await;
+    let seller = app.seller().await;
+    let request_id = request(&app, &buyer).await;
+    let offer_id = offer(&app, &seller, &request_id).await;
+
+    let items = wait_for(&app, &buyer, 1).await;
+    let n = &items[0];
+    assert_eq!(n["kind"], "request:offer-received");
+    assert_eq!(n["recipientId"], buyer.id.as_str());
+    assert_eq!(n["data"]["requestId"], request_id.as_str());
+    assert_eq!(n["data"]["offerId"], offer_id.as_str());
+    assert!(n["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(n["body"].as_str().unwrap().contains("35.50 EUR"), "{n}");
+    assert_eq!(n["readAt"], Value::Null);
+    assert!(n["createdAt"].is_string());
+    subscriber_caught_up(&app).await;
+    assert!(notifications(&app, &seller, "").await.is_empty());
+    let count = app
+        .get("/api/notifications/unread-count", Some(&buyer.token))
+        .await
+        .expect(200);
+    assert_eq!(count, json!({ "count": 1 }));
+}
+
+#[tokio::test]
+async fn negotiation_acceptance_and_chat_notify_only_the_other_party() {
+    let app = TestApp::spawn().await;
+    let buyer = app.buyer().await;
+    let seller = app.seller().await;
+    let request_id = request(&app, &buyer).await;
+    let offer_id = offer(&app, &seller, &request_id).await;
+    wait_for(&app, &buyer, 1).await;
+
+    app.post(
+        &format!("/api/offers/{offer_id}/counter"),
+        Some(&buyer.token),
+        json!({ "message": "30 EUR?" }),
+    )
+    .await
+    .expect(200);
+    let to_seller = wait_for(&app, &seller, 1).await;
+    assert_eq!(to_seller[0]["kind"], "offer:negotiation-update");
+    assert_eq!(to_seller[0]["data"]["offerId"], offer_id.as_str());
+
+    app.post(
+        &format!("/api/offers/{offer_id}/counter"),
+        Some(&seller.token),
+        json!({ "message": "Meet at 32", "price": { "amount": "32.00", "currency": "EUR" } }),
+    )
+    .await
+    .expect(200);
+    let to_buyer = wait_for(&app, &buyer, 2).await;
+    assert_eq!(to_buyer[0]["kind"], "offer:negotiation-update");
+    assert!(to_buyer[0]["body"].as_str().unwrap().contains("Meet at 32"));
+
+    let chat = chat_id(&app, &seller).await;
+    let m = app
+        .post(
+            &format!("/api/chats/{chat}/messages"),
+            Some(&seller.token),
+            json!({ "content": "When can you pick it up?" }),
+        )
+        .await
+        .expect(201);
+    let to_buyer = wait_for(&app, &buyer, 3).await;
+    assert_eq!(to_buyer[0]["kind"], "chat:new-message");
+    assert_eq!(to_buyer[0]["data"]["chatId"], chat.as_str());
+    assert_eq!(to_buyer[0]["data"]["messageId"], m["id"]);
+    assert_eq!(to_buyer[0]["data"]["requestId"], request_id.as_str());
+    assert_eq!(to_buyer[0]["body"], "When can you pick it up?");
+
+    app.post(
+        &format!("/api/offers/{offer_id}/accept"),
+        Some(&buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let to_seller = wait_for(&app, &seller, 2).await;
+    assert_eq!(to_seller[0]["kind"], "offer:accepted");
+    assert_eq!(
+        to_seller[0]["data"],
+        json!({ "requestId": request_id, "offerId": offer_id })
+    );
+
+    subscriber_caught_up(&app).await;
+    assert_eq!(
+        notifications(&app, &buyer, "").await.len(),
+        3,
+        "the buyer is never told of their own acts"
+    );
+    assert_eq!(
+        notifications(&app, &seller, "").await.len(),
+        2,
+        "the seller is never told of their own acts"
+    );
+}
+
+#[tokio::test]
+async fn handling_every_event_again_after_a_restart_creates_no_duplicates() {
+    let mut app = TestApp::spawn().await;
+    let buyer = app.buyer().await;
+    let seller = app.seller().await;
+    let request_id = request(&app, &buyer).await;
+    offer(&app, &seller, &request_id).await;
+    let chat = chat_id(&app, &seller).await;
+    for i in 0..3 {
+        app.post(
+            &format!("/api/chats/{chat}/messages"),
+            Some(&seller.token),
+            json!({ "content": format!("m{i}") }),
+        )
+        .await
+        .expect(201);
+    }
+    let before = wait_for(&app, &buyer, 4).await;
+    subscriber_caught_up(&app).await;
+
+    app.stop().await;
+    let db = app.db().await;
+    db.execute_unprepared(
+        "UPDATE subscriber_cursors SET last_event_id = 0 WHERE name = 'notifications'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT last_event_id FROM subscriber_cursors WHERE name = 'notifications'"
+        )
+        .await,
+        0
+    );
+    let app = app.restart().await;
+    subscriber_caught_up(&app).await;
+
+    let after = notifications(&app, &buyer, "").await;
+    assert_eq!(after, before, "the same notifications, none added");
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM notifications").await, 4);
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT COUNT(*) FROM events WHERE name = 'notification:received'"
+        )
+        .await,
+        4
+    );
+}
+
+#[tokio::test]
+async fn read_marks_one_idempotently_and_read_all_marks_the_rest() {
+    let app = TestApp::spawn().await;
+    let buyer = app.buyer().await;
+    let request_id = request(&app, &buyer).await;
+    for _ in 0..3 {
+        let seller = app.seller().await;
+        offer(&app, &seller, &request_id).await;
+    }
+    let items = wait_for(&app, &buyer, 3).await;
+    let ids: Vec<&str> = items.iter().map(|n| n["id"].as_str().unwrap()).collect();
+    let (first, second) = (ids[0], ids[1]);
+
+    let read = app
+        .post(
+            &format!("/api/notifications/{second}/read"),
+            Some(&buyer.token),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(read["id"], second);
+    assert!(read["readAt"].is_string());
+    let again = app
+        .post(
+            &format!("/api/notifications/{second}/read"),
+            Some(&buyer.token),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        again["readAt"], read["readAt"],
+        "reading twice keeps the first time"
+    );
+
+    let unread: Vec<Value> = notifications(&app, &buyer, "&unread=true").await;
+    assert_eq!(unread.len(), 2);
+    assert!(
+        unread
+            .iter()
+            .all(|n| n["id"] != second && n["readAt"].is_null())
+    );
+    assert_eq!(notifications(&app, &buyer, "&unread=false").await.len(), 3);
+    let count = app
+        .get("/api/notifications/unread-count", Some(&buyer.token))
+        .await
+        .expect(200);
+    assert_eq!(count["count"], 2);
+
+    // Someone else's notification, or an unknown one, does not exist for the caller.
+    let stranger = app.buyer().await;
+    assert_eq!(
+        app.post(
+            &format!("/api/notifications/{first}/read"),
+            Some(&stranger.token),
+            json!({})
+        )
+        .await
+        .status,
+        404
+    );
+    let unknown = uuid::Uuid::now_v7();
+    assert_eq!(
+        app.post(
+            &format!("/api/notifications/{unknown}/read"),
+            Some(&buyer.token),
+            json!({})
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        app.post(
+            "/api/notifications/nope/read",
+            Some(&buyer.token),
+            json!({})
+        )
+        .await
+        .status,
+        404
+    );
+    assert!(notifications(&app, &stranger, "").await.is_empty());
+    assert_eq!(
+        app.post(
+            "/api/notifications/read-all",
+            Some(&stranger.token),
+            json!({})
+        )
+        .await
+        .expect(200)["updated"],
+        0
+    );
+    assert_eq!(
+        notifications(&app, &buyer, "&unread=true").await.len(),
+        2,
+        "the stranger's read-all touched nothing"
+    );
+
+    let all = app
+        .post("/api/notifications/read-all", Some(&buyer.token), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(all, json!({ "updated": 2 }));
+    let all = app
+        .post("/api/notifications/read-all", Some(&buyer.token), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(all, json!({ "updated": 0 }));
+    assert_eq!(
+        app.get("/api/notifications/unread-count", Some(&buyer.token))
+            .await
+            .expect(200)["count"],
+        0
+    );
+    assert!(notifications(&app, &buyer, "&unread=true").await.is_empty());
+    let everything = notifications(&app, &buyer, "").await;
+    assert_eq!(everything.len(), 3);
+    assert!(everything.iter().all(|n| n["readAt"].is_string()));
+
+    // One notification:read per change: one for the single read, two for read-all.
+    let db = app.db().await;
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT COUNT(*) FROM events WHERE name = 'notification:read'"
+        )
+        .await,
+        3
+    );
+}
+
+#[tokio::test]
+async fn notifications_are_listed_newest_first_in_pages() {
+    let app = TestApp::spawn().await;
+    let buyer = app.buyer().await;
+    let request_id = request(&app, &buyer).await;
+    for _ in 0..5 {
+        let seller = app.seller().await;
+        offer(&app, &seller, &request_id).await;
+    }
+    let all = wait_for(&app, &buyer, 5).await;
+    let times: Vec<&str> = all
+        .iter()
+        .map(|n| n["createdAt"].as_str().unwrap())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(times, sorted, "newest first");
+
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/notifications?limit=2&cursor={c}"),
+            None => "/api/notifications?limit=2".to_owned(),
+        };
+        let page = app.get(&path, Some(&buyer.token)).await.expect(200);
+        paged.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+    assert_eq!(
+        app.get("/api/notifications?cursor=bogus", Some(&buyer.token))
+            .await
+            .status,
+        422
+    );
+    assert_eq!(
+        app.get("/api/notifications?unread=maybe", Some(&buyer.token))
+            .await
+            .status,
+        422
+    );
+    assert_eq!(app.get("/api/notifications", None).await.status, 401);
+    assert_eq!(
+        app.get("/api/notifications/unread-count", None)
+            .await
+            .status,
+        401
+    );
+}
