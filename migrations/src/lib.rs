@@ -5,6 +5,8 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_kernel_event_log;
 mod m20261122_000002_auth_users;
+mod m20261122_000101_requests_purchase_requests;
+mod m20261122_000102_offers_offers;
 mod m20261122_000201_chat_tables;
 mod m20261122_000202_notifications_table;
 
@@ -16,6 +18,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_kernel_event_log::Migration),
             Box::new(m20261122_000002_auth_users::Migration),
+            Box::new(m20261122_000101_requests_purchase_requests::Migration),
+            Box::new(m20261122_000102_offers_offers::Migration),
             Box::new(m20261122_000201_chat_tables::Migration),
             Box::new(m20261122_000202_notifications_table::Migration),
         ]

@@ -28,6 +28,8 @@ pub use config::Config;
 pub fn modules(_config: &Config, _state: &AppState) -> Vec<Box<dyn Module>> {
     vec![
         Box::new(auth::AuthModule),
+        Box::new(requests::RequestsModule),
+        Box::new(offers::OffersModule),
         Box::new(chat::ChatModule),
         Box::new(notifications::NotificationsModule),
         // modules: add new ones above this line

@@ -1,0 +1,121 @@
+//! `/api/requests` and the buyer's transitions of a request.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use kernel::contract::{Page, PurchaseRequest};
+use kernel::error::Problem;
+use kernel::extract::{Json, Path, Query};
+use kernel::{AppState, AuthUser, EventBus, Result};
+use sea_orm::DatabaseConnection;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::dto::{CreateRequestBody, ListRequestsQuery, NewRequest};
+use crate::service;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_request, list_requests))
+        .routes(routes!(get_request))
+        .routes(routes!(cancel_request))
+        .routes(routes!(complete_request))
+}
+
+/// Post a purchase request (buyers). Sellers hear of it through `request:created`.
+#[utoipa::path(post, path = "/api/requests", tag = "requests", security(("bearer" = [])),
+    request_body = CreateRequestBody,
+    responses(
+        (status = 201, body = PurchaseRequest),
+        (status = 400, body = Problem, description = "malformed JSON"),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "not a buyer"),
+        (status = 422, body = Problem, description = "title, description, category or budget invalid"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn create_request(
+    State(bus): State<EventBus>,
+    caller: AuthUser,
+    Json(body): Json<CreateRequestBody>,
+) -> Result<(StatusCode, axum::Json<PurchaseRequest>)> {
+    caller.require(&[kernel::Role::Buyer])?;
+    let new = NewRequest::parse(body)?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(service::create(&bus, caller, new).await?),
+    ))
+}
+
+/// List requests, newest first. Buyers: their own. Sellers: open ones (`status=` other
+/// than `open`, or `mine=true`: those they made an offer on). Admins: open ones, or any
+/// `status=`.
+#[utoipa::path(get, path = "/api/requests", tag = "requests", security(("bearer" = [])),
+    params(ListRequestsQuery),
+    responses(
+        (status = 200, body = Page<PurchaseRequest>),
+        (status = 401, body = Problem),
+        (status = 422, body = Problem, description = "unknown status, bad limit or cursor"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn list_requests(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+    Query(query): Query<ListRequestsQuery>,
+) -> Result<axum::Json<Page<PurchaseRequest>>> {
+    let (filter, page) = query.parse()?;
+    Ok(axum::Json(service::list(&db, caller, filter, page).await?))
+}
+
+/// One request: visible to its buyer, to sellers while it is open or once they made an
+/// offer on it, and to admins; 404 for everyone else.
+#[utoipa::path(get, path = "/api/requests/{id}", tag = "requests", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "request id")),
+    responses((status = 200, body = PurchaseRequest), (status = 401, body = Problem), (status = 404, body = Problem)))]
+#[tracing::instrument(skip_all)]
+async fn get_request(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<PurchaseRequest>> {
+    Ok(axum::Json(
+        service::visible(&db, caller, id).await?.to_api(),
+    ))
+}
+
+/// Cancel a request (its buyer; `open` or `accepted`). Emits `request:status-updated`.
+#[utoipa::path(post, path = "/api/requests/{id}/cancel", tag = "requests", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "request id")),
+    responses(
+        (status = 200, body = PurchaseRequest),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "visible, but not your request"),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "`invalid_transition`: not open or accepted"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn cancel_request(
+    State(bus): State<EventBus>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<PurchaseRequest>> {
+    Ok(axum::Json(service::cancel(&bus, caller, id).await?))
+}
+
+/// Confirm delivery (its buyer; `paid` only): the request becomes `completed` and the
+/// payout to the seller starts. Emits `request:status-updated`.
+#[utoipa::path(post, path = "/api/requests/{id}/complete", tag = "requests", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "request id")),
+    responses(
+        (status = 200, body = PurchaseRequest),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "visible, but not your request"),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "`invalid_transition`: not paid"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn complete_request(
+    State(bus): State<EventBus>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<PurchaseRequest>> {
+    Ok(axum::Json(service::complete(&bus, caller, id).await?))
+}
