@@ -9,6 +9,7 @@ mod m20261122_000101_requests_purchase_requests;
 mod m20261122_000102_offers_offers;
 mod m20261122_000201_chat_tables;
 mod m20261122_000202_notifications_table;
+mod m20261122_000301_connections_user_presence;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000102_offers_offers::Migration),
             Box::new(m20261122_000201_chat_tables::Migration),
             Box::new(m20261122_000202_notifications_table::Migration),
+            Box::new(m20261122_000301_connections_user_presence::Migration),
         ]
     }
 }

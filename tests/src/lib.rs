@@ -2,6 +2,8 @@
 //! with a fresh database (SQLite always; PostgreSQL when `TEST_DATABASE_URL` is set), and
 //! gives typed helpers for HTTP calls.
 
+pub mod socket;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
