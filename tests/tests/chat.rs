@@ -549,3 +549,48 @@ async fn sending_and_reading_write_their_events_to_the_log() {
     assert_eq!(events[1].1["userId"], seller.id.as_str());
     assert!(events[1].1["readAt"].is_string());
 }
+
+#[tokio::test]
+async fn concurrent_messages_from_both_sides_are_all_kept_in_one_order() {
+    let app = TestApp::spawn().await;
+    let (buyer, seller, chat) = chat_between(&app).await;
+    let chat_id = id(&chat).to_owned();
+    let sends = (0..20).map(|i| {
+        let (app, chat_id) = (&app, chat_id.clone());
+        let who = if i % 2 == 0 { &buyer } else { &seller };
+        async move {
+            app.post(
+                &format!("/api/chats/{chat_id}/messages"),
+                Some(&who.token),
+                json!({ "content": format!("concurrent {i}") }),
+            )
+            .await
+        }
+    });
+    let results = futures::future::join_all(sends).await;
+    assert!(results.iter().all(|r| r.status == 201), "{results:?}");
+
+    let listed = app
+        .get(
+            &format!("/api/chats/{chat_id}/messages?limit=100"),
+            Some(&buyer.token),
+        )
+        .await
+        .expect(200);
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 20);
+    let ids: Vec<&str> = items.iter().map(id).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(ids, sorted, "newest first by id");
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 20);
+    let time = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    let newest_time = items.iter().map(|m| time(&m["createdAt"])).max().unwrap();
+    let seen = app
+        .get(&format!("/api/chats/{chat_id}"), Some(&buyer.token))
+        .await
+        .expect(200);
+    assert_eq!(time(&seen["lastMessageAt"]), newest_time);
+    assert_eq!(seen["unreadCount"], 10);
+    assert_eq!(unread(&app, &seller, &chat_id).await, 10);
+}

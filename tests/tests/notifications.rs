@@ -384,9 +384,9 @@ async fn notifications_are_listed_newest_first_in_pages() {
         offer(&app, &seller, &request_id).await;
     }
     let all = wait_for(&app, &buyer, 5).await;
-    let times: Vec<&str> = all
+    let times: Vec<chrono::DateTime<chrono::FixedOffset>> = all
         .iter()
-        .map(|n| n["createdAt"].as_str().unwrap())
+        .map(|n| chrono::DateTime::parse_from_rfc3339(n["createdAt"].as_str().unwrap()).unwrap())
         .collect();
     let mut sorted = times.clone();
     sorted.sort_by(|a, b| b.cmp(a));
