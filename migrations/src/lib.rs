@@ -10,6 +10,8 @@ mod m20261122_000102_offers_offers;
 mod m20261122_000201_chat_tables;
 mod m20261122_000202_notifications_table;
 mod m20261122_000301_connections_user_presence;
+mod m20261122_000401_payments_tables;
+mod m20261122_000402_disputes_tables;
 
 pub struct Migrator;
 
@@ -24,6 +26,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000201_chat_tables::Migration),
             Box::new(m20261122_000202_notifications_table::Migration),
             Box::new(m20261122_000301_connections_user_presence::Migration),
+            Box::new(m20261122_000401_payments_tables::Migration),
+            Box::new(m20261122_000402_disputes_tables::Migration),
         ]
     }
 }

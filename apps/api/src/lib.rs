@@ -42,6 +42,23 @@ pub fn modules(_config: &Config, _state: &AppState) -> Vec<Box<dyn Module>> {
             Arc::new(offers::Access { db: _state.db.clone() }),
             Arc::new(chat::Port::new(_state)),
         )),
+        Box::new(payments::PaymentsModule::new(payments::PaymentsConfig {
+            provider: match (_config.payment_provider, &_config.shkeeper_url, &_config.shkeeper_api_key) {
+                (config::ProviderKind::Shkeeper, Some(url), Some(api_key)) => payments::ProviderConfig::Shkeeper {
+                    url: url.clone(),
+                    api_key: api_key.clone(),
+                    payout_user: _config.shkeeper_payout_user.clone(),
+                    payout_password: _config.shkeeper_payout_password.clone(),
+                    payout_fee: _config.shkeeper_payout_fee,
+                },
+                _ => payments::ProviderConfig::Sandbox,
+            },
+            allow_legacy_api_key: _config.shkeeper_allow_legacy_api_key,
+            payout_poll: _config.payout_poll,
+            platform_fee_percent: _config.platform_fee_percent,
+            public_url: _config.public_url.clone(),
+        })),
+        Box::new(disputes::DisputesModule),
         Box::new(chat::ChatModule),
         Box::new(notifications::NotificationsModule),
         // modules: add new ones above this line

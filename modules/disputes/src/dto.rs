@@ -1,0 +1,70 @@
+//! What comes in and goes out of the disputes and admin routes.
+
+use chrono::{DateTime, Utc};
+use kernel::contract::{Dispute, Evidence};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// `POST /api/requests/{id}/disputes`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OpenDisputeBody {
+    /// 1..4000 characters.
+    pub reason: String,
+}
+
+/// `POST /api/disputes/{id}/evidence`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceBody {
+    /// 1..4000 characters.
+    pub description: String,
+    /// An http(s) URL, optional.
+    #[serde(default)]
+    pub attachment_url: Option<String>,
+}
+
+/// `POST /api/disputes/{id}/resolve`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ResolveBody {
+    /// `release_to_seller` or `refund_buyer`.
+    #[schema(example = "refund_buyer")]
+    pub resolution: String,
+    /// Up to 4000 characters.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DisputeListParams {
+    /// `open` or `resolved`.
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// A dispute with its evidence, oldest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DisputeDetail {
+    #[serde(flatten)]
+    pub dispute: Dispute,
+    pub evidence: Vec<Evidence>,
+}
+
+/// `POST /api/admin/announcements`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AnnouncementBody {
+    /// 1..2000 characters.
+    pub message: String,
+}
+
+/// `POST /api/admin/maintenance`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceBody {
+    /// 1..2000 characters.
+    pub message: String,
+    /// RFC 3339.
+    pub starts_at: DateTime<Utc>,
+}

@@ -1,0 +1,2 @@
+pub mod dispute;
+pub mod evidence;

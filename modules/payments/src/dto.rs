@@ -1,0 +1,80 @@
+//! What comes in and goes out of the payments routes.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// `POST /api/payments`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatePaymentBody {
+    pub request_id: Uuid,
+    /// A crypto name from `GET /api/payments/cryptos`, e.g. `BTC`.
+    #[schema(example = "BTC")]
+    pub crypto: String,
+}
+
+/// One crypto the provider accepts.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CryptoView {
+    pub name: String,
+    pub display_name: String,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct PaymentListParams {
+    /// The payments of this request (visible to its buyer, its seller and admins).
+    pub request_id: Option<Uuid>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WebhookListParams {
+    /// `applied`, `duplicate`, `unmatched`, `rejected` (or `received`: stored, not yet applied).
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// A provider callback as it was received, with what became of it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEventView {
+    pub id: Uuid,
+    /// `payment` or `payout`.
+    pub kind: String,
+    pub external_id: Option<String>,
+    /// The provider's status word (`PAID`, `PARTIAL`, `OVERPAID`, `unconfirmed`, `SUCCESS`).
+    pub provider_status: Option<String>,
+    pub txid: Option<String>,
+    /// `applied`, `duplicate`, `unmatched`, `rejected`, or `received` while being applied.
+    pub outcome: String,
+    /// `signature`, `legacy_api_key`.
+    pub auth: String,
+    pub detail: Option<String>,
+    /// The body as received: JSON when it parses, else the text.
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+    pub received_at: DateTime<Utc>,
+}
+
+/// `POST /api/sandbox/payments/{id}/simulate`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SimulateBody {
+    /// `PAID`, `PARTIAL` or `OVERPAID`.
+    #[schema(example = "PAID")]
+    pub status: String,
+}
+
+/// The answer to a provider callback.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Accepted {
+    /// `applied`, `duplicate`, `unmatched` or `rejected`.
+    pub outcome: String,
+}

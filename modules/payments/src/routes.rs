@@ -1,0 +1,206 @@
+//! `/api/payments*`, `/api/payouts*`, `/api/webhooks/shkeeper*`, `/api/admin/webhooks` and
+//! (sandbox only) `/api/sandbox/payments/{id}/simulate`.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kernel::contract::{Page, Payment, Payout};
+use kernel::error::Problem;
+use kernel::extract::{Json, Path, Query};
+use kernel::pagination::PageParams;
+use kernel::{AppState, AuthUser, Result};
+use sea_orm::DatabaseConnection;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::Payments;
+use crate::dto::{
+    Accepted, CreatePaymentBody, CryptoView, PaymentListParams, SimulateBody, WebhookEventView,
+    WebhookListParams,
+};
+use crate::webhook::{self, CallbackKind};
+use crate::{payouts, service};
+
+type Ctx = Extension<Arc<Payments>>;
+
+pub fn router(ctx: Arc<Payments>) -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::new()
+        .routes(routes!(cryptos))
+        .routes(routes!(create_payment, list_payments))
+        .routes(routes!(get_payment))
+        .routes(routes!(shkeeper_callback))
+        .routes(routes!(shkeeper_payout_callback))
+        .routes(routes!(list_webhooks))
+        .routes(routes!(list_payouts))
+        .routes(routes!(get_payout));
+    if ctx.sandbox {
+        router = router.routes(routes!(simulate));
+    }
+    router.layer(Extension(ctx))
+}
+
+/// The cryptos the provider accepts now.
+#[utoipa::path(get, path = "/api/payments/cryptos", tag = "payments", security(("bearer" = [])),
+    responses(
+        (status = 200, body = [CryptoView]),
+        (status = 401, body = Problem),
+        (status = 502, body = Problem, description = "`provider_error`"),
+        (status = 503, body = Problem, description = "`provider_unavailable`"),
+    ))]
+async fn cryptos(Extension(ctx): Ctx, _caller: AuthUser) -> Result<axum::Json<Vec<CryptoView>>> {
+    Ok(axum::Json(service::cryptos(&ctx).await?))
+}
+
+/// Pay an accepted request (its buyer): an invoice for the accepted offer's price. While a
+/// payment of the request is pending or partially paid, this answers 200 with it.
+#[utoipa::path(post, path = "/api/payments", tag = "payments", security(("bearer" = [])), request_body = CreatePaymentBody,
+    responses(
+        (status = 201, body = Payment, description = "a new invoice"),
+        (status = 200, body = Payment, description = "the request's open payment, unchanged"),
+        (status = 403, body = Problem, description = "not a buyer"),
+        (status = 404, body = Problem, description = "no such request of this buyer"),
+        (status = 409, body = Problem, description = "`request_not_accepted`"),
+        (status = 422, body = Problem),
+        (status = 502, body = Problem, description = "`provider_error`: the provider refused, with its message"),
+        (status = 503, body = Problem, description = "`provider_unavailable`: unreachable or slower than 10 s"),
+    ))]
+async fn create_payment(
+    State(state): State<AppState>,
+    Extension(ctx): Ctx,
+    caller: AuthUser,
+    Json(body): Json<CreatePaymentBody>,
+) -> Result<(StatusCode, axum::Json<Payment>)> {
+    let (created, payment) = service::create(&state, &ctx, caller, body).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(payment)))
+}
+
+/// Payments visible to the caller (its buyer, its seller, admins), newest first; `requestId`
+/// narrows to one request (404 when the caller may not see it).
+#[utoipa::path(get, path = "/api/payments", tag = "payments", security(("bearer" = [])), params(PaymentListParams),
+    responses((status = 200, body = Page<Payment>), (status = 401, body = Problem), (status = 404, body = Problem)))]
+async fn list_payments(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+    Query(params): Query<PaymentListParams>,
+) -> Result<axum::Json<Page<Payment>>> {
+    Ok(axum::Json(service::list(&db, caller, params).await?))
+}
+
+/// One payment (its buyer, its seller, admins).
+#[utoipa::path(get, path = "/api/payments/{id}", tag = "payments", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Payment), (status = 401, body = Problem), (status = 404, body = Problem)))]
+async fn get_payment(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Payment>> {
+    Ok(axum::Json(service::get(&db, caller, id).await?.to_api()))
+}
+
+fn answer(res: std::result::Result<String, webhook::WebhookError>) -> Response {
+    match res {
+        Ok(outcome) => (StatusCode::ACCEPTED, axum::Json(Accepted { outcome })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// SHKeeper's payment callback (no bearer: the signature authenticates it). Headers
+/// `X-Shkeeper-Timestamp` and `X-Shkeeper-Signature` = hex HMAC-SHA256(api key,
+/// `"{timestamp}." + raw body`), within ±300 s; the legacy `X-Shkeeper-Api-Key` only when
+/// `SHKEEPER_ALLOW_LEGACY_API_KEY`. Stored, then answered 202; applied once per
+/// (`external_id`, triggering txid).
+#[utoipa::path(post, path = "/api/webhooks/shkeeper", tag = "webhooks",
+    request_body(content = Object, description = "SHKeeper's callback body, compact JSON"),
+    responses(
+        (status = 202, body = Accepted),
+        (status = 400, body = Problem, description = "signed but not JSON"),
+        (status = 401, body = Problem, description = "`invalid_signature`; nothing changes"),
+    ))]
+async fn shkeeper_callback(
+    State(state): State<AppState>,
+    Extension(ctx): Ctx,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(webhook::receive(&state, &ctx, CallbackKind::Payment, &headers, &body).await)
+}
+
+/// SHKeeper's payout callback (`{ payout_id, external_id, tx_hash, status }`), signed the same
+/// way. Finishes the payout unless polling already did.
+#[utoipa::path(post, path = "/api/webhooks/shkeeper/payout", tag = "webhooks",
+    request_body(content = Object, description = "SHKeeper's payout callback body"),
+    responses(
+        (status = 202, body = Accepted),
+        (status = 400, body = Problem, description = "signed but not JSON"),
+        (status = 401, body = Problem, description = "`invalid_signature`; nothing changes"),
+    ))]
+async fn shkeeper_payout_callback(
+    State(state): State<AppState>,
+    Extension(ctx): Ctx,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(webhook::receive(&state, &ctx, CallbackKind::Payout, &headers, &body).await)
+}
+
+/// Received provider callbacks with their outcome (admins).
+#[utoipa::path(get, path = "/api/admin/webhooks", tag = "webhooks", security(("bearer" = [])), params(WebhookListParams),
+    responses((status = 200, body = Page<WebhookEventView>), (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn list_webhooks(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+    Query(params): Query<WebhookListParams>,
+) -> Result<axum::Json<Page<WebhookEventView>>> {
+    Ok(axum::Json(webhook::list(&db, caller, params).await?))
+}
+
+/// The caller's payouts (admins: all), newest first.
+#[utoipa::path(get, path = "/api/payouts", tag = "payments", security(("bearer" = [])), params(PageParams),
+    responses((status = 200, body = Page<Payout>), (status = 401, body = Problem)))]
+async fn list_payouts(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+    Query(params): Query<PageParams>,
+) -> Result<axum::Json<Page<Payout>>> {
+    Ok(axum::Json(payouts::list(&db, caller, params).await?))
+}
+
+/// One payout (its recipient, admins).
+#[utoipa::path(get, path = "/api/payouts/{id}", tag = "payments", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Payout), (status = 401, body = Problem), (status = 404, body = Problem)))]
+async fn get_payout(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Payout>> {
+    Ok(axum::Json(payouts::get(&db, caller, id).await?))
+}
+
+/// Sandbox only (`PAYMENT_PROVIDER=sandbox`): the payment's buyer or an admin makes the
+/// sandbox send the signed callback SHKeeper would send, through the same webhook code path.
+/// Answers the payment afterwards.
+#[utoipa::path(post, path = "/api/sandbox/payments/{id}/simulate", tag = "sandbox", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = SimulateBody,
+    responses((status = 200, body = Payment), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn simulate(
+    State(state): State<AppState>,
+    Extension(ctx): Ctx,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<SimulateBody>,
+) -> Result<axum::Json<Payment>> {
+    Ok(axum::Json(
+        webhook::simulate(&state, &ctx, caller, id, body.status.trim()).await?,
+    ))
+}

@@ -1,0 +1,535 @@
+//! Provider callbacks: authenticated over the raw body, stored before they are answered, and
+//! applied exactly once per (`external_id`, triggering txid) — a primary key on
+//! `webhook_applications` decides, so concurrent duplicates cannot both apply.
+//!
+//! Outcomes kept for admins: `applied`, `duplicate`, `unmatched` (unknown `external_id`),
+//! `rejected` (signed but unusable: not JSON, or missing fields), and `received` while being
+//! applied (left so only when applying failed; the provider then retries).
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kernel::contract::{Page, Payment, PaymentStatus, RequestStatus, now};
+use kernel::error::Problem;
+use kernel::events::{PaymentCompleted, PaymentStatusUpdated};
+use kernel::pagination::{PageParams, page};
+use kernel::{ApiError, AppState, AuthUser, Result, Tx};
+use rust_decimal::Decimal;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::Payments;
+use crate::dto::{WebhookEventView, WebhookListParams};
+use crate::entity::payment::{self, dec};
+use crate::entity::{webhook_application, webhook_event};
+use crate::payouts::{self, Finish};
+use crate::signature::{self, Rejection};
+
+/// Which callback endpoint was called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackKind {
+    Payment,
+    Payout,
+}
+
+impl CallbackKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Payment => "payment",
+            Self::Payout => "payout",
+        }
+    }
+}
+
+/// A callback that was not answered 202.
+#[derive(Debug)]
+pub enum WebhookError {
+    /// Authentication failed: 401, nothing stored.
+    Unauthenticated(Rejection),
+    Api(ApiError),
+}
+
+impl From<ApiError> for WebhookError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl From<sea_orm::DbErr> for WebhookError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+impl IntoResponse for WebhookError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Api(e) => e.into_response(),
+            Self::Unauthenticated(r) => {
+                let problem = Problem {
+                    kind: "https://docs.marketplace.local/problems/invalid_signature".to_owned(),
+                    title: "Unauthorized".to_owned(),
+                    status: 401,
+                    detail: r.message().to_owned(),
+                    code: "invalid_signature".to_owned(),
+                    errors: None,
+                };
+                let mut res = (StatusCode::UNAUTHORIZED, axum::Json(problem)).into_response();
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/problem+json"),
+                );
+                res
+            }
+        }
+    }
+}
+
+/// A string or number field as text.
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn decimal(v: Option<&Value>) -> Option<Decimal> {
+    text(v).and_then(|t| t.parse::<Decimal>().ok())
+}
+
+/// What a callback says, as far as we use it.
+struct Callback {
+    external_id: Option<String>,
+    status: Option<String>,
+    txid: Option<String>,
+}
+
+fn read_callback(kind: CallbackKind, v: &Value) -> Callback {
+    let external_id = text(v.get("external_id"));
+    let status = text(v.get("status"));
+    let txid = match kind {
+        CallbackKind::Payout => text(v.get("tx_hash")),
+        CallbackKind::Payment => {
+            let txs = v
+                .get("transactions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let trigger = txs
+                .iter()
+                .find(|t| t.get("trigger").and_then(Value::as_bool) == Some(true));
+            trigger
+                .or(txs.last())
+                .and_then(|t| text(t.get("txid")))
+                .or_else(|| text(v.get("txid")))
+        }
+    };
+    Callback {
+        external_id,
+        status,
+        txid,
+    }
+}
+
+/// Authenticates, stores and applies one callback. `Ok(outcome)` answers 202.
+#[tracing::instrument(skip_all, fields(kind = kind.as_str()))]
+pub async fn receive(
+    state: &AppState,
+    ctx: &Payments,
+    kind: CallbackKind,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, WebhookError> {
+    let auth = signature::verify(
+        headers,
+        body,
+        &ctx.webhook_key,
+        ctx.allow_legacy_api_key,
+        now().timestamp(),
+    )
+    .map_err(|r| {
+        tracing::warn!(reason = r.message(), "provider callback refused");
+        WebhookError::Unauthenticated(r)
+    })?;
+    let raw = String::from_utf8_lossy(body).into_owned();
+    let parsed: Option<Value> = serde_json::from_slice(body).ok().filter(Value::is_object);
+    let cb = parsed.as_ref().map(|v| read_callback(kind, v));
+    let event_id = kernel::contract::new_id();
+    let row = webhook_event::ActiveModel {
+        id: Set(event_id),
+        kind: Set(kind.as_str().to_owned()),
+        external_id: Set(cb.as_ref().and_then(|c| c.external_id.clone())),
+        provider_status: Set(cb.as_ref().and_then(|c| c.status.clone())),
+        txid: Set(cb.as_ref().and_then(|c| c.txid.clone())),
+        outcome: Set("received".to_owned()),
+        auth: Set(auth.as_str().to_owned()),
+        detail: Set(None),
+        body: Set(raw),
+        received_at: Set(now()),
+    };
+    // Stored on its own first: whatever happens next, the callback is on record.
+    let stored = state.bus.begin().await?;
+    webhook_event::Entity::insert(row)
+        .exec_without_returning(stored.conn())
+        .await?;
+    stored.commit().await?;
+
+    let (Some(v), Some(cb)) = (parsed, cb) else {
+        set_outcome_now(
+            state,
+            event_id,
+            "rejected",
+            Some("the body is not a JSON object"),
+        )
+        .await?;
+        return Err(ApiError::bad_request(
+            "malformed_json",
+            "the callback body is not a JSON object",
+        )
+        .into());
+    };
+    let mut tx = state.bus.begin().await?;
+    let (outcome, detail) = match kind {
+        CallbackKind::Payment => apply_payment(&mut tx, event_id, &v, &cb).await?,
+        CallbackKind::Payout => apply_payout(&mut tx, event_id, &v, &cb).await?,
+    };
+    set_outcome(tx.conn(), event_id, outcome, detail.as_deref()).await?;
+    tx.commit().await?;
+    tracing::info!(outcome, external_id = ?cb.external_id, status = ?cb.status, txid = ?cb.txid, "provider callback");
+    Ok(outcome.to_owned())
+}
+
+async fn set_outcome<C: ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+    outcome: &str,
+    detail: Option<&str>,
+) -> Result<()> {
+    webhook_event::Entity::update_many()
+        .col_expr(webhook_event::Column::Outcome, Expr::value(outcome))
+        .col_expr(
+            webhook_event::Column::Detail,
+            Expr::value(detail.map(str::to_owned)),
+        )
+        .filter(webhook_event::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+async fn set_outcome_now(
+    state: &AppState,
+    id: Uuid,
+    outcome: &str,
+    detail: Option<&str>,
+) -> Result<()> {
+    let tx = state.bus.begin().await?;
+    set_outcome(tx.conn(), id, outcome, detail).await?;
+    tx.commit().await
+}
+
+/// Claims an application key; `false` when a callback with this key was applied before.
+async fn claim<C: ConnectionTrait>(conn: &C, key: String, event_id: Uuid) -> Result<bool> {
+    let row = webhook_application::ActiveModel {
+        key: Set(key),
+        event_id: Set(event_id),
+        created_at: Set(now()),
+    };
+    let res = webhook_application::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(webhook_application::Column::Key)
+                .do_nothing()
+                .to_owned(),
+        )
+        .try_insert()
+        .exec_without_returning(conn)
+        .await?;
+    Ok(matches!(res, sea_orm::TryInsertResult::Inserted(n) if n > 0))
+}
+
+type Applied = (&'static str, Option<String>);
+
+fn rejected(why: &str) -> Applied {
+    ("rejected", Some(why.to_owned()))
+}
+
+async fn apply_payment(tx: &mut Tx, event_id: Uuid, v: &Value, cb: &Callback) -> Result<Applied> {
+    let (Some(external_id), Some(status)) = (&cb.external_id, &cb.status) else {
+        return Ok(rejected("external_id and status are required"));
+    };
+    let target = match status.as_str() {
+        "PARTIAL" => Some(PaymentStatus::PartiallyPaid),
+        "PAID" | "OVERPAID" => Some(PaymentStatus::Completed),
+        "unconfirmed" => None,
+        _ => return Ok(rejected("unknown status")),
+    };
+    let Ok(payment_id) = Uuid::parse_str(external_id) else {
+        return Ok(("unmatched", Some("external_id names no payment".to_owned())));
+    };
+    // Takes the payment row's write lock, so callbacks of one payment apply one at a time.
+    let locked = payment::Entity::update_many()
+        .col_expr(payment::Column::Id, Expr::col(payment::Column::Id))
+        .filter(payment::Column::Id.eq(payment_id))
+        .exec(tx.conn())
+        .await?;
+    let current = match payment::Entity::find_by_id(payment_id)
+        .one(tx.conn())
+        .await?
+    {
+        Some(p) if locked.rows_affected == 1 => p,
+        _ => return Ok(("unmatched", Some("external_id names no payment".to_owned()))),
+    };
+    let txid = cb.txid.clone().unwrap_or_else(|| {
+        format!(
+            "-:{}:{}",
+            status,
+            text(v.get("balance_fiat")).unwrap_or_default()
+        )
+    });
+    let key = match target {
+        None => format!("payment:{payment_id}:unconfirmed:{txid}"),
+        Some(_) => format!("payment:{payment_id}:{txid}"),
+    };
+    if !claim(tx.conn(), key, event_id).await? {
+        return Ok(("duplicate", None));
+    }
+    let Some(target) = target else {
+        return Ok((
+            "applied",
+            Some("mempool notice; the status waits for confirmation".to_owned()),
+        ));
+    };
+
+    let old = current.status();
+    let mut paid_fiat = decimal(v.get("balance_fiat"))
+        .unwrap_or(Decimal::ZERO)
+        .max(dec(&current.paid_amount));
+    paid_fiat.rescale(dec(&current.amount).scale());
+    let paid_crypto = decimal(v.get("balance_crypto"))
+        .unwrap_or(Decimal::ZERO)
+        .max(dec(&current.paid_crypto));
+    let next = if target.rank() > old.rank() && old != PaymentStatus::Refunded {
+        target
+    } else {
+        old
+    };
+    let open = matches!(next, PaymentStatus::Pending | PaymentStatus::PartiallyPaid);
+    payment::Entity::update_many()
+        .col_expr(payment::Column::Status, Expr::value(next.as_str()))
+        .col_expr(
+            payment::Column::PaidAmount,
+            Expr::value(paid_fiat.to_string()),
+        )
+        .col_expr(
+            payment::Column::PaidCrypto,
+            Expr::value(paid_crypto.normalize().to_string()),
+        )
+        .col_expr(
+            payment::Column::OpenKey,
+            Expr::value(if open { Some(current.request_id) } else { None }),
+        )
+        .col_expr(payment::Column::UpdatedAt, Expr::value(now()))
+        .filter(payment::Column::Id.eq(payment_id))
+        .exec(tx.conn())
+        .await?;
+    if next == old {
+        return Ok(("applied", Some(format!("status stays {}", old.as_str()))));
+    }
+    tx.publish(PaymentStatusUpdated {
+        payment_id,
+        request_id: current.request_id,
+        status: next,
+        provider_payment_id: current.provider_payment_id.clone(),
+        buyer_id: current.buyer_id,
+    });
+    if next == PaymentStatus::Completed {
+        match requests::service::transition(tx, current.request_id, RequestStatus::Paid, None).await
+        {
+            Ok(_) => {}
+            Err(e @ ApiError::Conflict { .. }) => {
+                tracing::warn!(%payment_id, error = %e, "payment completed but its request cannot become paid");
+            }
+            Err(e) => return Err(e),
+        }
+        tx.publish(PaymentCompleted {
+            payment_id,
+            request_id: current.request_id,
+            buyer_id: current.buyer_id,
+            seller_id: current.seller_id,
+        });
+    }
+    Ok(("applied", None))
+}
+
+async fn apply_payout(tx: &mut Tx, event_id: Uuid, v: &Value, cb: &Callback) -> Result<Applied> {
+    let (Some(external_id), Some(status)) = (&cb.external_id, &cb.status) else {
+        return Ok(rejected("external_id and status are required"));
+    };
+    let Ok(payout_id) = Uuid::parse_str(external_id) else {
+        return Ok(("unmatched", Some("external_id names no payout".to_owned())));
+    };
+    if crate::entity::payout::Entity::find_by_id(payout_id)
+        .one(tx.conn())
+        .await?
+        .is_none()
+    {
+        return Ok(("unmatched", Some("external_id names no payout".to_owned())));
+    }
+    if !claim(tx.conn(), format!("payout:{payout_id}:{status}"), event_id).await? {
+        return Ok(("duplicate", None));
+    }
+    let how = match status.as_str() {
+        "SUCCESS" => match &cb.txid {
+            Some(tx_hash) => Finish::Completed {
+                tx_hash: tx_hash.clone(),
+            },
+            None => return Ok(rejected("SUCCESS without tx_hash")),
+        },
+        "FAIL" | "FAILURE" | "ERROR" | "error" => Finish::Failed {
+            reason: text(v.get("message"))
+                .unwrap_or_else(|| format!("the provider reported {status}")),
+        },
+        _ => return Ok(("applied", Some("in progress".to_owned()))),
+    };
+    if payouts::finish(tx, payout_id, how).await? {
+        Ok(("applied", None))
+    } else {
+        Ok((
+            "applied",
+            Some("the payout was already finished".to_owned()),
+        ))
+    }
+}
+
+/// Received callbacks, newest first (admins).
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    caller: AuthUser,
+    params: WebhookListParams,
+) -> Result<Page<WebhookEventView>> {
+    caller.require(&[kernel::Role::Admin])?;
+    let paging = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    };
+    let limit = paging.limit()?;
+    let cursor: Option<Uuid> = paging.cursor()?;
+    let mut q = webhook_event::Entity::find();
+    if let Some(status) = params.status.as_deref().filter(|s| !s.is_empty()) {
+        if !["applied", "duplicate", "unmatched", "rejected", "received"].contains(&status) {
+            return Err(ApiError::invalid(
+                "status",
+                "must be applied, duplicate, unmatched, rejected or received",
+            ));
+        }
+        q = q.filter(webhook_event::Column::Outcome.eq(status));
+    }
+    if let Some(c) = cursor {
+        q = q.filter(webhook_event::Column::Id.lt(c));
+    }
+    let rows = q
+        .order_by_desc(webhook_event::Column::Id)
+        .limit(limit + 1)
+        .all(conn)
+        .await?;
+    let items = rows
+        .into_iter()
+        .map(|r| WebhookEventView {
+            id: r.id,
+            kind: r.kind,
+            external_id: r.external_id,
+            provider_status: r.provider_status,
+            txid: r.txid,
+            outcome: r.outcome,
+            auth: r.auth,
+            detail: r.detail,
+            body: serde_json::from_str(&r.body).unwrap_or(Value::String(r.body)),
+            received_at: r.received_at,
+        })
+        .collect();
+    Ok(page(items, limit, |e| e.id))
+}
+
+/// Sandbox: builds the callback SHKeeper would send for this payment reaching `status`,
+/// signs it with the webhook key and feeds it through [`receive`] — the same path.
+pub async fn simulate(
+    state: &AppState,
+    ctx: &Payments,
+    caller: AuthUser,
+    payment_id: Uuid,
+    status: &str,
+) -> Result<Payment> {
+    let p = match payment::Entity::find_by_id(payment_id)
+        .one(&state.db)
+        .await?
+    {
+        Some(p) if caller.is_admin() || p.buyer_id == caller.id => p,
+        _ => return Err(ApiError::NotFound),
+    };
+    let (fiat_factor, paid) = match status {
+        "PARTIAL" => (Decimal::new(5, 1), false),
+        "PAID" => (Decimal::ONE, true),
+        "OVERPAID" => (Decimal::new(11, 1), true),
+        _ => {
+            return Err(ApiError::invalid(
+                "status",
+                "must be PAID, PARTIAL or OVERPAID",
+            ));
+        }
+    };
+    let total_fiat = dec(&p.amount);
+    let total_crypto = dec(&p.crypto_amount);
+    let balance_fiat = (total_fiat * fiat_factor).round_dp(2).normalize();
+    let balance_crypto = (total_crypto * fiat_factor)
+        .round_dp(total_crypto.scale().max(8))
+        .normalize();
+    let already_fiat = dec(&p.paid_amount);
+    let already_crypto = dec(&p.paid_crypto);
+    let random: [u8; 16] = rand::random();
+    let txid = format!("sandbox-{}", hex::encode(random));
+    let at = now();
+    let body = json!({
+        "external_id": p.id.to_string(),
+        "crypto": p.crypto,
+        "addr": p.pay_address,
+        "fiat": p.currency,
+        "balance_fiat": balance_fiat.to_string(),
+        "balance_crypto": balance_crypto.to_string(),
+        "paid": paid,
+        "status": status,
+        "transactions": [{
+            "txid": txid,
+            "date": at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            "amount_crypto": (balance_crypto - already_crypto).max(Decimal::ZERO).to_string(),
+            "amount_fiat": (balance_fiat - already_fiat).max(Decimal::ZERO).to_string(),
+            "trigger": true,
+            "crypto": p.crypto,
+        }],
+        "fee_percent": "0",
+        "overpaid_fiat": (balance_fiat - total_fiat).max(Decimal::ZERO).to_string(),
+    });
+    let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
+    let ts = at.timestamp();
+    let mut headers = HeaderMap::new();
+    let sig = signature::sign(&ctx.webhook_key, ts, &bytes);
+    headers.insert(
+        signature::SIGNATURE_HEADER,
+        HeaderValue::from_str(&sig).map_err(ApiError::internal)?,
+    );
+    headers.insert(signature::TIMESTAMP_HEADER, HeaderValue::from(ts));
+    match receive(state, ctx, CallbackKind::Payment, &headers, &bytes).await {
+        Ok(_) => {}
+        Err(WebhookError::Api(e)) => return Err(e),
+        Err(WebhookError::Unauthenticated(r)) => return Err(ApiError::internal(r.message())),
+    }
+    let updated = payment::Entity::find_by_id(payment_id)
+        .one(&state.db)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(updated.to_api())
+}

@@ -1,0 +1,987 @@
+//! Payments against a stand-in SHKeeper: the invoice request, every way a callback can fail
+//! authentication, PARTIAL then PAID, duplicates (also concurrent) applied once, late and
+//! unknown callbacks, provider errors and timeouts on create, and payouts — by polling, by
+//! callback, both racing, failing, and across a crash mid-submission.
+
+use std::time::Duration;
+
+use marketplace_tests::shkeeper::{
+    API_KEY, InvoiceMode, PAYOUT_PASSWORD, PAYOUT_USER, StandIn, TaskMode, accepted_request,
+    count_events, event_payloads, now_secs, payment_callback, post_raw, post_signed, sign,
+};
+use marketplace_tests::{TestApp, TestUser, eventually};
+use serde_json::{Value, json};
+
+const HOOK: &str = "/api/webhooks/shkeeper";
+const PAYOUT_HOOK: &str = "/api/webhooks/shkeeper/payout";
+
+async fn app_with(standin: &StandIn) -> TestApp {
+    TestApp::spawn_with(|env| standin.env(env)).await
+}
+
+async fn pay(app: &TestApp, buyer: &TestUser, request_id: &str) -> Value {
+    app.post(
+        "/api/payments",
+        Some(&buyer.token),
+        json!({ "requestId": request_id, "crypto": "BTC" }),
+    )
+    .await
+    .expect(201)
+}
+
+async fn payment(app: &TestApp, token: &str, id: &str) -> Value {
+    app.get(&format!("/api/payments/{id}"), Some(token))
+        .await
+        .expect(200)
+}
+
+async fn request_status(app: &TestApp, token: &str, request_id: &str) -> String {
+    let r = app
+        .get(&format!("/api/requests/{request_id}"), Some(token))
+        .await
+        .expect(200);
+    r["status"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn webhook_outcomes(app: &TestApp) -> Vec<String> {
+    let admin = app.admin().await;
+    let page = app
+        .get("/api/admin/webhooks?limit=100", Some(&admin.token))
+        .await
+        .expect(200);
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+/// A request paid in full through a signed PAID callback. Answers (buyer, seller, request id, payment).
+async fn paid_request(
+    app: &TestApp,
+    price: &str,
+    balance_crypto: &str,
+) -> (TestUser, TestUser, String, Value) {
+    let (buyer, seller, request_id, _) = accepted_request(app, price).await;
+    let p = pay(app, &buyer, &request_id).await;
+    let id = p["id"].as_str().expect("id");
+    post_signed(
+        app,
+        HOOK,
+        &payment_callback(id, "PAID", price, balance_crypto, "tx-paid"),
+    )
+    .await
+    .expect(202);
+    assert_eq!(request_status(app, &buyer.token, &request_id).await, "paid");
+    (buyer, seller, request_id, p)
+}
+
+async fn payout_of(app: &TestApp, token: &str) -> Option<Value> {
+    let page = app.get("/api/payouts", Some(token)).await.expect(200);
+    page["items"].as_array().and_then(|a| a.first().cloned())
+}
+
+async fn wait_payout_status(app: &TestApp, token: &str, status: &str) -> Value {
+    eventually(Duration::from_secs(15), || async {
+        payout_of(app, token)
+            .await
+            .filter(|p| p["status"] == status)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no payout reached {status}"))
+}
+
+#[tokio::test]
+async fn creating_a_payment_sends_the_contracts_invoice_request_and_is_idempotent() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let (buyer, seller, request_id, offer_id) = accepted_request(&app, "125.50").await;
+
+    let p = pay(&app, &buyer, &request_id).await;
+    assert_eq!(p["status"], "pending");
+    assert_eq!(p["requestId"], request_id.as_str());
+    assert_eq!(p["offerId"], offer_id.as_str());
+    assert_eq!(p["sellerId"], seller.id.as_str());
+    assert_eq!(
+        p["amount"],
+        json!({ "amount": "125.50", "currency": "USD" })
+    );
+    assert_eq!(
+        p["paidAmount"],
+        json!({ "amount": "0.00", "currency": "USD" })
+    );
+    assert_eq!(p["cryptoAmount"], "0.00251");
+    assert_eq!(p["exchangeRate"], "50000");
+    assert_eq!(p["payAddress"], "bc1qstandin1");
+    assert_eq!(p["providerPaymentId"], "1");
+
+    let calls = standin.calls("POST", "/payment_request");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].path, "/api/v1/BTC/payment_request");
+    assert_eq!(
+        calls[0]
+            .headers
+            .get("x-shkeeper-api-key")
+            .map(String::as_str),
+        Some(API_KEY)
+    );
+    assert_eq!(
+        calls[0].body,
+        json!({
+            "external_id": p["id"],
+            "fiat": "USD",
+            "amount": "125.50",
+            "callback_url": "https://market.example/api/webhooks/shkeeper",
+        })
+    );
+
+    // Asking again while it is pending answers 200 with the same payment, no new invoice.
+    let again = app
+        .post(
+            "/api/payments",
+            Some(&buyer.token),
+            json!({ "requestId": request_id, "crypto": "BTC" }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(again["id"], p["id"]);
+    assert_eq!(standin.calls("POST", "/payment_request").len(), 1);
+    assert_eq!(count_events(&app, "payment:created").await, 1);
+
+    // Visible to the buyer, the seller and admins; 404 to anyone else.
+    let id = p["id"].as_str().unwrap();
+    payment(&app, &seller.token, id).await;
+    payment(&app, &app.admin().await.token, id).await;
+    let outsider = app.buyer().await;
+    assert_eq!(
+        app.get(&format!("/api/payments/{id}"), Some(&outsider.token))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        app.get(
+            &format!("/api/payments?requestId={request_id}"),
+            Some(&outsider.token)
+        )
+        .await
+        .status,
+        404
+    );
+    let listed = app
+        .get(
+            &format!("/api/payments?requestId={request_id}"),
+            Some(&seller.token),
+        )
+        .await
+        .expect(200);
+    assert_eq!(listed["items"][0]["id"], p["id"]);
+
+    // Only the request's buyer pays; sellers are refused by role.
+    let res = app
+        .post(
+            "/api/payments",
+            Some(&seller.token),
+            json!({ "requestId": request_id, "crypto": "BTC" }),
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    let res = app
+        .post(
+            "/api/payments",
+            Some(&outsider.token),
+            json!({ "requestId": request_id, "crypto": "BTC" }),
+        )
+        .await;
+    assert_eq!(res.status, 404);
+    let res = app
+        .post(
+            "/api/payments",
+            Some(&buyer.token),
+            json!({ "requestId": request_id, "crypto": "B T C" }),
+        )
+        .await;
+    assert_eq!(res.status, 422);
+
+    let cryptos = app
+        .get("/api/payments/cryptos", Some(&buyer.token))
+        .await
+        .expect(200);
+    assert_eq!(
+        cryptos[0],
+        json!({ "name": "BTC", "displayName": "Bitcoin" })
+    );
+}
+
+#[tokio::test]
+async fn a_request_that_is_not_accepted_cannot_be_paid() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let buyer = app.buyer().await;
+    let req = app
+        .post(
+            "/api/requests",
+            Some(&buyer.token),
+            json!({ "title": "t", "description": "d", "category": "c" }),
+        )
+        .await
+        .expect(201);
+    let res = app
+        .post(
+            "/api/payments",
+            Some(&buyer.token),
+            json!({ "requestId": req["id"], "crypto": "BTC" }),
+        )
+        .await;
+    assert_eq!(res.status, 409, "{}", res.body);
+    assert!(standin.calls("POST", "/payment_request").is_empty());
+}
+
+#[tokio::test]
+async fn a_provider_error_is_502_with_its_message_and_leaves_nothing_behind() {
+    let standin = StandIn::start().await;
+    standin.script(|s| s.invoice = InvoiceMode::Error("BTC payment gateway is unavailable".into()));
+    let app = app_with(&standin).await;
+    let (buyer, _, request_id, _) = accepted_request(&app, "10.00").await;
+    let res = app
+        .post(
+            "/api/payments",
+            Some(&buyer.token),
+            json!({ "requestId": request_id, "crypto": "BTC" }),
+        )
+        .await;
+    assert_eq!(res.status, 502, "{}", res.body);
+    assert_eq!(res.code(), "provider_error");
+    assert!(
+        res.body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("BTC payment gateway is unavailable")
+    );
+    let listed = app
+        .get(
+            &format!("/api/payments?requestId={request_id}"),
+            Some(&buyer.token),
+        )
+        .await
+        .expect(200);
+    assert_eq!(listed["items"], json!([]));
+    assert_eq!(count_events(&app, "payment:created").await, 0);
+
+    // Once the provider recovers, paying works.
+    standin.script(|s| s.invoice = InvoiceMode::Success);
+    pay(&app, &buyer, &request_id).await;
+}
+
+#[tokio::test]
+async fn a_slow_provider_is_503_and_leaves_nothing_behind() {
+    let standin = StandIn::start().await;
+    standin.script(|s| s.invoice = InvoiceMode::Slow(Duration::from_secs(12)));
+    let app = app_with(&standin).await;
+    let (buyer, _, request_id, _) = accepted_request(&app, "10.00").await;
+    let started = std::time::Instant::now();
+    let res = app
+        .post(
+            "/api/payments",
+            Some(&buyer.token),
+            json!({ "requestId": request_id, "crypto": "BTC" }),
+        )
+        .await;
+    assert_eq!(res.status, 503, "{}", res.body);
+    assert_eq!(res.code(), "provider_unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    let listed = app
+        .get(
+            &format!("/api/payments?requestId={request_id}"),
+            Some(&buyer.token),
+        )
+        .await
+        .expect(200);
+    assert_eq!(listed["items"], json!([]));
+    assert_eq!(count_events(&app, "payment:created").await, 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_503() {
+    let mut standin = StandIn::start().await;
+    standin.base = "http://127.0.0.1:9".into();
+    let app = app_with(&standin).await;
+    let (buyer, _, request_id, _) = accepted_request(&app, "10.00").await;
+    let res = app
+        .post(
+            "/api/payments",
+            Some(&buyer.token),
+            json!({ "requestId": request_id, "crypto": "BTC" }),
+        )
+        .await;
+    assert_eq!(res.status, 503, "{}", res.body);
+    assert_eq!(res.code(), "provider_unavailable");
+}
+
+#[tokio::test]
+async fn two_concurrent_creates_leave_one_payment() {
+    let standin = StandIn::start().await;
+    standin.script(|s| s.invoice = InvoiceMode::Slow(Duration::from_millis(300)));
+    let app = app_with(&standin).await;
+    let (buyer, _, request_id, _) = accepted_request(&app, "10.00").await;
+    let body = json!({ "requestId": request_id, "crypto": "BTC" });
+    let (a, b) = tokio::join!(
+        app.post("/api/payments", Some(&buyer.token), body.clone()),
+        app.post("/api/payments", Some(&buyer.token), body.clone())
+    );
+    let mut statuses = vec![a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, vec![200, 201], "{} / {}", a.body, b.body);
+    assert_eq!(a.body["id"], b.body["id"]);
+    let listed = app
+        .get(
+            &format!("/api/payments?requestId={request_id}"),
+            Some(&buyer.token),
+        )
+        .await
+        .expect(200);
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(count_events(&app, "payment:created").await, 1);
+}
+
+#[tokio::test]
+async fn callbacks_that_fail_authentication_are_401_and_change_nothing() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let (buyer, _, request_id, _) = accepted_request(&app, "100.00").await;
+    let p = pay(&app, &buyer, &request_id).await;
+    let id = p["id"].as_str().unwrap();
+    let body =
+        serde_json::to_string(&payment_callback(id, "PAID", "100.00", "0.002", "tx-1")).unwrap();
+    let now = now_secs();
+    let good = sign(API_KEY, now, body.as_bytes());
+    let altered = body.replace("100.00", "999.00");
+    let cases: Vec<(&str, String, Vec<(&str, String)>)> = vec![
+        (
+            "bad signature",
+            body.clone(),
+            vec![
+                ("X-Shkeeper-Timestamp", now.to_string()),
+                (
+                    "X-Shkeeper-Signature",
+                    sign("wrong-key", now, body.as_bytes()),
+                ),
+            ],
+        ),
+        (
+            "garbage signature",
+            body.clone(),
+            vec![
+                ("X-Shkeeper-Timestamp", now.to_string()),
+                ("X-Shkeeper-Signature", "zz".into()),
+            ],
+        ),
+        (
+            "stale timestamp",
+            body.clone(),
+            vec![
+                ("X-Shkeeper-Timestamp", (now - 301).to_string()),
+                (
+                    "X-Shkeeper-Signature",
+                    sign(API_KEY, now - 301, body.as_bytes()),
+                ),
+            ],
+        ),
+        (
+            "future timestamp",
+            body.clone(),
+            vec![
+                ("X-Shkeeper-Timestamp", (now + 301).to_string()),
+                (
+                    "X-Shkeeper-Signature",
+                    sign(API_KEY, now + 301, body.as_bytes()),
+                ),
+            ],
+        ),
+        (
+            "timestamp not the signed one",
+            body.clone(),
+            vec![
+                ("X-Shkeeper-Timestamp", (now - 1).to_string()),
+                ("X-Shkeeper-Signature", good.clone()),
+            ],
+        ),
+        ("missing headers", body.clone(), vec![]),
+        (
+            "missing timestamp",
+            body.clone(),
+            vec![("X-Shkeeper-Signature", good.clone())],
+        ),
+        (
+            "missing signature",
+            body.clone(),
+            vec![("X-Shkeeper-Timestamp", now.to_string())],
+        ),
+        (
+            "legacy header not allowed",
+            body.clone(),
+            vec![("X-Shkeeper-Api-Key", API_KEY.to_owned())],
+        ),
+        (
+            "body altered after signing",
+            altered,
+            vec![
+                ("X-Shkeeper-Timestamp", now.to_string()),
+                ("X-Shkeeper-Signature", good.clone()),
+            ],
+        ),
+    ];
+    for (name, body, headers) in cases {
+        let res = post_raw(&app, HOOK, &body, &headers).await;
+        assert_eq!(res.status, 401, "{name}: {}", res.body);
+        assert_eq!(res.content_type, "application/problem+json", "{name}");
+        let res = post_raw(&app, PAYOUT_HOOK, &body, &headers).await;
+        assert_eq!(res.status, 401, "{name} (payout callback)");
+    }
+    let p = payment(&app, &buyer.token, id).await;
+    assert_eq!(p["status"], "pending");
+    assert_eq!(
+        request_status(&app, &buyer.token, &request_id).await,
+        "accepted"
+    );
+    assert!(
+        webhook_outcomes(&app).await.is_empty(),
+        "nothing is stored for unauthenticated callbacks"
+    );
+
+    // The correctly signed one goes through.
+    post_raw(
+        &app,
+        HOOK,
+        &body,
+        &[
+            ("X-Shkeeper-Timestamp", now.to_string()),
+            ("X-Shkeeper-Signature", good),
+        ],
+    )
+    .await
+    .expect(202);
+    assert_eq!(payment(&app, &buyer.token, id).await["status"], "completed");
+}
+
+#[tokio::test]
+async fn the_legacy_api_key_header_is_accepted_only_when_allowed() {
+    let standin = StandIn::start().await;
+    let app = TestApp::spawn_with(|env| {
+        standin.env(env);
+        env.insert("SHKEEPER_ALLOW_LEGACY_API_KEY".into(), "true".into());
+    })
+    .await;
+    let (buyer, _, request_id, _) = accepted_request(&app, "100.00").await;
+    let p = pay(&app, &buyer, &request_id).await;
+    let id = p["id"].as_str().unwrap();
+    let body =
+        serde_json::to_string(&payment_callback(id, "PARTIAL", "40.00", "0.001", "tx-1")).unwrap();
+    let res = post_raw(
+        &app,
+        HOOK,
+        &body,
+        &[("X-Shkeeper-Api-Key", "not-the-key".into())],
+    )
+    .await;
+    assert_eq!(res.status, 401);
+    post_raw(&app, HOOK, &body, &[("X-Shkeeper-Api-Key", API_KEY.into())])
+        .await
+        .expect(202);
+    assert_eq!(
+        payment(&app, &buyer.token, id).await["status"],
+        "partially_paid"
+    );
+}
+
+#[tokio::test]
+async fn partial_then_paid_moves_payment_and_request_and_a_late_partial_changes_no_status() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let (buyer, seller, request_id, _) = accepted_request(&app, "100.00").await;
+    let p = pay(&app, &buyer, &request_id).await;
+    let id = p["id"].as_str().unwrap();
+
+    let res = post_signed(
+        &app,
+        HOOK,
+        &payment_callback(id, "PARTIAL", "40.00", "0.0008", "tx-a"),
+    )
+    .await;
+    assert_eq!(res.expect(202)["outcome"], "applied");
+    let now = payment(&app, &buyer.token, id).await;
+    assert_eq!(now["status"], "partially_paid");
+    assert_eq!(
+        now["paidAmount"],
+        json!({ "amount": "40.00", "currency": "USD" })
+    );
+    assert_eq!(
+        request_status(&app, &buyer.token, &request_id).await,
+        "accepted"
+    );
+    // Still open: asking to pay again answers it.
+    let again = app
+        .post(
+            "/api/payments",
+            Some(&buyer.token),
+            json!({ "requestId": request_id, "crypto": "BTC" }),
+        )
+        .await;
+    assert_eq!(again.expect(200)["id"], p["id"]);
+
+    post_signed(
+        &app,
+        HOOK,
+        &payment_callback(id, "PAID", "100.00", "0.002", "tx-b"),
+    )
+    .await
+    .expect(202);
+    let now = payment(&app, &seller.token, id).await;
+    assert_eq!(now["status"], "completed");
+    assert_eq!(now["paidAmount"]["amount"], "100.00");
+    assert_eq!(
+        request_status(&app, &buyer.token, &request_id).await,
+        "paid"
+    );
+
+    // A PARTIAL arriving late (another transaction) never moves the status back.
+    let res = post_signed(
+        &app,
+        HOOK,
+        &payment_callback(id, "PARTIAL", "100.00", "0.002", "tx-late"),
+    )
+    .await;
+    assert_eq!(res.expect(202)["outcome"], "applied");
+    let now = payment(&app, &buyer.token, id).await;
+    assert_eq!(now["status"], "completed");
+    assert_eq!(
+        request_status(&app, &buyer.token, &request_id).await,
+        "paid"
+    );
+
+    // An OVERPAID later raises paidAmount but the status stays.
+    post_signed(
+        &app,
+        HOOK,
+        &payment_callback(id, "OVERPAID", "120.00", "0.0024", "tx-c"),
+    )
+    .await
+    .expect(202);
+    let now = payment(&app, &buyer.token, id).await;
+    assert_eq!(now["status"], "completed");
+    assert_eq!(now["paidAmount"]["amount"], "120.00");
+
+    let names = marketplace_tests::shkeeper::event_names(&app).await;
+    let updates = names
+        .iter()
+        .filter(|n| *n == "payment:status-updated")
+        .count();
+    assert_eq!(
+        updates, 2,
+        "pending→partially_paid and partially_paid→completed: {names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| *n == "payment:completed").count(),
+        1
+    );
+    let outcomes = webhook_outcomes(&app).await;
+    assert_eq!(outcomes, vec!["applied"; 4]);
+
+    // A new payment of a paid request is refused.
+    let res = app
+        .post(
+            "/api/payments",
+            Some(&buyer.token),
+            json!({ "requestId": request_id, "crypto": "BTC" }),
+        )
+        .await;
+    assert_eq!(res.status, 409);
+}
+
+#[tokio::test]
+async fn duplicate_callbacks_even_concurrent_ones_are_applied_once() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let (buyer, _, request_id, _) = accepted_request(&app, "100.00").await;
+    let p = pay(&app, &buyer, &request_id).await;
+    let id = p["id"].as_str().unwrap();
+    let cb = payment_callback(id, "PAID", "100.00", "0.002", "tx-dup");
+
+    let sends = (0..6).map(|_| post_signed(&app, HOOK, &cb));
+    let results = futures::future::join_all(sends).await;
+    for r in &results {
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    post_signed(&app, HOOK, &cb).await.expect(202);
+
+    assert_eq!(payment(&app, &buyer.token, id).await["status"], "completed");
+    assert_eq!(
+        request_status(&app, &buyer.token, &request_id).await,
+        "paid"
+    );
+    assert_eq!(count_events(&app, "payment:completed").await, 1);
+    assert_eq!(count_events(&app, "payment:status-updated").await, 1);
+    let outcomes = webhook_outcomes(&app).await;
+    assert_eq!(outcomes.len(), 7, "every valid callback is stored");
+    assert_eq!(outcomes.iter().filter(|o| *o == "applied").count(), 1);
+    assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 6);
+    let admin = app.admin().await;
+    let dups = app
+        .get("/api/admin/webhooks?status=duplicate", Some(&admin.token))
+        .await
+        .expect(200);
+    assert_eq!(dups["items"].as_array().map(Vec::len), Some(6));
+    assert_eq!(dups["items"][0]["txid"], "tx-dup");
+    assert_eq!(
+        app.get("/api/admin/webhooks", Some(&buyer.token))
+            .await
+            .status,
+        403
+    );
+}
+
+#[tokio::test]
+async fn unknown_ids_are_kept_unmatched_mempool_notices_change_nothing_and_non_json_is_400() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let (buyer, _, request_id, _) = accepted_request(&app, "100.00").await;
+    let p = pay(&app, &buyer, &request_id).await;
+    let id = p["id"].as_str().unwrap();
+
+    let res = post_signed(
+        &app,
+        HOOK,
+        &payment_callback("order-that-never-was", "PAID", "1", "1", "tx-x"),
+    )
+    .await;
+    assert_eq!(res.expect(202)["outcome"], "unmatched");
+    let res = post_signed(
+        &app,
+        HOOK,
+        &payment_callback(&uuid::Uuid::now_v7().to_string(), "PAID", "1", "1", "tx-y"),
+    )
+    .await;
+    assert_eq!(res.expect(202)["outcome"], "unmatched");
+
+    let notice = json!({ "status": "unconfirmed", "external_id": id, "crypto": "BTC", "addr": "bc1qstandin1", "txid": "tx-mempool", "amount": "0.002" });
+    post_signed(&app, HOOK, &notice).await.expect(202);
+    assert_eq!(payment(&app, &buyer.token, id).await["status"], "pending");
+
+    let raw = "this is not json";
+    let ts = now_secs();
+    let res = post_raw(
+        &app,
+        HOOK,
+        raw,
+        &[
+            ("X-Shkeeper-Timestamp", ts.to_string()),
+            ("X-Shkeeper-Signature", sign(API_KEY, ts, raw.as_bytes())),
+        ],
+    )
+    .await;
+    assert_eq!(res.status, 400);
+
+    let admin = app.admin().await;
+    let unmatched = app
+        .get("/api/admin/webhooks?status=unmatched", Some(&admin.token))
+        .await
+        .expect(200);
+    assert_eq!(unmatched["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(unmatched["items"][1]["externalId"], "order-that-never-was");
+    assert_eq!(unmatched["items"][1]["body"]["status"], "PAID");
+    let rejected = app
+        .get("/api/admin/webhooks?status=rejected", Some(&admin.token))
+        .await
+        .expect(200);
+    assert_eq!(rejected["items"].as_array().map(Vec::len), Some(1));
+    let applied = app
+        .get("/api/admin/webhooks?status=applied", Some(&admin.token))
+        .await
+        .expect(200);
+    assert_eq!(applied["items"][0]["providerStatus"], "unconfirmed");
+    assert_eq!(
+        app.get("/api/admin/webhooks?status=weird", Some(&admin.token))
+            .await
+            .status,
+        422
+    );
+}
+
+#[tokio::test]
+async fn completing_a_paid_request_pays_the_seller_by_polling_less_the_platform_fee() {
+    let standin = StandIn::start().await;
+    let app = TestApp::spawn_with(|env| {
+        standin.env(env);
+        env.insert("PLATFORM_FEE_PERCENT".into(), "10".into());
+        env.insert("SHKEEPER_PAYOUT_FEE".into(), "7".into());
+    })
+    .await;
+    let (buyer, seller, request_id, p) = paid_request(&app, "100.00", "0.002").await;
+    app.post(
+        &format!("/api/requests/{request_id}/complete"),
+        Some(&buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+
+    let done = wait_payout_status(&app, &seller.token, "completed").await;
+    assert_eq!(done["kind"], "release");
+    assert_eq!(done["amount"], "0.0018");
+    assert_eq!(done["crypto"], "BTC");
+    assert_eq!(done["paymentId"], p["id"]);
+    assert_eq!(done["recipientId"], seller.id.as_str());
+    let payout_id = done["id"].as_str().unwrap();
+    assert_eq!(done["txHash"], format!("txid-{payout_id}"));
+    assert!(
+        done["providerTaskId"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("task-"))
+    );
+
+    let calls = standin.calls("POST", "/payout");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].path, "/api/v1/BTC/payout");
+    let me = app
+        .get("/api/users/me", Some(&seller.token))
+        .await
+        .expect(200);
+    assert_eq!(
+        calls[0].body,
+        json!({
+            "amount": "0.0018",
+            "destination": me["payoutAddress"],
+            "fee": "7",
+            "external_id": payout_id,
+            "callback_url": "https://market.example/api/webhooks/shkeeper/payout",
+        })
+    );
+    let basic = calls[0]
+        .headers
+        .get("authorization")
+        .cloned()
+        .unwrap_or_default();
+    assert!(basic.starts_with("Basic "), "{basic}");
+    assert!(!standin.calls("GET", "/task/").is_empty());
+    let _ = (PAYOUT_USER, PAYOUT_PASSWORD);
+
+    assert_eq!(count_events(&app, "payout:created").await, 1);
+    assert_eq!(count_events(&app, "payout:completed").await, 1);
+    // The recipient and admins see it; the buyer does not.
+    app.get(&format!("/api/payouts/{payout_id}"), Some(&seller.token))
+        .await
+        .expect(200);
+    app.get(
+        &format!("/api/payouts/{payout_id}"),
+        Some(&app.admin().await.token),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        app.get(&format!("/api/payouts/{payout_id}"), Some(&buyer.token))
+            .await
+            .status,
+        404
+    );
+    assert!(payout_of(&app, &buyer.token).await.is_none());
+}
+
+#[tokio::test]
+async fn the_payout_callback_can_finish_a_payout_and_the_later_poll_changes_nothing() {
+    let standin = StandIn::start().await;
+    standin.script(|s| s.task = TaskMode::Pending);
+    let app = app_with(&standin).await;
+    let (buyer, seller, request_id, _) = paid_request(&app, "100.00", "0.002").await;
+    app.post(
+        &format!("/api/requests/{request_id}/complete"),
+        Some(&buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let processing = wait_payout_status(&app, &seller.token, "processing").await;
+    let payout_id = processing["id"].as_str().unwrap();
+
+    let cb = json!({ "payout_id": 77, "external_id": payout_id, "tx_hash": "0xcallbackhash", "status": "SUCCESS" });
+    let res = post_signed(&app, PAYOUT_HOOK, &cb).await;
+    assert_eq!(res.expect(202)["outcome"], "applied");
+    let done = payout_of(&app, &seller.token).await.unwrap();
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["txHash"], "0xcallbackhash");
+
+    // The task now succeeds with another txid: polling comes second and changes nothing.
+    standin.script(|s| s.task = TaskMode::Success);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let still = payout_of(&app, &seller.token).await.unwrap();
+    assert_eq!(still["txHash"], "0xcallbackhash");
+    post_signed(&app, PAYOUT_HOOK, &cb).await.expect(202);
+    assert_eq!(count_events(&app, "payout:completed").await, 1);
+}
+
+#[tokio::test]
+async fn polling_and_the_payout_callback_racing_complete_the_payout_once() {
+    let standin = StandIn::start().await;
+    standin.script(|s| s.task = TaskMode::Pending);
+    let app = app_with(&standin).await;
+    let (buyer, seller, request_id, _) = paid_request(&app, "100.00", "0.002").await;
+    app.post(
+        &format!("/api/requests/{request_id}/complete"),
+        Some(&buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let processing = wait_payout_status(&app, &seller.token, "processing").await;
+    let payout_id = processing["id"].as_str().unwrap().to_owned();
+
+    standin.script(|s| s.task = TaskMode::Success);
+    let cb = json!({ "payout_id": 1, "external_id": payout_id, "tx_hash": format!("txid-{payout_id}"), "status": "SUCCESS" });
+    let sends = (0..4).map(|_| post_signed(&app, PAYOUT_HOOK, &cb));
+    for r in futures::future::join_all(sends).await {
+        assert_eq!(r.status, 202);
+    }
+    let done = wait_payout_status(&app, &seller.token, "completed").await;
+    assert_eq!(done["txHash"], format!("txid-{payout_id}"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(count_events(&app, "payout:completed").await, 1);
+}
+
+#[tokio::test]
+async fn a_failed_payout_task_marks_it_failed_with_the_reason() {
+    let standin = StandIn::start().await;
+    standin.script(|s| s.task = TaskMode::Failure("insufficient funds".into()));
+    let app = app_with(&standin).await;
+    let (buyer, seller, request_id, _) = paid_request(&app, "100.00", "0.002").await;
+    app.post(
+        &format!("/api/requests/{request_id}/complete"),
+        Some(&buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let failed = wait_payout_status(&app, &seller.token, "failed").await;
+    assert!(failed["txHash"].is_null());
+    let payloads = event_payloads(&app, "payout:failed").await;
+    assert_eq!(payloads.len(), 1);
+    let payload = &payloads[0];
+    assert_eq!(payload["reason"], "insufficient funds");
+    assert_eq!(payload["payoutId"], failed["id"]);
+}
+
+#[tokio::test]
+async fn a_payout_item_with_status_error_fails_the_payout() {
+    let standin = StandIn::start().await;
+    standin.script(|s| s.task = TaskMode::ItemError("bad destination".into()));
+    let app = app_with(&standin).await;
+    let (buyer, seller, request_id, _) = paid_request(&app, "100.00", "0.002").await;
+    app.post(
+        &format!("/api/requests/{request_id}/complete"),
+        Some(&buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    wait_payout_status(&app, &seller.token, "failed").await;
+    assert_eq!(count_events(&app, "payout:completed").await, 0);
+}
+
+#[tokio::test]
+async fn a_crash_between_the_payout_call_and_its_answer_does_not_pay_twice() {
+    let standin = StandIn::start().await;
+    standin.script(|s| s.payout_delay = Duration::from_secs(30));
+    let mut app = app_with(&standin).await;
+    let (buyer, seller, request_id, _) = paid_request(&app, "100.00", "0.002").await;
+    app.post(
+        &format!("/api/requests/{request_id}/complete"),
+        Some(&buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    eventually(Duration::from_secs(10), || async {
+        (!standin.calls("POST", "/payout").is_empty()).then_some(())
+    })
+    .await
+    .expect("the payout was submitted");
+
+    // Crash while the provider has not answered, then start again on the same database.
+    let env = app.env.clone();
+    app.kill();
+    drop(app);
+    standin.script(|s| s.payout_delay = Duration::ZERO);
+    let app = TestApp::start(env).await;
+
+    let done = wait_payout_status(&app, &seller.token, "completed").await;
+    let payout_id = done["id"].as_str().unwrap();
+    assert_eq!(done["txHash"], format!("txid-{payout_id}"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let posts = standin.calls("POST", "/payout");
+    assert_eq!(
+        posts.len(),
+        1,
+        "exactly one payout submission per external_id"
+    );
+    assert_eq!(posts[0].body["external_id"], payout_id);
+    let lookups = standin.calls("GET", "/payout/status");
+    assert!(
+        lookups
+            .iter()
+            .any(|r| r.query.get("external_id").map(String::as_str) == Some(payout_id))
+    );
+    assert_eq!(count_events(&app, "payout:completed").await, 1);
+}
+
+#[tokio::test]
+async fn a_payout_the_provider_never_received_is_resubmitted_after_a_look_up() {
+    let standin = StandIn::start().await;
+    // The first submission is refused at the door (unreachable), the look-up then finds
+    // nothing, so it is submitted again, once.
+    let mut app = app_with(&standin).await;
+    let (buyer, seller, request_id, _) = paid_request(&app, "100.00", "0.002").await;
+    let env = app.env.clone();
+    app.kill();
+    drop(app);
+    let mut env2 = env.clone();
+    env2.insert("SHKEEPER_URL".into(), "http://127.0.0.1:9".into());
+    let app = TestApp::start(env2).await;
+    app.post(
+        &format!("/api/requests/{request_id}/complete"),
+        Some(&buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    wait_payout_status(&app, &seller.token, "pending").await;
+    let db = app.db().await;
+    eventually(Duration::from_secs(10), || async {
+        use sea_orm::{ConnectionTrait, Statement};
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT submit_attempts FROM payouts",
+            ))
+            .await
+            .ok()??;
+        let n: i32 = row.try_get_by_index(0).ok()?;
+        (n >= 1).then_some(())
+    })
+    .await
+    .expect("a submission was attempted");
+    let _ = db.close().await;
+    let mut app = app;
+    app.kill();
+    drop(app);
+    let app = TestApp::start(env).await;
+    let done = wait_payout_status(&app, &seller.token, "completed").await;
+    assert_eq!(standin.calls("POST", "/payout").len(), 1);
+    assert!(
+        !standin.calls("GET", "/payout/status").is_empty(),
+        "looked up before resubmitting"
+    );
+    assert_eq!(done["status"], "completed");
+}
