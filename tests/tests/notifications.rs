@@ -427,3 +427,148 @@ async fn notifications_are_listed_newest_first_in_pages() {
         401
     );
 }
+
+/// A buyer's request with one seller's accepted offer, paid in full through the sandbox:
+/// (buyer, seller, request id, payment id).
+async fn paid_request(app: &TestApp) -> (TestUser, TestUser, String, String) {
+    let buyer = app.buyer().await;
+    let seller = app.seller().await;
+    let request_id = request(app, &buyer).await;
+    let offer_id = offer(app, &seller, &request_id).await;
+    app.post(
+        &format!("/api/offers/{offer_id}/accept"),
+        Some(&buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let cryptos = app
+        .get("/api/payments/cryptos", Some(&buyer.token))
+        .await
+        .expect(200);
+    let crypto = cryptos[0]["name"].as_str().expect("a crypto").to_owned();
+    let payment = app
+        .post(
+            "/api/payments",
+            Some(&buyer.token),
+            json!({ "requestId": request_id, "crypto": crypto }),
+        )
+        .await
+        .expect(201);
+    let payment_id = payment["id"].as_str().expect("payment id").to_owned();
+    app.post(
+        &format!("/api/sandbox/payments/{payment_id}/simulate"),
+        Some(&buyer.token),
+        json!({ "status": "PAID" }),
+    )
+    .await
+    .expect(200);
+    (buyer, seller, request_id, payment_id)
+}
+
+/// Waits for the user's newest notification of this kind.
+async fn wait_kind(app: &TestApp, user: &TestUser, kind: &str) -> Value {
+    eventually(Duration::from_secs(15), || async {
+        notifications(app, user, "")
+            .await
+            .into_iter()
+            .find(|n| n["kind"] == kind)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{} got no {kind} notification", user.role))
+}
+
+fn kinds(items: &[Value]) -> Vec<&str> {
+    items.iter().map(|n| n["kind"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_completed_payment_notifies_both_sides_and_a_payout_its_recipient() {
+    let app = TestApp::spawn().await;
+    let (buyer, seller, request_id, payment_id) = paid_request(&app).await;
+    for user in [&buyer, &seller] {
+        let n = wait_kind(&app, user, "payment:completed").await;
+        assert_eq!(n["recipientId"], user.id.as_str());
+        assert_eq!(
+            n["data"],
+            json!({ "requestId": request_id, "paymentId": payment_id })
+        );
+    }
+
+    app.post(
+        &format!("/api/requests/{request_id}/complete"),
+        Some(&buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let n = wait_kind(&app, &seller, "payout:completed").await;
+    assert_eq!(n["data"]["requestId"], request_id.as_str());
+    assert!(n["data"]["payoutId"].is_string(), "{n}");
+    let payout = app
+        .get(
+            &format!("/api/payouts/{}", n["data"]["payoutId"].as_str().unwrap()),
+            Some(&seller.token),
+        )
+        .await
+        .expect(200);
+    assert_eq!(payout["recipientId"], seller.id.as_str());
+    subscriber_caught_up(&app).await;
+    let to_buyer = notifications(&app, &buyer, "").await;
+    assert!(
+        !kinds(&to_buyer).contains(&"payout:completed"),
+        "{to_buyer:?}"
+    );
+    assert_eq!(
+        kinds(&to_buyer)
+            .iter()
+            .filter(|k| **k == "payment:completed")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_dispute_notifies_the_other_party_when_opened_and_both_when_resolved() {
+    let app = TestApp::spawn().await;
+    let (buyer, seller, request_id, _) = paid_request(&app).await;
+    let dispute = app
+        .post(
+            &format!("/api/requests/{request_id}/disputes"),
+            Some(&buyer.token),
+            json!({ "reason": "The lamp never arrived" }),
+        )
+        .await
+        .expect(201);
+    let dispute_id = dispute["id"].as_str().expect("dispute id");
+    let n = wait_kind(&app, &seller, "dispute:opened").await;
+    assert_eq!(
+        n["data"],
+        json!({ "requestId": request_id, "disputeId": dispute_id })
+    );
+    assert!(n["body"].as_str().unwrap().contains("never arrived"));
+
+    let admin = app.admin().await;
+    app.post(
+        &format!("/api/disputes/{dispute_id}/resolve"),
+        Some(&admin.token),
+        json!({ "resolution": "release_to_seller", "note": "Tracking shows delivery" }),
+    )
+    .await
+    .expect(200);
+    for user in [&buyer, &seller] {
+        let n = wait_kind(&app, user, "dispute:resolved").await;
+        assert_eq!(n["data"]["disputeId"], dispute_id);
+        assert_eq!(n["data"]["requestId"], request_id.as_str());
+        assert_eq!(n["data"]["resolution"], "release_to_seller");
+    }
+    subscriber_caught_up(&app).await;
+    assert!(
+        !kinds(&notifications(&app, &buyer, "").await).contains(&"dispute:opened"),
+        "the buyer opened it"
+    );
+    assert!(
+        notifications(&app, &admin, "").await.is_empty(),
+        "the admin acted"
+    );
+}
