@@ -1358,3 +1358,69 @@ async fn every_change_is_in_the_durable_log_with_its_audience() {
     );
     assert_eq!(events(&app).await.len(), before);
 }
+
+#[tokio::test]
+async fn offer_lists_and_negotiation_threads_page_in_order() {
+    let app = TestApp::spawn().await;
+    let buyer = app.buyer().await;
+    let rid = id(&create_request(&app, &buyer, "paged").await);
+    let mut offers = Vec::new();
+    for _ in 0..3 {
+        let s = app.seller().await;
+        offers.push(id(&make_offer(&app, &s, &rid, "10").await));
+    }
+    let first = app
+        .get(
+            &format!("/api/requests/{rid}/offers?limit=2"),
+            Some(&buyer.token),
+        )
+        .await
+        .expect(200);
+    let cursor = first["nextCursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let second = app
+        .get(
+            &format!("/api/requests/{rid}/offers?limit=2&cursor={cursor}"),
+            Some(&buyer.token),
+        )
+        .await
+        .expect(200);
+    assert_eq!(second["nextCursor"], Value::Null);
+    let seen: Vec<String> = ids(&first).into_iter().chain(ids(&second)).collect();
+    offers.reverse();
+    assert_eq!(seen, offers, "newest first, each once");
+
+    let oid = &offers[0];
+    for i in 1..=4 {
+        app.post(
+            &format!("/api/offers/{oid}/counter"),
+            Some(&buyer.token),
+            json!({ "message": format!("c{i}") }),
+        )
+        .await
+        .expect(200);
+    }
+    let mut texts = Vec::new();
+    let mut path = format!("/api/offers/{oid}/messages?limit=2");
+    loop {
+        let page = app.get(&path, Some(&buyer.token)).await.expect(200);
+        texts.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["message"].as_str().unwrap().to_owned()),
+        );
+        match page["nextCursor"].as_str() {
+            Some(c) => path = format!("/api/offers/{oid}/messages?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        texts,
+        ["I have one in stock.", "c1", "c2", "c3", "c4"],
+        "oldest first, each once"
+    );
+}

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::dto::{CounterBody, CreateOfferBody, NewCounter, NewOffer};
 use crate::service;
 
+/// The routes of this module with their OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_offer, list_offers))

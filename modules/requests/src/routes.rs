@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::dto::{CreateRequestBody, ListRequestsQuery, NewRequest};
 use crate::service;
 
+/// The routes of this module with their OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_request, list_requests))
