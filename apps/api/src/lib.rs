@@ -43,14 +43,20 @@ pub fn modules(_config: &Config, _state: &AppState) -> Vec<Box<dyn Module>> {
             Arc::new(chat::Port::new(_state)),
         )),
         Box::new(payments::PaymentsModule::new(payments::PaymentsConfig {
-            provider: match (_config.payment_provider, &_config.shkeeper_url, &_config.shkeeper_api_key) {
-                (config::ProviderKind::Shkeeper, Some(url), Some(api_key)) => payments::ProviderConfig::Shkeeper {
-                    url: url.clone(),
-                    api_key: api_key.clone(),
-                    payout_user: _config.shkeeper_payout_user.clone(),
-                    payout_password: _config.shkeeper_payout_password.clone(),
-                    payout_fee: _config.shkeeper_payout_fee,
-                },
+            provider: match (
+                _config.payment_provider,
+                &_config.shkeeper_url,
+                &_config.shkeeper_api_key,
+            ) {
+                (config::ProviderKind::Shkeeper, Some(url), Some(api_key)) => {
+                    payments::ProviderConfig::Shkeeper {
+                        url: url.clone(),
+                        api_key: api_key.clone(),
+                        payout_user: _config.shkeeper_payout_user.clone(),
+                        payout_password: _config.shkeeper_payout_password.clone(),
+                        payout_fee: _config.shkeeper_payout_fee,
+                    }
+                }
                 _ => payments::ProviderConfig::Sandbox,
             },
             allow_legacy_api_key: _config.shkeeper_allow_legacy_api_key,
