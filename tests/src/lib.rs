@@ -37,7 +37,12 @@ pub async fn fresh_database() -> String {
         Some(admin_url) => {
             use sea_orm::{ConnectionTrait, Database};
             let name = format!("mk_test_{id}");
-            let db = Database::connect(&admin_url)
+            // One short-lived connection: many tests create databases at once.
+            let mut opts = sea_orm::ConnectOptions::new(admin_url.clone());
+            opts.max_connections(1)
+                .sqlx_logging(false)
+                .acquire_timeout(Duration::from_secs(60));
+            let db = Database::connect(opts)
                 .await
                 .expect("TEST_DATABASE_URL must be reachable");
             db.execute_unprepared(&format!("CREATE DATABASE {name}"))
@@ -124,6 +129,8 @@ impl TestApp {
             ("EVENT_POLL_MS", "200"),
             ("PAYOUT_POLL_SECS", "1"),
             ("RUST_LOG", "warn"),
+            // Small pools: PostgreSQL allows 100 connections and tests run side by side.
+            ("DB_MAX_CONNECTIONS", "4"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
