@@ -594,3 +594,68 @@ async fn concurrent_messages_from_both_sides_are_all_kept_in_one_order() {
     assert_eq!(seen["unreadCount"], 10);
     assert_eq!(unread(&app, &seller, &chat_id).await, 10);
 }
+
+#[tokio::test]
+async fn socket_send_and_read_follow_the_same_rules_as_rest() {
+    use marketplace_tests::socket::SocketClient;
+    let app = TestApp::spawn().await;
+    let (buyer, seller, chat) = chat_between(&app).await;
+    let chat_id = id(&chat).to_owned();
+    let b = SocketClient::connect(&app.base, &buyer.token)
+        .await
+        .expect("buyer socket");
+    let s = SocketClient::connect(&app.base, &seller.token)
+        .await
+        .expect("seller socket");
+
+    let ack = b
+        .ack(
+            "chat:send",
+            json!({ "chatId": chat_id, "content": "  over the socket  " }),
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(ack["message"]["content"], "over the socket");
+    assert_eq!(unread(&app, &seller, &chat_id).await, 1);
+    let listed = app
+        .get(
+            &format!("/api/chats/{chat_id}/messages"),
+            Some(&seller.token),
+        )
+        .await
+        .expect(200);
+    assert_eq!(listed["items"][0], ack["message"]);
+
+    let read = s
+        .ack(
+            "chat:read",
+            json!({ "chatId": chat_id, "messageId": ack["message"]["id"] }),
+        )
+        .await;
+    assert_eq!(read["ok"], true, "{read}");
+    assert_eq!(unread(&app, &seller, &chat_id).await, 0);
+
+    let too_long = b
+        .ack(
+            "chat:send",
+            json!({ "chatId": chat_id, "content": "x".repeat(4001) }),
+        )
+        .await;
+    assert_eq!(too_long["ok"], false, "{too_long}");
+    let admin = app.admin().await;
+    let a = SocketClient::connect(&app.base, &admin.token)
+        .await
+        .expect("admin socket");
+    let refused = a
+        .ack("chat:send", json!({ "chatId": chat_id, "content": "hi" }))
+        .await;
+    assert_eq!(refused["error"], "forbidden", "{refused}");
+    let listed = app
+        .get(
+            &format!("/api/chats/{chat_id}/messages"),
+            Some(&buyer.token),
+        )
+        .await
+        .expect(200);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+}
