@@ -55,8 +55,12 @@ fn payload_schema(name: EventName, s: &mut Schemas) -> Value {
 /// Rooms of the live-only events (routed by the gateway, not the table).
 fn live_rooms(name: EventName) -> Vec<String> {
     match name {
-        EventName::ChatTyping | EventName::ChatStoppedTyping => vec!["chat-{chatId} (not the sender's own sockets)".into()],
-        EventName::UserOnline | EventName::UserOffline => vec!["chat-{chatId} of each of the user's chats".into()],
+        EventName::ChatTyping | EventName::ChatStoppedTyping => {
+            vec!["chat-{chatId} (not the sender's own sockets)".into()]
+        }
+        EventName::UserOnline | EventName::UserOffline => {
+            vec!["chat-{chatId} of each of the user's chats".into()]
+        }
         EventName::EventsReplayTruncated => vec!["the reconnecting socket only".into()],
         _ => Vec::new(),
     }
@@ -79,10 +83,19 @@ fn channel_of(rule: RoomRule) -> &'static str {
 fn room_kind_arg(kind: RoomKind) -> (&'static str, &'static str) {
     match kind {
         RoomKind::User => ("userId", "own id only (admins: any)"),
-        RoomKind::Seller => ("sellerId", "`seller-{id}` + `sellers`; a seller for its own id"),
+        RoomKind::Seller => (
+            "sellerId",
+            "`seller-{id}` + `sellers`; a seller for its own id",
+        ),
         RoomKind::Buyer => ("buyerId", "`buyer-{id}` + `buyers`; a buyer for its own id"),
-        RoomKind::Request => ("requestId", "`request-{id}`; its buyer, a seller with an offer on it, admins (else `not_found`)"),
-        RoomKind::Chat => ("chatId", "`chat-{id}`; its two participants, admins (else `not_found`)"),
+        RoomKind::Request => (
+            "requestId",
+            "`request-{id}`; its buyer, a seller with an offer on it, admins (else `not_found`)",
+        ),
+        RoomKind::Chat => (
+            "chatId",
+            "`chat-{id}`; its two participants, admins (else `not_found`)",
+        ),
     }
 }
 
@@ -98,8 +111,16 @@ pub fn document() -> Value {
     for name in EventName::ALL {
         let payload = payload_schema(name, &mut schemas);
         let durable = name.is_durable();
-        let rules: &[RoomRule] = ROUTES.iter().find(|(n, _)| *n == name).map(|(_, r)| *r).unwrap_or(&[]);
-        let rooms: Vec<String> = if durable { rules.iter().map(|r| r.pattern()).collect() } else { live_rooms(name) };
+        let rules: &[RoomRule] = ROUTES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, r)| *r)
+            .unwrap_or(&[]);
+        let rooms: Vec<String> = if durable {
+            rules.iter().map(|r| r.pattern()).collect()
+        } else {
+            live_rooms(name)
+        };
         let key = format!("server.{}", name.as_str().replace(':', "."));
         let args = if durable {
             json!({ "type": "array", "minItems": 2, "maxItems": 2, "items": [payload, meta_ref],
@@ -146,10 +167,26 @@ pub fn document() -> Value {
         client_refs.push(json!({ "$ref": format!("#/components/messages/{key}") }));
     }
     let chat_events = [
-        ("chat:send", add::<ChatSendArgs>(&mut schemas), "As `POST /api/chats/{id}/messages`; ack `{ ok, message }`."),
-        ("chat:read", add::<ChatReadArgs>(&mut schemas), "As `POST /api/chats/{id}/read`."),
-        ("chat:typing", add::<ChatTypingArgs>(&mut schemas), "Participants; relayed to `chat-{chatId}` except the sender's own sockets; never stored; rate-limited per socket."),
-        ("chat:stopped-typing", add::<ChatTypingArgs>(&mut schemas), "As `chat:typing`."),
+        (
+            "chat:send",
+            add::<ChatSendArgs>(&mut schemas),
+            "As `POST /api/chats/{id}/messages`; ack `{ ok, message }`.",
+        ),
+        (
+            "chat:read",
+            add::<ChatReadArgs>(&mut schemas),
+            "As `POST /api/chats/{id}/read`.",
+        ),
+        (
+            "chat:typing",
+            add::<ChatTypingArgs>(&mut schemas),
+            "Participants; relayed to `chat-{chatId}` except the sender's own sockets; never stored; rate-limited per socket.",
+        ),
+        (
+            "chat:stopped-typing",
+            add::<ChatTypingArgs>(&mut schemas),
+            "As `chat:typing`.",
+        ),
     ];
     for (event, payload, summary) in chat_events {
         let key = format!("client.{event}").replace(':', ".");
@@ -174,14 +211,20 @@ pub fn document() -> Value {
             "description": format!("Room `{channel}`."),
             "subscribe": { "operationId": format!("room.{channel}"), "message": { "oneOf": refs } },
         });
-        if let Some(param) = channel.split_once('{').and_then(|(_, p)| p.strip_suffix('}')) {
-            c["parameters"] = json!({ param: { "schema": { "type": "string", "format": "uuid" } } });
+        if let Some(param) = channel
+            .split_once('{')
+            .and_then(|(_, p)| p.strip_suffix('}'))
+        {
+            c["parameters"] =
+                json!({ param: { "schema": { "type": "string", "format": "uuid" } } });
         }
         channels.insert(channel.into(), c);
     }
 
-    let schemas: serde_json::Map<String, Value> =
-        schemas.into_iter().map(|(name, s)| (name, serde_json::to_value(s).unwrap_or(Value::Null))).collect();
+    let schemas: serde_json::Map<String, Value> = schemas
+        .into_iter()
+        .map(|(name, s)| (name, serde_json::to_value(s).unwrap_or(Value::Null)))
+        .collect();
 
     json!({
         "asyncapi": "2.6.0",
@@ -227,10 +270,17 @@ mod tests {
         }
         for (name, rules) in ROUTES {
             let key = format!("server.{}", name.as_str().replace(':', "."));
-            let rooms = doc["components"]["messages"][&key]["x-rooms"].as_array().unwrap().len();
+            let rooms = doc["components"]["messages"][&key]["x-rooms"]
+                .as_array()
+                .unwrap()
+                .len();
             assert_eq!(rooms, rules.len());
         }
         assert!(doc["components"]["schemas"]["EventMeta"].is_object());
-        assert!(doc["channels"]["request-{requestId}"]["subscribe"]["message"]["oneOf"].as_array().is_some_and(|a| !a.is_empty()));
+        assert!(
+            doc["channels"]["request-{requestId}"]["subscribe"]["message"]["oneOf"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        );
     }
 }

@@ -3,9 +3,9 @@
 //! callers.
 
 use serde::Serialize;
+use socketioxide::SocketIo;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::SocketRef;
-use socketioxide::SocketIo;
 use uuid::Uuid;
 
 use crate::routing::{self, Target};
@@ -24,7 +24,9 @@ pub struct SocketEmitter<A: Adapter = LocalAdapter> {
 
 impl<A: Adapter> Clone for SocketEmitter<A> {
     fn clone(&self) -> Self {
-        Self { io: self.io.clone() }
+        Self {
+            io: self.io.clone(),
+        }
     }
 }
 
@@ -35,11 +37,20 @@ impl<A: Adapter> SocketEmitter<A> {
 
     /// One emit to the union of `rooms`: a socket in several of them gets one copy. `data`
     /// is serialized once; a tuple becomes several Socket.IO arguments.
-    pub async fn emit_to_rooms<T: Serialize + ?Sized>(&self, rooms: Vec<String>, event: &str, data: &T) -> Result<(), EmitError> {
+    pub async fn emit_to_rooms<T: Serialize + ?Sized>(
+        &self,
+        rooms: Vec<String>,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
         if rooms.is_empty() {
             return Ok(());
         }
-        self.io.to(rooms).emit(event, data).await.map_err(|e| EmitError(e.to_string()))
+        self.io
+            .to(rooms)
+            .emit(event, data)
+            .await
+            .map_err(|e| EmitError(e.to_string()))
     }
 
     /// To the union of `rooms` except the sockets in `except` (e.g. the sender's own sockets).
@@ -50,33 +61,71 @@ impl<A: Adapter> SocketEmitter<A> {
         event: &str,
         data: &T,
     ) -> Result<(), EmitError> {
-        self.io.to(rooms).except(except).emit(event, data).await.map_err(|e| EmitError(e.to_string()))
+        self.io
+            .to(rooms)
+            .except(except)
+            .emit(event, data)
+            .await
+            .map_err(|e| EmitError(e.to_string()))
     }
 
-    pub async fn emit_to_room<T: Serialize + ?Sized>(&self, room: String, event: &str, data: &T) -> Result<(), EmitError> {
+    pub async fn emit_to_room<T: Serialize + ?Sized>(
+        &self,
+        room: String,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
         self.emit_to_rooms(vec![room], event, data).await
     }
 
     /// To every socket of this user (the `user-{id}` room).
-    pub async fn emit_to_user<T: Serialize + ?Sized>(&self, user_id: Uuid, event: &str, data: &T) -> Result<(), EmitError> {
-        self.emit_to_room(routing::user_room(user_id), event, data).await
+    pub async fn emit_to_user<T: Serialize + ?Sized>(
+        &self,
+        user_id: Uuid,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
+        self.emit_to_room(routing::user_room(user_id), event, data)
+            .await
     }
 
-    pub async fn emit_to_sellers<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        self.emit_to_room(routing::SELLERS.to_owned(), event, data).await
+    pub async fn emit_to_sellers<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
+        self.emit_to_room(routing::SELLERS.to_owned(), event, data)
+            .await
     }
 
-    pub async fn emit_to_buyers<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        self.emit_to_room(routing::BUYERS.to_owned(), event, data).await
+    pub async fn emit_to_buyers<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
+        self.emit_to_room(routing::BUYERS.to_owned(), event, data)
+            .await
     }
 
     /// To every socket of the namespace.
-    pub async fn emit_global<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        self.io.emit(event, data).await.map_err(|e| EmitError(e.to_string()))
+    pub async fn emit_global<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
+        self.io
+            .emit(event, data)
+            .await
+            .map_err(|e| EmitError(e.to_string()))
     }
 
     /// To a routing [`Target`].
-    pub async fn emit_to_target<T: Serialize + ?Sized>(&self, target: Target, event: &str, data: &T) -> Result<(), EmitError> {
+    pub async fn emit_to_target<T: Serialize + ?Sized>(
+        &self,
+        target: Target,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
         match target {
             Target::Everyone => self.emit_global(event, data).await,
             Target::Rooms(rooms) => self.emit_to_rooms(rooms, event, data).await,
@@ -84,8 +133,15 @@ impl<A: Adapter> SocketEmitter<A> {
     }
 
     /// To one socket (replay). Fails when the socket is gone or its buffer is full.
-    pub fn emit_to_socket<T: Serialize + ?Sized>(&self, socket: &SocketRef<A>, event: &str, data: &T) -> Result<(), EmitError> {
-        socket.emit(event, data).map_err(|e| EmitError(e.to_string()))
+    pub fn emit_to_socket<T: Serialize + ?Sized>(
+        &self,
+        socket: &SocketRef<A>,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
+        socket
+            .emit(event, data)
+            .map_err(|e| EmitError(e.to_string()))
     }
 
     /// The handle, for joining rooms and counting sockets (never for emitting).

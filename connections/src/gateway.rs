@@ -67,13 +67,28 @@ pub struct Ack {
 
 impl Ack {
     pub fn ok() -> Self {
-        Self { ok: true, error: None, code: None, rooms: None, message: None }
+        Self {
+            ok: true,
+            error: None,
+            code: None,
+            rooms: None,
+            message: None,
+        }
     }
     pub fn err(error: &'static str) -> Self {
-        Self { ok: false, error: Some(error), code: None, rooms: None, message: None }
+        Self {
+            ok: false,
+            error: Some(error),
+            code: None,
+            rooms: None,
+            message: None,
+        }
     }
     fn rooms(rooms: Vec<String>) -> Self {
-        Self { rooms: Some(rooms), ..Self::ok() }
+        Self {
+            rooms: Some(rooms),
+            ..Self::ok()
+        }
     }
     /// The ack for a failed port call; internal causes are logged, never sent.
     fn from_error(e: &ApiError) -> Self {
@@ -92,7 +107,10 @@ impl Ack {
                 "internal"
             }
         };
-        Self { code: Some(e.code()), ..Self::err(error) }
+        Self {
+            code: Some(e.code()),
+            ..Self::err(error)
+        }
     }
 }
 
@@ -179,21 +197,33 @@ fn object_arg<T: serde::de::DeserializeOwned>(v: Value) -> Option<T> {
 /// The handshake token: `auth.token`, then `Authorization: Bearer`, then the `token` cookie.
 /// Returns the token and whether it came from the cookie.
 fn handshake_token(auth: &Value, headers: &http::HeaderMap) -> Option<(String, bool)> {
-    if let Some(t) = auth.get("token").and_then(Value::as_str).map(str::trim).filter(|t| !t.is_empty()) {
+    if let Some(t) = auth
+        .get("token")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         return Some((t.to_owned(), false));
     }
-    if let Some(h) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        if let Some(t) = h.trim().strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()) {
-            return Some((t.to_owned(), false));
-        }
+    if let Some(h) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        && let Some(t) = h
+            .trim()
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    {
+        return Some((t.to_owned(), false));
     }
     for value in headers.get_all(http::header::COOKIE) {
         let Ok(value) = value.to_str() else { continue };
         for pair in value.split(';') {
-            if let Some((k, v)) = pair.trim().split_once('=') {
-                if k.trim() == "token" && !v.trim().is_empty() {
-                    return Some((v.trim().trim_matches('"').to_owned(), true));
-                }
+            if let Some((k, v)) = pair.trim().split_once('=')
+                && k.trim() == "token"
+                && !v.trim().is_empty()
+            {
+                return Some((v.trim().trim_matches('"').to_owned(), true));
             }
         }
     }
@@ -215,15 +245,23 @@ impl Gateway {
     /// A cookie is sent by the browser to any site's websocket: accept it only from the same
     /// origin or a configured one (a bearer token in `auth` or a header is not at risk).
     fn origin_allowed(&self, headers: &http::HeaderMap) -> bool {
-        let Some(origin) = headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        let Some(origin) = headers
+            .get(http::header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+        else {
             return true; // not a browser
         };
         let origin = origin.trim_end_matches('/');
         if self.cors_origins.iter().any(|o| o == "*" || o == origin) {
             return true;
         }
-        let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        origin.split_once("://").is_some_and(|(_, rest)| rest == host)
+        let host = headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest == host)
     }
 }
 
@@ -256,9 +294,15 @@ fn register_handlers(s: &SocketRef) {
     for &(event, kind, join) in ROOM_EVENTS {
         s.on(
             event,
-            move |s: SocketRef, TryData(arg): TryData<Value>, ack: AckSender, State(gw): State<Arc<Gateway>>| async move {
+            move |s: SocketRef,
+                  TryData(arg): TryData<Value>,
+                  ack: AckSender,
+                  State(gw): State<Arc<Gateway>>| async move {
                 let reply = match s.extensions.get::<AuthUser>() {
-                    Some(user) => gw.room_event(&s, user, kind, join, arg.unwrap_or(Value::Null)).await,
+                    Some(user) => {
+                        gw.room_event(&s, user, kind, join, arg.unwrap_or(Value::Null))
+                            .await
+                    }
                     None => Ack::err("forbidden"),
                 };
                 send_ack(ack, &reply);
@@ -269,27 +313,53 @@ fn register_handlers(s: &SocketRef) {
     s.on("chat:read", chat_read);
     s.on(
         "chat:typing",
-        |s: SocketRef, io: SocketIo, TryData(arg): TryData<Value>, ack: AckSender, State(gw): State<Arc<Gateway>>| async move {
-            let reply = gw.typing(&s, io, EventName::ChatTyping, arg.unwrap_or(Value::Null)).await;
+        |s: SocketRef,
+         io: SocketIo,
+         TryData(arg): TryData<Value>,
+         ack: AckSender,
+         State(gw): State<Arc<Gateway>>| async move {
+            let reply = gw
+                .typing(&s, io, EventName::ChatTyping, arg.unwrap_or(Value::Null))
+                .await;
             send_ack(ack, &reply);
         },
     );
     s.on(
         "chat:stopped-typing",
-        |s: SocketRef, io: SocketIo, TryData(arg): TryData<Value>, ack: AckSender, State(gw): State<Arc<Gateway>>| async move {
-            let reply = gw.typing(&s, io, EventName::ChatStoppedTyping, arg.unwrap_or(Value::Null)).await;
+        |s: SocketRef,
+         io: SocketIo,
+         TryData(arg): TryData<Value>,
+         ack: AckSender,
+         State(gw): State<Arc<Gateway>>| async move {
+            let reply = gw
+                .typing(
+                    &s,
+                    io,
+                    EventName::ChatStoppedTyping,
+                    arg.unwrap_or(Value::Null),
+                )
+                .await;
             send_ack(ack, &reply);
         },
     );
     s.on_fallback(|ack: AckSender| async move { send_ack(ack, &Ack::err("bad_request")) });
-    s.on_disconnect(|s: SocketRef, io: SocketIo, State(gw): State<Arc<Gateway>>| async move {
-        gw.presence.disconnected(&gw, &SocketEmitter::new(io), &s).await;
-    });
+    s.on_disconnect(
+        |s: SocketRef, io: SocketIo, State(gw): State<Arc<Gateway>>| async move {
+            gw.presence
+                .disconnected(&gw, &SocketEmitter::new(io), &s)
+                .await;
+        },
+    );
 }
 
 /// Connect handler: joins the socket's own rooms (after a replay when `auth.lastEventId` is
 /// given) and counts it for presence.
-pub(crate) async fn on_connect(s: SocketRef, io: SocketIo, State(gw): State<Arc<Gateway>>, TryData(auth): TryData<Value>) {
+pub(crate) async fn on_connect(
+    s: SocketRef,
+    io: SocketIo,
+    State(gw): State<Arc<Gateway>>,
+    TryData(auth): TryData<Value>,
+) {
     let Some(user) = s.extensions.get::<AuthUser>() else {
         let _ = s.disconnect();
         return;
@@ -303,23 +373,46 @@ pub(crate) async fn on_connect(s: SocketRef, io: SocketIo, State(gw): State<Arc<
     gw.presence.connected(&gw, &emitter, &s, user).await;
 }
 
-async fn chat_send(s: SocketRef, TryData(arg): TryData<Value>, ack: AckSender, State(gw): State<Arc<Gateway>>) {
-    let reply = match (s.extensions.get::<AuthUser>(), arg.ok().and_then(object_arg::<ChatSendArgs>)) {
+async fn chat_send(
+    s: SocketRef,
+    TryData(arg): TryData<Value>,
+    ack: AckSender,
+    State(gw): State<Arc<Gateway>>,
+) {
+    let reply = match (
+        s.extensions.get::<AuthUser>(),
+        arg.ok().and_then(object_arg::<ChatSendArgs>),
+    ) {
         (None, _) => Ack::err("forbidden"),
         (_, None) => Ack::err("bad_request"),
         (Some(user), Some(args)) => match gw.chats.send(user, args.chat_id, args.content).await {
-            Ok(message) => Ack { message: Some(message), ..Ack::ok() },
+            Ok(message) => Ack {
+                message: Some(message),
+                ..Ack::ok()
+            },
             Err(e) => Ack::from_error(&e),
         },
     };
     send_ack(ack, &reply);
 }
 
-async fn chat_read(s: SocketRef, TryData(arg): TryData<Value>, ack: AckSender, State(gw): State<Arc<Gateway>>) {
-    let reply = match (s.extensions.get::<AuthUser>(), arg.ok().and_then(object_arg::<ChatReadArgs>)) {
+async fn chat_read(
+    s: SocketRef,
+    TryData(arg): TryData<Value>,
+    ack: AckSender,
+    State(gw): State<Arc<Gateway>>,
+) {
+    let reply = match (
+        s.extensions.get::<AuthUser>(),
+        arg.ok().and_then(object_arg::<ChatReadArgs>),
+    ) {
         (None, _) => Ack::err("forbidden"),
         (_, None) => Ack::err("bad_request"),
-        (Some(user), Some(args)) => match gw.chats.mark_read(user, args.chat_id, args.message_id).await {
+        (Some(user), Some(args)) => match gw
+            .chats
+            .mark_read(user, args.chat_id, args.message_id)
+            .await
+        {
             Ok(()) => Ack::ok(),
             Err(e) => Ack::from_error(&e),
         },
@@ -331,7 +424,14 @@ impl Gateway {
     /// Join or leave a room after checking the authenticated user against the contract table.
     /// Someone else's request or chat answers `not_found` (no leak); a wrong role or another
     /// user's own room answers `forbidden`.
-    async fn room_event(&self, s: &SocketRef, user: AuthUser, kind: RoomKind, join: bool, arg: Value) -> Ack {
+    async fn room_event(
+        &self,
+        s: &SocketRef,
+        user: AuthUser,
+        kind: RoomKind,
+        join: bool,
+        arg: Value,
+    ) -> Ack {
         let Some(id) = id_arg(&arg) else {
             return Ack::err("bad_request");
         };
@@ -344,11 +444,21 @@ impl Gateway {
                 vec![routing::buyer_room(id), routing::BUYERS.to_owned()]
             }
             RoomKind::User | RoomKind::Seller | RoomKind::Buyer => return Ack::err("forbidden"),
-            RoomKind::Request => match self.requests.can_follow_request(user, id).await.unwrap_or_else(log_false) {
+            RoomKind::Request => match self
+                .requests
+                .can_follow_request(user, id)
+                .await
+                .unwrap_or_else(log_false)
+            {
                 true => vec![routing::request_room(id)],
                 false => return Ack::err("not_found"),
             },
-            RoomKind::Chat => match self.chats.can_follow_chat(user, id).await.unwrap_or_else(log_false) {
+            RoomKind::Chat => match self
+                .chats
+                .can_follow_chat(user, id)
+                .await
+                .unwrap_or_else(log_false)
+            {
                 true => vec![routing::chat_room(id)],
                 false => return Ack::err("not_found"),
             },
@@ -384,7 +494,10 @@ impl Gateway {
         if !self.take_token(&local) {
             return Ack::err("rate_limited");
         }
-        let known = local.typing_chats.lock().is_ok_and(|c| c.contains(&args.chat_id));
+        let known = local
+            .typing_chats
+            .lock()
+            .is_ok_and(|c| c.contains(&args.chat_id));
         if !known {
             if user.is_admin() {
                 return Ack::err("forbidden");
@@ -399,10 +512,18 @@ impl Gateway {
                 Err(e) => return Ack::from_error(&e),
             }
         }
-        let payload = ChatTyping { chat_id: args.chat_id, user_id: user.id };
+        let payload = ChatTyping {
+            chat_id: args.chat_id,
+            user_id: user.id,
+        };
         let emitter = SocketEmitter::new(io);
         if let Err(e) = emitter
-            .emit_to_rooms_except(vec![routing::chat_room(args.chat_id)], routing::user_room(user.id), event.as_str(), &payload)
+            .emit_to_rooms_except(
+                vec![routing::chat_room(args.chat_id)],
+                routing::user_room(user.id),
+                event.as_str(),
+                &payload,
+            )
             .await
         {
             tracing::debug!(error = %e, "typing relay incomplete");
@@ -411,7 +532,9 @@ impl Gateway {
     }
 
     fn take_token(&self, local: &SocketLocal) -> bool {
-        let Ok(mut b) = local.bucket.lock() else { return false };
+        let Ok(mut b) = local.bucket.lock() else {
+            return false;
+        };
         let now = Instant::now();
         let refill = now.duration_since(b.1).as_secs_f64() * self.typing_per_sec;
         b.0 = (b.0 + refill).min(self.typing_burst);
@@ -432,8 +555,14 @@ impl Gateway {
         }
         let mut live = self.live.lock().await;
         let target = routing::target(event.name, &event.audience);
-        let meta = EventMeta { id: event.id, at: event.at };
-        if let Err(e) = emitter.emit_to_target(target, event.name.as_str(), &(&event.payload, &meta)).await {
+        let meta = EventMeta {
+            id: event.id,
+            at: event.at,
+        };
+        if let Err(e) = emitter
+            .emit_to_target(target, event.name.as_str(), &(&event.payload, &meta))
+            .await
+        {
             // Per-socket failures (closed, buffer full); the other sockets got it.
             tracing::debug!(event_id = event.id, error = %e, "event not delivered to every socket");
         }
@@ -454,12 +583,30 @@ mod tests {
     #[test]
     fn the_token_comes_from_auth_then_header_then_cookie() {
         let mut h = http::HeaderMap::new();
-        h.insert(http::header::COOKIE, "a=b; token=fromcookie".parse().unwrap());
-        assert_eq!(handshake_token(&json!({}), &h), Some(("fromcookie".into(), true)));
-        h.insert(http::header::AUTHORIZATION, "Bearer fromheader".parse().unwrap());
-        assert_eq!(handshake_token(&json!({}), &h), Some(("fromheader".into(), false)));
-        assert_eq!(handshake_token(&json!({ "token": "Bearer x" }), &h), Some(("Bearer x".into(), false)));
-        assert_eq!(handshake_token(&json!({ "token": 5 }), &http::HeaderMap::new()), None);
+        h.insert(
+            http::header::COOKIE,
+            "a=b; token=fromcookie".parse().unwrap(),
+        );
+        assert_eq!(
+            handshake_token(&json!({}), &h),
+            Some(("fromcookie".into(), true))
+        );
+        h.insert(
+            http::header::AUTHORIZATION,
+            "Bearer fromheader".parse().unwrap(),
+        );
+        assert_eq!(
+            handshake_token(&json!({}), &h),
+            Some(("fromheader".into(), false))
+        );
+        assert_eq!(
+            handshake_token(&json!({ "token": "Bearer x" }), &h),
+            Some(("Bearer x".into(), false))
+        );
+        assert_eq!(
+            handshake_token(&json!({ "token": 5 }), &http::HeaderMap::new()),
+            None
+        );
     }
 
     #[test]

@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use kernel::ports::{ChatPort, RequestAccess};
 use kernel::{AppState, Module, Runtime, Subscriber};
+use socketioxide::SocketIo;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
-use socketioxide::SocketIo;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use emitter::{EmitError, SocketEmitter};
@@ -74,7 +74,12 @@ pub struct Connections {
 impl Connections {
     /// Builds the Socket.IO server. `requests` answers who may follow a request room,
     /// `chats` who may follow a chat room (and carries `chat:send` / `chat:read`).
-    pub fn new(cfg: ConnectionsConfig, state: AppState, requests: Arc<dyn RequestAccess>, chats: Arc<dyn ChatPort>) -> Self {
+    pub fn new(
+        cfg: ConnectionsConfig,
+        state: AppState,
+        requests: Arc<dyn RequestAccess>,
+        chats: Arc<dyn ChatPort>,
+    ) -> Self {
         let gw = Arc::new(gateway::Gateway {
             state,
             requests,
@@ -95,7 +100,11 @@ impl Connections {
             .with_state(gw.clone())
             .build_layer();
         io.ns("/", gateway::on_connect.with(gateway::authenticate));
-        Self { gw, layer, emitter: SocketEmitter::new(io) }
+        Self {
+            gw,
+            layer,
+            emitter: SocketEmitter::new(io),
+        }
     }
 
     /// The emitter (for tools and tests that need to send outside the catalog).

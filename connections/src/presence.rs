@@ -50,24 +50,36 @@ pub(crate) struct Presence {
 impl Presence {
     /// How many sockets this user has open here.
     pub fn sockets_of(&self, user_id: Uuid) -> usize {
-        self.users.lock().map(|u| u.get(&user_id).map_or(0, |e| e.sockets)).unwrap_or(0)
+        self.users
+            .lock()
+            .map(|u| u.get(&user_id).map_or(0, |e| e.sockets))
+            .unwrap_or(0)
     }
 
     fn change(&self, user_id: Uuid, delta: isize) -> Option<Arc<tokio::sync::Mutex<bool>>> {
         let mut users = self.users.lock().ok()?;
-        let entry = users
-            .entry(user_id)
-            .or_insert_with(|| Entry { sockets: 0, gate: Arc::new(tokio::sync::Mutex::new(false)) });
+        let entry = users.entry(user_id).or_insert_with(|| Entry {
+            sockets: 0,
+            gate: Arc::new(tokio::sync::Mutex::new(false)),
+        });
         entry.sockets = entry.sockets.saturating_add_signed(delta);
         Some(entry.gate.clone())
     }
 
-    pub(crate) async fn connected(&self, gw: &Gateway, emitter: &SocketEmitter, s: &SocketRef, user: AuthUser) {
+    pub(crate) async fn connected(
+        &self,
+        gw: &Gateway,
+        emitter: &SocketEmitter,
+        s: &SocketRef,
+        user: AuthUser,
+    ) {
         if !s.connected() {
             return;
         }
         s.extensions.insert(Counted);
-        let Some(gate) = self.change(user.id, 1) else { return };
+        let Some(gate) = self.change(user.id, 1) else {
+            return;
+        };
         let mut announced = gate.lock().await;
         if !*announced && self.sockets_of(user.id) > 0 {
             *announced = true;
@@ -76,10 +88,15 @@ impl Presence {
     }
 
     pub(crate) async fn disconnected(&self, gw: &Gateway, emitter: &SocketEmitter, s: &SocketRef) {
-        let (Some(user), Some(Counted)) = (s.extensions.get::<AuthUser>(), s.extensions.remove::<Counted>()) else {
+        let (Some(user), Some(Counted)) = (
+            s.extensions.get::<AuthUser>(),
+            s.extensions.remove::<Counted>(),
+        ) else {
             return;
         };
-        let Some(gate) = self.change(user.id, -1) else { return };
+        let Some(gate) = self.change(user.id, -1) else {
+            return;
+        };
         let mut announced = gate.lock().await;
         if *announced && self.sockets_of(user.id) == 0 {
             *announced = false;
@@ -87,10 +104,10 @@ impl Presence {
                 tracing::debug!(error = %e, "last seen not stored");
             }
             announce(gw, emitter, user.id, EventName::UserOffline).await;
-            if let Ok(mut users) = self.users.lock() {
-                if users.get(&user.id).is_some_and(|e| e.sockets == 0) {
-                    users.remove(&user.id);
-                }
+            if let Ok(mut users) = self.users.lock()
+                && users.get(&user.id).is_some_and(|e| e.sockets == 0)
+            {
+                users.remove(&user.id);
             }
         }
     }
@@ -104,21 +121,41 @@ async fn announce(gw: &Gateway, emitter: &SocketEmitter, user_id: Uuid, event: E
             return;
         }
     };
-    if let Err(e) = emitter.emit_to_rooms(rooms, event.as_str(), &UserPresence { user_id }).await {
+    if let Err(e) = emitter
+        .emit_to_rooms(rooms, event.as_str(), &UserPresence { user_id })
+        .await
+    {
         tracing::debug!(error = %e, "presence not delivered to every socket");
     }
 }
 
-async fn record_last_seen<C: ConnectionTrait>(db: &C, user_id: Uuid, at: Timestamp) -> Result<(), ApiError> {
-    let row = entity::ActiveModel { user_id: Set(user_id), last_seen_at: Set(at) };
+async fn record_last_seen<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    at: Timestamp,
+) -> Result<(), ApiError> {
+    let row = entity::ActiveModel {
+        user_id: Set(user_id),
+        last_seen_at: Set(at),
+    };
     entity::Entity::insert(row)
-        .on_conflict(OnConflict::column(entity::Column::UserId).update_column(entity::Column::LastSeenAt).to_owned())
+        .on_conflict(
+            OnConflict::column(entity::Column::UserId)
+                .update_column(entity::Column::LastSeenAt)
+                .to_owned(),
+        )
         .exec(db)
         .await?;
     Ok(())
 }
 
 /// When this user was last seen, if ever.
-pub(crate) async fn last_seen<C: ConnectionTrait>(db: &C, user_id: Uuid) -> Result<Option<Timestamp>, ApiError> {
-    Ok(entity::Entity::find_by_id(user_id).one(db).await?.map(|r| r.last_seen_at))
+pub(crate) async fn last_seen<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+) -> Result<Option<Timestamp>, ApiError> {
+    Ok(entity::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .map(|r| r.last_seen_at))
 }

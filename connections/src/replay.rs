@@ -41,7 +41,13 @@ pub(crate) struct Viewer<'a> {
 
 impl<'a> Viewer<'a> {
     pub fn new(user: AuthUser, requests: &'a dyn RequestAccess, chats: &'a dyn ChatPort) -> Self {
-        Self { user, requests, chats, request_cache: HashMap::new(), chat_cache: HashMap::new() }
+        Self {
+            user,
+            requests,
+            chats,
+            request_cache: HashMap::new(),
+            chat_cache: HashMap::new(),
+        }
     }
 
     pub async fn may_see(&mut self, event: &StoredEvent) -> Result<bool, ApiError> {
@@ -103,35 +109,61 @@ pub(crate) struct Scan {
 impl Gateway {
     /// Reads the log after `after` (up to `until` when given) and keeps what `viewer` may
     /// see, stopping at `want` visible events or after [`SCAN_BUDGET`] rows.
-    pub(crate) async fn scan(&self, viewer: &mut Viewer<'_>, after: i64, until: Option<i64>, want: usize) -> Result<Scan, ApiError> {
+    pub(crate) async fn scan(
+        &self,
+        viewer: &mut Viewer<'_>,
+        after: i64,
+        until: Option<i64>,
+        want: usize,
+    ) -> Result<Scan, ApiError> {
         let mut out = Vec::new();
         let mut cursor = after;
         let mut scanned = 0usize;
         loop {
             if until.is_some_and(|u| cursor >= u) {
-                return Ok(Scan { events: out, scanned_to: cursor, more: false });
+                return Ok(Scan {
+                    events: out,
+                    scanned_to: cursor,
+                    more: false,
+                });
             }
             let batch = self.state.bus.read_after(cursor, BATCH).await?;
             let full = batch.len() as u64 == BATCH;
             for event in batch {
                 if let Some(u) = until.filter(|u| event.id > *u) {
-                    return Ok(Scan { events: out, scanned_to: u, more: false });
+                    return Ok(Scan {
+                        events: out,
+                        scanned_to: u,
+                        more: false,
+                    });
                 }
                 cursor = event.id;
                 scanned += 1;
                 if event.name.is_durable() && viewer.may_see(&event).await? {
                     out.push(event);
                     if out.len() >= want {
-                        return Ok(Scan { events: out, scanned_to: cursor, more: true });
+                        return Ok(Scan {
+                            events: out,
+                            scanned_to: cursor,
+                            more: true,
+                        });
                     }
                 }
             }
             if !full {
                 let scanned_to = until.map_or(cursor, |u| u.max(cursor));
-                return Ok(Scan { events: out, scanned_to, more: false });
+                return Ok(Scan {
+                    events: out,
+                    scanned_to,
+                    more: false,
+                });
             }
             if scanned >= SCAN_BUDGET {
-                return Ok(Scan { events: out, scanned_to: cursor, more: true });
+                return Ok(Scan {
+                    events: out,
+                    scanned_to: cursor,
+                    more: true,
+                });
             }
         }
     }
@@ -142,7 +174,9 @@ impl Gateway {
         if let Some(id) = live {
             return Ok(*id);
         }
-        let row = subscriber_cursor::Entity::find_by_id(SUBSCRIBER.to_owned()).one(self.state.bus.db()).await?;
+        let row = subscriber_cursor::Entity::find_by_id(SUBSCRIBER.to_owned())
+            .one(self.state.bus.db())
+            .await?;
         Ok(row.map(|r| r.last_event_id).unwrap_or(0))
     }
 
@@ -170,20 +204,33 @@ impl Gateway {
         let live = self.live.lock().await;
         let result: Result<(), ApiError> = async {
             let until = self.last_emitted(&live).await?;
-            let mut events: Vec<StoredEvent> = first.events.into_iter().filter(|e| e.id <= until).collect();
+            let mut events: Vec<StoredEvent> =
+                first.events.into_iter().filter(|e| e.id <= until).collect();
             let mut position = first.scanned_to.min(until);
             if events.len() <= REPLAY_LIMIT && position < until {
                 // Committed while we read, or beyond what one scan reads: continue up to what
                 // was emitted live.
-                let rest = self.scan(&mut viewer, position, Some(until), REPLAY_LIMIT + 1 - events.len()).await?;
+                let rest = self
+                    .scan(
+                        &mut viewer,
+                        position,
+                        Some(until),
+                        REPLAY_LIMIT + 1 - events.len(),
+                    )
+                    .await?;
                 events.extend(rest.events);
                 position = rest.scanned_to.min(until);
             }
             let truncated = events.len() > REPLAY_LIMIT || position < until;
             events.truncate(REPLAY_LIMIT);
             for event in &events {
-                let meta = EventMeta { id: event.id, at: event.at };
-                if let Err(e) = emitter.emit_to_socket(s, event.name.as_str(), &(&event.payload, &meta)) {
+                let meta = EventMeta {
+                    id: event.id,
+                    at: event.at,
+                };
+                if let Err(e) =
+                    emitter.emit_to_socket(s, event.name.as_str(), &(&event.payload, &meta))
+                {
                     tracing::debug!(error = %e, "replay interrupted");
                     return Ok(());
                 }
@@ -191,9 +238,16 @@ impl Gateway {
             if truncated {
                 // Complete up to here: the last replayed event, or the last row read when the
                 // scan budget ran out first.
-                let last = if events.len() >= REPLAY_LIMIT { events.last().map(|e| e.id).unwrap_or(after) } else { position };
-                let notice = ReplayTruncated { last_event_id: last };
-                let _ = emitter.emit_to_socket(s, EventName::EventsReplayTruncated.as_str(), &notice);
+                let last = if events.len() >= REPLAY_LIMIT {
+                    events.last().map(|e| e.id).unwrap_or(after)
+                } else {
+                    position
+                };
+                let notice = ReplayTruncated {
+                    last_event_id: last,
+                };
+                let _ =
+                    emitter.emit_to_socket(s, EventName::EventsReplayTruncated.as_str(), &notice);
             }
             Ok(())
         }

@@ -70,9 +70,15 @@ async fn events(
         Some(n) if n < 1 => return Err(ApiError::invalid("limit", "must be at least 1")),
         Some(n) => (n as u64).min(MAX_LIMIT) as usize,
     };
-    let after = match (params.after, params.cursor.as_deref().filter(|c| !c.is_empty())) {
+    let after = match (
+        params.after,
+        params.cursor.as_deref().filter(|c| !c.is_empty()),
+    ) {
         (Some(a), _) => a,
-        (None, Some(c)) => c.trim().parse().map_err(|_| ApiError::invalid("cursor", "not a cursor this API made"))?,
+        (None, Some(c)) => c
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::invalid("cursor", "not a cursor this API made"))?,
         (None, None) => 0,
     };
     if after < 0 {
@@ -83,7 +89,12 @@ async fn events(
     let items = scan
         .events
         .into_iter()
-        .map(|e| EventItem { id: e.id, event: e.name, payload: e.payload, at: e.at })
+        .map(|e| EventItem {
+            id: e.id,
+            event: e.name,
+            payload: e.payload,
+            at: e.at,
+        })
         .collect();
     let next_cursor = scan.more.then(|| scan.scanned_to.to_string());
     Ok(axum::Json(Page { items, next_cursor }))
@@ -113,8 +124,16 @@ async fn user_presence(
         return Err(ApiError::NotFound);
     }
     let online = gw.presence.sockets_of(id) > 0;
-    let last_seen_at = if online { Some(now()) } else { presence::last_seen(gw.state.bus.db(), id).await? };
-    Ok(axum::Json(PresenceView { user_id: id, online, last_seen_at }))
+    let last_seen_at = if online {
+        Some(now())
+    } else {
+        presence::last_seen(gw.state.bus.db(), id).await?
+    };
+    Ok(axum::Json(PresenceView {
+        user_id: id,
+        online,
+        last_seen_at,
+    }))
 }
 
 /// The AsyncAPI document of the Socket.IO events, generated from the routing table.

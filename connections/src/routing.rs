@@ -104,7 +104,10 @@ pub const ROUTES: &[(EventName, &[RoomRule])] = &[
     (EventName::OfferAccepted, &[Seller(SellerId), User(BuyerId)]),
     (EventName::PaymentCreated, &[User(BuyerId)]),
     (EventName::PaymentStatusUpdated, &[User(BuyerId), Request]),
-    (EventName::PaymentCompleted, &[User(BuyerId), User(SellerId), Request]),
+    (
+        EventName::PaymentCompleted,
+        &[User(BuyerId), User(SellerId), Request],
+    ),
     (EventName::PayoutCreated, &[User(RecipientId)]),
     (EventName::PayoutCompleted, &[User(RecipientId)]),
     (EventName::PayoutFailed, &[User(RecipientId), Admin]),
@@ -112,14 +115,21 @@ pub const ROUTES: &[(EventName, &[RoomRule])] = &[
     (EventName::ChatMessageRead, &[Chat]),
     (EventName::DisputeOpened, &[Request, Admin]),
     (EventName::DisputeEvidenceAdded, &[Request, Admin]),
-    (EventName::DisputeResolved, &[Request, User(BuyerId), User(SellerId), Admin]),
+    (
+        EventName::DisputeResolved,
+        &[Request, User(BuyerId), User(SellerId), Admin],
+    ),
     (EventName::SystemMaintenance, &[Everyone]),
     (EventName::SystemAnnouncement, &[Everyone]),
 ];
 
 /// The room rules of a durable event; empty for live-only names.
 pub fn rules_of(name: EventName) -> &'static [RoomRule] {
-    ROUTES.iter().find(|(n, _)| *n == name).map(|(_, r)| *r).unwrap_or(&[])
+    ROUTES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, r)| *r)
+        .unwrap_or(&[])
 }
 
 /// Where one emit goes.
@@ -142,7 +152,9 @@ pub fn target(name: EventName, audience: &Audience) -> Target {
         match rule.room(audience) {
             Some(room) if !rooms.contains(&room) => rooms.push(room),
             Some(_) => {}
-            None => tracing::warn!(event = %name, rule = %rule.pattern(), "event lacks the id its room needs; room skipped"),
+            None => {
+                tracing::warn!(event = %name, rule = %rule.pattern(), "event lacks the id its room needs; room skipped")
+            }
         }
     }
     Target::Rooms(rooms)
@@ -199,9 +211,19 @@ mod tests {
     #[test]
     fn targets_are_the_union_of_distinct_rooms() {
         let buyer = Uuid::now_v7();
-        let a = Audience { buyer_id: Some(buyer), seller_id: Some(buyer), request_id: Some(buyer), ..Default::default() };
-        let Target::Rooms(rooms) = target(EventName::PaymentCompleted, &a) else { panic!("rooms expected") };
+        let a = Audience {
+            buyer_id: Some(buyer),
+            seller_id: Some(buyer),
+            request_id: Some(buyer),
+            ..Default::default()
+        };
+        let Target::Rooms(rooms) = target(EventName::PaymentCompleted, &a) else {
+            panic!("rooms expected")
+        };
         assert_eq!(rooms, vec![user_room(buyer), request_room(buyer)]);
-        assert_eq!(target(EventName::SystemAnnouncement, &Audience::default()), Target::Everyone);
+        assert_eq!(
+            target(EventName::SystemAnnouncement, &Audience::default()),
+            Target::Everyone
+        );
     }
 }

@@ -61,14 +61,23 @@ impl ConnectError {
 }
 
 fn ws_url(base: &str) -> String {
-    let base = base.replacen("http://", "ws://", 1).replacen("https://", "wss://", 1);
+    let base = base
+        .replacen("http://", "ws://", 1)
+        .replacen("https://", "wss://", 1);
     format!("{base}/socket.io/?EIO=4&transport=websocket")
 }
 
 impl SocketClient {
     /// Connects with `auth: { token }`.
     pub async fn connect(base: &str, token: &str) -> Result<SocketClient, ConnectError> {
-        Self::open(base, SocketOptions { auth: Some(serde_json::json!({ "token": token })), headers: vec![] }).await
+        Self::open(
+            base,
+            SocketOptions {
+                auth: Some(serde_json::json!({ "token": token })),
+                headers: vec![],
+            },
+        )
+        .await
     }
 
     /// Connects with these options and waits for the namespace answer.
@@ -82,10 +91,14 @@ impl SocketClient {
         let t = |e: &dyn std::fmt::Display| ConnectError::Transport(e.to_string());
         let mut req = ws_url(base).into_client_request().map_err(|e| t(&e))?;
         for (k, v) in &options.headers {
-            let name: tokio_tungstenite::tungstenite::http::HeaderName = k.parse().map_err(|e| t(&e))?;
-            req.headers_mut().insert(name, v.parse().map_err(|e| t(&e))?);
+            let name: tokio_tungstenite::tungstenite::http::HeaderName =
+                k.parse().map_err(|e| t(&e))?;
+            req.headers_mut()
+                .insert(name, v.parse().map_err(|e| t(&e))?);
         }
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| t(&e))?;
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .map_err(|e| t(&e))?;
         let (mut sink, mut stream) = ws.split();
 
         // Engine.IO open packet.
@@ -98,7 +111,9 @@ impl SocketClient {
             }
         };
         if !open.starts_with('0') {
-            return Err(ConnectError::Transport(format!("unexpected open packet {open}")));
+            return Err(ConnectError::Transport(format!(
+                "unexpected open packet {open}"
+            )));
         }
         let connect = match &options.auth {
             Some(auth) => format!("40{auth}"),
@@ -131,7 +146,9 @@ impl SocketClient {
                     let _ = reader_out.send("3".into());
                     continue;
                 }
-                let Some(packet) = text.strip_prefix('4') else { continue };
+                let Some(packet) = text.strip_prefix('4') else {
+                    continue;
+                };
                 let (kind, rest) = packet.split_at(packet.len().min(1));
                 match kind {
                     "0" => {
@@ -158,7 +175,11 @@ impl SocketClient {
                     "1" => break,
                     "2" => {
                         let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
-                        let Ok(Value::Array(mut arr)) = serde_json::from_str::<Value>(&rest[digits..]) else { continue };
+                        let Ok(Value::Array(mut arr)) =
+                            serde_json::from_str::<Value>(&rest[digits..])
+                        else {
+                            continue;
+                        };
                         if arr.is_empty() {
                             continue;
                         }
@@ -172,7 +193,9 @@ impl SocketClient {
                     }
                     "3" => {
                         let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
-                        let Ok(id) = rest[..digits].parse::<u64>() else { continue };
+                        let Ok(id) = rest[..digits].parse::<u64>() else {
+                            continue;
+                        };
                         let args = match serde_json::from_str::<Value>(&rest[digits..]) {
                             Ok(Value::Array(a)) => a,
                             _ => vec![],
@@ -211,7 +234,10 @@ impl SocketClient {
 
     /// Sends an event with one argument, without ack.
     pub fn emit(&self, event: &str, arg: Value) {
-        let _ = self.out.send(format!("42{}", Value::Array(vec![Value::String(event.into()), arg])));
+        let _ = self.out.send(format!(
+            "42{}",
+            Value::Array(vec![Value::String(event.into()), arg])
+        ));
     }
 
     /// Sends raw arguments (any number, any shape) and waits for the ack's arguments.
@@ -230,11 +256,18 @@ impl SocketClient {
 
     /// Sends an event with one argument and returns the ack's first argument.
     pub async fn ack(&self, event: &str, arg: Value) -> Value {
-        self.emit_raw_with_ack(event, vec![arg]).await.into_iter().next().unwrap_or(Value::Null)
+        self.emit_raw_with_ack(event, vec![arg])
+            .await
+            .into_iter()
+            .next()
+            .unwrap_or(Value::Null)
     }
 
     async fn pull(&mut self, deadline: tokio::time::Instant) -> Option<Received> {
-        tokio::time::timeout_at(deadline, self.events.recv()).await.ok().flatten()
+        tokio::time::timeout_at(deadline, self.events.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Waits for the next `event` (other events stay buffered for later calls).

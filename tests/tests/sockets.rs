@@ -24,18 +24,30 @@ fn mint(secret: &str, sub: &str, role: &str, exp_offset: i64) -> String {
 }
 
 async fn connect(app: &TestApp, user: &TestUser) -> SocketClient {
-    SocketClient::connect(&app.base, &user.token).await.expect("socket connects")
-}
-
-async fn connect_after(app: &TestApp, user: &TestUser, last: i64) -> SocketClient {
-    SocketClient::open(&app.base, SocketOptions { auth: Some(json!({ "token": user.token, "lastEventId": last })), headers: vec![] })
+    SocketClient::connect(&app.base, &user.token)
         .await
         .expect("socket connects")
 }
 
+async fn connect_after(app: &TestApp, user: &TestUser, last: i64) -> SocketClient {
+    SocketClient::open(
+        &app.base,
+        SocketOptions {
+            auth: Some(json!({ "token": user.token, "lastEventId": last })),
+            headers: vec![],
+        },
+    )
+    .await
+    .expect("socket connects")
+}
+
 async fn create_request(app: &TestApp, buyer: &TestUser) -> String {
     let body = app
-        .post("/api/requests", Some(&buyer.token), json!({ "title": "A bike", "description": "56 cm", "category": "bikes" }))
+        .post(
+            "/api/requests",
+            Some(&buyer.token),
+            json!({ "title": "A bike", "description": "56 cm", "category": "bikes" }),
+        )
         .await
         .expect(201);
     body["id"].as_str().unwrap().to_owned()
@@ -54,7 +66,9 @@ async fn make_offer(app: &TestApp, seller: &TestUser, request_id: &str) -> Value
 async fn chat_of(app: &TestApp, request_id: &str, seller: &TestUser) -> String {
     let db = app.db().await;
     let chat = chat::entity::chat::Entity::find()
-        .filter(chat::entity::chat::Column::RequestId.eq(uuid::Uuid::parse_str(request_id).unwrap()))
+        .filter(
+            chat::entity::chat::Column::RequestId.eq(uuid::Uuid::parse_str(request_id).unwrap()),
+        )
         .filter(chat::entity::chat::Column::SellerId.eq(uuid::Uuid::parse_str(&seller.id).unwrap()))
         .one(&db)
         .await
@@ -75,14 +89,30 @@ fn error(ack: &Value) -> &str {
 // ---------------------------------------------------------------- handshake
 
 #[tokio::test]
-async fn a_token_is_accepted_from_auth_with_or_without_bearer_from_the_header_and_from_the_cookie() {
+async fn a_token_is_accepted_from_auth_with_or_without_bearer_from_the_header_and_from_the_cookie()
+{
     let app = TestApp::spawn().await;
     let buyer = app.buyer().await;
     let ways = [
-        SocketOptions { auth: Some(json!({ "token": buyer.token })), headers: vec![] },
-        SocketOptions { auth: Some(json!({ "token": format!("Bearer {}", buyer.token) })), headers: vec![] },
-        SocketOptions { auth: None, headers: vec![("Authorization".into(), format!("Bearer {}", buyer.token))] },
-        SocketOptions { auth: Some(json!({})), headers: vec![("Cookie".into(), format!("theme=dark; token={}", buyer.token))] },
+        SocketOptions {
+            auth: Some(json!({ "token": buyer.token })),
+            headers: vec![],
+        },
+        SocketOptions {
+            auth: Some(json!({ "token": format!("Bearer {}", buyer.token) })),
+            headers: vec![],
+        },
+        SocketOptions {
+            auth: None,
+            headers: vec![("Authorization".into(), format!("Bearer {}", buyer.token))],
+        },
+        SocketOptions {
+            auth: Some(json!({})),
+            headers: vec![(
+                "Cookie".into(),
+                format!("theme=dark; token={}", buyer.token),
+            )],
+        },
     ];
     for options in ways {
         let s = SocketClient::open(&app.base, options.clone()).await;
@@ -101,23 +131,49 @@ async fn missing_forged_expired_and_unknown_user_tokens_are_refused_with_unautho
     let tokens = [
         None,
         Some("not-a-jwt".to_owned()),
-        Some(mint("another-secret-0123456789abcdef0123456789", &buyer.id, "buyer", 3600)),
+        Some(mint(
+            "another-secret-0123456789abcdef0123456789",
+            &buyer.id,
+            "buyer",
+            3600,
+        )),
         Some(mint(JWT_SECRET, &buyer.id, "buyer", -10)),
         Some(mint(JWT_SECRET, &unknown, "buyer", 3600)),
         Some(format!("{}x", buyer.token)),
     ];
     for token in tokens {
         let auth = token.as_ref().map(|t| json!({ "token": t }));
-        let res = SocketClient::open(&app.base, SocketOptions { auth, headers: vec![] }).await;
+        let res = SocketClient::open(
+            &app.base,
+            SocketOptions {
+                auth,
+                headers: vec![],
+            },
+        )
+        .await;
         match res {
-            Err(ConnectError::Refused(message)) => assert!(message.contains("unauthorized"), "{token:?}: {message}"),
+            Err(ConnectError::Refused(message)) => {
+                assert!(message.contains("unauthorized"), "{token:?}: {message}")
+            }
             Err(other) => panic!("{token:?}: expected a connect_error, got {other:?}"),
             Ok(_) => panic!("{token:?} was accepted"),
         }
     }
     // A forged token in the header is refused the same way.
-    let forged = mint("another-secret-0123456789abcdef0123456789", &buyer.id, "admin", 3600);
-    let res = SocketClient::open(&app.base, SocketOptions { auth: None, headers: vec![("Authorization".into(), format!("Bearer {forged}"))] }).await;
+    let forged = mint(
+        "another-secret-0123456789abcdef0123456789",
+        &buyer.id,
+        "admin",
+        3600,
+    );
+    let res = SocketClient::open(
+        &app.base,
+        SocketOptions {
+            auth: None,
+            headers: vec![("Authorization".into(), format!("Bearer {forged}"))],
+        },
+    )
+    .await;
     assert!(matches!(res, Err(ConnectError::Refused(m)) if m.contains("unauthorized")));
 }
 
@@ -125,8 +181,18 @@ async fn missing_forged_expired_and_unknown_user_tokens_are_refused_with_unautho
 async fn a_cookie_token_from_a_foreign_origin_is_refused() {
     let app = TestApp::spawn().await;
     let buyer = app.buyer().await;
-    let headers = vec![("Cookie".into(), format!("token={}", buyer.token)), ("Origin".into(), "https://evil.example".into())];
-    let res = SocketClient::open(&app.base, SocketOptions { auth: None, headers }).await;
+    let headers = vec![
+        ("Cookie".into(), format!("token={}", buyer.token)),
+        ("Origin".into(), "https://evil.example".into()),
+    ];
+    let res = SocketClient::open(
+        &app.base,
+        SocketOptions {
+            auth: None,
+            headers,
+        },
+    )
+    .await;
     assert!(matches!(res, Err(ConnectError::Refused(m)) if m.contains("unauthorized")));
 }
 
@@ -138,7 +204,10 @@ async fn join_user_room_is_for_the_own_id_only_and_any_id_for_admins() {
     let (buyer, other, admin) = (app.buyer().await, app.seller().await, app.admin().await);
     let s = connect(&app, &buyer).await;
     assert!(ok(&s.ack("join-user-room", json!(buyer.id)).await));
-    assert_eq!(error(&s.ack("join-user-room", json!(other.id)).await), "forbidden");
+    assert_eq!(
+        error(&s.ack("join-user-room", json!(other.id)).await),
+        "forbidden"
+    );
     let a = connect(&app, &admin).await;
     assert!(ok(&a.ack("join-user-room", json!(other.id)).await));
     // The admin now receives what goes to that user's room.
@@ -147,12 +216,31 @@ async fn join_user_room_is_for_the_own_id_only_and_any_id_for_admins() {
     // offer:accepted goes to seller-{sellerId} and user-{buyerId}; the seller's notification
     // goes to user-{sellerId}, which the admin joined.
     let mut a = a;
-    let offers = app.get(&format!("/api/requests/{request}/offers"), Some(&buyer.token)).await.expect(200);
-    let offer_id = offers["items"].as_array().or(offers.as_array()).unwrap()[0]["id"].as_str().unwrap().to_owned();
-    app.post(&format!("/api/offers/{offer_id}/accept"), Some(&buyer.token), json!({})).await.expect(200);
+    let offers = app
+        .get(
+            &format!("/api/requests/{request}/offers"),
+            Some(&buyer.token),
+        )
+        .await
+        .expect(200);
+    let offer_id = offers["items"].as_array().or(offers.as_array()).unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post(
+        &format!("/api/offers/{offer_id}/accept"),
+        Some(&buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
     let args = a.expect("notification:received", WAIT).await;
     assert_eq!(args[0]["recipientId"], other.id.as_str());
-    assert_eq!(a.count("offer:accepted", QUIET).await, 0, "the admin is not in the buyer's or seller's rooms");
+    assert_eq!(
+        a.count("offer:accepted", QUIET).await,
+        0,
+        "the admin is not in the buyer's or seller's rooms"
+    );
 }
 
 #[tokio::test]
@@ -162,15 +250,30 @@ async fn seller_and_buyer_rooms_are_for_their_own_ids_and_roles() {
     let s = connect(&app, &seller).await;
     let ack = s.ack("join-seller-room", json!(seller.id)).await;
     assert!(ok(&ack));
-    assert_eq!(ack["rooms"], json!([format!("seller-{}", seller.id), "sellers"]));
-    assert_eq!(error(&s.ack("join-seller-room", json!(seller2.id)).await), "forbidden");
-    assert_eq!(error(&s.ack("join-buyer-room", json!(seller.id)).await), "forbidden");
+    assert_eq!(
+        ack["rooms"],
+        json!([format!("seller-{}", seller.id), "sellers"])
+    );
+    assert_eq!(
+        error(&s.ack("join-seller-room", json!(seller2.id)).await),
+        "forbidden"
+    );
+    assert_eq!(
+        error(&s.ack("join-buyer-room", json!(seller.id)).await),
+        "forbidden"
+    );
     assert!(ok(&s.ack("leave-seller-room", json!(seller.id)).await));
     let b = connect(&app, &buyer).await;
     assert!(ok(&b.ack("join-buyer-room", json!(buyer.id)).await));
     assert!(ok(&b.ack("leave-buyer-room", json!(buyer.id)).await));
-    assert_eq!(error(&b.ack("join-seller-room", json!(buyer.id)).await), "forbidden");
-    assert_eq!(error(&b.ack("join-buyer-room", json!(seller.id)).await), "forbidden");
+    assert_eq!(
+        error(&b.ack("join-seller-room", json!(buyer.id)).await),
+        "forbidden"
+    );
+    assert_eq!(
+        error(&b.ack("join-buyer-room", json!(seller.id)).await),
+        "forbidden"
+    );
 
     // After leaving `sellers`, request:created no longer reaches the seller's socket.
     let mut s = s;
@@ -183,11 +286,22 @@ async fn seller_and_buyer_rooms_are_for_their_own_ids_and_roles() {
 #[tokio::test]
 async fn request_rooms_are_for_its_buyer_sellers_with_an_offer_and_admins() {
     let app = TestApp::spawn().await;
-    let (buyer, buyer2, seller, seller2, admin) =
-        (app.buyer().await, app.buyer().await, app.seller().await, app.seller().await, app.admin().await);
+    let (buyer, buyer2, seller, seller2, admin) = (
+        app.buyer().await,
+        app.buyer().await,
+        app.seller().await,
+        app.seller().await,
+        app.admin().await,
+    );
     let request = create_request(&app, &buyer).await;
     make_offer(&app, &seller, &request).await;
-    for (user, expected) in [(&buyer, None), (&seller, None), (&admin, None), (&buyer2, Some("not_found")), (&seller2, Some("not_found"))] {
+    for (user, expected) in [
+        (&buyer, None),
+        (&seller, None),
+        (&admin, None),
+        (&buyer2, Some("not_found")),
+        (&seller2, Some("not_found")),
+    ] {
         let s = connect(&app, user).await;
         let ack = s.ack("join-request-room", json!(request)).await;
         match expected {
@@ -197,7 +311,13 @@ async fn request_rooms_are_for_its_buyer_sellers_with_an_offer_and_admins() {
         let leave = s.ack("leave-request-room", json!(request)).await;
         assert_eq!(ok(&leave), expected.is_none(), "{leave}");
         // An unknown request looks exactly like someone else's.
-        assert_eq!(error(&s.ack("join-request-room", json!(uuid::Uuid::now_v7().to_string())).await), "not_found");
+        assert_eq!(
+            error(
+                &s.ack("join-request-room", json!(uuid::Uuid::now_v7().to_string()))
+                    .await
+            ),
+            "not_found"
+        );
         s.close().await;
     }
 }
@@ -205,12 +325,23 @@ async fn request_rooms_are_for_its_buyer_sellers_with_an_offer_and_admins() {
 #[tokio::test]
 async fn chat_rooms_are_for_the_two_participants_and_admins() {
     let app = TestApp::spawn().await;
-    let (buyer, seller, outsider, outsider_buyer, admin) =
-        (app.buyer().await, app.seller().await, app.seller().await, app.buyer().await, app.admin().await);
+    let (buyer, seller, outsider, outsider_buyer, admin) = (
+        app.buyer().await,
+        app.seller().await,
+        app.seller().await,
+        app.buyer().await,
+        app.admin().await,
+    );
     let request = create_request(&app, &buyer).await;
     make_offer(&app, &seller, &request).await;
     let chat = chat_of(&app, &request, &seller).await;
-    for (user, allowed) in [(&buyer, true), (&seller, true), (&admin, true), (&outsider, false), (&outsider_buyer, false)] {
+    for (user, allowed) in [
+        (&buyer, true),
+        (&seller, true),
+        (&admin, true),
+        (&outsider, false),
+        (&outsider_buyer, false),
+    ] {
         let s = connect(&app, user).await;
         let ack = s.ack("join-chat-room", json!(chat)).await;
         if allowed {
@@ -228,18 +359,57 @@ async fn malformed_arguments_answer_bad_request_and_the_socket_stays_usable() {
     let app = TestApp::spawn().await;
     let buyer = app.buyer().await;
     let s = connect(&app, &buyer).await;
-    for event in ["join-user-room", "join-seller-room", "join-buyer-room", "join-request-room", "leave-request-room", "join-chat-room"] {
-        for arg in [json!(42), json!("not-a-uuid"), json!({ "id": buyer.id }), Value::Null, json!([]), json!("")] {
-            assert_eq!(error(&s.ack(event, arg.clone()).await), "bad_request", "{event} {arg}");
+    for event in [
+        "join-user-room",
+        "join-seller-room",
+        "join-buyer-room",
+        "join-request-room",
+        "leave-request-room",
+        "join-chat-room",
+    ] {
+        for arg in [
+            json!(42),
+            json!("not-a-uuid"),
+            json!({ "id": buyer.id }),
+            Value::Null,
+            json!([]),
+            json!(""),
+        ] {
+            assert_eq!(
+                error(&s.ack(event, arg.clone()).await),
+                "bad_request",
+                "{event} {arg}"
+            );
         }
-        assert_eq!(error(&s.emit_raw_with_ack(event, vec![]).await[0]), "bad_request", "{event} without argument");
+        assert_eq!(
+            error(&s.emit_raw_with_ack(event, vec![]).await[0]),
+            "bad_request",
+            "{event} without argument"
+        );
     }
-    for event in ["chat:send", "chat:read", "chat:typing", "chat:stopped-typing"] {
-        for arg in [json!("x"), json!({ "chatId": "nope" }), json!({}), json!(null)] {
-            assert_eq!(error(&s.ack(event, arg.clone()).await), "bad_request", "{event} {arg}");
+    for event in [
+        "chat:send",
+        "chat:read",
+        "chat:typing",
+        "chat:stopped-typing",
+    ] {
+        for arg in [
+            json!("x"),
+            json!({ "chatId": "nope" }),
+            json!({}),
+            json!(null),
+        ] {
+            assert_eq!(
+                error(&s.ack(event, arg.clone()).await),
+                "bad_request",
+                "{event} {arg}"
+            );
         }
     }
-    assert_eq!(error(&s.ack("no-such-event", json!(1)).await), "bad_request");
+    assert_eq!(
+        error(&s.ack("no-such-event", json!(1)).await),
+        "bad_request"
+    );
     assert!(ok(&s.ack("join-user-room", json!(buyer.id)).await));
 }
 
@@ -248,8 +418,13 @@ async fn malformed_arguments_answer_bad_request_and_the_socket_stays_usable() {
 #[tokio::test]
 async fn a_durable_event_reaches_exactly_the_sockets_of_its_rooms_once_with_its_meta() {
     let app = TestApp::spawn().await;
-    let (buyer, buyer2, seller, seller2, admin) =
-        (app.buyer().await, app.buyer().await, app.seller().await, app.seller().await, app.admin().await);
+    let (buyer, buyer2, seller, seller2, admin) = (
+        app.buyer().await,
+        app.buyer().await,
+        app.seller().await,
+        app.seller().await,
+        app.admin().await,
+    );
     let request = create_request(&app, &buyer).await;
 
     let mut b = connect(&app, &buyer).await;
@@ -259,7 +434,9 @@ async fn a_durable_event_reaches_exactly_the_sockets_of_its_rooms_once_with_its_
     let mut s2 = connect(&app, &seller2).await;
     let mut a = connect(&app, &admin).await;
     let mut a_in_room = connect(&app, &admin).await;
-    assert!(ok(&a_in_room.ack("join-request-room", json!(request)).await));
+    assert!(ok(&a_in_room
+        .ack("join-request-room", json!(request))
+        .await));
     // The buyer's first tab is in both rooms of request:offer-received: one copy still.
     assert!(ok(&b.ack("join-request-room", json!(request)).await));
 
@@ -268,15 +445,36 @@ async fn a_durable_event_reaches_exactly_the_sockets_of_its_rooms_once_with_its_
     let args = b.expect("request:offer-received", WAIT).await;
     assert_eq!(args.len(), 2, "payload and meta: {args:?}");
     assert_eq!(args[0]["requestId"], request.as_str());
-    assert!(args[0].get("buyerId").is_none(), "routing fields are not in the payload");
+    assert!(
+        args[0].get("buyerId").is_none(),
+        "routing fields are not in the payload"
+    );
     assert!(args[1]["id"].as_i64().is_some_and(|id| id > 0));
-    assert!(args[1]["at"].as_str().is_some_and(|at| chrono::DateTime::parse_from_rfc3339(at).is_ok()));
+    assert!(
+        args[1]["at"]
+            .as_str()
+            .is_some_and(|at| chrono::DateTime::parse_from_rfc3339(at).is_ok())
+    );
     b_tab2.expect("request:offer-received", WAIT).await;
     a_in_room.expect("request:offer-received", WAIT).await;
 
-    assert_eq!(b.count("request:offer-received", QUIET).await, 0, "a second copy reached the buyer");
-    for (who, sock) in [("other buyer", &mut b2), ("offering seller", &mut s), ("other seller", &mut s2), ("admin not in the room", &mut a)] {
-        assert_eq!(sock.count("request:offer-received", Duration::from_millis(200)).await, 0, "{who} received it");
+    assert_eq!(
+        b.count("request:offer-received", QUIET).await,
+        0,
+        "a second copy reached the buyer"
+    );
+    for (who, sock) in [
+        ("other buyer", &mut b2),
+        ("offering seller", &mut s),
+        ("other seller", &mut s2),
+        ("admin not in the room", &mut a),
+    ] {
+        assert_eq!(
+            sock.count("request:offer-received", Duration::from_millis(200))
+                .await,
+            0,
+            "{who} received it"
+        );
     }
 }
 
@@ -288,15 +486,22 @@ async fn request_created_goes_to_sellers_only() {
     let mut b = connect(&app, &buyer).await;
     let mut a = connect(&app, &admin).await;
     let id = create_request(&app, &buyer).await;
-    assert_eq!(s.expect("request:created", WAIT).await[0]["id"], id.as_str());
+    assert_eq!(
+        s.expect("request:created", WAIT).await[0]["id"],
+        id.as_str()
+    );
     assert_eq!(b.count("request:created", QUIET).await, 0);
-    assert_eq!(a.count("request:created", Duration::from_millis(100)).await, 0);
+    assert_eq!(
+        a.count("request:created", Duration::from_millis(100)).await,
+        0
+    );
 }
 
 // ---------------------------------------------------------------- replay
 
 #[tokio::test]
-async fn reconnecting_with_last_event_id_replays_the_missed_visible_events_in_order_then_live_ones() {
+async fn reconnecting_with_last_event_id_replays_the_missed_visible_events_in_order_then_live_ones()
+{
     let app = TestApp::spawn().await;
     let (buyer, seller, other_buyer) = (app.buyer().await, app.seller().await, app.buyer().await);
     let seller2 = app.seller().await;
@@ -319,14 +524,21 @@ async fn reconnecting_with_last_event_id_replays_the_missed_visible_events_in_or
     let mut s = connect_after(&app, &seller, last).await;
     let replayed = s.drain(Duration::from_millis(1500)).await;
     let names: Vec<&str> = replayed.iter().map(|r| r.event.as_str()).collect();
-    assert_eq!(names, ["request:created", "request:created"], "{replayed:?}");
+    assert_eq!(
+        names,
+        ["request:created", "request:created"],
+        "{replayed:?}"
+    );
     assert_eq!(replayed[0].args[0]["id"], r2.as_str());
     assert_eq!(replayed[1].args[0]["id"], r3.as_str());
     assert!(replayed[0].args[1]["id"].as_i64().unwrap() > last);
 
     // Then live.
     let r4 = create_request(&app, &buyer).await;
-    assert_eq!(s.expect("request:created", WAIT).await[0]["id"], r4.as_str());
+    assert_eq!(
+        s.expect("request:created", WAIT).await[0]["id"],
+        r4.as_str()
+    );
     assert_eq!(s.count("request:created", QUIET).await, 0);
 }
 
@@ -336,7 +548,9 @@ async fn a_reconnect_racing_with_new_events_sees_each_event_exactly_once() {
     let (buyer, seller) = (app.buyer().await, app.seller().await);
     let mut s = connect(&app, &seller).await;
     create_request(&app, &buyer).await;
-    let last = s.expect("request:created", WAIT).await[1]["id"].as_i64().unwrap();
+    let last = s.expect("request:created", WAIT).await[1]["id"]
+        .as_i64()
+        .unwrap();
     s.close().await;
 
     let stop = tokio_util::sync::CancellationToken::new();
@@ -376,9 +590,20 @@ async fn a_reconnect_racing_with_new_events_sees_each_event_exactly_once() {
     let mut expected: Vec<i64> = Vec::new();
     let mut cursor = last.to_string();
     loop {
-        let page = app.get(&format!("/api/events?after={cursor}&limit=100"), Some(&seller.token)).await.expect(200);
+        let page = app
+            .get(
+                &format!("/api/events?after={cursor}&limit=100"),
+                Some(&seller.token),
+            )
+            .await
+            .expect(200);
         expected.extend(
-            page["items"].as_array().unwrap().iter().filter(|i| i["event"] == "request:created").map(|i| i["id"].as_i64().unwrap()),
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["event"] == "request:created")
+                .map(|i| i["id"].as_i64().unwrap()),
         );
         match page["nextCursor"].as_str() {
             Some(c) => cursor = c.to_owned(),
@@ -392,26 +617,50 @@ async fn a_reconnect_racing_with_new_events_sees_each_event_exactly_once() {
 #[tokio::test]
 async fn more_than_500_missed_events_replay_500_then_replay_truncated() {
     let app = TestApp::spawn().await;
-    let (buyer, seller, watcher_seller) = (app.buyer().await, app.seller().await, app.seller().await);
+    let (buyer, seller, watcher_seller) =
+        (app.buyer().await, app.seller().await, app.seller().await);
     let mut watcher = connect(&app, &watcher_seller).await;
     for _ in 0..503 {
         create_request(&app, &buyer).await;
     }
     // Everything has been emitted live before the reconnect (else the rest would come live).
     for _ in 0..503 {
-        watcher.expect("request:created", Duration::from_secs(30)).await;
+        watcher
+            .expect("request:created", Duration::from_secs(30))
+            .await;
     }
     let mut s = connect_after(&app, &seller, 0).await;
     let got = s.drain(Duration::from_secs(3)).await;
-    let created: Vec<i64> = got.iter().filter(|r| r.event == "request:created").map(|r| r.args[1]["id"].as_i64().unwrap()).collect();
+    let created: Vec<i64> = got
+        .iter()
+        .filter(|r| r.event == "request:created")
+        .map(|r| r.args[1]["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(created.len(), 500);
     assert!(created.windows(2).all(|w| w[0] < w[1]));
-    let notice = got.iter().find(|r| r.event == "events:replay-truncated").expect("truncation notice");
+    let notice = got
+        .iter()
+        .find(|r| r.event == "events:replay-truncated")
+        .expect("truncation notice");
     assert_eq!(notice.args[0]["lastEventId"], created[499]);
     assert_eq!(got.last().unwrap().event, "events:replay-truncated");
     // The rest is in REST.
-    let rest = app.get(&format!("/api/events?after={}&limit=100", created[499]), Some(&seller.token)).await.expect(200);
-    assert_eq!(rest["items"].as_array().unwrap().iter().filter(|i| i["event"] == "request:created").count(), 3);
+    let rest = app
+        .get(
+            &format!("/api/events?after={}&limit=100", created[499]),
+            Some(&seller.token),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        rest["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["event"] == "request:created")
+            .count(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -421,37 +670,95 @@ async fn the_events_endpoint_lists_only_what_the_caller_may_see_with_a_cursor() 
     let request = create_request(&app, &buyer).await;
     make_offer(&app, &seller, &request).await;
     assert_eq!(app.get("/api/events", None).await.status, 401);
-    let mine = app.get("/api/events?after=0&limit=100", Some(&buyer.token)).await.expect(200);
-    let names: Vec<&str> = mine["items"].as_array().unwrap().iter().map(|i| i["event"].as_str().unwrap()).collect();
+    let mine = app
+        .get("/api/events?after=0&limit=100", Some(&buyer.token))
+        .await
+        .expect(200);
+    let names: Vec<&str> = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["event"].as_str().unwrap())
+        .collect();
     assert!(names.contains(&"request:offer-received"), "{names:?}");
-    assert!(!names.contains(&"request:created"), "a buyer is not in `sellers`: {names:?}");
-    let theirs = app.get("/api/events?after=0&limit=100", Some(&buyer2.token)).await.expect(200);
-    assert!(theirs["items"].as_array().unwrap().iter().all(|i| i["event"] != "request:offer-received"));
+    assert!(
+        !names.contains(&"request:created"),
+        "a buyer is not in `sellers`: {names:?}"
+    );
+    let theirs = app
+        .get("/api/events?after=0&limit=100", Some(&buyer2.token))
+        .await
+        .expect(200);
+    assert!(
+        theirs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["event"] != "request:offer-received")
+    );
     // Paging one by one walks the same items.
     let mut cursor = "0".to_owned();
     let mut walked = Vec::new();
     for _ in 0..20 {
-        let page = app.get(&format!("/api/events?after={cursor}&limit=1"), Some(&buyer.token)).await.expect(200);
-        walked.extend(page["items"].as_array().unwrap().iter().map(|i| i["id"].as_i64().unwrap()));
+        let page = app
+            .get(
+                &format!("/api/events?after={cursor}&limit=1"),
+                Some(&buyer.token),
+            )
+            .await
+            .expect(200);
+        walked.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_i64().unwrap()),
+        );
         match page["nextCursor"].as_str() {
             Some(c) => cursor = c.to_owned(),
             None => break,
         }
     }
-    let all: Vec<i64> = mine["items"].as_array().unwrap().iter().map(|i| i["id"].as_i64().unwrap()).collect();
+    let all: Vec<i64> = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(walked, all);
-    assert_eq!(app.get("/api/events?after=-1", Some(&buyer.token)).await.status, 422);
-    assert_eq!(app.get("/api/events?limit=0", Some(&buyer.token)).await.status, 422);
+    assert_eq!(
+        app.get("/api/events?after=-1", Some(&buyer.token))
+            .await
+            .status,
+        422
+    );
+    assert_eq!(
+        app.get("/api/events?limit=0", Some(&buyer.token))
+            .await
+            .status,
+        422
+    );
 }
 
 // ---------------------------------------------------------------- presence and typing
 
 /// How many `event`s with this payload arrive within `within` (stops early at the first one
 /// when `within` is long).
-async fn presence_of(s: &mut SocketClient, event: &str, payload: &Value, within: Duration) -> usize {
+async fn presence_of(
+    s: &mut SocketClient,
+    event: &str,
+    payload: &Value,
+    within: Duration,
+) -> usize {
     let deadline = tokio::time::Instant::now() + within;
     let mut n = 0;
-    while let Some(args) = s.wait_for(event, deadline.saturating_duration_since(tokio::time::Instant::now())).await {
+    while let Some(args) = s
+        .wait_for(
+            event,
+            deadline.saturating_duration_since(tokio::time::Instant::now()),
+        )
+        .await
+    {
         if &args[0] == payload {
             n += 1;
             if within >= WAIT {
@@ -472,10 +779,17 @@ async fn presence_goes_online_with_the_first_tab_and_offline_with_the_last() {
     let presence = |id: String| {
         let app = &app;
         let token = buyer.token.clone();
-        async move { app.get(&format!("/api/users/{id}/presence"), Some(&token)).await.expect(200) }
+        async move {
+            app.get(&format!("/api/users/{id}/presence"), Some(&token))
+                .await
+                .expect(200)
+        }
     };
     let p = presence(seller.id.clone()).await;
-    assert_eq!(p, json!({ "userId": seller.id, "online": false, "lastSeenAt": null }));
+    assert_eq!(
+        p,
+        json!({ "userId": seller.id, "online": false, "lastSeenAt": null })
+    );
 
     let mut watcher = connect(&app, &buyer).await;
     assert!(ok(&watcher.ack("join-chat-room", json!(chat)).await));
@@ -483,22 +797,49 @@ async fn presence_goes_online_with_the_first_tab_and_offline_with_the_last() {
     // The watcher's own presence goes to the same chat room: look at the seller's only.
     let seller_presence = json!({ "userId": seller.id });
     let tab1 = connect(&app, &seller).await;
-    assert_eq!(presence_of(&mut watcher, "user:online", &seller_presence, WAIT).await, 1);
+    assert_eq!(
+        presence_of(&mut watcher, "user:online", &seller_presence, WAIT).await,
+        1
+    );
     let tab2 = connect(&app, &seller).await;
-    assert_eq!(presence_of(&mut watcher, "user:online", &seller_presence, QUIET).await, 0, "the second tab is not a new presence");
+    assert_eq!(
+        presence_of(&mut watcher, "user:online", &seller_presence, QUIET).await,
+        0,
+        "the second tab is not a new presence"
+    );
     assert_eq!(presence(seller.id.clone()).await["online"], true);
 
     tab1.close().await;
-    assert_eq!(presence_of(&mut watcher, "user:offline", &seller_presence, QUIET).await, 0, "one tab is still open");
+    assert_eq!(
+        presence_of(&mut watcher, "user:offline", &seller_presence, QUIET).await,
+        0,
+        "one tab is still open"
+    );
     assert_eq!(presence(seller.id.clone()).await["online"], true);
     tab2.close().await;
-    assert_eq!(presence_of(&mut watcher, "user:offline", &seller_presence, WAIT).await, 1);
+    assert_eq!(
+        presence_of(&mut watcher, "user:offline", &seller_presence, WAIT).await,
+        1
+    );
     let p = presence(seller.id.clone()).await;
     assert_eq!(p["online"], false);
     assert!(p["lastSeenAt"].as_str().is_some());
 
-    assert_eq!(app.get(&format!("/api/users/{}/presence", uuid::Uuid::now_v7()), Some(&buyer.token)).await.status, 404);
-    assert_eq!(app.get(&format!("/api/users/{}/presence", seller.id), None).await.status, 401);
+    assert_eq!(
+        app.get(
+            &format!("/api/users/{}/presence", uuid::Uuid::now_v7()),
+            Some(&buyer.token)
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        app.get(&format!("/api/users/{}/presence", seller.id), None)
+            .await
+            .status,
+        401
+    );
 }
 
 #[tokio::test]
@@ -516,13 +857,28 @@ async fn typing_reaches_the_chat_room_except_the_senders_own_sockets() {
         assert!(ok(&sock.ack("join-chat-room", json!(chat)).await));
     }
     assert!(ok(&s1.ack("chat:typing", json!({ "chatId": chat })).await));
-    assert_eq!(b.expect("chat:typing", WAIT).await, vec![json!({ "chatId": chat, "userId": seller.id })]);
-    assert!(ok(&s1.ack("chat:stopped-typing", json!({ "chatId": chat })).await));
-    assert_eq!(b.expect("chat:stopped-typing", WAIT).await[0]["userId"], seller.id.as_str());
-    assert_eq!(s2.count("chat:typing", QUIET).await, 0, "the sender's other tab got its own typing");
+    assert_eq!(
+        b.expect("chat:typing", WAIT).await,
+        vec![json!({ "chatId": chat, "userId": seller.id })]
+    );
+    assert!(ok(&s1
+        .ack("chat:stopped-typing", json!({ "chatId": chat }))
+        .await));
+    assert_eq!(
+        b.expect("chat:stopped-typing", WAIT).await[0]["userId"],
+        seller.id.as_str()
+    );
+    assert_eq!(
+        s2.count("chat:typing", QUIET).await,
+        0,
+        "the sender's other tab got its own typing"
+    );
 
     let o = connect(&app, &outsider).await;
-    assert_eq!(error(&o.ack("chat:typing", json!({ "chatId": chat })).await), "not_found");
+    assert_eq!(
+        error(&o.ack("chat:typing", json!({ "chatId": chat })).await),
+        "not_found"
+    );
 
     // Rate limit: a burst beyond ~5/s is refused, never relayed.
     let mut refused = 0;
@@ -535,8 +891,17 @@ async fn typing_reaches_the_chat_room_except_the_senders_own_sockets() {
     let relayed = b.count("chat:typing", QUIET).await;
     assert_eq!(relayed, 12 - refused);
     // Typing is never stored: nothing in the event log.
-    let log = app.get("/api/events?after=0&limit=100", Some(&buyer.token)).await.expect(200);
-    assert!(log["items"].as_array().unwrap().iter().all(|i| !i["event"].as_str().unwrap().contains("typing")));
+    let log = app
+        .get("/api/events?after=0&limit=100", Some(&buyer.token))
+        .await
+        .expect(200);
+    assert!(
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| !i["event"].as_str().unwrap().contains("typing"))
+    );
 }
 
 #[tokio::test]
@@ -549,7 +914,9 @@ async fn chat_send_over_the_socket_acks_the_message_and_emits_chat_new_message()
     let b = connect(&app, &buyer).await;
     let mut s = connect(&app, &seller).await;
 
-    let ack = b.ack("chat:send", json!({ "chatId": chat, "content": "hello" })).await;
+    let ack = b
+        .ack("chat:send", json!({ "chatId": chat, "content": "hello" }))
+        .await;
     assert!(ok(&ack), "{ack}");
     assert_eq!(ack["message"]["content"], "hello");
     assert_eq!(ack["message"]["senderId"], buyer.id.as_str());
@@ -557,12 +924,29 @@ async fn chat_send_over_the_socket_acks_the_message_and_emits_chat_new_message()
     let args = s.expect("chat:new-message", WAIT).await;
     assert_eq!(args[0]["id"], ack["message"]["id"]);
 
-    let read = s.ack("chat:read", json!({ "chatId": chat, "messageId": ack["message"]["id"] })).await;
+    let read = s
+        .ack(
+            "chat:read",
+            json!({ "chatId": chat, "messageId": ack["message"]["id"] }),
+        )
+        .await;
     assert!(ok(&read), "{read}");
 
     let o = connect(&app, &outsider).await;
-    assert_eq!(error(&o.ack("chat:send", json!({ "chatId": chat, "content": "hi" })).await), "not_found");
-    assert_eq!(error(&b.ack("chat:send", json!({ "chatId": chat, "content": "" })).await), "bad_request");
+    assert_eq!(
+        error(
+            &o.ack("chat:send", json!({ "chatId": chat, "content": "hi" }))
+                .await
+        ),
+        "not_found"
+    );
+    assert_eq!(
+        error(
+            &b.ack("chat:send", json!({ "chatId": chat, "content": "" }))
+                .await
+        ),
+        "bad_request"
+    );
 }
 
 #[tokio::test]
@@ -572,5 +956,9 @@ async fn stopping_the_server_closes_open_sockets_instead_of_hanging() {
     let _s = connect(&app, &buyer).await;
     let started = std::time::Instant::now();
     app.stop().await;
-    assert!(started.elapsed() < Duration::from_secs(10), "shutdown took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
 }

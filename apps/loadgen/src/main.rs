@@ -31,7 +31,10 @@ enum Trigger {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "loadgen", about = "Socket.IO load generator for the marketplace server")]
+#[command(
+    name = "loadgen",
+    about = "Socket.IO load generator for the marketplace server"
+)]
 struct Args {
     /// Server base URL.
     #[arg(long, default_value = "http://127.0.0.1:3000")]
@@ -64,7 +67,10 @@ struct Args {
 
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 async fn register(http: &reqwest::Client, base: &str, role: &str, n: usize) -> Result<String> {
@@ -78,16 +84,26 @@ async fn register(http: &reqwest::Client, base: &str, role: &str, n: usize) -> R
         bail!("register {role}: {}", res.status());
     }
     let body: Value = res.json().await?;
-    body["token"].as_str().map(str::to_owned).ok_or_else(|| anyhow!("no token"))
+    body["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("no token"))
 }
 
 async fn login(http: &reqwest::Client, base: &str, email: &str, password: &str) -> Result<String> {
-    let res = http.post(format!("{base}/api/auth/login")).json(&json!({ "email": email, "password": password })).send().await?;
+    let res = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await?;
     if !res.status().is_success() {
         bail!("admin login: {}", res.status());
     }
     let body: Value = res.json().await?;
-    body["token"].as_str().map(str::to_owned).ok_or_else(|| anyhow!("no token"))
+    body["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("no token"))
 }
 
 /// One socket: handshake, then answer pings and report marked events as `(round, instant)`.
@@ -102,19 +118,24 @@ async fn open_socket(
     let stream = sock.connect(server).await?;
     stream.set_nodelay(true)?;
     let url = format!("ws://{server}/socket.io/?EIO=4&transport=websocket");
-    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
     let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
     let (mut sink, mut stream) = ws.split();
     match stream.next().await {
         Some(Ok(Message::Text(t))) if t.starts_with('0') => {}
         other => bail!("no open packet: {other:?}"),
     }
-    sink.send(Message::text(format!("40{}", json!({ "token": token })))).await?;
+    sink.send(Message::text(format!("40{}", json!({ "token": token }))))
+        .await?;
     loop {
         match stream.next().await {
             Some(Ok(Message::Text(t))) if t.starts_with("40") => break,
             Some(Ok(Message::Text(t))) if t.starts_with("44") => bail!("refused: {t}"),
-            Some(Ok(Message::Text(t))) if t.as_str() == "2" => sink.send(Message::text("3")).await?,
+            Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
+                sink.send(Message::text("3")).await?
+            }
             Some(Ok(_)) => {}
             other => bail!("closed during connect: {other:?}"),
         }
@@ -129,7 +150,10 @@ async fn open_socket(
                 }
             } else if let Some(i) = t.find("loadgen-round-") {
                 let now = Instant::now();
-                let digits: String = t[i + 14..].chars().take_while(|c| c.is_ascii_digit()).collect();
+                let digits: String = t[i + 14..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit())
+                    .collect();
                 if let Ok(round) = digits.parse() {
                     let _ = marks.send((round, now));
                 }
@@ -151,8 +175,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let base = args.url.trim_end_matches('/').to_owned();
-    let authority = base.trim_start_matches("http://").split('/').next().unwrap_or_default();
-    let server: SocketAddr = tokio::net::lookup_host(authority).await?.next().context("server address")?;
+    let authority = base
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let server: SocketAddr = tokio::net::lookup_host(authority)
+        .await?
+        .next()
+        .context("server address")?;
     let http = reqwest::Client::new();
 
     let mut tokens = Vec::with_capacity(args.users);
@@ -181,10 +212,10 @@ async fn main() -> Result<()> {
         let token = tokens[i % tokens.len()].clone();
         let (marks, failed) = (marks_tx.clone(), failed.clone());
         handles.push(tokio::spawn(async move {
-            if let Err(e) = open_socket(server, source, token, marks).await {
-                if failed.fetch_add(1, Ordering::Relaxed) < 5 {
-                    eprintln!("socket failed: {e:#}");
-                }
+            if let Err(e) = open_socket(server, source, token, marks).await
+                && failed.fetch_add(1, Ordering::Relaxed) < 5
+            {
+                eprintln!("socket failed: {e:#}");
             }
             drop(permit);
         }));
@@ -194,13 +225,19 @@ async fn main() -> Result<()> {
     }
     let connected = args.sockets - failed.load(Ordering::Relaxed);
     let connect_secs = started.elapsed().as_secs_f64();
-    println!("connected {connected}/{} sockets in {connect_secs:.1} s from {} source addresses", args.sockets, args.sources);
+    println!(
+        "connected {connected}/{} sockets in {connect_secs:.1} s from {} source addresses",
+        args.sockets, args.sources
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    if let (Some(pid), Some(before)) = (args.server_pid, rss_before) {
-        if let Some(after) = rss_kib(pid) {
-            let per = (after.saturating_sub(before) as f64 * 1024.0) / connected.max(1) as f64;
-            println!("server RSS: {before} KiB before, {after} KiB after; {:.1} KiB per socket", per / 1024.0);
-        }
+    if let (Some(pid), Some(before)) = (args.server_pid, rss_before)
+        && let Some(after) = rss_kib(pid)
+    {
+        let per = (after.saturating_sub(before) as f64 * 1024.0) / connected.max(1) as f64;
+        println!(
+            "server RSS: {before} KiB before, {after} KiB after; {:.1} KiB per socket",
+            per / 1024.0
+        );
     }
 
     let mut reach_all = Vec::new();
@@ -211,13 +248,12 @@ async fn main() -> Result<()> {
         let marker = format!("loadgen-round-{round}");
         let t0 = Instant::now();
         let res = match args.trigger {
-            Trigger::Request => {
-                http.post(format!("{base}/api/requests"))
-                    .bearer_auth(&trigger_token)
-                    .json(&json!({ "title": marker, "description": "loadgen", "category": "loadgen" }))
-                    .send()
-                    .await?
-            }
+            Trigger::Request => http
+                .post(format!("{base}/api/requests"))
+                .bearer_auth(&trigger_token)
+                .json(&json!({ "title": marker, "description": "loadgen", "category": "loadgen" }))
+                .send()
+                .await?,
             Trigger::Announcement => {
                 http.post(format!("{base}/api/admin/announcements"))
                     .bearer_auth(&trigger_token)
@@ -247,13 +283,16 @@ async fn main() -> Result<()> {
             }
         }
         if got < connected {
-            println!("round {round}: only {got}/{connected} sockets received the event within 30 s");
+            println!(
+                "round {round}: only {got}/{connected} sockets received the event within 30 s"
+            );
         }
         reach_all.push(last);
         first_arrival.push(first.unwrap_or(f64::NAN));
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let sort = |v: &mut Vec<f64>| v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let sort =
+        |v: &mut Vec<f64>| v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     sort(&mut reach_all);
     sort(&mut first_arrival);
     sort(&mut per_socket);
