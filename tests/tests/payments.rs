@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 const HOOK: &str = "/api/webhooks/shkeeper";
 const PAYOUT_HOOK: &str = "/api/webhooks/shkeeper/payout";
 
+/// A named way to call a callback: (name, body, headers).
+type Case<'a> = (&'a str, String, Vec<(&'a str, String)>);
+
 async fn app_with(standin: &StandIn) -> TestApp {
     TestApp::spawn_with(|env| standin.env(env)).await
 }
@@ -83,7 +86,17 @@ async fn payout_of(app: &TestApp, token: &str) -> Option<Value> {
 }
 
 async fn wait_payout_status(app: &TestApp, token: &str, status: &str) -> Value {
-    eventually(Duration::from_secs(15), || async {
+    wait_payout_status_for(app, token, status, Duration::from_secs(15)).await
+}
+
+/// Payout look-ups after an unanswered submission wait the app's 15 s grace first.
+async fn wait_payout_status_for(
+    app: &TestApp,
+    token: &str,
+    status: &str,
+    timeout: Duration,
+) -> Value {
+    eventually(timeout, || async {
         payout_of(app, token)
             .await
             .filter(|p| p["status"] == status)
@@ -361,7 +374,7 @@ async fn callbacks_that_fail_authentication_are_401_and_change_nothing() {
     let now = now_secs();
     let good = sign(API_KEY, now, body.as_bytes());
     let altered = body.replace("100.00", "999.00");
-    let cases: Vec<(&str, String, Vec<(&str, String)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "bad signature",
             body.clone(),
@@ -916,7 +929,8 @@ async fn a_crash_between_the_payout_call_and_its_answer_does_not_pay_twice() {
     standin.script(|s| s.payout_delay = Duration::ZERO);
     let app = TestApp::start(env).await;
 
-    let done = wait_payout_status(&app, &seller.token, "completed").await;
+    let done =
+        wait_payout_status_for(&app, &seller.token, "completed", Duration::from_secs(40)).await;
     let payout_id = done["id"].as_str().unwrap();
     assert_eq!(done["txHash"], format!("txid-{payout_id}"));
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -977,7 +991,8 @@ async fn a_payout_the_provider_never_received_is_resubmitted_after_a_look_up() {
     app.kill();
     drop(app);
     let app = TestApp::start(env).await;
-    let done = wait_payout_status(&app, &seller.token, "completed").await;
+    let done =
+        wait_payout_status_for(&app, &seller.token, "completed", Duration::from_secs(40)).await;
     assert_eq!(standin.calls("POST", "/payout").len(), 1);
     assert!(
         !standin.calls("GET", "/payout/status").is_empty(),

@@ -74,7 +74,7 @@ pub struct SimulateBody {
 
 /// The answer to a provider callback.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Accepted {
+pub struct WebhookAccepted {
     /// `applied`, `duplicate`, `unmatched` or `rejected`.
     pub outcome: String,
 }

@@ -357,11 +357,20 @@ async fn mark_processing(
     Ok(())
 }
 
+/// How long after an unanswered submission the payout is looked up (and only then perhaps
+/// submitted again): longer than any provider call may take.
+pub const RESUBMIT_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(15);
+
 /// Submits one pending payout — after looking it up first when an earlier attempt may have
 /// reached the provider.
 async fn submit(state: &AppState, ctx: &Payments, p: payout::Model) -> Result<()> {
     let external_id = p.id.to_string();
     if p.submit_attempts > 0 {
+        // An earlier attempt (perhaps another instance's) may still be on the wire: give it
+        // time to arrive before asking whether the provider has it.
+        if now() - p.updated_at < RESUBMIT_GRACE {
+            return Ok(());
+        }
         match ctx
             .provider
             .payout_status_by_external_id(&p.crypto, &external_id)

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use crate::Payments;
 use crate::dto::{
-    Accepted, CreatePaymentBody, CryptoView, PaymentListParams, SimulateBody, WebhookEventView,
-    WebhookListParams,
+    CreatePaymentBody, CryptoView, PaymentListParams, SimulateBody, WebhookAccepted,
+    WebhookEventView, WebhookListParams,
 };
 use crate::webhook::{self, CallbackKind};
 use crate::{payouts, service};
@@ -109,7 +109,11 @@ async fn get_payment(
 
 fn answer(res: std::result::Result<String, webhook::WebhookError>) -> Response {
     match res {
-        Ok(outcome) => (StatusCode::ACCEPTED, axum::Json(Accepted { outcome })).into_response(),
+        Ok(outcome) => (
+            StatusCode::ACCEPTED,
+            axum::Json(WebhookAccepted { outcome }),
+        )
+            .into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -122,7 +126,7 @@ fn answer(res: std::result::Result<String, webhook::WebhookError>) -> Response {
 #[utoipa::path(post, path = "/api/webhooks/shkeeper", tag = "webhooks",
     request_body(content = Object, description = "SHKeeper's callback body, compact JSON"),
     responses(
-        (status = 202, body = Accepted),
+        (status = 202, body = WebhookAccepted),
         (status = 400, body = Problem, description = "signed but not JSON"),
         (status = 401, body = Problem, description = "`invalid_signature`; nothing changes"),
     ))]
@@ -140,7 +144,7 @@ async fn shkeeper_callback(
 #[utoipa::path(post, path = "/api/webhooks/shkeeper/payout", tag = "webhooks",
     request_body(content = Object, description = "SHKeeper's payout callback body"),
     responses(
-        (status = 202, body = Accepted),
+        (status = 202, body = WebhookAccepted),
         (status = 400, body = Problem, description = "signed but not JSON"),
         (status = 401, body = Problem, description = "`invalid_signature`; nothing changes"),
     ))]
