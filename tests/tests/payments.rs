@@ -779,9 +779,20 @@ async fn completing_a_paid_request_pays_the_seller_by_polling_less_the_platform_
         .get("authorization")
         .cloned()
         .unwrap_or_default();
-    assert!(basic.starts_with("Basic "), "{basic}");
-    assert!(!standin.calls("GET", "/task/").is_empty());
-    let _ = (PAYOUT_USER, PAYOUT_PASSWORD);
+    // HTTP Basic with SHKEEPER_PAYOUT_USER:SHKEEPER_PAYOUT_PASSWORD, for the payout and its task.
+    assert_eq!(
+        (PAYOUT_USER, PAYOUT_PASSWORD),
+        ("payout-bot", "payout-secret")
+    );
+    let expected = "Basic cGF5b3V0LWJvdDpwYXlvdXQtc2VjcmV0";
+    assert_eq!(basic, expected);
+    let tasks = standin.calls("GET", "/task/");
+    assert!(!tasks.is_empty());
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t.headers.get("authorization").map(String::as_str) == Some(expected))
+    );
 
     assert_eq!(count_events(&app, "payout:created").await, 1);
     assert_eq!(count_events(&app, "payout:completed").await, 1);
@@ -999,4 +1010,54 @@ async fn a_payout_the_provider_never_received_is_resubmitted_after_a_look_up() {
         "looked up before resubmitting"
     );
     assert_eq!(done["status"], "completed");
+}
+
+#[tokio::test]
+async fn a_payout_the_provider_refuses_is_failed_with_its_message() {
+    let standin = StandIn::start().await;
+    standin.script(|s| s.payout_error = Some("Not enough funds to pay".into()));
+    let app = app_with(&standin).await;
+    let (buyer, seller, request_id, _) = paid_request(&app, "100.00", "0.002").await;
+    app.post(
+        &format!("/api/requests/{request_id}/complete"),
+        Some(&buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let failed = wait_payout_status(&app, &seller.token, "failed").await;
+    let payloads = event_payloads(&app, "payout:failed").await;
+    assert_eq!(
+        payloads,
+        vec![json!({ "payoutId": failed["id"], "reason": "Not enough funds to pay" })]
+    );
+    assert_eq!(standin.calls("POST", "/payout").len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_payout_callback_fails_the_payout_and_unknown_payouts_are_unmatched() {
+    let standin = StandIn::start().await;
+    standin.script(|s| s.task = TaskMode::Pending);
+    let app = app_with(&standin).await;
+    let (buyer, seller, request_id, _) = paid_request(&app, "100.00", "0.002").await;
+    app.post(
+        &format!("/api/requests/{request_id}/complete"),
+        Some(&buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let processing = wait_payout_status(&app, &seller.token, "processing").await;
+    let cb = json!({ "payout_id": 5, "external_id": processing["id"], "status": "FAIL", "message": "rejected by the node" });
+    assert_eq!(
+        post_signed(&app, PAYOUT_HOOK, &cb).await.expect(202)["outcome"],
+        "applied"
+    );
+    let failed = payout_of(&app, &seller.token).await.unwrap();
+    assert_eq!(failed["status"], "failed");
+    let cb = json!({ "payout_id": 6, "external_id": uuid::Uuid::now_v7().to_string(), "tx_hash": "x", "status": "SUCCESS" });
+    assert_eq!(
+        post_signed(&app, PAYOUT_HOOK, &cb).await.expect(202)["outcome"],
+        "unmatched"
+    );
 }
