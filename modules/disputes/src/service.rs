@@ -46,6 +46,11 @@ pub async fn open(
         .await?
         .map(|o| o.seller_id);
     let is_party = req.buyer_id == caller.id || seller_id == Some(caller.id);
+    if !is_party && caller.is_admin() {
+        return Err(ApiError::forbidden(
+            "only the request's buyer or its accepted seller may open a dispute",
+        ));
+    }
     if !is_party {
         return Err(ApiError::NotFound);
     }
