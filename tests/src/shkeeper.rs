@@ -148,8 +148,6 @@ impl StandIn {
         env.insert("SHKEEPER_PAYOUT_USER".into(), PAYOUT_USER.into());
         env.insert("SHKEEPER_PAYOUT_PASSWORD".into(), PAYOUT_PASSWORD.into());
         env.insert("PUBLIC_URL".into(), "https://market.example".into());
-        // The PostgreSQL server is shared by parallel tests: keep each app's pool small.
-        env.insert("DB_MAX_CONNECTIONS".into(), "5".into());
     }
 }
 
