@@ -150,7 +150,7 @@ impl TestApp {
         let config = Config::from_lookup(|k| lookup.get(k).cloned()).expect("test config");
         let cancel = CancellationToken::new();
         let handle = tokio::spawn(marketplace_api::run(config, listener, cancel.clone()));
-        let app = TestApp {
+        let mut app = TestApp {
             addr,
             base: format!("http://{addr}"),
             http: reqwest::Client::builder()
@@ -166,16 +166,26 @@ impl TestApp {
         app
     }
 
-    async fn wait_ready(&self) {
-        for _ in 0..200 {
-            if let Ok(r) = self.http.get(self.url("/readyz")).send().await {
-                if r.status().is_success() {
-                    return;
+    /// Waits for `/readyz` (migrations run first, which takes a while on a loaded machine);
+    /// a server that stopped on its own fails the test with its error.
+    async fn wait_ready(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(r) = self.http.get(self.url("/readyz")).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            if self.handle.as_ref().is_some_and(|h| h.is_finished()) {
+                let handle = self.handle.take().expect("checked above");
+                match handle.await {
+                    Ok(Err(e)) => panic!("the app failed to start: {e:#}"),
+                    other => panic!("the app stopped during start-up: {other:?}"),
                 }
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("the app did not become ready");
+        panic!("the app did not become ready within 60 s");
     }
 
     /// Stops the server gracefully and waits for it.
