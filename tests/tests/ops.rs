@@ -107,6 +107,23 @@ const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/notifications/unread-count"),
     ("post", "/api/notifications/{id}/read"),
     ("post", "/api/notifications/read-all"),
+    ("get", "/api/payments/cryptos"),
+    ("post", "/api/payments"),
+    ("get", "/api/payments"),
+    ("get", "/api/payments/{id}"),
+    ("post", "/api/webhooks/shkeeper"),
+    ("post", "/api/webhooks/shkeeper/payout"),
+    ("get", "/api/admin/webhooks"),
+    ("get", "/api/payouts"),
+    ("get", "/api/payouts/{id}"),
+    ("post", "/api/sandbox/payments/{id}/simulate"),
+    ("post", "/api/requests/{id}/disputes"),
+    ("post", "/api/disputes/{id}/evidence"),
+    ("get", "/api/disputes"),
+    ("get", "/api/disputes/{id}"),
+    ("post", "/api/disputes/{id}/resolve"),
+    ("post", "/api/admin/announcements"),
+    ("post", "/api/admin/maintenance"),
 ];
 
 /// On PostgreSQL the database is taken away for real: connections refused and the app's
