@@ -25,50 +25,63 @@ use utoipa_axum::router::OpenApiRouter;
 pub use config::Config;
 
 /// Every module of the server. Adding a module is one line here.
-pub fn modules(_config: &Config, _state: &AppState) -> Vec<Box<dyn Module>> {
+pub fn modules(config: &Config, state: &AppState) -> Vec<Box<dyn Module>> {
+    let request_access = Arc::new(offers::Access {
+        db: state.db.clone(),
+    });
+    let chat_port = Arc::new(chat::Port::new(state));
     vec![
         Box::new(auth::AuthModule),
         Box::new(requests::RequestsModule),
         Box::new(offers::OffersModule),
-        Box::new(connections::Connections::new(
-            connections::ConnectionsConfig {
-                ping_interval: _config.socket_ping_interval,
-                ping_timeout: _config.socket_ping_timeout,
-                max_payload: _config.socket_max_payload,
-                cors_origins: _config.cors_origins.clone(),
-                ..Default::default()
-            },
-            _state.clone(),
-            Arc::new(offers::Access { db: _state.db.clone() }),
-            Arc::new(chat::Port::new(_state)),
-        )),
-        Box::new(payments::PaymentsModule::new(payments::PaymentsConfig {
-            provider: match (
-                _config.payment_provider,
-                &_config.shkeeper_url,
-                &_config.shkeeper_api_key,
-            ) {
-                (config::ProviderKind::Shkeeper, Some(url), Some(api_key)) => {
-                    payments::ProviderConfig::Shkeeper {
-                        url: url.clone(),
-                        api_key: api_key.clone(),
-                        payout_user: _config.shkeeper_payout_user.clone(),
-                        payout_password: _config.shkeeper_payout_password.clone(),
-                        payout_fee: _config.shkeeper_payout_fee,
-                    }
-                }
-                _ => payments::ProviderConfig::Sandbox,
-            },
-            allow_legacy_api_key: _config.shkeeper_allow_legacy_api_key,
-            payout_poll: _config.payout_poll,
-            platform_fee_percent: _config.platform_fee_percent,
-            public_url: _config.public_url.clone(),
-        })),
-        Box::new(disputes::DisputesModule),
         Box::new(chat::ChatModule),
         Box::new(notifications::NotificationsModule),
-        // modules: add new ones above this line
+        Box::new(payments::PaymentsModule::new(payments_config(config))),
+        Box::new(disputes::DisputesModule),
+        Box::new(connections::Connections::new(
+            connections_config(config),
+            state.clone(),
+            request_access,
+            chat_port,
+        )),
     ]
+}
+
+fn connections_config(config: &Config) -> connections::ConnectionsConfig {
+    connections::ConnectionsConfig {
+        ping_interval: config.socket_ping_interval,
+        ping_timeout: config.socket_ping_timeout,
+        max_payload: config.socket_max_payload,
+        cors_origins: config.cors_origins.clone(),
+        ..Default::default()
+    }
+}
+
+fn payments_config(config: &Config) -> payments::PaymentsConfig {
+    let provider = match (
+        config.payment_provider,
+        &config.shkeeper_url,
+        &config.shkeeper_api_key,
+    ) {
+        (config::ProviderKind::Shkeeper, Some(url), Some(api_key)) => {
+            payments::ProviderConfig::Shkeeper {
+                url: url.clone(),
+                api_key: api_key.clone(),
+                payout_user: config.shkeeper_payout_user.clone(),
+                payout_password: config.shkeeper_payout_password.clone(),
+                payout_fee: config.shkeeper_payout_fee,
+            }
+        }
+        // Config::from_lookup refuses `shkeeper` without its URL and key.
+        _ => payments::ProviderConfig::Sandbox,
+    };
+    payments::PaymentsConfig {
+        provider,
+        allow_legacy_api_key: config.shkeeper_allow_legacy_api_key,
+        payout_poll: config.payout_poll,
+        platform_fee_percent: config.platform_fee_percent,
+        public_url: config.public_url.clone(),
+    }
 }
 
 /// Opens the database: SQLite in WAL mode with a busy timeout, or PostgreSQL.
@@ -164,6 +177,7 @@ pub fn assemble(
     let mut router = router
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api/openapi.json", openapi.clone()))
         .fallback(kernel::error::not_found_fallback)
+        .method_not_allowed_fallback(kernel::error::method_not_allowed_fallback)
         .with_state(state.clone());
     for m in modules {
         router = m.wrap(router);
