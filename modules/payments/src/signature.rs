@@ -55,16 +55,17 @@ impl Rejection {
 
 /// The signature SHKeeper sends for this body at this time.
 pub fn sign(key: &str, timestamp: i64, body: &[u8]) -> String {
-    hex::encode(mac(key, timestamp, body))
+    hex::encode(mac(key, &timestamp.to_string(), body))
 }
 
-fn mac(key: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
+/// The MAC over the timestamp exactly as it was sent, a dot, and the raw body.
+fn mac(key: &str, timestamp: &str, body: &[u8]) -> Vec<u8> {
     // HMAC accepts keys of any length; this cannot fail.
     let mut m = match <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes()) {
         Ok(m) => m,
         Err(_) => return Vec::new(),
     };
-    m.update(timestamp.to_string().as_bytes());
+    m.update(timestamp.as_bytes());
     m.update(b".");
     m.update(body);
     m.finalize().into_bytes().to_vec()
@@ -91,11 +92,12 @@ pub fn verify(
     match (signature, timestamp) {
         (Some(signature), Some(timestamp)) => {
             let ts: i64 = timestamp.parse().map_err(|_| Rejection::BadTimestamp)?;
-            if (now - ts).abs() > MAX_SKEW_SECS {
+            // abs_diff: a hostile timestamp near i64::MIN must not overflow.
+            if now.abs_diff(ts) > MAX_SKEW_SECS.unsigned_abs() {
                 return Err(Rejection::StaleTimestamp);
             }
             let given = hex::decode(signature).map_err(|_| Rejection::BadSignature)?;
-            let expected = mac(key, ts, body);
+            let expected = mac(key, timestamp, body);
             if expected.is_empty()
                 || given.len() != expected.len()
                 || !bool::from(given.ct_eq(&expected))
@@ -147,6 +149,20 @@ mod tests {
         assert_eq!(
             verify(&h, b"{}", "k", false, 1000 - 300),
             Ok(Authenticated::Signature)
+        );
+    }
+
+    #[test]
+    fn an_extreme_timestamp_is_stale_not_a_panic() {
+        let mut h = HeaderMap::new();
+        h.insert(SIGNATURE_HEADER, HeaderValue::from_static("00"));
+        h.insert(
+            TIMESTAMP_HEADER,
+            HeaderValue::from_static("-9223372036854775808"),
+        );
+        assert_eq!(
+            verify(&h, b"{}", "k", false, 1_700_000_000),
+            Err(Rejection::StaleTimestamp)
         );
     }
 
