@@ -186,19 +186,12 @@ pub fn assemble(
 }
 
 /// The OpenAPI document, without touching a database (for `marketplace openapi`).
-pub fn openapi_document(config: &Config) -> anyhow::Result<utoipa::openapi::OpenApi> {
+pub async fn openapi_document(config: &Config) -> anyhow::Result<utoipa::openapi::OpenApi> {
     let mut opts = ConnectOptions::new("sqlite::memory:");
     opts.connect_lazy(true);
-    let db = futures_lite_block_on(Database::connect(opts))?;
-    let state = state(config, db);
+    let state = state(config, Database::connect(opts).await?);
     let modules = modules(config, &state);
     Ok(assemble(config, &state, &modules).1)
-}
-
-fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Handle::try_current()
-        .map(|h| tokio::task::block_in_place(|| h.block_on(f)))
-        .unwrap_or_else(|_| panic!("openapi_document must run inside a tokio runtime"))
 }
 
 /// Runs the server on `listener` until `cancel` fires: migrate, bootstrap the admin, start

@@ -68,7 +68,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Openapi => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&marketplace_api::openapi_document(&config)?)?
+                serde_json::to_string_pretty(&marketplace_api::openapi_document(&config).await?)?
             );
             Ok(())
         }
