@@ -61,6 +61,9 @@ impl<A: Adapter> SocketEmitter<A> {
         event: &str,
         data: &T,
     ) -> Result<(), EmitError> {
+        if rooms.is_empty() {
+            return Ok(());
+        }
         self.io
             .to(rooms)
             .except(except)
