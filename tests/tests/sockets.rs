@@ -962,3 +962,51 @@ async fn stopping_the_server_closes_open_sockets_instead_of_hanging() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn the_asyncapi_document_lists_every_catalog_event_with_its_rooms() {
+    let app = TestApp::spawn().await;
+    let doc = app.get("/api/asyncapi.json", None).await.expect(200);
+    assert_eq!(doc["asyncapi"], "2.6.0");
+    let messages = doc["components"]["messages"].as_object().unwrap();
+    for (event, room) in [
+        ("notification:received", "user-{recipientId}"),
+        ("request:created", "sellers"),
+        ("offer:accepted", "seller-{sellerId}"),
+        ("chat:new-message", "user-{otherParticipantId}"),
+        ("dispute:resolved", "admin"),
+        ("system:announcement", "everyone"),
+    ] {
+        let m = messages
+            .values()
+            .find(|m| m["name"] == event)
+            .unwrap_or_else(|| panic!("{event} missing"));
+        assert!(
+            m["x-rooms"].as_array().unwrap().iter().any(|r| r == room),
+            "{event}: {m}"
+        );
+        assert_eq!(m["x-durable"], true);
+    }
+    for event in ["join-request-room", "chat:send", "chat:typing"] {
+        assert!(
+            messages
+                .values()
+                .any(|m| m["name"] == event && m["x-ack"].is_object()),
+            "{event}"
+        );
+    }
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for m in messages.values() {
+        for r in m["payload"]["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain([&m["payload"]])
+        {
+            if let Some(target) = r["$ref"].as_str() {
+                let name = target.trim_start_matches("#/components/schemas/");
+                assert!(schemas.contains_key(name), "dangling {target}");
+            }
+        }
+    }
+}
