@@ -995,18 +995,24 @@ async fn the_asyncapi_document_lists_every_catalog_event_with_its_rooms() {
             "{event}"
         );
     }
-    let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for m in messages.values() {
-        for r in m["payload"]["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .chain([&m["payload"]])
-        {
-            if let Some(target) = r["$ref"].as_str() {
-                let name = target.trim_start_matches("#/components/schemas/");
-                assert!(schemas.contains_key(name), "dangling {target}");
+    // Every reference anywhere in the document resolves.
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|v| refs(v, out));
             }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
         }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(all.len() > 40);
+    for r in all {
+        let path: Vec<&str> = r.trim_start_matches("#/").split('/').collect();
+        assert!(doc[path[0]][path[1]][path[2]].is_object(), "dangling {r}");
     }
 }
