@@ -368,7 +368,7 @@ pub(crate) async fn on_connect(
     let rooms = own_rooms(&user);
     match auth.ok().as_ref().and_then(last_event_id) {
         Some(after) => gw.replay_then_join(&emitter, &s, user, after, rooms).await,
-        None => s.join(rooms),
+        None => join_rooms(&s, rooms),
     }
     gw.presence.connected(&gw, &emitter, &s, user).await;
 }
@@ -464,7 +464,7 @@ impl Gateway {
             },
         };
         if join {
-            s.join(rooms.clone());
+            join_rooms(s, rooms.clone());
         } else {
             s.leave(rooms.clone());
         }
@@ -567,6 +567,14 @@ impl Gateway {
             tracing::debug!(event_id = event.id, error = %e, "event not delivered to every socket");
         }
         *live = Some(live.map_or(event.id, |l| l.max(event.id)));
+    }
+}
+
+/// Joins rooms unless the socket is already gone (a room entry of a disconnected socket
+/// would never be cleaned up).
+pub(crate) fn join_rooms(s: &SocketRef, rooms: Vec<String>) {
+    if s.connected() {
+        s.join(rooms);
     }
 }
 

@@ -17,7 +17,7 @@ use socketioxide::extract::SocketRef;
 use uuid::Uuid;
 
 use crate::emitter::SocketEmitter;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, join_rooms};
 use crate::routing::{RoomRule, rules_of};
 
 /// The stable name of the subscriber that emits durable events to sockets.
@@ -197,7 +197,7 @@ impl Gateway {
             Ok(scan) => scan,
             Err(e) => {
                 tracing::warn!(error = %e, "replay failed; joining without it");
-                s.join(rooms);
+                join_rooms(s, rooms);
                 return;
             }
         };
@@ -255,7 +255,7 @@ impl Gateway {
         if let Err(e) = result {
             tracing::warn!(error = %e, "replay failed; joining without it");
         }
-        s.join(rooms);
+        join_rooms(s, rooms);
         drop(live);
     }
 }
