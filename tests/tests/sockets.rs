@@ -670,10 +670,22 @@ async fn the_events_endpoint_lists_only_what_the_caller_may_see_with_a_cursor() 
     let request = create_request(&app, &buyer).await;
     make_offer(&app, &seller, &request).await;
     assert_eq!(app.get("/api/events", None).await.status, 401);
-    let mine = app
-        .get("/api/events?after=0&limit=100", Some(&buyer.token))
-        .await
-        .expect(200);
+    // The buyer's notification is written by a subscriber after the offer: wait for it, so
+    // the log is settled before it is compared with a page-by-page walk.
+    let mine = marketplace_tests::eventually(WAIT, || async {
+        let page = app
+            .get("/api/events?after=0&limit=100", Some(&buyer.token))
+            .await
+            .expect(200);
+        let settled = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["event"] == "notification:received");
+        settled.then_some(page)
+    })
+    .await
+    .expect("the buyer's notification:received is in the log");
     let names: Vec<&str> = mine["items"]
         .as_array()
         .unwrap()
@@ -699,7 +711,7 @@ async fn the_events_endpoint_lists_only_what_the_caller_may_see_with_a_cursor() 
     // Paging one by one walks the same items.
     let mut cursor = "0".to_owned();
     let mut walked = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..50 {
         let page = app
             .get(
                 &format!("/api/events?after={cursor}&limit=1"),
