@@ -366,7 +366,12 @@ async fn forbidden_dispute_paths_answer_404_403_409_and_422() {
     }
     assert_eq!(app.post(&path, None, body.clone()).await.status, 401);
     // Admins see every request but settle disputes, they do not open them.
-    assert_eq!(app.post(&path, Some(&admin.token), body.clone()).await.status, 403);
+    assert_eq!(
+        app.post(&path, Some(&admin.token), body.clone())
+            .await
+            .status,
+        403
+    );
     assert_eq!(
         app.post(&path, Some(&buyer.token), json!({ "reason": "" }))
             .await
