@@ -293,6 +293,41 @@ impl TestApp {
         self.register("buyer").await
     }
 
+    /// A new purchase request of `buyer`; its id.
+    pub async fn create_request(&self, buyer: &TestUser) -> String {
+        let body = self
+            .post(
+                "/api/requests",
+                Some(&buyer.token),
+                json!({ "title": "A used road bike", "description": "56 cm frame, good shape", "category": "bikes" }),
+            )
+            .await
+            .expect(201);
+        body["id"].as_str().expect("request id").to_owned()
+    }
+
+    /// `seller`'s offer of `amount` USD on the request; its id.
+    pub async fn make_offer(&self, seller: &TestUser, request_id: &str, amount: &str) -> String {
+        let body = self
+            .post(
+                &format!("/api/requests/{request_id}/offers"),
+                Some(&seller.token),
+                json!({ "price": { "amount": amount, "currency": "USD" }, "message": "In stock." }),
+            )
+            .await
+            .expect(201);
+        body["id"].as_str().expect("offer id").to_owned()
+    }
+
+    /// The request's status as `token`'s holder sees it.
+    pub async fn request_status(&self, token: &str, request_id: &str) -> String {
+        let r = self
+            .get(&format!("/api/requests/{request_id}"), Some(token))
+            .await
+            .expect(200);
+        r["status"].as_str().unwrap_or_default().to_owned()
+    }
+
     /// The bootstrapped admin (`ADMIN_EMAIL`/`ADMIN_PASSWORD`).
     pub async fn admin(&self) -> TestUser {
         let body = self

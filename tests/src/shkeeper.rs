@@ -434,24 +434,8 @@ pub fn payment_callback(
 pub async fn accepted_request(app: &TestApp, price: &str) -> (TestUser, TestUser, String, String) {
     let buyer = app.buyer().await;
     let seller = app.seller().await;
-    let req = app
-        .post(
-            "/api/requests",
-            Some(&buyer.token),
-            json!({ "title": "A road bike", "description": "56 cm frame, good shape.", "category": "bikes" }),
-        )
-        .await
-        .expect(201);
-    let request_id = req["id"].as_str().expect("id").to_owned();
-    let offer = app
-        .post(
-            &format!("/api/requests/{request_id}/offers"),
-            Some(&seller.token),
-            json!({ "price": { "amount": price, "currency": "USD" }, "message": "In stock." }),
-        )
-        .await
-        .expect(201);
-    let offer_id = offer["id"].as_str().expect("id").to_owned();
+    let request_id = app.create_request(&buyer).await;
+    let offer_id = app.make_offer(&seller, &request_id, price).await;
     app.post(
         &format!("/api/offers/{offer_id}/accept"),
         Some(&buyer.token),

@@ -7,32 +7,6 @@ use marketplace_tests::{TestApp, TestUser};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 
-/// The buyer's new open request; its id.
-async fn request(app: &TestApp, buyer: &TestUser) -> String {
-    let body = app
-        .post(
-            "/api/requests",
-            Some(&buyer.token),
-            json!({ "title": "A used road bike", "description": "56 cm frame, good shape", "category": "sports" }),
-        )
-        .await
-        .expect(201);
-    body["id"].as_str().expect("request id").to_owned()
-}
-
-/// The seller's offer on the request; its id.
-async fn offer(app: &TestApp, seller: &TestUser, request_id: &str) -> String {
-    let body = app
-        .post(
-            &format!("/api/requests/{request_id}/offers"),
-            Some(&seller.token),
-            json!({ "price": { "amount": "120.00", "currency": "USD" }, "message": "I have one" }),
-        )
-        .await
-        .expect(201);
-    body["id"].as_str().expect("offer id").to_owned()
-}
-
 /// All of the user's chats, following cursors.
 async fn all_chats(app: &TestApp, user: &TestUser) -> Vec<Value> {
     let mut items = Vec::new();
@@ -55,8 +29,8 @@ async fn all_chats(app: &TestApp, user: &TestUser) -> Vec<Value> {
 async fn chat_between(app: &TestApp) -> (TestUser, TestUser, Value) {
     let buyer = app.buyer().await;
     let seller = app.seller().await;
-    let request_id = request(app, &buyer).await;
-    offer(app, &seller, &request_id).await;
+    let request_id = app.create_request(&buyer).await;
+    app.make_offer(&seller, &request_id, "120.00").await;
     let chats = all_chats(app, &buyer).await;
     assert_eq!(chats.len(), 1, "{chats:?}");
     (buyer, seller, chats[0].clone())
@@ -89,9 +63,9 @@ async fn an_offer_opens_one_chat_per_request_and_seller_visible_to_both() {
     let app = TestApp::spawn().await;
     let buyer = app.buyer().await;
     let (s1, s2) = (app.seller().await, app.seller().await);
-    let request_id = request(&app, &buyer).await;
-    let first = offer(&app, &s1, &request_id).await;
-    offer(&app, &s2, &request_id).await;
+    let request_id = app.create_request(&buyer).await;
+    let first = app.make_offer(&s1, &request_id, "120.00").await;
+    app.make_offer(&s2, &request_id, "120.00").await;
 
     let chats = all_chats(&app, &buyer).await;
     assert_eq!(chats.len(), 2, "{chats:?}");
@@ -113,7 +87,7 @@ async fn an_offer_opens_one_chat_per_request_and_seller_visible_to_both() {
     )
     .await
     .expect(200);
-    offer(&app, &s1, &request_id).await;
+    app.make_offer(&s1, &request_id, "120.00").await;
     let again = all_chats(&app, &s1).await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0]["id"], chat["id"]);
@@ -194,8 +168,8 @@ async fn chats_are_listed_by_newest_activity_and_page_without_repeats() {
     let mut chat_ids = Vec::new();
     for _ in 0..3 {
         let seller = app.seller().await;
-        let request_id = request(&app, &buyer).await;
-        offer(&app, &seller, &request_id).await;
+        let request_id = app.create_request(&buyer).await;
+        app.make_offer(&seller, &request_id, "120.00").await;
         let chats = all_chats(&app, &seller).await;
         chat_ids.push(chats[0]["id"].as_str().unwrap().to_owned());
     }
@@ -456,8 +430,8 @@ async fn outsiders_get_404_and_admins_may_read_but_not_write() {
 async fn marking_read_needs_a_message_of_that_chat() {
     let app = TestApp::spawn().await;
     let (buyer, seller, chat) = chat_between(&app).await;
-    let other_request = request(&app, &buyer).await;
-    offer(&app, &seller, &other_request).await;
+    let other_request = app.create_request(&buyer).await;
+    app.make_offer(&seller, &other_request, "120.00").await;
     let chats = all_chats(&app, &seller).await;
     let other_chat = chats
         .iter()

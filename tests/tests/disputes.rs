@@ -32,14 +32,6 @@ async fn paid_request(app: &TestApp, price: &str) -> (TestUser, TestUser, String
     (buyer, seller, request_id, paid)
 }
 
-async fn request_status(app: &TestApp, token: &str, request_id: &str) -> String {
-    let r = app
-        .get(&format!("/api/requests/{request_id}"), Some(token))
-        .await
-        .expect(200);
-    r["status"].as_str().unwrap_or_default().to_owned()
-}
-
 async fn open_dispute(app: &TestApp, user: &TestUser, request_id: &str) -> Value {
     app.post(
         &format!("/api/requests/{request_id}/disputes"),
@@ -133,10 +125,7 @@ async fn the_sandbox_story_pay_simulate_dispute_resolve_to_the_seller_and_pay_ou
         .expect(200);
     assert_eq!(paid["status"], "completed");
     assert_eq!(paid["paidAmount"]["amount"], "100.00");
-    assert_eq!(
-        request_status(&app, &buyer.token, &request_id).await,
-        "paid"
-    );
+    assert_eq!(app.request_status(&buyer.token, &request_id).await, "paid");
     // The simulated callbacks went through the webhook path and are on record.
     let admin = app.admin().await;
     let hooks = app
@@ -152,7 +141,7 @@ async fn the_sandbox_story_pay_simulate_dispute_resolve_to_the_seller_and_pay_ou
     assert_eq!(d["openedBy"], buyer.id.as_str());
     assert!(d["resolution"].is_null() && d["resolvedAt"].is_null());
     assert_eq!(
-        request_status(&app, &buyer.token, &request_id).await,
+        app.request_status(&buyer.token, &request_id).await,
         "disputed"
     );
     let dispute_id = d["id"].as_str().unwrap();
@@ -226,7 +215,7 @@ async fn the_sandbox_story_pay_simulate_dispute_resolve_to_the_seller_and_pay_ou
     assert_eq!(resolved["note"], "Delivery confirmed by the carrier.");
     assert!(resolved["resolvedAt"].is_string());
     assert_eq!(
-        request_status(&app, &buyer.token, &request_id).await,
+        app.request_status(&buyer.token, &request_id).await,
         "completed"
     );
 
@@ -297,7 +286,7 @@ async fn a_refund_needs_the_buyers_payout_address_and_then_refunds_the_payment()
         .expect(200);
     assert_eq!(still["status"], "open");
     assert_eq!(
-        request_status(&app, &buyer.token, &request_id).await,
+        app.request_status(&buyer.token, &request_id).await,
         "disputed"
     );
     assert_eq!(count_events(&app, "payout:created").await, 0);
@@ -320,7 +309,7 @@ async fn a_refund_needs_the_buyers_payout_address_and_then_refunds_the_payment()
         .expect(200);
     assert_eq!(resolved["resolution"], "refund_buyer");
     assert_eq!(
-        request_status(&app, &buyer.token, &request_id).await,
+        app.request_status(&buyer.token, &request_id).await,
         "refunded"
     );
     let payout = wait_payout(&app, &buyer.token, "completed").await;

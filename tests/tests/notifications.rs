@@ -7,30 +7,6 @@ use marketplace_tests::{TestApp, TestUser, eventually};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 
-async fn request(app: &TestApp, buyer: &TestUser) -> String {
-    let body = app
-        .post(
-            "/api/requests",
-            Some(&buyer.token),
-            json!({ "title": "A desk lamp", "description": "Warm light, any colour", "category": "home" }),
-        )
-        .await
-        .expect(201);
-    body["id"].as_str().expect("request id").to_owned()
-}
-
-async fn offer(app: &TestApp, seller: &TestUser, request_id: &str) -> String {
-    let body = app
-        .post(
-            &format!("/api/requests/{request_id}/offers"),
-            Some(&seller.token),
-            json!({ "price": { "amount": "35.50", "currency": "EUR" }, "message": "Brass, barely used" }),
-        )
-        .await
-        .expect(201);
-    body["id"].as_str().expect("offer id").to_owned()
-}
-
 async fn chat_id(app: &TestApp, seller: &TestUser) -> String {
     let page = app.get("/api/chats", Some(&seller.token)).await.expect(200);
     page["items"][0]["id"].as_str().expect("chat id").to_owned()
@@ -94,8 +70,8 @@ async fn an_offer_notifies_the_buyer_and_never_the_seller_who_made_it() {
     let app = TestApp::spawn().await;
     let buyer = app.buyer().await;
     let seller = app.seller().await;
-    let request_id = request(&app, &buyer).await;
-    let offer_id = offer(&app, &seller, &request_id).await;
+    let request_id = app.create_request(&buyer).await;
+    let offer_id = app.make_offer(&seller, &request_id, "120.00").await;
 
     let items = wait_for(&app, &buyer, 1).await;
     let n = &items[0];
@@ -104,7 +80,7 @@ async fn an_offer_notifies_the_buyer_and_never_the_seller_who_made_it() {
     assert_eq!(n["data"]["requestId"], request_id.as_str());
     assert_eq!(n["data"]["offerId"], offer_id.as_str());
     assert!(n["title"].as_str().is_some_and(|t| !t.is_empty()));
-    assert!(n["body"].as_str().unwrap().contains("35.50 EUR"), "{n}");
+    assert!(n["body"].as_str().unwrap().contains("120.00 USD"), "{n}");
     assert_eq!(n["readAt"], Value::Null);
     assert!(n["createdAt"].is_string());
     subscriber_caught_up(&app).await;
@@ -121,8 +97,8 @@ async fn negotiation_acceptance_and_chat_notify_only_the_other_party() {
     let app = TestApp::spawn().await;
     let buyer = app.buyer().await;
     let seller = app.seller().await;
-    let request_id = request(&app, &buyer).await;
-    let offer_id = offer(&app, &seller, &request_id).await;
+    let request_id = app.create_request(&buyer).await;
+    let offer_id = app.make_offer(&seller, &request_id, "120.00").await;
     wait_for(&app, &buyer, 1).await;
 
     app.post(
@@ -195,8 +171,8 @@ async fn handling_every_event_again_after_a_restart_creates_no_duplicates() {
     let mut app = TestApp::spawn().await;
     let buyer = app.buyer().await;
     let seller = app.seller().await;
-    let request_id = request(&app, &buyer).await;
-    offer(&app, &seller, &request_id).await;
+    let request_id = app.create_request(&buyer).await;
+    app.make_offer(&seller, &request_id, "120.00").await;
     let chat = chat_id(&app, &seller).await;
     for i in 0..3 {
         app.post(
@@ -245,10 +221,10 @@ async fn handling_every_event_again_after_a_restart_creates_no_duplicates() {
 async fn read_marks_one_idempotently_and_read_all_marks_the_rest() {
     let app = TestApp::spawn().await;
     let buyer = app.buyer().await;
-    let request_id = request(&app, &buyer).await;
+    let request_id = app.create_request(&buyer).await;
     for _ in 0..3 {
         let seller = app.seller().await;
-        offer(&app, &seller, &request_id).await;
+        app.make_offer(&seller, &request_id, "120.00").await;
     }
     let items = wait_for(&app, &buyer, 3).await;
     let ids: Vec<&str> = items.iter().map(|n| n["id"].as_str().unwrap()).collect();
@@ -378,10 +354,10 @@ async fn read_marks_one_idempotently_and_read_all_marks_the_rest() {
 async fn notifications_are_listed_newest_first_in_pages() {
     let app = TestApp::spawn().await;
     let buyer = app.buyer().await;
-    let request_id = request(&app, &buyer).await;
+    let request_id = app.create_request(&buyer).await;
     for _ in 0..5 {
         let seller = app.seller().await;
-        offer(&app, &seller, &request_id).await;
+        app.make_offer(&seller, &request_id, "120.00").await;
     }
     let all = wait_for(&app, &buyer, 5).await;
     let times: Vec<chrono::DateTime<chrono::FixedOffset>> = all
@@ -433,8 +409,8 @@ async fn notifications_are_listed_newest_first_in_pages() {
 async fn paid_request(app: &TestApp) -> (TestUser, TestUser, String, String) {
     let buyer = app.buyer().await;
     let seller = app.seller().await;
-    let request_id = request(app, &buyer).await;
-    let offer_id = offer(app, &seller, &request_id).await;
+    let request_id = app.create_request(&buyer).await;
+    let offer_id = app.make_offer(&seller, &request_id, "120.00").await;
     app.post(
         &format!("/api/offers/{offer_id}/accept"),
         Some(&buyer.token),

@@ -38,14 +38,6 @@ async fn payment(app: &TestApp, token: &str, id: &str) -> Value {
         .expect(200)
 }
 
-async fn request_status(app: &TestApp, token: &str, request_id: &str) -> String {
-    let r = app
-        .get(&format!("/api/requests/{request_id}"), Some(token))
-        .await
-        .expect(200);
-    r["status"].as_str().unwrap_or_default().to_owned()
-}
-
 async fn webhook_outcomes(app: &TestApp) -> Vec<String> {
     let admin = app.admin().await;
     let page = app
@@ -76,7 +68,7 @@ async fn paid_request(
     )
     .await
     .expect(202);
-    assert_eq!(request_status(app, &buyer.token, &request_id).await, "paid");
+    assert_eq!(app.request_status(&buyer.token, &request_id).await, "paid");
     (buyer, seller, request_id, p)
 }
 
@@ -459,7 +451,7 @@ async fn callbacks_that_fail_authentication_are_401_and_change_nothing() {
     let p = payment(&app, &buyer.token, id).await;
     assert_eq!(p["status"], "pending");
     assert_eq!(
-        request_status(&app, &buyer.token, &request_id).await,
+        app.request_status(&buyer.token, &request_id).await,
         "accepted"
     );
     assert!(
@@ -534,7 +526,7 @@ async fn partial_then_paid_moves_payment_and_request_and_a_late_partial_changes_
         json!({ "amount": "40.00", "currency": "USD" })
     );
     assert_eq!(
-        request_status(&app, &buyer.token, &request_id).await,
+        app.request_status(&buyer.token, &request_id).await,
         "accepted"
     );
     // Still open: asking to pay again answers it.
@@ -557,10 +549,7 @@ async fn partial_then_paid_moves_payment_and_request_and_a_late_partial_changes_
     let now = payment(&app, &seller.token, id).await;
     assert_eq!(now["status"], "completed");
     assert_eq!(now["paidAmount"]["amount"], "100.00");
-    assert_eq!(
-        request_status(&app, &buyer.token, &request_id).await,
-        "paid"
-    );
+    assert_eq!(app.request_status(&buyer.token, &request_id).await, "paid");
 
     // A PARTIAL arriving late (another transaction) never moves the status back.
     let res = post_signed(
@@ -572,10 +561,7 @@ async fn partial_then_paid_moves_payment_and_request_and_a_late_partial_changes_
     assert_eq!(res.expect(202)["outcome"], "applied");
     let now = payment(&app, &buyer.token, id).await;
     assert_eq!(now["status"], "completed");
-    assert_eq!(
-        request_status(&app, &buyer.token, &request_id).await,
-        "paid"
-    );
+    assert_eq!(app.request_status(&buyer.token, &request_id).await, "paid");
 
     // An OVERPAID later raises paidAmount but the status stays.
     post_signed(
@@ -633,10 +619,7 @@ async fn duplicate_callbacks_even_concurrent_ones_are_applied_once() {
     post_signed(&app, HOOK, &cb).await.expect(202);
 
     assert_eq!(payment(&app, &buyer.token, id).await["status"], "completed");
-    assert_eq!(
-        request_status(&app, &buyer.token, &request_id).await,
-        "paid"
-    );
+    assert_eq!(app.request_status(&buyer.token, &request_id).await, "paid");
     assert_eq!(count_events(&app, "payment:completed").await, 1);
     assert_eq!(count_events(&app, "payment:status-updated").await, 1);
     let outcomes = webhook_outcomes(&app).await;
