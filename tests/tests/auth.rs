@@ -154,7 +154,7 @@ async fn login_answers_the_same_401_for_unknown_email_and_wrong_password() {
 #[tokio::test]
 async fn patch_me_updates_name_and_payout_address_and_null_clears_it() {
     let app = TestApp::spawn().await;
-    let u = app.register("seller").await;
+    let u = app.register("buyer").await;
     let t = Some(u.token.as_str());
     let me = app
         .patch(
@@ -189,6 +189,24 @@ async fn patch_me_updates_name_and_payout_address_and_null_clears_it() {
         app.get("/api/users/me", t).await.expect(200)["name"],
         "Kept"
     );
+}
+
+#[tokio::test]
+async fn a_sellers_payout_address_can_change_but_not_be_removed() {
+    let app = TestApp::spawn().await;
+    let s = app.seller().await;
+    let t = Some(s.token.as_str());
+    let res = app
+        .patch("/api/users/me", t, json!({ "payoutAddress": null }))
+        .await;
+    assert_eq!(res.status, 422);
+    assert_eq!(res.code(), "payout_address_required");
+    assert!(app.get("/api/users/me", t).await.expect(200)["payoutAddress"].is_string());
+    let me = app
+        .patch("/api/users/me", t, json!({ "payoutAddress": "bc1qnew" }))
+        .await
+        .expect(200);
+    assert_eq!(me["payoutAddress"], "bc1qnew");
 }
 
 #[tokio::test]

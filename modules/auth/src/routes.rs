@@ -58,7 +58,8 @@ async fn me(State(db): State<DatabaseConnection>, caller: AuthUser) -> Result<ax
     Ok(axum::Json(service::me(&db, caller).await?))
 }
 
-/// Change the caller's name or payout address (`null` clears it).
+/// Change the caller's name or payout address (`null` clears it; a seller's address, which
+/// release payouts go to, can be changed but not removed: 422 `payout_address_required`).
 #[utoipa::path(patch, path = "/api/users/me", tag = "auth", security(("bearer" = [])), request_body = UpdateMeBody,
     responses((status = 200, body = User), (status = 401, body = Problem), (status = 422, body = Problem)))]
 async fn update_me(

@@ -209,6 +209,14 @@ pub async fn update_me(
     };
     f.finish()?;
     let current = find(db, caller.id).await?.ok_or(ApiError::Unauthorized)?;
+    // Release payouts go to the seller's address; once set, it may change but not vanish.
+    if payout == Some(None) && current.role() == Role::Seller && current.payout_address.is_some() {
+        return Err(ApiError::invalid_with_code(
+            "payout_address_required",
+            "payoutAddress",
+            "a seller's payout address can be changed but not removed",
+        ));
+    }
     let mut row: user::ActiveModel = current.into();
     if let Some(n) = name {
         row.name = Set(n);
