@@ -10,6 +10,7 @@
 pub mod asyncapi;
 pub mod emitter;
 mod gateway;
+mod head;
 mod presence;
 mod replay;
 mod routes;
@@ -91,7 +92,7 @@ impl Connections {
             typing_burst: cfg.typing_per_sec.max(1.0),
         });
         let (layer, io) = SocketIo::builder()
-            .req_path("/socket.io")
+            .req_path(head::SOCKET_IO_PATH)
             .ping_interval(cfg.ping_interval)
             .ping_timeout(cfg.ping_timeout)
             .max_payload(cfg.max_payload)
@@ -145,6 +146,9 @@ impl Module for Connections {
     }
 
     fn wrap(&self, router: axum::Router) -> axum::Router {
-        router.layer(self.layer.clone())
+        // `detach` runs first: engineioxide keeps the request head of every socket.
+        router
+            .layer(self.layer.clone())
+            .layer(axum::middleware::map_request(head::detach_layer))
     }
 }
