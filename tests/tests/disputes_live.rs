@@ -170,7 +170,7 @@ async fn announcements_and_maintenance_reach_every_socket_of_every_role() {
     let admin = app.admin().await;
     let buyer = app.buyer().await;
     let seller = app.seller().await;
-    let mut sockets = vec![
+    let mut sockets = [
         connect(&app, &admin).await,
         connect(&app, &buyer).await,
         connect(&app, &buyer).await,
