@@ -256,6 +256,16 @@ impl EventBus {
 
     /// Events with an id above `after`, oldest first.
     pub async fn read_after(&self, after: i64, limit: u64) -> Result<Vec<StoredEvent>, ApiError> {
+        Ok(self.read_batch(after, limit).await?.0)
+    }
+
+    /// Like [`EventBus::read_after`], plus the id of the last row read: a row this binary
+    /// cannot decode (an event name from a newer version) is skipped, not stuck on.
+    async fn read_batch(
+        &self,
+        after: i64,
+        limit: u64,
+    ) -> Result<(Vec<StoredEvent>, Option<i64>), ApiError> {
         use sea_orm::ColumnTrait;
         let rows = event::Entity::find()
             .filter(event::Column::Id.gt(after))
@@ -263,7 +273,11 @@ impl EventBus {
             .limit(limit)
             .all(&self.inner.db)
             .await?;
-        Ok(rows.into_iter().filter_map(StoredEvent::from_row).collect())
+        let last = rows.last().map(|r| r.id);
+        Ok((
+            rows.into_iter().filter_map(StoredEvent::from_row).collect(),
+            last,
+        ))
     }
 
     /// The id of the newest event, 0 when the log is empty.
@@ -324,12 +338,12 @@ impl EventBus {
         loop {
             let stopping = cancel.is_cancelled();
             wake.borrow_and_update();
-            match self.read_after(cursor, options.batch_size).await {
-                Ok(batch) if !batch.is_empty() => {
+            match self.read_batch(cursor, options.batch_size).await {
+                Ok((batch, Some(last))) => {
                     for event in &batch {
                         self.deliver(&*sub, event, &options).await;
-                        cursor = event.id;
                     }
+                    cursor = last;
                     if let Err(e) = self.save_cursor(name, cursor).await {
                         tracing::warn!(subscriber = name, cursor, error = %e, "cannot save subscriber cursor");
                     }
