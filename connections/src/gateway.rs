@@ -101,7 +101,7 @@ impl Ack {
             | ApiError::PayloadTooLarge
             | ApiError::UnsupportedMediaType { .. }
             | ApiError::MethodNotAllowed => "bad_request",
-            ApiError::RateLimited => "rate_limited",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal(_) | ApiError::BadGateway { .. } | ApiError::Unavailable { .. } => {
                 tracing::error!(error = %e, "socket event failed");
                 "internal"

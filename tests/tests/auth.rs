@@ -250,3 +250,55 @@ async fn the_admin_from_the_environment_exists_after_start_up() {
         .expect(200);
     assert_eq!(me["role"], "admin");
 }
+
+#[tokio::test]
+async fn ten_failed_logins_lock_that_account_out_with_429_and_others_stay_open() {
+    let app = TestApp::spawn().await;
+    let victim = app.buyer().await;
+    let other = app.buyer().await;
+    for _ in 0..10 {
+        let res = app
+            .post(
+                "/api/auth/login",
+                None,
+                json!({ "email": victim.email, "password": "guess-guess" }),
+            )
+            .await;
+        assert_eq!(res.status, 401);
+    }
+    // Now even the right password waits: the guesser cannot learn it is right.
+    let res = app
+        .send(
+            app.http.post(app.url("/api/auth/login")).json(
+                &json!({ "email": victim.email.to_uppercase(), "password": victim.password }),
+            ),
+        )
+        .await;
+    assert_eq!(res.status, 429);
+    assert_eq!(res.code(), "rate_limited");
+    let retry = app
+        .http
+        .post(app.url("/api/auth/login"))
+        .json(&json!({ "email": victim.email, "password": victim.password }))
+        .send()
+        .await
+        .unwrap();
+    let secs: u64 = retry.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&secs));
+    // Another account is not affected, and existing tokens keep working.
+    app.post(
+        "/api/auth/login",
+        None,
+        json!({ "email": other.email, "password": other.password }),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        app.get("/api/users/me", Some(&victim.token)).await.status,
+        200
+    );
+}

@@ -2,6 +2,7 @@
 
 pub mod dto;
 pub mod entity;
+pub mod limiter;
 pub mod routes;
 pub mod service;
 

@@ -1,22 +1,28 @@
 //! `/api/auth/*` and `/api/users/me`.
 
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kernel::contract::User;
 use kernel::error::Problem;
 use kernel::extract::Json;
-use kernel::{AppState, AuthUser, Authenticator, Result};
+use kernel::{ApiError, AppState, AuthUser, Authenticator, Result};
 use sea_orm::DatabaseConnection;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::dto::{AuthResponse, LoginBody, RegisterBody, UpdateMeBody};
+use crate::limiter::LoginLimiter;
 use crate::service;
 
 pub fn router() -> OpenApiRouter<AppState> {
+    let limiter = Arc::new(LoginLimiter::default());
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
         .routes(routes!(me, update_me))
+        .layer(Extension(limiter))
 }
 
 /// Create a buyer or seller account.
@@ -41,14 +47,30 @@ async fn register(
 
 /// Exchange email and password for a token. Unknown email and wrong password answer alike.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody,
-    responses((status = 200, body = AuthResponse), (status = 401, body = Problem)))]
+    responses(
+        (status = 200, body = AuthResponse),
+        (status = 401, body = Problem),
+        (status = 429, body = Problem, description = "10 failed logins for this account within 15 minutes; see Retry-After"),
+    ))]
 async fn login(
     State(db): State<DatabaseConnection>,
     State(auth): State<Authenticator>,
+    Extension(limiter): Extension<Arc<LoginLimiter>>,
     Json(body): Json<LoginBody>,
 ) -> Result<axum::Json<AuthResponse>> {
-    let (token, user) = service::login(&db, &auth.keys, &body.email, body.password).await?;
-    Ok(axum::Json(AuthResponse { token, user }))
+    let key = body.email.trim().to_lowercase();
+    limiter.check(&key)?;
+    match service::login(&db, &auth.keys, &body.email, body.password).await {
+        Ok((token, user)) => {
+            limiter.record_success(&key);
+            Ok(axum::Json(AuthResponse { token, user }))
+        }
+        Err(ApiError::Unauthorized) => {
+            limiter.record_failure(&key);
+            Err(ApiError::Unauthorized)
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// The caller's profile.

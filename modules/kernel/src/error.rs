@@ -68,8 +68,8 @@ pub enum ApiError {
         code: &'static str,
         errors: Vec<FieldError>,
     },
-    #[error("rate limited")]
-    RateLimited,
+    #[error("too many attempts; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("{detail}")]
     BadGateway { code: &'static str, detail: String },
     #[error("{detail}")]
@@ -129,7 +129,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -151,7 +151,7 @@ impl ApiError {
             Self::NoRoute => "route_not_found",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
-            Self::RateLimited => "rate_limited",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Internal(_) => "internal",
         }
     }
@@ -195,6 +195,12 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/problem+json"),
         );
+        if let Self::RateLimited { retry_after_secs } = self {
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(retry_after_secs),
+            );
+        }
         res
     }
 }
