@@ -328,6 +328,23 @@ impl TestApp {
         r["status"].as_str().unwrap_or_default().to_owned()
     }
 
+    /// The newest payout `token`'s holder can see, if any.
+    pub async fn latest_payout(&self, token: &str) -> Option<Value> {
+        let page = self.get("/api/payouts", Some(token)).await.expect(200);
+        page["items"].as_array().and_then(|a| a.first().cloned())
+    }
+
+    /// Waits until that payout has `status` (panics after `timeout`).
+    pub async fn wait_payout(&self, token: &str, status: &str, timeout: Duration) -> Value {
+        eventually(timeout, || async {
+            self.latest_payout(token)
+                .await
+                .filter(|p| p["status"] == status)
+        })
+        .await
+        .unwrap_or_else(|| panic!("no payout reached {status}"))
+    }
+
     /// The bootstrapped admin (`ADMIN_EMAIL`/`ADMIN_PASSWORD`).
     pub async fn admin(&self) -> TestUser {
         let body = self
@@ -359,6 +376,18 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.cancel.cancel();
     }
+}
+
+/// A token signed with `secret` for these claims, expiring `exp_offset` seconds from now
+/// (negative: already expired). Stands for a token minted by another service, or a forgery.
+pub fn mint_token(secret: &str, sub: &str, role: &str, exp_offset: i64) -> String {
+    let now = chrono::Utc::now().timestamp();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({ "sub": sub, "role": role, "iat": now, "exp": now + exp_offset }),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("encode a test token")
 }
 
 /// Polls `f` until it returns `Some`, for at most `timeout`.

@@ -1,18 +1,7 @@
 //! Register, login, profile; every 4xx of the auth section; token checks.
 
-use jsonwebtoken::{EncodingKey, Header, encode};
-use marketplace_tests::{JWT_SECRET, TestApp};
+use marketplace_tests::{JWT_SECRET, TestApp, mint_token};
 use serde_json::json;
-
-fn mint(secret: &str, sub: &str, role: &str, exp_offset: i64) -> String {
-    let now = chrono::Utc::now().timestamp();
-    encode(
-        &Header::default(),
-        &json!({ "sub": sub, "role": role, "iat": now, "exp": now + exp_offset }),
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
 
 #[tokio::test]
 async fn register_returns_201_with_a_token_that_opens_me() {
@@ -214,16 +203,16 @@ async fn missing_forged_expired_and_unknown_subject_tokens_are_401() {
     let app = TestApp::spawn().await;
     let u = app.buyer().await;
     assert_eq!(app.get("/api/users/me", None).await.status, 401);
-    let forged = mint(
+    let forged = mint_token(
         "some-other-secret-entirely-0123456789",
         &u.id,
         "buyer",
         3600,
     );
     assert_eq!(app.get("/api/users/me", Some(&forged)).await.status, 401);
-    let expired = mint(JWT_SECRET, &u.id, "buyer", -5);
+    let expired = mint_token(JWT_SECRET, &u.id, "buyer", -5);
     assert_eq!(app.get("/api/users/me", Some(&expired)).await.status, 401);
-    let unknown = mint(JWT_SECRET, &uuid::Uuid::now_v7().to_string(), "buyer", 3600);
+    let unknown = mint_token(JWT_SECRET, &uuid::Uuid::now_v7().to_string(), "buyer", 3600);
     assert_eq!(app.get("/api/users/me", Some(&unknown)).await.status, 401);
     assert_eq!(app.get("/api/users/me", Some("garbage")).await.status, 401);
     let res = app
@@ -236,7 +225,7 @@ async fn missing_forged_expired_and_unknown_subject_tokens_are_401() {
     assert_eq!(res.status, 401);
     assert_eq!(res.content_type, "application/problem+json");
     // A token minted elsewhere with the same secret and claims is accepted.
-    let external = mint(JWT_SECRET, &u.id, "buyer", 3600);
+    let external = mint_token(JWT_SECRET, &u.id, "buyer", 3600);
     assert_eq!(app.get("/api/users/me", Some(&external)).await.status, 200);
 }
 

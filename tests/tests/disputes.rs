@@ -42,18 +42,6 @@ async fn open_dispute(app: &TestApp, user: &TestUser, request_id: &str) -> Value
     .expect(201)
 }
 
-async fn wait_payout(app: &TestApp, token: &str, status: &str) -> Value {
-    eventually(Duration::from_secs(15), || async {
-        let page = app.get("/api/payouts", Some(token)).await.expect(200);
-        page["items"]
-            .as_array()
-            .and_then(|a| a.first().cloned())
-            .filter(|p| p["status"] == status)
-    })
-    .await
-    .unwrap_or_else(|| panic!("no payout reached {status}"))
-}
-
 #[tokio::test]
 async fn the_sandbox_story_pay_simulate_dispute_resolve_to_the_seller_and_pay_out() {
     let app = TestApp::spawn().await;
@@ -219,7 +207,9 @@ async fn the_sandbox_story_pay_simulate_dispute_resolve_to_the_seller_and_pay_ou
         "completed"
     );
 
-    let payout = wait_payout(&app, &seller.token, "completed").await;
+    let payout = app
+        .wait_payout(&seller.token, "completed", Duration::from_secs(15))
+        .await;
     assert_eq!(payout["kind"], "release");
     assert_eq!(payout["amount"], "0.002");
     assert_eq!(payout["recipientId"], seller.id.as_str());
@@ -312,7 +302,9 @@ async fn a_refund_needs_the_buyers_payout_address_and_then_refunds_the_payment()
         app.request_status(&buyer.token, &request_id).await,
         "refunded"
     );
-    let payout = wait_payout(&app, &buyer.token, "completed").await;
+    let payout = app
+        .wait_payout(&buyer.token, "completed", Duration::from_secs(15))
+        .await;
     assert_eq!(payout["kind"], "refund");
     assert_eq!(payout["destination"], "bc1qbuyerrefund");
     assert_eq!(payout["amount"], "0.0016");

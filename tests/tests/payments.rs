@@ -72,31 +72,6 @@ async fn paid_request(
     (buyer, seller, request_id, p)
 }
 
-async fn payout_of(app: &TestApp, token: &str) -> Option<Value> {
-    let page = app.get("/api/payouts", Some(token)).await.expect(200);
-    page["items"].as_array().and_then(|a| a.first().cloned())
-}
-
-async fn wait_payout_status(app: &TestApp, token: &str, status: &str) -> Value {
-    wait_payout_status_for(app, token, status, Duration::from_secs(15)).await
-}
-
-/// Payout look-ups after an unanswered submission wait the app's 15 s grace first.
-async fn wait_payout_status_for(
-    app: &TestApp,
-    token: &str,
-    status: &str,
-    timeout: Duration,
-) -> Value {
-    eventually(timeout, || async {
-        payout_of(app, token)
-            .await
-            .filter(|p| p["status"] == status)
-    })
-    .await
-    .unwrap_or_else(|| panic!("no payout reached {status}"))
-}
-
 #[tokio::test]
 async fn creating_a_payment_sends_the_contracts_invoice_request_and_is_idempotent() {
     let standin = StandIn::start().await;
@@ -726,7 +701,9 @@ async fn completing_a_paid_request_pays_the_seller_by_polling_less_the_platform_
     .await
     .expect(200);
 
-    let done = wait_payout_status(&app, &seller.token, "completed").await;
+    let done = app
+        .wait_payout(&seller.token, "completed", Duration::from_secs(15))
+        .await;
     assert_eq!(done["kind"], "release");
     assert_eq!(done["amount"], "0.0018");
     assert_eq!(done["crypto"], "BTC");
@@ -795,7 +772,7 @@ async fn completing_a_paid_request_pays_the_seller_by_polling_less_the_platform_
             .status,
         404
     );
-    assert!(payout_of(&app, &buyer.token).await.is_none());
+    assert!(app.latest_payout(&buyer.token).await.is_none());
 }
 
 #[tokio::test]
@@ -811,20 +788,22 @@ async fn the_payout_callback_can_finish_a_payout_and_the_later_poll_changes_noth
     )
     .await
     .expect(200);
-    let processing = wait_payout_status(&app, &seller.token, "processing").await;
+    let processing = app
+        .wait_payout(&seller.token, "processing", Duration::from_secs(15))
+        .await;
     let payout_id = processing["id"].as_str().unwrap();
 
     let cb = json!({ "payout_id": 77, "external_id": payout_id, "tx_hash": "0xcallbackhash", "status": "SUCCESS" });
     let res = post_signed(&app, PAYOUT_HOOK, &cb).await;
     assert_eq!(res.expect(202)["outcome"], "applied");
-    let done = payout_of(&app, &seller.token).await.unwrap();
+    let done = app.latest_payout(&seller.token).await.unwrap();
     assert_eq!(done["status"], "completed");
     assert_eq!(done["txHash"], "0xcallbackhash");
 
     // The task now succeeds with another txid: polling comes second and changes nothing.
     standin.script(|s| s.task = TaskMode::Success);
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let still = payout_of(&app, &seller.token).await.unwrap();
+    let still = app.latest_payout(&seller.token).await.unwrap();
     assert_eq!(still["txHash"], "0xcallbackhash");
     post_signed(&app, PAYOUT_HOOK, &cb).await.expect(202);
     assert_eq!(count_events(&app, "payout:completed").await, 1);
@@ -843,7 +822,9 @@ async fn polling_and_the_payout_callback_racing_complete_the_payout_once() {
     )
     .await
     .expect(200);
-    let processing = wait_payout_status(&app, &seller.token, "processing").await;
+    let processing = app
+        .wait_payout(&seller.token, "processing", Duration::from_secs(15))
+        .await;
     let payout_id = processing["id"].as_str().unwrap().to_owned();
 
     standin.script(|s| s.task = TaskMode::Success);
@@ -852,7 +833,9 @@ async fn polling_and_the_payout_callback_racing_complete_the_payout_once() {
     for r in futures::future::join_all(sends).await {
         assert_eq!(r.status, 202);
     }
-    let done = wait_payout_status(&app, &seller.token, "completed").await;
+    let done = app
+        .wait_payout(&seller.token, "completed", Duration::from_secs(15))
+        .await;
     assert_eq!(done["txHash"], format!("txid-{payout_id}"));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(count_events(&app, "payout:completed").await, 1);
@@ -871,7 +854,9 @@ async fn a_failed_payout_task_marks_it_failed_with_the_reason() {
     )
     .await
     .expect(200);
-    let failed = wait_payout_status(&app, &seller.token, "failed").await;
+    let failed = app
+        .wait_payout(&seller.token, "failed", Duration::from_secs(15))
+        .await;
     assert!(failed["txHash"].is_null());
     let payloads = event_payloads(&app, "payout:failed").await;
     assert_eq!(payloads.len(), 1);
@@ -893,7 +878,8 @@ async fn a_payout_item_with_status_error_fails_the_payout() {
     )
     .await
     .expect(200);
-    wait_payout_status(&app, &seller.token, "failed").await;
+    app.wait_payout(&seller.token, "failed", Duration::from_secs(15))
+        .await;
     assert_eq!(count_events(&app, "payout:completed").await, 0);
 }
 
@@ -923,8 +909,9 @@ async fn a_crash_between_the_payout_call_and_its_answer_does_not_pay_twice() {
     standin.script(|s| s.payout_delay = Duration::ZERO);
     let app = TestApp::start(env).await;
 
-    let done =
-        wait_payout_status_for(&app, &seller.token, "completed", Duration::from_secs(40)).await;
+    let done = app
+        .wait_payout(&seller.token, "completed", Duration::from_secs(40))
+        .await;
     let payout_id = done["id"].as_str().unwrap();
     assert_eq!(done["txHash"], format!("txid-{payout_id}"));
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -964,7 +951,8 @@ async fn a_payout_the_provider_never_received_is_resubmitted_after_a_look_up() {
     )
     .await
     .expect(200);
-    wait_payout_status(&app, &seller.token, "pending").await;
+    app.wait_payout(&seller.token, "pending", Duration::from_secs(15))
+        .await;
     let db = app.db().await;
     eventually(Duration::from_secs(10), || async {
         use sea_orm::{ConnectionTrait, Statement};
@@ -985,8 +973,9 @@ async fn a_payout_the_provider_never_received_is_resubmitted_after_a_look_up() {
     app.kill();
     drop(app);
     let app = TestApp::start(env).await;
-    let done =
-        wait_payout_status_for(&app, &seller.token, "completed", Duration::from_secs(40)).await;
+    let done = app
+        .wait_payout(&seller.token, "completed", Duration::from_secs(40))
+        .await;
     assert_eq!(standin.calls("POST", "/payout").len(), 1);
     assert!(
         !standin.calls("GET", "/payout/status").is_empty(),
@@ -1008,7 +997,9 @@ async fn a_payout_the_provider_refuses_is_failed_with_its_message() {
     )
     .await
     .expect(200);
-    let failed = wait_payout_status(&app, &seller.token, "failed").await;
+    let failed = app
+        .wait_payout(&seller.token, "failed", Duration::from_secs(15))
+        .await;
     let payloads = event_payloads(&app, "payout:failed").await;
     assert_eq!(
         payloads,
@@ -1030,13 +1021,15 @@ async fn a_failed_payout_callback_fails_the_payout_and_unknown_payouts_are_unmat
     )
     .await
     .expect(200);
-    let processing = wait_payout_status(&app, &seller.token, "processing").await;
+    let processing = app
+        .wait_payout(&seller.token, "processing", Duration::from_secs(15))
+        .await;
     let cb = json!({ "payout_id": 5, "external_id": processing["id"], "status": "FAIL", "message": "rejected by the node" });
     assert_eq!(
         post_signed(&app, PAYOUT_HOOK, &cb).await.expect(202)["outcome"],
         "applied"
     );
-    let failed = payout_of(&app, &seller.token).await.unwrap();
+    let failed = app.latest_payout(&seller.token).await.unwrap();
     assert_eq!(failed["status"], "failed");
     let cb = json!({ "payout_id": 6, "external_id": uuid::Uuid::now_v7().to_string(), "tx_hash": "x", "status": "SUCCESS" });
     assert_eq!(

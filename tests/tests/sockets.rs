@@ -4,24 +4,13 @@
 
 use std::time::Duration;
 
-use jsonwebtoken::{EncodingKey, Header, encode};
 use marketplace_tests::socket::{ConnectError, SocketClient, SocketOptions};
-use marketplace_tests::{JWT_SECRET, TestApp, TestUser};
+use marketplace_tests::{JWT_SECRET, TestApp, TestUser, mint_token};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(600);
-
-fn mint(secret: &str, sub: &str, role: &str, exp_offset: i64) -> String {
-    let now = chrono::Utc::now().timestamp();
-    encode(
-        &Header::default(),
-        &json!({ "sub": sub, "role": role, "iat": now, "exp": now + exp_offset }),
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
 
 async fn connect(app: &TestApp, user: &TestUser) -> SocketClient {
     SocketClient::connect(&app.base, &user.token)
@@ -131,14 +120,14 @@ async fn missing_forged_expired_and_unknown_user_tokens_are_refused_with_unautho
     let tokens = [
         None,
         Some("not-a-jwt".to_owned()),
-        Some(mint(
+        Some(mint_token(
             "another-secret-0123456789abcdef0123456789",
             &buyer.id,
             "buyer",
             3600,
         )),
-        Some(mint(JWT_SECRET, &buyer.id, "buyer", -10)),
-        Some(mint(JWT_SECRET, &unknown, "buyer", 3600)),
+        Some(mint_token(JWT_SECRET, &buyer.id, "buyer", -10)),
+        Some(mint_token(JWT_SECRET, &unknown, "buyer", 3600)),
         Some(format!("{}x", buyer.token)),
     ];
     for token in tokens {
@@ -160,7 +149,7 @@ async fn missing_forged_expired_and_unknown_user_tokens_are_refused_with_unautho
         }
     }
     // A forged token in the header is refused the same way.
-    let forged = mint(
+    let forged = mint_token(
         "another-secret-0123456789abcdef0123456789",
         &buyer.id,
         "admin",
