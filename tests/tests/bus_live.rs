@@ -93,6 +93,7 @@ async fn an_event_committed_on_one_node_reaches_a_socket_on_another_without_wait
         .await
         .expect("socket on node A");
     let admin = node_b.admin().await;
+    let sent = std::time::Instant::now();
     node_b
         .post(
             "/api/admin/announcements",
@@ -104,6 +105,13 @@ async fn an_event_committed_on_one_node_reaches_a_socket_on_another_without_wait
     let args = socket
         .expect("system:announcement", Duration::from_secs(10))
         .await;
+    let written: Option<chrono::DateTime<chrono::Utc>> =
+        args[1]["at"].as_str().and_then(|a| a.parse().ok());
+    eprintln!(
+        "node B to a socket on node A: {:?} with the POST, {:?} from the event's time",
+        sent.elapsed(),
+        written.map(|w| chrono::Utc::now() - w)
+    );
     assert_eq!(args[0]["message"], "from node B");
     assert!(args[1]["id"].as_i64().is_some(), "durable, with its id");
 }
