@@ -256,6 +256,11 @@ pub async fn run(
         .with_graceful_shutdown(cancel.clone().cancelled_owned())
         .into_future(),
     );
+    // Dropped before the end (a test's `kill`, a panic): nothing keeps running behind it.
+    let _stop_on_drop = StopOnDrop {
+        server: server.abort_handle(),
+        tokens: vec![cancel.clone(), bus_stop.clone(), drained.clone()],
+    };
     let mut served = None;
     tokio::select! {
         _ = cancel.cancelled() => {}
@@ -306,6 +311,22 @@ pub async fn run(
         Some(Ok(r)) => r.context("server failed"),
         Some(Err(e)) if e.is_panic() => Err(anyhow::anyhow!("server task panicked")),
         _ => Ok(()),
+    }
+}
+
+/// Stops what [`run`] started when `run` is dropped before it finishes: the HTTP server at
+/// once, background tasks, the bus and the sockets through their tokens.
+struct StopOnDrop {
+    server: tokio::task::AbortHandle,
+    tokens: Vec<CancellationToken>,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.server.abort();
+        for t in &self.tokens {
+            t.cancel();
+        }
     }
 }
 
