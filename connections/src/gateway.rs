@@ -12,6 +12,7 @@ use kernel::{ApiError, AppState, AuthUser, Role, StoredEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -114,7 +115,7 @@ impl Ack {
     }
 }
 
-fn send_ack(ack: AckSender, reply: &Ack) {
+fn send_ack<A: Adapter>(ack: AckSender<A>, reply: &Ack) {
     if let Err(e) = ack.send(reply) {
         tracing::debug!(error = %e, "ack not sent");
     }
@@ -266,8 +267,8 @@ impl Gateway {
 }
 
 /// Connect middleware: authenticates the handshake and registers the socket's handlers.
-pub(crate) async fn authenticate(
-    s: SocketRef,
+pub(crate) async fn authenticate<A: Adapter>(
+    s: SocketRef<A>,
     State(gw): State<Arc<Gateway>>,
     TryData(auth): TryData<Value>,
 ) -> Result<(), Refusal> {
@@ -290,12 +291,12 @@ pub(crate) async fn authenticate(
     Ok(())
 }
 
-fn register_handlers(s: &SocketRef) {
+fn register_handlers<A: Adapter>(s: &SocketRef<A>) {
     // One handler for every client event rather than one `on` per event: socketioxide keeps
     // a handler table per socket, and 13 entries cost ~1 KB on each of them.
-    s.on_fallback(on_event);
+    s.on_fallback(on_event::<A>);
     s.on_disconnect(
-        |s: SocketRef, io: SocketIo, State(gw): State<Arc<Gateway>>| async move {
+        |s: SocketRef<A>, io: SocketIo<A>, State(gw): State<Arc<Gateway>>| async move {
             gw.presence
                 .disconnected(&gw, &SocketEmitter::new(io), &s)
                 .await;
@@ -305,12 +306,12 @@ fn register_handlers(s: &SocketRef) {
 
 /// Every client → server event: the room events of [`ROOM_EVENTS`], `chat:send`,
 /// `chat:read`, `chat:typing` and `chat:stopped-typing`; anything else is a `bad_request`.
-async fn on_event(
-    s: SocketRef,
-    io: SocketIo,
+async fn on_event<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
     Event(event): Event,
     TryData(arg): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
     State(gw): State<Arc<Gateway>>,
 ) {
     let typing = match event.as_str() {
@@ -336,9 +337,9 @@ async fn on_event(
 
 /// Connect handler: joins the socket's own rooms (after a replay when `auth.lastEventId` is
 /// given) and counts it for presence.
-pub(crate) async fn on_connect(
-    s: SocketRef,
-    io: SocketIo,
+pub(crate) async fn on_connect<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
     State(gw): State<Arc<Gateway>>,
     TryData(auth): TryData<Value>,
 ) {
@@ -355,10 +356,10 @@ pub(crate) async fn on_connect(
     gw.presence.connected(&gw, &emitter, &s, user).await;
 }
 
-async fn chat_send(
-    s: SocketRef,
+async fn chat_send<A: Adapter>(
+    s: SocketRef<A>,
     TryData(arg): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
     State(gw): State<Arc<Gateway>>,
 ) {
     let reply = match (
@@ -378,10 +379,10 @@ async fn chat_send(
     send_ack(ack, &reply);
 }
 
-async fn chat_read(
-    s: SocketRef,
+async fn chat_read<A: Adapter>(
+    s: SocketRef<A>,
     TryData(arg): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
     State(gw): State<Arc<Gateway>>,
 ) {
     let reply = match (
@@ -406,9 +407,9 @@ impl Gateway {
     /// Join or leave a room after checking the authenticated user against the contract table.
     /// Someone else's request or chat answers `not_found` (no leak); a wrong role or another
     /// user's own room answers `forbidden`.
-    async fn room_event(
+    async fn room_event<A: Adapter>(
         &self,
-        s: &SocketRef,
+        s: &SocketRef<A>,
         user: AuthUser,
         kind: RoomKind,
         join: bool,
@@ -455,7 +456,13 @@ impl Gateway {
 
     /// Relays typing to the chat's room, except the sender's own sockets. Participants only,
     /// rate-limited per socket, never stored.
-    async fn typing(&self, s: &SocketRef, io: SocketIo, event: EventName, arg: Value) -> Ack {
+    async fn typing<A: Adapter>(
+        &self,
+        s: &SocketRef<A>,
+        io: SocketIo<A>,
+        event: EventName,
+        arg: Value,
+    ) -> Ack {
         let Some(user) = s.extensions.get::<AuthUser>() else {
             return Ack::err("forbidden");
         };
@@ -531,7 +538,11 @@ impl Gateway {
 
     /// Emits one durable event to the union of its rooms with `{ id, at }`, recording it as
     /// the last one emitted (under the lock replay takes).
-    pub(crate) async fn deliver(&self, emitter: &SocketEmitter, event: &StoredEvent) {
+    pub(crate) async fn deliver<A: Adapter>(
+        &self,
+        emitter: &SocketEmitter<A>,
+        event: &StoredEvent,
+    ) {
         if !event.name.is_durable() {
             return;
         }
@@ -542,7 +553,7 @@ impl Gateway {
             at: event.at,
         };
         if let Err(e) = emitter
-            .emit_to_target(target, event.name.as_str(), &(&event.payload, &meta))
+            .emit_to_target_here(target, event.name.as_str(), &(&event.payload, &meta))
             .await
         {
             // Per-socket failures (closed, buffer full); the other sockets got it.
@@ -554,7 +565,7 @@ impl Gateway {
 
 /// Joins rooms unless the socket is already gone (a room entry of a disconnected socket
 /// would never be cleaned up).
-pub(crate) fn join_rooms(s: &SocketRef, rooms: Vec<String>) {
+pub(crate) fn join_rooms<A: Adapter>(s: &SocketRef<A>, rooms: Vec<String>) {
     if s.connected() {
         s.join(rooms);
     }

@@ -123,7 +123,7 @@ async fn user_presence(
     if auth::service::find(gw.state.bus.db(), id).await?.is_none() {
         return Err(ApiError::NotFound);
     }
-    let online = gw.presence.sockets_of(id) > 0;
+    let online = gw.presence.is_online(id).await;
     let last_seen_at = if online {
         Some(now())
     } else {
