@@ -134,6 +134,9 @@ pub fn state(config: &Config, db: DatabaseConnection) -> AppState {
         bus: EventBus::new(db.clone()),
         db,
         auth,
+        // One node: counters in memory. A cluster node replaces this with
+        // `kernel::Limits::redis(connection_manager, &redis_key_prefix)`.
+        limits: kernel::Limits::memory(),
     }
 }
 
