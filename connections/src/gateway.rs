@@ -4,11 +4,11 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::Duration;
 
 use kernel::events::{ChatTyping, EventMeta, EventName};
 use kernel::ports::{ChatPort, RequestAccess};
-use kernel::{ApiError, AppState, AuthUser, Role, StoredEvent};
+use kernel::{ApiError, AppState, AuthUser, Quota, Role, StoredEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use socketioxide::SocketIo;
@@ -32,9 +32,12 @@ pub(crate) struct Gateway {
     pub live: tokio::sync::Mutex<Option<i64>>,
     pub presence: Presence,
     pub cors_origins: Vec<String>,
-    pub typing_per_sec: f64,
-    pub typing_burst: f64,
 }
+
+/// `chat:typing` / `chat:stopped-typing` relays: at most 5 per second per user, across all of
+/// that user's sockets (and nodes, when the limits live in Redis). Beyond it a relay is
+/// dropped: nothing reaches the chat and the ack says `rate_limited`.
+pub const TYPING_QUOTA: Quota = Quota::new("typing", 5, Duration::from_secs(1));
 
 /// Why a handshake was refused. The client's `connect_error` carries this text.
 #[derive(Debug, thiserror::Error)]
@@ -167,10 +170,30 @@ pub struct ChatTypingArgs {
     pub chat_id: Uuid,
 }
 
-/// Per-socket state that only some sockets need (created on first use).
+/// Per-socket state that only some sockets need (created on first use): the chats this
+/// socket was found to take part in, so typing asks the chat module once per chat.
 struct SocketLocal {
-    bucket: Mutex<(f64, Instant)>,
     typing_chats: Mutex<HashSet<Uuid>>,
+}
+
+/// Ends the socket when its token expires; aborted when the socket leaves first.
+#[derive(Clone)]
+struct ExpiryTimer(tokio::task::AbortHandle);
+
+/// Disconnects `s` (the client sees `disconnect` with `io server disconnect`) at `until`
+/// (Unix seconds), the moment its token stops being accepted.
+fn schedule_expiry<A: Adapter>(s: &SocketRef<A>, until: i64) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let left_ms = until.saturating_mul(1000).saturating_sub(now_ms).max(0);
+    let delay = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+    let socket = s.clone();
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        if let Err(e) = socket.disconnect() {
+            tracing::debug!(error = %e, "expired socket already gone");
+        }
+    });
+    s.extensions.insert(ExpiryTimer(task.abort_handle()));
 }
 
 /// Marks a socket counted by presence, so its disconnect is counted once.
@@ -278,7 +301,7 @@ pub(crate) async fn authenticate<A: Adapter>(
     if from_cookie && !gw.origin_allowed(headers) {
         return Err(Refusal::Origin);
     }
-    let user = match gw.state.auth.authenticate(&token).await {
+    let (user, until) = match gw.state.auth.authenticate_until(&token).await {
         Ok(u) => u,
         Err(ApiError::Unauthorized) => return Err(Refusal::Unauthorized),
         Err(e) => {
@@ -288,6 +311,7 @@ pub(crate) async fn authenticate<A: Adapter>(
     };
     s.extensions.insert(user);
     register_handlers(&s);
+    schedule_expiry(&s, until);
     Ok(())
 }
 
@@ -297,6 +321,9 @@ fn register_handlers<A: Adapter>(s: &SocketRef<A>) {
     s.on_fallback(on_event::<A>);
     s.on_disconnect(
         |s: SocketRef<A>, io: SocketIo<A>, State(gw): State<Arc<Gateway>>| async move {
+            if let Some(ExpiryTimer(timer)) = s.extensions.get::<ExpiryTimer>() {
+                timer.abort();
+            }
             gw.presence
                 .disconnected(&gw, &SocketEmitter::new(io), &s)
                 .await;
@@ -455,7 +482,7 @@ impl Gateway {
     }
 
     /// Relays typing to the chat's room, except the sender's own sockets. Participants only,
-    /// rate-limited per socket, never stored.
+    /// at most [`TYPING_QUOTA`] per user, never stored.
     async fn typing<A: Adapter>(
         &self,
         s: &SocketRef<A>,
@@ -469,20 +496,25 @@ impl Gateway {
         let Some(args) = object_arg::<ChatTypingArgs>(arg) else {
             return Ack::err("bad_request");
         };
+        if self
+            .state
+            .limits
+            .check(&TYPING_QUOTA, &user.id.to_string())
+            .await
+            .is_err()
+        {
+            return Ack::err("rate_limited");
+        }
         let local = match s.extensions.get::<Arc<SocketLocal>>() {
             Some(l) => l,
             None => {
                 let l = Arc::new(SocketLocal {
-                    bucket: Mutex::new((self.typing_burst, Instant::now())),
                     typing_chats: Mutex::new(HashSet::new()),
                 });
                 s.extensions.insert(l.clone());
                 l
             }
         };
-        if !self.take_token(&local) {
-            return Ack::err("rate_limited");
-        }
         let known = local
             .typing_chats
             .lock()
@@ -518,22 +550,6 @@ impl Gateway {
             tracing::debug!(error = %e, "typing relay incomplete");
         }
         Ack::ok()
-    }
-
-    fn take_token(&self, local: &SocketLocal) -> bool {
-        let Ok(mut b) = local.bucket.lock() else {
-            return false;
-        };
-        let now = Instant::now();
-        let refill = now.duration_since(b.1).as_secs_f64() * self.typing_per_sec;
-        b.0 = (b.0 + refill).min(self.typing_burst);
-        b.1 = now;
-        if b.0 >= 1.0 {
-            b.0 -= 1.0;
-            true
-        } else {
-            false
-        }
     }
 
     /// Emits one durable event to the union of its rooms with `{ id, at }`, recording it as

@@ -34,7 +34,7 @@ use utoipa_axum::router::OpenApiRouter;
 use cluster::{ClusterAdapter, PubSubDriver, RedisLink};
 
 pub use emitter::{EmitError, SocketEmitter};
-pub use gateway::{Ack, ChatReadArgs, ChatSendArgs, ChatTypingArgs};
+pub use gateway::{Ack, ChatReadArgs, ChatSendArgs, ChatTypingArgs, TYPING_QUOTA};
 pub use presence::entity as presence_entity;
 pub use replay::{REPLAY_LIMIT, SUBSCRIBER};
 pub use routes::{EventItem, PresenceView};
@@ -54,8 +54,6 @@ pub struct ConnectionsConfig {
     pub max_buffer_size: usize,
     /// tungstenite's read buffer per websocket (default 1024; socketioxide's is 4096).
     pub ws_read_buffer_size: usize,
-    /// `chat:typing` / `chat:stopped-typing` allowed per socket and second (burst 5).
-    pub typing_per_sec: f64,
     /// Set: this node is one of a cluster sharing this Redis (`REDIS_URL`).
     pub redis: Option<Arc<RedisLink>>,
 }
@@ -69,7 +67,6 @@ impl Default for ConnectionsConfig {
             cors_origins: Vec::new(),
             max_buffer_size: 1024,
             ws_read_buffer_size: 1024,
-            typing_per_sec: 5.0,
             redis: None,
         }
     }
@@ -117,8 +114,6 @@ impl Connections {
             live: tokio::sync::Mutex::new(None),
             presence,
             cors_origins: cfg.cors_origins.clone(),
-            typing_per_sec: cfg.typing_per_sec.max(0.1),
-            typing_burst: cfg.typing_per_sec.max(1.0),
         });
         let io = match &cfg.redis {
             None => {

@@ -160,6 +160,9 @@ pub fn state(config: &Config, db: DatabaseConnection) -> AppState {
         bus: EventBus::new(db.clone()),
         db,
         auth,
+        // One node: counters in memory. A cluster node replaces this with
+        // `kernel::Limits::redis(connection_manager, &redis_key_prefix)`.
+        limits: kernel::Limits::memory(),
     }
 }
 
@@ -237,8 +240,12 @@ pub async fn run(
             .map_err(|e| anyhow::anyhow!("ADMIN_EMAIL/ADMIN_PASSWORD: {e}"))?;
         tracing::info!(email = %email, "admin account ensured");
     }
-    let state = state(&config, db.clone());
     let redis = cluster_link(&config)?;
+    let mut state = state(&config, db.clone());
+    if let Some(link) = &redis {
+        // Limits count across nodes on the same Redis link (in memory while it is down).
+        state.limits = kernel::Limits::redis(link.connection(), link.prefix());
+    }
     let modules = modules(&config, &state, redis.as_ref());
     let (router, _) = assemble(&config, &state, &modules);
     let router = match &redis {
