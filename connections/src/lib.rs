@@ -3,7 +3,7 @@
 //! - [`Connections`] is a [`kernel::Module`]: it wraps the HTTP router with the Socket.IO
 //!   layer (`/socket.io`, namespace `/`), subscribes to the bus as `connections.sockets`,
 //!   serves `GET /api/events`, `GET /api/users/{id}/presence` and `GET /api/asyncapi.json`,
-//!   and closes every socket when the server shuts down.
+//!   and closes every socket when the server shuts down, after the last delivery pass.
 //! - [`routing::ROUTES`] is the one table from catalog events to rooms.
 //! - [`SocketEmitter`] is the only caller of socketioxide's `emit`.
 //! - With a [`cluster::RedisLink`] the node joins a cluster: the Socket.IO Redis adapter
@@ -23,8 +23,9 @@ pub mod routing;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kernel::bus::Delivery;
 use kernel::ports::{ChatPort, RequestAccess};
-use kernel::{AppState, Module, Runtime, Subscriber};
+use kernel::{ApiError, AppState, Module, Runtime, StoredEvent, Subscriber};
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
@@ -69,6 +70,31 @@ impl Default for ConnectionsConfig {
             ws_read_buffer_size: 1024,
             redis: None,
         }
+    }
+}
+
+/// `connections.sockets`: delivers the event log to this node's own sockets, on every node
+/// ([`Delivery::PerNode`]). It starts where replays on this node were told the live stream
+/// begins ([`gateway::Gateway::resume_live`]), so a socket gets no gap and no duplicate.
+struct SocketDelivery<A: Adapter> {
+    gw: Arc<gateway::Gateway>,
+    emitter: SocketEmitter<A>,
+}
+
+#[async_trait::async_trait]
+impl<A: Adapter> Subscriber for SocketDelivery<A> {
+    fn name(&self) -> &'static str {
+        SUBSCRIBER
+    }
+    fn delivery(&self) -> Delivery {
+        Delivery::PerNode
+    }
+    async fn resume_after(&self, position: i64) -> i64 {
+        self.gw.resume_live(position).await
+    }
+    async fn handle(&self, event: &StoredEvent) -> Result<(), ApiError> {
+        self.gw.deliver(&self.emitter, event).await;
+        Ok(())
     }
 }
 
@@ -178,21 +204,6 @@ fn configure<A: Adapter>(
         .build_layer()
 }
 
-/// The bus subscriber that emits durable events to this node's sockets.
-fn socket_subscriber<A: Adapter>(
-    gw: Arc<gateway::Gateway>,
-    emitter: SocketEmitter<A>,
-) -> Arc<dyn Subscriber> {
-    kernel::subscriber(SUBSCRIBER, move |event| {
-        let gw = gw.clone();
-        let emitter = emitter.clone();
-        async move {
-            gw.deliver(&emitter, &event).await;
-            Ok(())
-        }
-    })
-}
-
 impl Module for Connections {
     fn name(&self) -> &'static str {
         "connections"
@@ -205,36 +216,45 @@ impl Module for Connections {
     fn subscribers(&self, _state: &AppState) -> Vec<Arc<dyn Subscriber>> {
         let gw = self.gw.clone();
         vec![match &self.io {
-            Io::Local { emitter, .. } => socket_subscriber(gw, emitter.clone()),
-            Io::Cluster { emitter, .. } => socket_subscriber(gw, emitter.clone()),
+            Io::Local { emitter, .. } => Arc::new(SocketDelivery {
+                gw,
+                emitter: emitter.clone(),
+            }),
+            Io::Cluster { emitter, .. } => Arc::new(SocketDelivery {
+                gw,
+                emitter: emitter.clone(),
+            }),
         }]
     }
 
+    /// Closes every socket once the server has drained (`rt.drained`): after the last
+    /// delivery pass, so the events of every acknowledged change reach the sockets still
+    /// connected first.
     fn start(&self, rt: &Runtime) {
         match &self.io {
             Io::Local { emitter, .. } => {
-                let (io, cancel) = (emitter.io().clone(), rt.cancel.clone());
+                let (io, drained) = (emitter.io().clone(), rt.drained.clone());
                 rt.tracker.spawn(async move {
-                    cancel.cancelled().await;
+                    drained.cancelled().await;
                     io.close().await;
                 });
             }
             Io::Cluster { emitter, link, .. } => {
-                // At shutdown presence leaves the cluster first (announcing offline while the
-                // adapter still reaches the other nodes), then the sockets close; the link
-                // keeps its subscriptions until then.
+                // Presence leaves the cluster first (announcing offline while the adapter
+                // still reaches the other nodes), then the sockets close; the link keeps its
+                // subscriptions until then.
                 let closed = tokio_util::sync::CancellationToken::new();
                 link.start(closed.clone(), &rt.tracker);
-                let (gw, em, cancel) = (self.gw.clone(), emitter.clone(), rt.cancel.clone());
+                let (gw, em, drained) = (self.gw.clone(), emitter.clone(), rt.drained.clone());
                 rt.tracker.spawn(async move {
-                    cancel.cancelled().await;
+                    drained.cancelled().await;
                     gw.presence.leave_cluster(&gw, &em).await;
                     em.io().close().await;
                     closed.cancel();
                 });
-                let (gw, em, cancel) = (self.gw.clone(), emitter.clone(), rt.cancel.clone());
+                let (gw, em, drained) = (self.gw.clone(), emitter.clone(), rt.drained.clone());
                 rt.tracker.spawn(async move {
-                    gw.presence.upkeep(&gw, &em, cancel).await;
+                    gw.presence.upkeep(&gw, &em, drained).await;
                 });
             }
         }
