@@ -168,9 +168,11 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// The `marketplace` binary of this workspace, built once per test run
-/// (`cargo build --workspace --bin marketplace`, a no-op when it is fresh; `.ci/run` builds it
-/// before the tests). `MARKETPLACE_BIN` points at another one.
+/// The `marketplace` binary of this workspace (`MARKETPLACE_BIN` points at another one).
+/// `.ci/run` builds it before the tests (`cargo build --workspace --bin marketplace`); when it
+/// is missing it is built here. A binary older than this test executable is used all the same,
+/// with a printed warning: building it from inside `cargo test` would see a different
+/// environment and rebuild half the dependency tree.
 pub fn marketplace_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -184,17 +186,32 @@ pub fn marketplace_binary() -> PathBuf {
         let target = std::env::var("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|_| workspace.join("target"));
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .current_dir(&workspace)
-            .args(["build", "--workspace", "--bin", "marketplace"])
-            .status()
-            .expect("run cargo build");
-        assert!(
-            status.success(),
-            "cargo build of the marketplace binary failed"
-        );
-        target.join("debug").join("marketplace")
+        let bin = target.join("debug").join("marketplace");
+        let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        match (modified(&bin), std::env::current_exe().ok().and_then(|e| modified(&e))) {
+            (None, _) => {
+                let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+                cargo
+                    .current_dir(&workspace)
+                    .args(["build", "--workspace", "--bin", "marketplace"]);
+                for (k, _) in std::env::vars() {
+                    if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR")
+                        || k == "LD_LIBRARY_PATH"
+                        || k == "OUT_DIR"
+                    {
+                        cargo.env_remove(k);
+                    }
+                }
+                let status = cargo.status().expect("run cargo build");
+                assert!(status.success(), "cargo build of the marketplace binary failed");
+            }
+            (Some(bin_time), Some(test_time)) if bin_time < test_time => println!(
+                "warning: {} is older than this test; run `cargo build --workspace --bin marketplace` to test current code",
+                bin.display()
+            ),
+            _ => {}
+        }
+        bin
     })
     .clone()
 }

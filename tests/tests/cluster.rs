@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use marketplace_tests::cluster::{Cluster, RedisServer, postgres_or_skip};
-use marketplace_tests::socket::SocketClient;
+use marketplace_tests::socket::{Received, SocketClient, SocketOptions};
 use marketplace_tests::{TestApp, TestUser, eventually};
 use serde_json::{Value, json};
 
@@ -350,4 +350,156 @@ async fn a_redis_outage_keeps_rest_and_durable_events_and_typing_and_presence_co
         1,
         "the seller's last socket left: offline reaches node A"
     );
+}
+
+/// The durable events (those with `{ id, at }`) among `received`, as (id, event).
+fn durable(received: &[Received]) -> Vec<(i64, String)> {
+    received
+        .iter()
+        .filter_map(|r| Some((r.args.get(1)?["id"].as_i64()?, r.event.clone())))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_killed_node_loses_nothing_its_subscriber_is_taken_over_and_its_client_resumes_elsewhere()
+{
+    if !postgres_or_skip(
+        "a_killed_node_loses_nothing_its_subscriber_is_taken_over_and_its_client_resumes_elsewhere",
+    ) {
+        return;
+    }
+    // The process starts alone, so it holds every side-effect subscriber's lease.
+    let mut cluster = Cluster::start(0).await;
+    let mut doomed = cluster.spawn_process().await;
+    cluster.nodes.push(TestApp::start(cluster.env()).await);
+    let p = &doomed.app;
+    let a = cluster.node(0);
+
+    let buyer = p.buyer().await;
+    let seller = p.seller().await;
+    let request = p.create_request(&buyer).await;
+    let _seller_on_p = connect(p, &seller).await;
+    let mut on_p = connect(p, &buyer).await;
+    let first = p.make_offer(&seller, &request, "100.00").await;
+    on_p.expect("request:offer-received", WAIT).await;
+    on_p.expect("notification:received", WAIT).await;
+    let last_seen = durable(&on_p.drain(QUIET).await)
+        .into_iter()
+        .map(|(id, _)| id)
+        .max()
+        .unwrap_or(0)
+        .max(
+            a.get("/api/events?limit=100", Some(&buyer.token))
+                .await
+                .expect(200)["items"]
+                .as_array()
+                .and_then(|i| i.last())
+                .and_then(|e| e["id"].as_i64())
+                .unwrap_or(0),
+        );
+    let chat = a
+        .get("/api/chats?limit=100", Some(&buyer.token))
+        .await
+        .expect(200)["items"][0]["id"]
+        .as_str()
+        .expect("the first offer opened a chat")
+        .to_owned();
+
+    doomed.kill9();
+
+    // While the dead node's lease is being taken over, more happens on the survivor.
+    let others = [a.seller().await, a.seller().await];
+    let mut offers = vec![first];
+    for s in &others {
+        offers.push(a.make_offer(s, &request, "90.00").await);
+    }
+
+    // The client reconnects to the survivor with the last id it saw.
+    let mut resumed = SocketClient::open(
+        &a.base,
+        SocketOptions {
+            auth: Some(json!({ "token": buyer.token, "lastEventId": last_seen })),
+            headers: vec![],
+        },
+    )
+    .await
+    .expect("reconnects to another node");
+    assert!(ok(&resumed.ack("join-chat-room", json!(chat)).await));
+    let mut got: Vec<Received> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while durable(&got)
+        .iter()
+        .filter(|(_, e)| e == "notification:received")
+        .count()
+        < 2
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the notifications of the offers made after the kill never came: {got:?}"
+        );
+        got.extend(resumed.drain(Duration::from_millis(500)).await);
+    }
+    got.extend(resumed.drain(QUIET).await);
+    let ids: Vec<i64> = durable(&got).iter().map(|(id, _)| *id).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "in order, no duplicate: {ids:?}"
+    );
+    assert!(
+        ids.iter().all(|id| *id > last_seen),
+        "{ids:?} after {last_seen}"
+    );
+    let offer_events = got
+        .iter()
+        .filter(|r| r.event == "request:offer-received")
+        .count();
+    assert_eq!(offer_events, 2, "{got:?}");
+    // No gap: exactly what the log holds for this buyer after that id.
+    let page = a
+        .get(
+            &format!("/api/events?after={last_seen}&limit=100"),
+            Some(&buyer.token),
+        )
+        .await
+        .expect(200);
+    let logged: Vec<i64> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["id"].as_i64())
+        .collect();
+    assert_eq!(ids, logged);
+
+    // The side effect ran once per event: one notification per offer.
+    let stored = a
+        .get("/api/notifications?limit=100", Some(&buyer.token))
+        .await
+        .expect(200);
+    assert_eq!(
+        stored["items"].as_array().map(Vec::len),
+        Some(offers.len()),
+        "{stored}"
+    );
+
+    // The seller's only socket was on the dead node: the seller goes offline within ping
+    // interval + ping timeout + 10 s (defaults 25 + 20 + 10), once the node stops beating.
+    let seller_presence = json!({ "userId": seller.id });
+    let already = got
+        .iter()
+        .filter(|r| r.event == "user:offline" && r.args.first() == Some(&seller_presence))
+        .count();
+    let offline = already
+        + count_payload(
+            &mut resumed,
+            "user:offline",
+            &seller_presence,
+            if already > 0 {
+                QUIET
+            } else {
+                Duration::from_secs(55)
+            },
+            already == 0,
+        )
+        .await;
+    assert_eq!(offline, 1, "the seller went offline once");
 }
