@@ -1,11 +1,18 @@
 //! [`SocketEmitter`]: the only place that calls socketioxide's `emit`. Generic over the
-//! adapter, so switching to `socketioxide-redis` later changes the type parameter, not the
-//! callers.
+//! adapter: the in-process one on a single node, `socketioxide-redis` in a cluster.
+//!
+//! Two kinds of emit, on purpose:
+//! - durable events from the log go to **this node's** sockets only
+//!   ([`SocketEmitter::emit_to_target_here`]): every node delivers the log to its own sockets,
+//!   so fanning them out through Redis as well would give each socket the event once per node;
+//! - ephemeral traffic (typing, presence) goes through the adapter to every node. If the
+//!   adapter cannot reach the other nodes (Redis down) it still reaches this node's sockets.
 
 use serde::Serialize;
-use socketioxide::SocketIo;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::SocketRef;
+use socketioxide::operators::BroadcastOperators;
+use socketioxide::{BroadcastError, SocketIo};
 use uuid::Uuid;
 
 use crate::routing::{self, Target};
@@ -35,6 +42,13 @@ impl<A: Adapter> SocketEmitter<A> {
         Self { io }
     }
 
+    /// The namespace `/`; gone once the server closed (socketioxide's `io.to` would panic).
+    fn ns(&self) -> Result<BroadcastOperators<A>, EmitError> {
+        self.io
+            .of("/")
+            .ok_or_else(|| EmitError("the socket server is closed".into()))
+    }
+
     /// One emit to the union of `rooms`: a socket in several of them gets one copy. `data`
     /// is serialized once; a tuple becomes several Socket.IO arguments.
     pub async fn emit_to_rooms<T: Serialize + ?Sized>(
@@ -46,14 +60,18 @@ impl<A: Adapter> SocketEmitter<A> {
         if rooms.is_empty() {
             return Ok(());
         }
-        self.io
-            .to(rooms)
-            .emit(event, data)
-            .await
-            .map_err(|e| EmitError(e.to_string()))
+        match self.ns()?.to(rooms.clone()).emit(event, data).await {
+            Err(BroadcastError::Adapter(e)) => {
+                tracing::debug!(error = %e, "other nodes unreachable; emitting on this node only");
+                self.ns()?.local().to(rooms).emit(event, data).await
+            }
+            other => other,
+        }
+        .map_err(|e| EmitError(e.to_string()))
     }
 
-    /// To the union of `rooms` except the sockets in `except` (e.g. the sender's own sockets).
+    /// To the union of `rooms` except the sockets in `except` (e.g. the sender's own sockets),
+    /// on every node.
     pub async fn emit_to_rooms_except<T: Serialize + ?Sized>(
         &self,
         rooms: Vec<String>,
@@ -64,12 +82,25 @@ impl<A: Adapter> SocketEmitter<A> {
         if rooms.is_empty() {
             return Ok(());
         }
-        self.io
-            .to(rooms)
-            .except(except)
+        match self
+            .ns()?
+            .to(rooms.clone())
+            .except(except.clone())
             .emit(event, data)
             .await
-            .map_err(|e| EmitError(e.to_string()))
+        {
+            Err(BroadcastError::Adapter(e)) => {
+                tracing::debug!(error = %e, "other nodes unreachable; emitting on this node only");
+                self.ns()?
+                    .local()
+                    .to(rooms)
+                    .except(except)
+                    .emit(event, data)
+                    .await
+            }
+            other => other,
+        }
+        .map_err(|e| EmitError(e.to_string()))
     }
 
     pub async fn emit_to_room<T: Serialize + ?Sized>(
@@ -110,29 +141,32 @@ impl<A: Adapter> SocketEmitter<A> {
             .await
     }
 
-    /// To every socket of the namespace.
+    /// To every socket of the namespace, on every node.
     pub async fn emit_global<T: Serialize + ?Sized>(
         &self,
         event: &str,
         data: &T,
     ) -> Result<(), EmitError> {
-        self.io
+        self.ns()?
             .emit(event, data)
             .await
             .map_err(|e| EmitError(e.to_string()))
     }
 
-    /// To a routing [`Target`].
-    pub async fn emit_to_target<T: Serialize + ?Sized>(
+    /// To a routing [`Target`], on this node only: the durable path, where every node
+    /// delivers the event log to its own sockets. Never touches Redis.
+    pub async fn emit_to_target_here<T: Serialize + ?Sized>(
         &self,
         target: Target,
         event: &str,
         data: &T,
     ) -> Result<(), EmitError> {
-        match target {
-            Target::Everyone => self.emit_global(event, data).await,
-            Target::Rooms(rooms) => self.emit_to_rooms(rooms, event, data).await,
-        }
+        let result = match target {
+            Target::Everyone => self.ns()?.local().emit(event, data).await,
+            Target::Rooms(rooms) if rooms.is_empty() => Ok(()),
+            Target::Rooms(rooms) => self.ns()?.local().to(rooms).emit(event, data).await,
+        };
+        result.map_err(|e| EmitError(e.to_string()))
     }
 
     /// To one socket (replay). Fails when the socket is gone or its buffer is full.

@@ -4,14 +4,15 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::Duration;
 
 use kernel::events::{ChatTyping, EventMeta, EventName};
 use kernel::ports::{ChatPort, RequestAccess};
-use kernel::{ApiError, AppState, AuthUser, Role, StoredEvent};
+use kernel::{ApiError, AppState, AuthUser, Quota, Role, StoredEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, State, TryData};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -31,9 +32,12 @@ pub(crate) struct Gateway {
     pub live: tokio::sync::Mutex<Option<i64>>,
     pub presence: Presence,
     pub cors_origins: Vec<String>,
-    pub typing_per_sec: f64,
-    pub typing_burst: f64,
 }
+
+/// `chat:typing` / `chat:stopped-typing` relays: at most 5 per second per user, across all of
+/// that user's sockets (and nodes, when the limits live in Redis). Beyond it a relay is
+/// dropped: nothing reaches the chat and the ack says `rate_limited`.
+pub const TYPING_QUOTA: Quota = Quota::new("typing", 5, Duration::from_secs(1));
 
 /// Why a handshake was refused. The client's `connect_error` carries this text.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +118,7 @@ impl Ack {
     }
 }
 
-fn send_ack(ack: AckSender, reply: &Ack) {
+fn send_ack<A: Adapter>(ack: AckSender<A>, reply: &Ack) {
     if let Err(e) = ack.send(reply) {
         tracing::debug!(error = %e, "ack not sent");
     }
@@ -166,10 +170,30 @@ pub struct ChatTypingArgs {
     pub chat_id: Uuid,
 }
 
-/// Per-socket state that only some sockets need (created on first use).
+/// Per-socket state that only some sockets need (created on first use): the chats this
+/// socket was found to take part in, so typing asks the chat module once per chat.
 struct SocketLocal {
-    bucket: Mutex<(f64, Instant)>,
     typing_chats: Mutex<HashSet<Uuid>>,
+}
+
+/// Ends the socket when its token expires; aborted when the socket leaves first.
+#[derive(Clone)]
+struct ExpiryTimer(tokio::task::AbortHandle);
+
+/// Disconnects `s` (the client sees `disconnect` with `io server disconnect`) at `until`
+/// (Unix seconds), the moment its token stops being accepted.
+fn schedule_expiry<A: Adapter>(s: &SocketRef<A>, until: i64) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let left_ms = until.saturating_mul(1000).saturating_sub(now_ms).max(0);
+    let delay = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+    let socket = s.clone();
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        if let Err(e) = socket.disconnect() {
+            tracing::debug!(error = %e, "expired socket already gone");
+        }
+    });
+    s.extensions.insert(ExpiryTimer(task.abort_handle()));
 }
 
 /// Marks a socket counted by presence, so its disconnect is counted once.
@@ -266,8 +290,8 @@ impl Gateway {
 }
 
 /// Connect middleware: authenticates the handshake and registers the socket's handlers.
-pub(crate) async fn authenticate(
-    s: SocketRef,
+pub(crate) async fn authenticate<A: Adapter>(
+    s: SocketRef<A>,
     State(gw): State<Arc<Gateway>>,
     TryData(auth): TryData<Value>,
 ) -> Result<(), Refusal> {
@@ -277,7 +301,7 @@ pub(crate) async fn authenticate(
     if from_cookie && !gw.origin_allowed(headers) {
         return Err(Refusal::Origin);
     }
-    let user = match gw.state.auth.authenticate(&token).await {
+    let (user, until) = match gw.state.auth.authenticate_until(&token).await {
         Ok(u) => u,
         Err(ApiError::Unauthorized) => return Err(Refusal::Unauthorized),
         Err(e) => {
@@ -287,15 +311,19 @@ pub(crate) async fn authenticate(
     };
     s.extensions.insert(user);
     register_handlers(&s);
+    schedule_expiry(&s, until);
     Ok(())
 }
 
-fn register_handlers(s: &SocketRef) {
+fn register_handlers<A: Adapter>(s: &SocketRef<A>) {
     // One handler for every client event rather than one `on` per event: socketioxide keeps
     // a handler table per socket, and 13 entries cost ~1 KB on each of them.
-    s.on_fallback(on_event);
+    s.on_fallback(on_event::<A>);
     s.on_disconnect(
-        |s: SocketRef, io: SocketIo, State(gw): State<Arc<Gateway>>| async move {
+        |s: SocketRef<A>, io: SocketIo<A>, State(gw): State<Arc<Gateway>>| async move {
+            if let Some(ExpiryTimer(timer)) = s.extensions.get::<ExpiryTimer>() {
+                timer.abort();
+            }
             gw.presence
                 .disconnected(&gw, &SocketEmitter::new(io), &s)
                 .await;
@@ -305,12 +333,12 @@ fn register_handlers(s: &SocketRef) {
 
 /// Every client → server event: the room events of [`ROOM_EVENTS`], `chat:send`,
 /// `chat:read`, `chat:typing` and `chat:stopped-typing`; anything else is a `bad_request`.
-async fn on_event(
-    s: SocketRef,
-    io: SocketIo,
+async fn on_event<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
     Event(event): Event,
     TryData(arg): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
     State(gw): State<Arc<Gateway>>,
 ) {
     let typing = match event.as_str() {
@@ -336,9 +364,9 @@ async fn on_event(
 
 /// Connect handler: joins the socket's own rooms (after a replay when `auth.lastEventId` is
 /// given) and counts it for presence.
-pub(crate) async fn on_connect(
-    s: SocketRef,
-    io: SocketIo,
+pub(crate) async fn on_connect<A: Adapter>(
+    s: SocketRef<A>,
+    io: SocketIo<A>,
     State(gw): State<Arc<Gateway>>,
     TryData(auth): TryData<Value>,
 ) {
@@ -355,10 +383,10 @@ pub(crate) async fn on_connect(
     gw.presence.connected(&gw, &emitter, &s, user).await;
 }
 
-async fn chat_send(
-    s: SocketRef,
+async fn chat_send<A: Adapter>(
+    s: SocketRef<A>,
     TryData(arg): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
     State(gw): State<Arc<Gateway>>,
 ) {
     let reply = match (
@@ -378,10 +406,10 @@ async fn chat_send(
     send_ack(ack, &reply);
 }
 
-async fn chat_read(
-    s: SocketRef,
+async fn chat_read<A: Adapter>(
+    s: SocketRef<A>,
     TryData(arg): TryData<Value>,
-    ack: AckSender,
+    ack: AckSender<A>,
     State(gw): State<Arc<Gateway>>,
 ) {
     let reply = match (
@@ -406,9 +434,9 @@ impl Gateway {
     /// Join or leave a room after checking the authenticated user against the contract table.
     /// Someone else's request or chat answers `not_found` (no leak); a wrong role or another
     /// user's own room answers `forbidden`.
-    async fn room_event(
+    async fn room_event<A: Adapter>(
         &self,
-        s: &SocketRef,
+        s: &SocketRef<A>,
         user: AuthUser,
         kind: RoomKind,
         join: bool,
@@ -454,28 +482,39 @@ impl Gateway {
     }
 
     /// Relays typing to the chat's room, except the sender's own sockets. Participants only,
-    /// rate-limited per socket, never stored.
-    async fn typing(&self, s: &SocketRef, io: SocketIo, event: EventName, arg: Value) -> Ack {
+    /// at most [`TYPING_QUOTA`] per user, never stored.
+    async fn typing<A: Adapter>(
+        &self,
+        s: &SocketRef<A>,
+        io: SocketIo<A>,
+        event: EventName,
+        arg: Value,
+    ) -> Ack {
         let Some(user) = s.extensions.get::<AuthUser>() else {
             return Ack::err("forbidden");
         };
         let Some(args) = object_arg::<ChatTypingArgs>(arg) else {
             return Ack::err("bad_request");
         };
+        if self
+            .state
+            .limits
+            .check(&TYPING_QUOTA, &user.id.to_string())
+            .await
+            .is_err()
+        {
+            return Ack::err("rate_limited");
+        }
         let local = match s.extensions.get::<Arc<SocketLocal>>() {
             Some(l) => l,
             None => {
                 let l = Arc::new(SocketLocal {
-                    bucket: Mutex::new((self.typing_burst, Instant::now())),
                     typing_chats: Mutex::new(HashSet::new()),
                 });
                 s.extensions.insert(l.clone());
                 l
             }
         };
-        if !self.take_token(&local) {
-            return Ack::err("rate_limited");
-        }
         let known = local
             .typing_chats
             .lock()
@@ -513,25 +552,13 @@ impl Gateway {
         Ack::ok()
     }
 
-    fn take_token(&self, local: &SocketLocal) -> bool {
-        let Ok(mut b) = local.bucket.lock() else {
-            return false;
-        };
-        let now = Instant::now();
-        let refill = now.duration_since(b.1).as_secs_f64() * self.typing_per_sec;
-        b.0 = (b.0 + refill).min(self.typing_burst);
-        b.1 = now;
-        if b.0 >= 1.0 {
-            b.0 -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
     /// Emits one durable event to the union of its rooms with `{ id, at }`, recording it as
     /// the last one emitted (under the lock replay takes).
-    pub(crate) async fn deliver(&self, emitter: &SocketEmitter, event: &StoredEvent) {
+    pub(crate) async fn deliver<A: Adapter>(
+        &self,
+        emitter: &SocketEmitter<A>,
+        event: &StoredEvent,
+    ) {
         if !event.name.is_durable() {
             return;
         }
@@ -542,7 +569,7 @@ impl Gateway {
             at: event.at,
         };
         if let Err(e) = emitter
-            .emit_to_target(target, event.name.as_str(), &(&event.payload, &meta))
+            .emit_to_target_here(target, event.name.as_str(), &(&event.payload, &meta))
             .await
         {
             // Per-socket failures (closed, buffer full); the other sockets got it.
@@ -554,7 +581,7 @@ impl Gateway {
 
 /// Joins rooms unless the socket is already gone (a room entry of a disconnected socket
 /// would never be cleaned up).
-pub(crate) fn join_rooms(s: &SocketRef, rooms: Vec<String>) {
+pub(crate) fn join_rooms<A: Adapter>(s: &SocketRef<A>, rooms: Vec<String>) {
     if s.connected() {
         s.join(rooms);
     }

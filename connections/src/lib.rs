@@ -6,8 +6,12 @@
 //!   and closes every socket when the server shuts down, after the last delivery pass.
 //! - [`routing::ROUTES`] is the one table from catalog events to rooms.
 //! - [`SocketEmitter`] is the only caller of socketioxide's `emit`.
+//! - With a [`cluster::RedisLink`] the node joins a cluster: the Socket.IO Redis adapter
+//!   carries typing and presence to the other nodes, presence is counted in Redis, and durable
+//!   events are still delivered by each node to its own sockets from the event log.
 
 pub mod asyncapi;
+pub mod cluster;
 pub mod emitter;
 mod gateway;
 mod head;
@@ -22,13 +26,16 @@ use std::time::Duration;
 use kernel::bus::Delivery;
 use kernel::ports::{ChatPort, RequestAccess};
 use kernel::{ApiError, AppState, Module, Runtime, StoredEvent, Subscriber};
-use socketioxide::SocketIo;
+use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
+use socketioxide::{SocketIo, SocketIoBuilder};
 use utoipa_axum::router::OpenApiRouter;
 
+use cluster::{ClusterAdapter, PubSubDriver, RedisLink};
+
 pub use emitter::{EmitError, SocketEmitter};
-pub use gateway::{Ack, ChatReadArgs, ChatSendArgs, ChatTypingArgs};
+pub use gateway::{Ack, ChatReadArgs, ChatSendArgs, ChatTypingArgs, TYPING_QUOTA};
 pub use presence::entity as presence_entity;
 pub use replay::{REPLAY_LIMIT, SUBSCRIBER};
 pub use routes::{EventItem, PresenceView};
@@ -48,8 +55,8 @@ pub struct ConnectionsConfig {
     pub max_buffer_size: usize,
     /// tungstenite's read buffer per websocket (default 1024; socketioxide's is 4096).
     pub ws_read_buffer_size: usize,
-    /// `chat:typing` / `chat:stopped-typing` allowed per socket and second (burst 5).
-    pub typing_per_sec: f64,
+    /// Set: this node is one of a cluster sharing this Redis (`REDIS_URL`).
+    pub redis: Option<Arc<RedisLink>>,
 }
 
 impl Default for ConnectionsConfig {
@@ -61,7 +68,7 @@ impl Default for ConnectionsConfig {
             cors_origins: Vec::new(),
             max_buffer_size: 1024,
             ws_read_buffer_size: 1024,
-            typing_per_sec: 5.0,
+            redis: None,
         }
     }
 }
@@ -69,13 +76,13 @@ impl Default for ConnectionsConfig {
 /// `connections.sockets`: delivers the event log to this node's own sockets, on every node
 /// ([`Delivery::PerNode`]). It starts where replays on this node were told the live stream
 /// begins ([`gateway::Gateway::resume_live`]), so a socket gets no gap and no duplicate.
-struct SocketDelivery {
+struct SocketDelivery<A: Adapter> {
     gw: Arc<gateway::Gateway>,
-    emitter: SocketEmitter,
+    emitter: SocketEmitter<A>,
 }
 
 #[async_trait::async_trait]
-impl Subscriber for SocketDelivery {
+impl<A: Adapter> Subscriber for SocketDelivery<A> {
     fn name(&self) -> &'static str {
         SUBSCRIBER
     }
@@ -94,50 +101,107 @@ impl Subscriber for SocketDelivery {
 /// The Socket.IO gateway as a module.
 pub struct Connections {
     gw: Arc<gateway::Gateway>,
-    layer: SocketIoLayer,
-    emitter: SocketEmitter,
+    io: Io,
+}
+
+/// The Socket.IO server of this node, with the adapter chosen at start-up.
+enum Io {
+    /// One node: rooms and broadcasts in memory.
+    Local {
+        layer: SocketIoLayer<LocalAdapter>,
+        emitter: SocketEmitter<LocalAdapter>,
+    },
+    /// A node of a cluster: broadcasts also reach the other nodes through Redis.
+    Cluster {
+        layer: SocketIoLayer<ClusterAdapter>,
+        emitter: SocketEmitter<ClusterAdapter>,
+        link: Arc<RedisLink>,
+    },
 }
 
 impl Connections {
     /// Builds the Socket.IO server. `requests` answers who may follow a request room,
     /// `chats` who may follow a chat room (and carries `chat:send` / `chat:read`).
+    /// With `cfg.redis` the node joins a cluster (must be called inside the tokio runtime).
     pub fn new(
         cfg: ConnectionsConfig,
         state: AppState,
         requests: Arc<dyn RequestAccess>,
         chats: Arc<dyn ChatPort>,
     ) -> Self {
+        let presence = match &cfg.redis {
+            Some(link) => presence::Presence::clustered(link.clone()),
+            None => presence::Presence::default(),
+        };
         let gw = Arc::new(gateway::Gateway {
             state,
             requests,
             chats,
             live: tokio::sync::Mutex::new(None),
-            presence: presence::Presence::default(),
+            presence,
             cors_origins: cfg.cors_origins.clone(),
-            typing_per_sec: cfg.typing_per_sec.max(0.1),
-            typing_burst: cfg.typing_per_sec.max(1.0),
         });
-        let (layer, io) = SocketIo::builder()
-            .req_path(head::SOCKET_IO_PATH)
-            .ping_interval(cfg.ping_interval)
-            .ping_timeout(cfg.ping_timeout)
-            .max_payload(cfg.max_payload)
-            .max_buffer_size(cfg.max_buffer_size)
-            .ws_read_buffer_size(cfg.ws_read_buffer_size)
-            .with_state(gw.clone())
-            .build_layer();
-        io.ns("/", gateway::on_connect.with(gateway::authenticate));
-        Self {
-            gw,
-            layer,
-            emitter: SocketEmitter::new(io),
-        }
+        let io = match &cfg.redis {
+            None => {
+                let (layer, io) = configure(SocketIo::builder(), &cfg, &gw);
+                io.ns(
+                    "/",
+                    gateway::on_connect::<LocalAdapter>.with(gateway::authenticate::<LocalAdapter>),
+                );
+                Io::Local {
+                    layer,
+                    emitter: SocketEmitter::new(io),
+                }
+            }
+            Some(link) => {
+                let adapter = socketioxide_redis::RedisAdapterCtr::new_with_driver(
+                    PubSubDriver(link.clone()),
+                    socketioxide_redis::RedisAdapterConfig::new()
+                        .with_prefix(link.prefix().to_owned())
+                        .with_request_timeout(std::time::Duration::from_secs(2)),
+                );
+                let builder = SocketIo::builder().with_adapter::<ClusterAdapter>(adapter);
+                let (layer, io) = configure(builder, &cfg, &gw);
+                let init = io.ns(
+                    "/",
+                    gateway::on_connect::<ClusterAdapter>
+                        .with(gateway::authenticate::<ClusterAdapter>),
+                );
+                // The driver's subscribe only registers its channel (the link subscribes in
+                // the background), so the namespace is registered on the first poll.
+                match futures::FutureExt::now_or_never(init) {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => tracing::error!(error = %e, "socket.io adapter not ready"),
+                    None => {
+                        tracing::error!("socket.io adapter did not register the namespace at once")
+                    }
+                }
+                Io::Cluster {
+                    layer,
+                    emitter: SocketEmitter::new(io),
+                    link: link.clone(),
+                }
+            }
+        };
+        Self { gw, io }
     }
+}
 
-    /// The emitter (for tools and tests that need to send outside the catalog).
-    pub fn emitter(&self) -> &SocketEmitter {
-        &self.emitter
-    }
+/// The builder settings both adapters share.
+fn configure<A: Adapter>(
+    builder: SocketIoBuilder<A>,
+    cfg: &ConnectionsConfig,
+    gw: &Arc<gateway::Gateway>,
+) -> (SocketIoLayer<A>, SocketIo<A>) {
+    builder
+        .req_path(head::SOCKET_IO_PATH)
+        .ping_interval(cfg.ping_interval)
+        .ping_timeout(cfg.ping_timeout)
+        .max_payload(cfg.max_payload)
+        .max_buffer_size(cfg.max_buffer_size)
+        .ws_read_buffer_size(cfg.ws_read_buffer_size)
+        .with_state(gw.clone())
+        .build_layer()
 }
 
 impl Module for Connections {
@@ -150,28 +214,58 @@ impl Module for Connections {
     }
 
     fn subscribers(&self, _state: &AppState) -> Vec<Arc<dyn Subscriber>> {
-        vec![Arc::new(SocketDelivery {
-            gw: self.gw.clone(),
-            emitter: self.emitter.clone(),
-        })]
+        let gw = self.gw.clone();
+        vec![match &self.io {
+            Io::Local { emitter, .. } => Arc::new(SocketDelivery {
+                gw,
+                emitter: emitter.clone(),
+            }),
+            Io::Cluster { emitter, .. } => Arc::new(SocketDelivery {
+                gw,
+                emitter: emitter.clone(),
+            }),
+        }]
     }
 
     /// Closes every socket once the server has drained (`rt.drained`): after the last
     /// delivery pass, so the events of every acknowledged change reach the sockets still
     /// connected first.
     fn start(&self, rt: &Runtime) {
-        let io = self.emitter.io().clone();
-        let drained = rt.drained.clone();
-        rt.tracker.spawn(async move {
-            drained.cancelled().await;
-            io.close().await;
-        });
+        match &self.io {
+            Io::Local { emitter, .. } => {
+                let (io, drained) = (emitter.io().clone(), rt.drained.clone());
+                rt.tracker.spawn(async move {
+                    drained.cancelled().await;
+                    io.close().await;
+                });
+            }
+            Io::Cluster { emitter, link, .. } => {
+                // Presence leaves the cluster first (announcing offline while the adapter
+                // still reaches the other nodes), then the sockets close; the link keeps its
+                // subscriptions until then.
+                let closed = tokio_util::sync::CancellationToken::new();
+                link.start(closed.clone(), &rt.tracker);
+                let (gw, em, drained) = (self.gw.clone(), emitter.clone(), rt.drained.clone());
+                rt.tracker.spawn(async move {
+                    drained.cancelled().await;
+                    gw.presence.leave_cluster(&gw, &em).await;
+                    em.io().close().await;
+                    closed.cancel();
+                });
+                let (gw, em, drained) = (self.gw.clone(), emitter.clone(), rt.drained.clone());
+                rt.tracker.spawn(async move {
+                    gw.presence.upkeep(&gw, &em, drained).await;
+                });
+            }
+        }
     }
 
     fn wrap(&self, router: axum::Router) -> axum::Router {
         // `detach` runs first: engineioxide keeps the request head of every socket.
-        router
-            .layer(self.layer.clone())
-            .layer(axum::middleware::map_request(head::detach_layer))
+        let router = match &self.io {
+            Io::Local { layer, .. } => router.layer(layer.clone()),
+            Io::Cluster { layer, .. } => router.layer(layer.clone()),
+        };
+        router.layer(axum::middleware::map_request(head::detach_layer))
     }
 }

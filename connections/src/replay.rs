@@ -13,6 +13,7 @@ use kernel::events::{Audience, EventMeta, EventName, ReplayTruncated};
 use kernel::ports::{ChatPort, RequestAccess};
 use kernel::{ApiError, AuthUser, Role, StoredEvent};
 use sea_orm::EntityTrait;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use uuid::Uuid;
 
@@ -195,10 +196,10 @@ impl Gateway {
     /// Replays to `s` the events after `after` that `user` may see (at most
     /// [`REPLAY_LIMIT`], then `events:replay-truncated`), then joins `rooms`, with no gap and
     /// no duplicate against live delivery.
-    pub(crate) async fn replay_then_join(
+    pub(crate) async fn replay_then_join<A: Adapter>(
         &self,
-        emitter: &SocketEmitter,
-        s: &SocketRef,
+        emitter: &SocketEmitter<A>,
+        s: &SocketRef<A>,
         user: AuthUser,
         after: i64,
         rooms: Vec<String>,

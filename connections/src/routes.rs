@@ -111,19 +111,32 @@ pub struct PresenceView {
     pub last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// Whether a user is connected, and when they were last seen.
+/// Whether a user is connected, and when they were last seen. Visible to the user
+/// themself, to users who share a chat with them, and to admins; for anyone else the user
+/// does not exist (404, the same answer as an unknown id).
 #[utoipa::path(get, path = "/api/users/{id}/presence", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the user's id")),
-    responses((status = 200, body = PresenceView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses(
+        (status = 200, body = PresenceView),
+        (status = 401, body = Problem),
+        (status = 404, body = Problem, description = "no such user, or one the caller shares no chat with"),
+    ))]
 async fn user_presence(
     Extension(gw): Extension<Arc<Gateway>>,
-    _caller: AuthUser,
+    caller: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<PresenceView>> {
-    if auth::service::find(gw.state.bus.db(), id).await?.is_none() {
+    let visible = if caller.id == id {
+        true
+    } else if caller.is_admin() {
+        auth::service::find(gw.state.bus.db(), id).await?.is_some()
+    } else {
+        gw.chats.share_a_chat(caller.id, id).await?
+    };
+    if !visible {
         return Err(ApiError::NotFound);
     }
-    let online = gw.presence.sockets_of(id) > 0;
+    let online = gw.presence.is_online(id).await;
     let last_seen_at = if online {
         Some(now())
     } else {

@@ -2,6 +2,7 @@
 //! with a fresh database (SQLite always; PostgreSQL when `TEST_DATABASE_URL` is set), and
 //! gives typed helpers for HTTP calls.
 
+pub mod cluster;
 pub mod shkeeper;
 pub mod socket;
 
@@ -161,6 +162,25 @@ impl TestApp {
             env,
             cancel,
             handle: Some(handle),
+        };
+        app.wait_ready().await;
+        app
+    }
+
+    /// A handle on a server that runs elsewhere (another process) at `addr`, for the same
+    /// typed helpers. Stopping or dropping it does nothing to that server.
+    pub async fn attach(addr: SocketAddr, env: HashMap<String, String>) -> TestApp {
+        let mut app = TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            database_url: env.get("DATABASE_URL").cloned().unwrap_or_default(),
+            env,
+            cancel: CancellationToken::new(),
+            handle: None,
         };
         app.wait_ready().await;
         app

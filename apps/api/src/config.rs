@@ -79,6 +79,11 @@ pub struct Config {
     pub socket_max_payload: u64,
     /// Extra: `EVENT_POLL_MS`, how often subscribers look at the log without a wake-up (1000).
     pub event_poll: Duration,
+    /// `REDIS_URL`: set, this node joins a cluster (RESP3 is asked for when the URL does not
+    /// say). Needs PostgreSQL.
+    pub redis_url: Option<String>,
+    /// `REDIS_KEY_PREFIX` (`marketplace`): every Redis key and pub/sub channel starts with it.
+    pub redis_key_prefix: String,
     /// The bus's retries, dead letters, leases and the shutdown drain ([`bus_settings`]).
     pub bus: BusSettings,
 }
@@ -308,6 +313,7 @@ impl Config {
         }
         let socket_max_payload: u64 = parse(&get, "SOCKET_MAX_PAYLOAD_BYTES", "1000000")?;
         let event_poll_ms: u64 = parse(&get, "EVENT_POLL_MS", "1000")?;
+        let (redis_url, redis_key_prefix) = cluster_settings(&get, is_sqlite)?;
         Ok(Config {
             host,
             port,
@@ -337,9 +343,58 @@ impl Config {
             socket_ping_timeout: Duration::from_secs(ping_timeout),
             socket_max_payload,
             event_poll: Duration::from_millis(event_poll_ms.max(10)),
+            redis_url,
+            redis_key_prefix,
             bus: bus_settings(&get)?,
         })
     }
+}
+
+/// `REDIS_URL` and `REDIS_KEY_PREFIX` (see "Running several nodes" in the README).
+fn cluster_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    is_sqlite: bool,
+) -> Result<(Option<String>, String), ConfigError> {
+    let prefix = get("REDIS_KEY_PREFIX").unwrap_or_else(|| "marketplace".to_owned());
+    if prefix.len() > 64
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+    {
+        return Err(err(
+            "REDIS_KEY_PREFIX",
+            "use 1 to 64 characters among letters, digits, _ - . :",
+        ));
+    }
+    let Some(url) = get("REDIS_URL") else {
+        return Ok((None, prefix));
+    };
+    if is_sqlite {
+        return Err(err(
+            "REDIS_URL",
+            "is set but DATABASE_URL is SQLite: the nodes of a cluster share one PostgreSQL database (set DATABASE_URL=postgres://… or unset REDIS_URL)",
+        ));
+    }
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err(err("REDIS_URL", "must start with redis:// or rediss://"));
+    }
+    let lower = url.to_ascii_lowercase();
+    let url = if lower.contains("protocol=resp3") {
+        url
+    } else if lower.contains("protocol=") {
+        return Err(err(
+            "REDIS_URL",
+            "the Socket.IO Redis adapter needs RESP3 (protocol=resp3, Redis 7 or newer)",
+        ));
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    };
+    if let Err(e) = redis::Client::open(url.as_str()) {
+        return Err(err("REDIS_URL", format!("not a Redis URL: {e}")));
+    }
+    Ok((Some(url), prefix))
 }
 
 fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
@@ -409,6 +464,30 @@ mod tests {
             cfg(&[("CORS_ORIGINS", "ftp://x")]).unwrap_err().var,
             "CORS_ORIGINS"
         );
+    }
+
+    #[test]
+    fn redis_needs_postgres_and_resp3() {
+        let e = cfg(&[("REDIS_URL", "redis://127.0.0.1:6379")]).unwrap_err();
+        assert_eq!(e.var, "REDIS_URL");
+        assert!(e.to_string().contains("DATABASE_URL"), "{e}");
+        let pg = ("DATABASE_URL", "postgres://u@127.0.0.1/db");
+        let c = cfg(&[pg, ("REDIS_URL", "redis://127.0.0.1:6379")]).unwrap();
+        assert_eq!(
+            c.redis_url.as_deref(),
+            Some("redis://127.0.0.1:6379?protocol=resp3")
+        );
+        assert_eq!(c.redis_key_prefix, "marketplace");
+        let c = cfg(&[pg, ("REDIS_URL", "redis://h/2?protocol=resp3")]).unwrap();
+        assert_eq!(c.redis_url.as_deref(), Some("redis://h/2?protocol=resp3"));
+        for bad in ["http://h", "redis://h?protocol=resp2"] {
+            assert_eq!(cfg(&[pg, ("REDIS_URL", bad)]).unwrap_err().var, "REDIS_URL");
+        }
+        assert_eq!(
+            cfg(&[("REDIS_KEY_PREFIX", "a b")]).unwrap_err().var,
+            "REDIS_KEY_PREFIX"
+        );
+        assert!(cfg(&[]).unwrap().redis_url.is_none());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use connections::cluster::RedisLink;
 use kernel::bus::DispatchOptions;
 use kernel::{AppState, Authenticator, EventBus, JwtKeys, Module, Runtime};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
@@ -24,8 +25,13 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use config::Config;
 
-/// Every module of the server. Adding a module is one line here.
-pub fn modules(config: &Config, state: &AppState) -> Vec<Box<dyn Module>> {
+/// Every module of the server. Adding a module is one line here. `redis` is this node's
+/// link to the cluster (see [`cluster_link`]); `None` on a single node.
+pub fn modules(
+    config: &Config,
+    state: &AppState,
+    redis: Option<&Arc<RedisLink>>,
+) -> Vec<Box<dyn Module>> {
     let request_access = Arc::new(offers::Access {
         db: state.db.clone(),
     });
@@ -40,7 +46,7 @@ pub fn modules(config: &Config, state: &AppState) -> Vec<Box<dyn Module>> {
         Box::new(disputes::DisputesModule),
         Box::new(admin::AdminModule),
         Box::new(connections::Connections::new(
-            connections_config(config),
+            connections_config(config, redis),
             state.clone(),
             request_access,
             chat_port,
@@ -48,14 +54,34 @@ pub fn modules(config: &Config, state: &AppState) -> Vec<Box<dyn Module>> {
     ]
 }
 
-fn connections_config(config: &Config) -> connections::ConnectionsConfig {
+fn connections_config(
+    config: &Config,
+    redis: Option<&Arc<RedisLink>>,
+) -> connections::ConnectionsConfig {
     connections::ConnectionsConfig {
         ping_interval: config.socket_ping_interval,
         ping_timeout: config.socket_ping_timeout,
         max_payload: config.socket_max_payload,
         cors_origins: config.cors_origins.clone(),
+        redis: redis.cloned(),
         ..Default::default()
     }
+}
+
+/// This node's Redis link when `REDIS_URL` is set: prepared, not yet connected (it connects
+/// and reconnects by itself), so a node starts while Redis is down. Call inside the runtime.
+pub fn cluster_link(config: &Config) -> anyhow::Result<Option<Arc<RedisLink>>> {
+    let Some(url) = &config.redis_url else {
+        return Ok(None);
+    };
+    let link = RedisLink::open(url, &config.redis_key_prefix)
+        .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+    tracing::info!(
+        node = link.node_id(),
+        prefix = link.prefix(),
+        "joining a cluster through redis"
+    );
+    Ok(Some(link))
 }
 
 fn payments_config(config: &Config) -> payments::PaymentsConfig {
@@ -135,6 +161,9 @@ pub fn state(config: &Config, db: DatabaseConnection) -> AppState {
         bus: EventBus::new(db.clone()),
         db,
         auth,
+        // One node: counters in memory. A cluster node replaces this with
+        // `kernel::Limits::redis(connection_manager, &redis_key_prefix)`.
+        limits: kernel::Limits::memory(),
     }
 }
 
@@ -191,7 +220,7 @@ pub async fn openapi_document(config: &Config) -> anyhow::Result<utoipa::openapi
     let mut opts = ConnectOptions::new("sqlite::memory:");
     opts.connect_lazy(true);
     let state = state(config, Database::connect(opts).await?);
-    let modules = modules(config, &state);
+    let modules = modules(config, &state, None);
     Ok(assemble(config, &state, &modules).1)
 }
 
@@ -214,9 +243,18 @@ pub async fn run(
             .map_err(|e| anyhow::anyhow!("ADMIN_EMAIL/ADMIN_PASSWORD: {e}"))?;
         tracing::info!(email = %email, "admin account ensured");
     }
-    let state = state(&config, db.clone());
-    let modules = modules(&config, &state);
+    let redis = cluster_link(&config)?;
+    let mut state = state(&config, db.clone());
+    if let Some(link) = &redis {
+        // Limits count across nodes on the same Redis link (in memory while it is down).
+        state.limits = kernel::Limits::redis(link.connection(), link.prefix());
+    }
+    let modules = modules(&config, &state, redis.as_ref());
     let (router, _) = assemble(&config, &state, &modules);
+    let router = match &redis {
+        Some(link) => router.layer(axum::Extension(link.clone())),
+        None => router,
+    };
 
     let tracker = TaskTracker::new();
     // The bus has its own tracker and stop signal: it stops after in-flight requests, not

@@ -2,9 +2,12 @@
 
 use std::time::Duration;
 
-use axum::Router;
+use std::sync::Arc;
+
 use axum::extract::{DefaultBodyLimit, MatchedPath, State};
 use axum::http::{HeaderValue, Request, Response};
+use axum::{Extension, Router};
+use connections::cluster::RedisLink;
 use kernel::{ApiError, AppState};
 use sea_orm::DatabaseConnection;
 use serde::Serialize;
@@ -34,22 +37,37 @@ async fn healthz() -> axum::Json<Health> {
     axum::Json(Health { status: "ok" })
 }
 
-/// The database answers. 503 when it does not.
+/// The database answers, and in a cluster Redis too. 503 names the dependency that is down:
+/// `database_unavailable`, or `redis_unavailable` (then REST and durable events still work on
+/// this node; typing and presence are paused until Redis is back).
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses((status = 200, body = Health), (status = 503, body = kernel::error::Problem)))]
-async fn readyz(State(db): State<DatabaseConnection>) -> Result<axum::Json<Health>, ApiError> {
+async fn readyz(
+    State(db): State<DatabaseConnection>,
+    redis: Option<Extension<Arc<RedisLink>>>,
+) -> Result<axum::Json<Health>, ApiError> {
     let unavailable = || ApiError::Unavailable {
         code: "database_unavailable",
         detail: "the database does not answer".into(),
     };
     match tokio::time::timeout(Duration::from_secs(2), db.ping()).await {
-        Ok(Ok(())) => Ok(axum::Json(Health { status: "ready" })),
+        Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            Err(unavailable())
+            return Err(unavailable());
         }
-        Err(_) => Err(unavailable()),
+        Err(_) => return Err(unavailable()),
     }
+    if let Some(Extension(link)) = redis
+        && let Err(why) = link.check().await
+    {
+        tracing::warn!(reason = %why, "readiness check failed: redis");
+        return Err(ApiError::Unavailable {
+            code: "redis_unavailable",
+            detail: format!("{why}; REST and durable events work, typing and presence are paused"),
+        });
+    }
+    Ok(axum::Json(Health { status: "ready" }))
 }
 
 /// Body limit, CORS, a request span per call, and panics turned into a problem 500.

@@ -7,11 +7,18 @@
 //!         --admin-email admin@bench.local --admin-password bench-password-1
 //! ```
 //! One process holds at most ~19,900 sockets (open-files limit 20,000): run several for more.
+//!
+//! Several nodes: `--url` takes a comma-separated list; sockets are spread over the nodes in
+//! turn, the triggering REST call goes to the first one, and deliveries are reported per node
+//! (the first node is where the event was caused, the others measure cross-node delivery).
+//! More sockets than one process may hold: start `--passive` processes first (they open
+//! sockets and time the rounds another process triggers, from the wall-clock time carried in
+//! the event), then one active process with `--start-after` long enough for them to connect.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, ValueEnum};
@@ -36,7 +43,7 @@ enum Trigger {
     about = "Socket.IO load generator for the marketplace server"
 )]
 struct Args {
-    /// Server base URL.
+    /// Server base URL, or several (comma-separated) for the nodes of a cluster.
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     url: String,
     /// Sockets to open (at most ~19,900 per process).
@@ -51,9 +58,16 @@ struct Args {
     /// Handshakes in flight at once.
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
-    /// The server's pid, to read VmRSS from /proc/<pid>/status.
+    /// The server's pid (comma-separated, one per node), to read VmRSS from /proc/<pid>/status.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
+    /// Do not trigger: open the sockets and time the rounds another loadgen process triggers.
     #[arg(long)]
-    server_pid: Option<u32>,
+    passive: bool,
+    /// Seconds to wait after connecting before the first round (lets passive processes
+    /// connect), or, passive, the longest wait for the rounds.
+    #[arg(long, default_value_t = 3)]
+    start_after: u64,
     /// Emit rounds to time.
     #[arg(long, default_value_t = 20)]
     rounds: usize,
@@ -106,12 +120,25 @@ async fn login(http: &reqwest::Client, base: &str, email: &str, password: &str) 
         .ok_or_else(|| anyhow!("no token"))
 }
 
-/// One socket: handshake, then answer pings and report marked events as `(round, instant)`.
+/// Microseconds since the Unix epoch (the clock every loadgen process on the machine shares).
+fn wall_micros() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0)
+}
+
+/// A delivery: the round, the node the socket is on, and milliseconds since the trigger.
+type Mark = (usize, usize, f64);
+
+/// One socket: handshake, then answer pings and report marked events
+/// (`loadgen-round-{round}-t{micros}`) as [`Mark`]s.
 async fn open_socket(
     server: SocketAddr,
+    node: usize,
     source: IpAddr,
     token: String,
-    marks: mpsc::UnboundedSender<(usize, Instant)>,
+    marks: mpsc::UnboundedSender<Mark>,
 ) -> Result<()> {
     let sock = TcpSocket::new_v4()?;
     sock.bind(SocketAddr::new(source, 0))?;
@@ -149,13 +176,18 @@ async fn open_socket(
                     break;
                 }
             } else if let Some(i) = t.find("loadgen-round-") {
-                let now = Instant::now();
-                let digits: String = t[i + 14..]
+                let now = wall_micros();
+                let rest = &t[i + 14..];
+                let round: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+                let sent: String = rest[round.len()..]
+                    .strip_prefix("-t")
+                    .unwrap_or_default()
                     .chars()
                     .take_while(|c| c.is_ascii_digit())
                     .collect();
-                if let Ok(round) = digits.parse() {
-                    let _ = marks.send((round, now));
+                if let (Ok(round), Ok(sent)) = (round.parse(), sent.parse::<u128>()) {
+                    let ms = now.saturating_sub(sent) as f64 / 1000.0;
+                    let _ = marks.send((round, node, ms));
                 }
             }
         }
@@ -174,16 +206,28 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let base = args.url.trim_end_matches('/').to_owned();
-    let authority = base
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or_default();
-    let server: SocketAddr = tokio::net::lookup_host(authority)
-        .await?
-        .next()
-        .context("server address")?;
+    let bases: Vec<String> = args
+        .url
+        .split(',')
+        .map(|u| u.trim().trim_end_matches('/').to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    let base = bases.first().cloned().context("--url")?;
+    let mut servers = Vec::new();
+    for b in &bases {
+        let authority = b
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        servers.push(
+            tokio::net::lookup_host(authority)
+                .await?
+                .next()
+                .context("server address")?,
+        );
+    }
+    let nodes = servers.len();
     let http = reqwest::Client::new();
 
     let mut tokens = Vec::with_capacity(args.users);
@@ -199,9 +243,9 @@ async fn main() -> Result<()> {
             login(&http, &base, e, p).await?
         }
     };
-    let rss_before = args.server_pid.and_then(rss_kib);
+    let rss_before: Vec<Option<u64>> = args.server_pid.iter().map(|p| rss_kib(*p)).collect();
 
-    let (marks_tx, mut marks_rx) = mpsc::unbounded_channel::<(usize, Instant)>();
+    let (marks_tx, mut marks_rx) = mpsc::unbounded_channel::<Mark>();
     let sem = Arc::new(Semaphore::new(args.concurrency));
     let failed = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -211,8 +255,10 @@ async fn main() -> Result<()> {
         let source = IpAddr::from([127, 0, 0, 2 + (i % args.sources.max(1) as usize) as u8]);
         let token = tokens[i % tokens.len()].clone();
         let (marks, failed) = (marks_tx.clone(), failed.clone());
+        let node = i % nodes;
+        let server = servers[node];
         handles.push(tokio::spawn(async move {
-            if let Err(e) = open_socket(server, source, token, marks).await
+            if let Err(e) = open_socket(server, node, source, token, marks).await
                 && failed.fetch_add(1, Ordering::Relaxed) < 5
             {
                 eprintln!("socket failed: {e:#}");
@@ -226,27 +272,35 @@ async fn main() -> Result<()> {
     let connected = args.sockets - failed.load(Ordering::Relaxed);
     let connect_secs = started.elapsed().as_secs_f64();
     println!(
-        "connected {connected}/{} sockets in {connect_secs:.1} s from {} source addresses",
+        "connected {connected}/{} sockets in {connect_secs:.1} s from {} source addresses over {nodes} node(s)",
         args.sockets, args.sources
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    if let (Some(pid), Some(before)) = (args.server_pid, rss_before)
-        && let Some(after) = rss_kib(pid)
-    {
-        let per = (after.saturating_sub(before) as f64 * 1024.0) / connected.max(1) as f64;
-        println!(
-            "server RSS: {before} KiB before, {after} KiB after; {:.1} KiB per socket",
-            per / 1024.0
-        );
+    for (n, (pid, before)) in args.server_pid.iter().zip(&rss_before).enumerate() {
+        if let (Some(before), Some(after)) = (before, rss_kib(*pid)) {
+            // This process's sockets on that node (other processes' sockets count too when
+            // several connect at once: read the growth with care).
+            let here = connected.div_ceil(nodes.max(1)).max(1);
+            let per = (after.saturating_sub(*before) as f64) / here as f64;
+            println!(
+                "node {n} (pid {pid}) RSS: {before} KiB before, {after} KiB after; {per:.1} KiB per socket of this process"
+            );
+        }
     }
+    if args.passive {
+        return passive(&args, connected, nodes, marks_rx).await;
+    }
+    tokio::time::sleep(Duration::from_secs(args.start_after.saturating_sub(3))).await;
 
     let mut reach_all = Vec::new();
     let mut first_arrival = Vec::new();
     let mut per_socket = Vec::new();
+    let mut per_node: Vec<Vec<f64>> = vec![Vec::new(); nodes];
+    let mut first_per_node: Vec<Vec<f64>> = vec![Vec::new(); nodes];
+    let mut delivered = 0usize;
     for round in 0..args.rounds {
         while marks_rx.try_recv().is_ok() {}
-        let marker = format!("loadgen-round-{round}");
-        let t0 = Instant::now();
+        let marker = format!("loadgen-round-{round}-t{}", wall_micros());
         let res = match args.trigger {
             Trigger::Request => http
                 .post(format!("{base}/api/requests"))
@@ -267,19 +321,27 @@ async fn main() -> Result<()> {
         }
         let mut got = 0usize;
         let mut first: Option<f64> = None;
+        let mut firsts: Vec<Option<f64>> = vec![None; nodes];
         let mut last = 0f64;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while got < connected {
             match tokio::time::timeout_at(deadline, marks_rx.recv()).await {
-                Ok(Some((r, at))) if r == round => {
-                    let ms = at.duration_since(t0).as_secs_f64() * 1000.0;
+                Ok(Some((r, node, ms))) if r == round => {
                     first = Some(first.map_or(ms, |f: f64| f.min(ms)));
+                    firsts[node] = Some(firsts[node].map_or(ms, |f: f64| f.min(ms)));
                     last = last.max(ms);
                     per_socket.push(ms);
+                    per_node[node].push(ms);
                     got += 1;
                 }
                 Ok(Some(_)) => {}
                 _ => break,
+            }
+        }
+        delivered += got;
+        for (n, f) in firsts.into_iter().enumerate() {
+            if let Some(f) = f {
+                first_per_node[n].push(f);
             }
         }
         if got < connected {
@@ -297,6 +359,12 @@ async fn main() -> Result<()> {
     sort(&mut first_arrival);
     sort(&mut per_socket);
     println!(
+        "delivered {delivered} of {} ({} rounds × {connected} sockets)",
+        args.rounds * connected,
+        args.rounds
+    );
+    report_nodes(&mut per_node, &mut first_per_node);
+    println!(
         "emit to {connected} sockets, REST action → last socket (ms, {} rounds): p50 {:.1}, p99 {:.1}, max {:.1}",
         args.rounds,
         percentile(&reach_all, 50.0),
@@ -313,5 +381,88 @@ async fn main() -> Result<()> {
         percentile(&per_socket, 50.0),
         percentile(&per_socket, 99.0)
     );
+    Ok(())
+}
+
+/// Per node: every delivery, and the first socket of each round (node 0 is where the event
+/// was caused; the others are cross-node).
+fn report_nodes(per_node: &mut [Vec<f64>], first_per_node: &mut [Vec<f64>]) {
+    if per_node.len() < 2 {
+        return;
+    }
+    for (n, (all, first)) in per_node
+        .iter_mut()
+        .zip(first_per_node.iter_mut())
+        .enumerate()
+    {
+        all.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        first.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        println!(
+            "node {n}{}: {} deliveries p50 {:.1} / p99 {:.1} ms; first socket p50 {:.1} / p95 {:.1} ms",
+            if n == 0 {
+                " (caused here)"
+            } else {
+                " (cross-node)"
+            },
+            all.len(),
+            percentile(all, 50.0),
+            percentile(all, 99.0),
+            percentile(first, 50.0),
+            percentile(first, 95.0),
+        );
+    }
+}
+
+/// Passive: time the rounds another process triggers until `rounds` were seen or
+/// `start_after` + 60 s passed.
+async fn passive(
+    args: &Args,
+    connected: usize,
+    nodes: usize,
+    mut marks_rx: mpsc::UnboundedReceiver<Mark>,
+) -> Result<()> {
+    println!("passive: waiting for {} rounds", args.rounds);
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_secs(args.start_after + 60 + 5 * args.rounds as u64);
+    let mut per_round: std::collections::BTreeMap<usize, Vec<f64>> = Default::default();
+    let mut per_node: Vec<Vec<f64>> = vec![Vec::new(); nodes];
+    let mut first_per_node: Vec<Vec<f64>> = vec![Vec::new(); nodes];
+    let mut seen_first: std::collections::HashSet<(usize, usize)> = Default::default();
+    let complete = |m: &std::collections::BTreeMap<usize, Vec<f64>>| {
+        m.len() >= args.rounds && m.values().all(|v| v.len() >= connected)
+    };
+    while !complete(&per_round) {
+        match tokio::time::timeout_at(deadline, marks_rx.recv()).await {
+            Ok(Some((round, node, ms))) => {
+                per_round.entry(round).or_default().push(ms);
+                per_node[node].push(ms);
+                if seen_first.insert((round, node)) {
+                    first_per_node[node].push(ms);
+                }
+            }
+            _ => break,
+        }
+    }
+    let delivered: usize = per_round.values().map(Vec::len).sum();
+    println!(
+        "delivered {delivered} of {} ({} rounds × {connected} sockets)",
+        args.rounds * connected,
+        args.rounds
+    );
+    let mut all: Vec<f64> = per_round.values().flatten().copied().collect();
+    let mut last: Vec<f64> = per_round
+        .values()
+        .map(|v| v.iter().copied().fold(0f64, f64::max))
+        .collect();
+    all.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    last.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    println!(
+        "REST action → last socket of this process (ms): p50 {:.1}, p99 {:.1}; every delivery p50 {:.1}, p99 {:.1}",
+        percentile(&last, 50.0),
+        percentile(&last, 99.0),
+        percentile(&all, 50.0),
+        percentile(&all, 99.0)
+    );
+    report_nodes(&mut per_node, &mut first_per_node);
     Ok(())
 }

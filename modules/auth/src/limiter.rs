@@ -1,75 +1,30 @@
-//! Slows password guessing: after `max_failures` failed logins for one account within
-//! `window`, further attempts for it answer 429 (with `Retry-After`) until the window passes,
-//! even with the right password. Kept in memory: per process, reset on restart.
+//! Slows password guessing: at most 10 login attempts per account in 15 minutes while none
+//! succeeds (a successful login clears the count); beyond that every attempt for that account
+//! answers 429 with `Retry-After`, even with the right password, and one more attempt is
+//! allowed every 90 s. Counted through [`kernel::Limits`], so on a cluster the limit holds
+//! across nodes.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kernel::ApiError;
+use kernel::{ApiError, Limits, Quota};
 
-/// Failed-login counts per account key (the normalized email).
-pub struct LoginLimiter {
-    max_failures: u32,
-    window: Duration,
-    entries: Mutex<HashMap<String, (u32, Instant)>>,
+/// 10 failed logins per account per 15 minutes.
+pub const LOGIN_FAILURES: Quota = Quota::new("login", 10, Duration::from_secs(15 * 60));
+
+/// Longest key kept: every valid email fits; longer input cannot be an account anyway.
+const MAX_KEY: usize = 320;
+
+/// The account a login names: its email as stored (trimmed, lower-cased), bounded in length.
+pub fn account_key(email: &str) -> String {
+    email.trim().to_lowercase().chars().take(MAX_KEY).collect()
 }
 
-/// Bound on remembered accounts, so a flood of made-up emails cannot grow memory forever.
-const MAX_ENTRIES: usize = 100_000;
-
-impl LoginLimiter {
-    pub fn new(max_failures: u32, window: Duration) -> Self {
-        Self {
-            max_failures,
-            window,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// 429 while this account is locked out.
-    pub fn check(&self, key: &str) -> Result<(), ApiError> {
-        let Ok(entries) = self.entries.lock() else {
-            return Ok(());
-        };
-        match entries.get(key) {
-            Some(&(count, since))
-                if count >= self.max_failures && since.elapsed() < self.window =>
-            {
-                let left = self.window.saturating_sub(since.elapsed()).as_secs().max(1);
-                Err(ApiError::RateLimited {
-                    retry_after_secs: left,
-                })
-            }
-            _ => Ok(()),
-        }
-    }
-
-    pub fn record_failure(&self, key: &str) {
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
-        if entries.len() >= MAX_ENTRIES {
-            let window = self.window;
-            entries.retain(|_, (_, since)| since.elapsed() < window);
-        }
-        let entry = entries.entry(key.to_owned()).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= self.window {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
-    }
-
-    pub fn record_success(&self, key: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(key);
-        }
-    }
+/// Counts one login attempt for this account; 429 while it is locked out.
+pub async fn attempt(limits: &Limits, key: &str) -> Result<(), ApiError> {
+    limits.enforce(&LOGIN_FAILURES, key).await
 }
 
-impl Default for LoginLimiter {
-    /// 10 failures per 15 minutes.
-    fn default() -> Self {
-        Self::new(10, Duration::from_secs(15 * 60))
-    }
+/// A successful login: the failures before it no longer count.
+pub async fn succeeded(limits: &Limits, key: &str) {
+    limits.reset(&LOGIN_FAILURES, key).await
 }

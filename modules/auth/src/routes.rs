@@ -1,28 +1,23 @@
 //! `/api/auth/*` and `/api/users/me`.
 
-use std::sync::Arc;
-
-use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kernel::contract::User;
 use kernel::error::Problem;
 use kernel::extract::Json;
-use kernel::{ApiError, AppState, AuthUser, Authenticator, Result};
+use kernel::{AppState, AuthUser, Authenticator, Limits, Result};
 use sea_orm::DatabaseConnection;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::dto::{AuthResponse, LoginBody, RegisterBody, UpdateMeBody};
-use crate::limiter::LoginLimiter;
+use crate::limiter;
 use crate::service;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    let limiter = Arc::new(LoginLimiter::default());
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
         .routes(routes!(me, update_me))
-        .layer(Extension(limiter))
 }
 
 /// Create a buyer or seller account.
@@ -55,22 +50,14 @@ async fn register(
 async fn login(
     State(db): State<DatabaseConnection>,
     State(auth): State<Authenticator>,
-    Extension(limiter): Extension<Arc<LoginLimiter>>,
+    State(limits): State<Limits>,
     Json(body): Json<LoginBody>,
 ) -> Result<axum::Json<AuthResponse>> {
-    let key = body.email.trim().to_lowercase();
-    limiter.check(&key)?;
-    match service::login(&db, &auth.keys, &body.email, body.password).await {
-        Ok((token, user)) => {
-            limiter.record_success(&key);
-            Ok(axum::Json(AuthResponse { token, user }))
-        }
-        Err(ApiError::Unauthorized) => {
-            limiter.record_failure(&key);
-            Err(ApiError::Unauthorized)
-        }
-        Err(other) => Err(other),
-    }
+    let key = limiter::account_key(&body.email);
+    limiter::attempt(&limits, &key).await?;
+    let (token, user) = service::login(&db, &auth.keys, &body.email, body.password).await?;
+    limiter::succeeded(&limits, &key).await;
+    Ok(axum::Json(AuthResponse { token, user }))
 }
 
 /// The caller's profile.

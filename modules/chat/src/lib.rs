@@ -10,7 +10,7 @@ pub mod service;
 
 use kernel::contract::Message;
 use kernel::ports::ChatPort;
-use kernel::{ApiError, AppState, AuthUser, EventBus, Module};
+use kernel::{ApiError, AppState, AuthUser, EventBus, Limits, Module};
 use sea_orm::DatabaseConnection;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
@@ -33,6 +33,7 @@ impl Module for ChatModule {
 pub struct Port {
     db: DatabaseConnection,
     bus: EventBus,
+    limits: Limits,
 }
 
 impl Port {
@@ -40,6 +41,7 @@ impl Port {
         Self {
             db: state.db.clone(),
             bus: state.bus.clone(),
+            limits: state.limits.clone(),
         }
     }
 }
@@ -54,12 +56,17 @@ impl ChatPort for Port {
         service::chats_of(&self.db, user_id).await
     }
 
+    async fn share_a_chat(&self, a: Uuid, b: Uuid) -> Result<bool, ApiError> {
+        service::share_a_chat(&self.db, a, b).await
+    }
+
     async fn send(
         &self,
         user: AuthUser,
         chat_id: Uuid,
         content: String,
     ) -> Result<Message, ApiError> {
+        service::within_send_limit(&self.limits, user).await?;
         let content = dto::Content::parse(&content)?;
         service::send_message(&self.bus, user, chat_id, content).await
     }

@@ -6,7 +6,7 @@ use kernel::contract::{Chat, Message, Page};
 use kernel::error::Problem;
 use kernel::extract::{Json, Path, Query};
 use kernel::pagination::PageParams;
-use kernel::{AppState, AuthUser, EventBus, Result};
+use kernel::{AppState, AuthUser, EventBus, Limits, Result};
 use sea_orm::DatabaseConnection;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -81,13 +81,16 @@ async fn list_messages(
         (status = 403, body = Problem, description = "an admin: admins may read chats, not write in them"),
         (status = 404, body = Problem),
         (status = 422, body = Problem, description = "`content` empty after trimming or over 4000 characters"),
+        (status = 429, body = Problem, description = "`rate_limited`: more than 20 messages in 10 s from this user (REST and socket together); see Retry-After"),
     ))]
 async fn send_message(
     State(bus): State<EventBus>,
+    State(limits): State<Limits>,
     caller: AuthUser,
     Path(id): Path<Uuid>,
     Json(body): Json<SendMessageBody>,
 ) -> Result<(StatusCode, axum::Json<Message>)> {
+    service::within_send_limit(&limits, caller).await?;
     let content = Content::parse(&body.content)?;
     let message = service::send_message(&bus, caller, id, content).await?;
     Ok((StatusCode::CREATED, axum::Json(message)))

@@ -2,11 +2,12 @@
 //! how far each participant has read.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use kernel::contract::{Chat, Message, Page, new_id, now};
 use kernel::events::{ChatMessageRead, ChatNewMessage};
 use kernel::pagination::{PageParams, page};
-use kernel::{ApiError, AuthUser, EventBus, Result, Tx};
+use kernel::{ApiError, AuthUser, EventBus, Limits, Quota, Result, Tx};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
@@ -225,6 +226,17 @@ pub async fn list_messages(
     })
 }
 
+/// At most 20 chat messages per user per 10 s, REST and socket counted together (and across
+/// nodes when the limits live in Redis).
+pub const SEND_QUOTA: Quota = Quota::new("chat-messages", 20, Duration::from_secs(10));
+
+/// Counts one message `caller` tries to send: 429 `rate_limited` (with `Retry-After`) beyond
+/// [`SEND_QUOTA`]. Checked before anything else, so a flood costs no database work; other
+/// users are counted apart and never slowed by it.
+pub async fn within_send_limit(limits: &Limits, caller: AuthUser) -> Result<()> {
+    limits.enforce(&SEND_QUOTA, &caller.id.to_string()).await
+}
+
 /// Posts a message as `caller`: 404 when the chat is not visible, 403 for an admin (who may
 /// read but not write). Emits `chat:new-message` to the chat and the other participant.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %chat_id))]
@@ -319,6 +331,30 @@ pub async fn can_follow(db: &DatabaseConnection, user: AuthUser, chat_id: Uuid) 
         .one(db)
         .await?
         .is_some_and(|c| c.is_participant(user.id) || user.is_admin()))
+}
+
+/// Do `a` and `b` take part in one chat together (either as buyer or as seller).
+pub async fn share_a_chat(db: &DatabaseConnection, a: Uuid, b: Uuid) -> Result<bool> {
+    let found: Option<Uuid> = chat::Entity::find()
+        .select_only()
+        .column(chat::Column::Id)
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(chat::Column::BuyerId.eq(a))
+                        .add(chat::Column::SellerId.eq(b)),
+                )
+                .add(
+                    Condition::all()
+                        .add(chat::Column::BuyerId.eq(b))
+                        .add(chat::Column::SellerId.eq(a)),
+                ),
+        )
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(found.is_some())
 }
 
 /// The ids of every chat `user_id` takes part in.

@@ -49,6 +49,11 @@ pub struct Claims {
     pub exp: i64,
 }
 
+/// Seconds a token is still accepted after its `exp` (the contract allows at most 5). None:
+/// our nodes issue and check tokens with NTP-synchronized clocks, so an expired token is
+/// refused at once on REST, refused on socket connect, and ends a connected socket.
+pub const EXP_LEEWAY_SECS: u64 = 0;
+
 /// Signs and verifies tokens with one HS256 secret.
 #[derive(Clone)]
 pub struct JwtKeys {
@@ -61,8 +66,8 @@ pub struct JwtKeys {
 impl JwtKeys {
     pub fn new(secret: &[u8], ttl_secs: i64) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        // The default 60 s leeway would keep expired tokens alive; none here.
-        validation.leeway = 0;
+        // jsonwebtoken's default 60 s leeway would keep expired tokens alive for a minute.
+        validation.leeway = EXP_LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "sub", "iat"]);
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -113,16 +118,23 @@ pub struct Authenticator {
 impl Authenticator {
     /// Verifies a raw token (with or without `Bearer `) and confirms the user still exists.
     pub async fn authenticate(&self, token: &str) -> Result<AuthUser, ApiError> {
+        Ok(self.authenticate_until(token).await?.0)
+    }
+
+    /// [`Authenticator::authenticate`], also answering until when the token is accepted
+    /// (its `exp` plus [`EXP_LEEWAY_SECS`], Unix seconds): a socket ends then.
+    pub async fn authenticate_until(&self, token: &str) -> Result<(AuthUser, i64), ApiError> {
         let claims = self.keys.verify(token).ok_or(ApiError::Unauthorized)?;
         let role = self
             .users
             .current_role(claims.sub)
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        Ok(AuthUser {
+        let user = AuthUser {
             id: claims.sub,
             role,
-        })
+        };
+        Ok((user, claims.exp.saturating_add(EXP_LEEWAY_SECS as i64)))
     }
 }
 

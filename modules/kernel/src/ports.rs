@@ -22,7 +22,18 @@ pub trait ChatPort: Send + Sync + 'static {
     async fn can_follow_chat(&self, user: AuthUser, chat_id: Uuid) -> Result<bool, ApiError>;
     /// The chats `user_id` takes part in (for presence).
     async fn chats_of(&self, user_id: Uuid) -> Result<Vec<Uuid>, ApiError>;
-    /// Same rules and effects as `POST /api/chats/{id}/messages`.
+    /// Do `a` and `b` take part in one chat together (presence is visible to chat partners).
+    /// The default asks [`ChatPort::chats_of`] twice; implementations may ask once.
+    async fn share_a_chat(&self, a: Uuid, b: Uuid) -> Result<bool, ApiError> {
+        let of_a = self.chats_of(a).await?;
+        Ok(self
+            .chats_of(b)
+            .await?
+            .iter()
+            .any(|chat| of_a.contains(chat)))
+    }
+    /// Same rules, limit and effects as `POST /api/chats/{id}/messages` (429
+    /// `rate_limited` beyond the per-user message quota).
     async fn send(
         &self,
         user: AuthUser,

@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::Authenticator;
 use crate::bus::{EventBus, Subscriber};
+use crate::limits::Limits;
 
 /// The application state shared by every module's router. Module-specific services are
 /// added by each module to its own router (as an `Extension`), not here.
@@ -18,6 +19,9 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub bus: EventBus,
     pub auth: Authenticator,
+    /// Rate limits (chat messages, typing, logins), shared by REST, sockets and auth: in
+    /// memory on one node, in Redis across a cluster.
+    pub limits: Limits,
 }
 
 /// What a running module may use for background work.
