@@ -71,6 +71,28 @@ async fn a_token_expired_beyond_the_leeway_is_401_on_rest_and_refused_on_socket_
     }
 }
 
+// ---------------------------------------------------------------- login limit
+
+#[tokio::test]
+async fn a_successful_login_clears_the_failures_before_it() {
+    let app = TestApp::spawn().await;
+    let user = app.buyer().await;
+    let login = |password: &str| {
+        let body = json!({ "email": user.email, "password": password });
+        let app = &app;
+        async move { app.post("/api/auth/login", None, body).await.status }
+    };
+    for _ in 0..9 {
+        assert_eq!(login("wrong-password").await, 401);
+    }
+    assert_eq!(login(&user.password).await, 200);
+    // The count starts again: ten more failures before the lock-out.
+    for _ in 0..10 {
+        assert_eq!(login("wrong-password").await, 401);
+    }
+    assert_eq!(login(&user.password).await, 429);
+}
+
 // ---------------------------------------------------------------- presence
 
 #[tokio::test]
