@@ -170,7 +170,7 @@ pub fn document() -> Value {
         (
             "chat:send",
             add::<ChatSendArgs>(&mut schemas),
-            "As `POST /api/chats/{id}/messages`; ack `{ ok, message }`.",
+            "As `POST /api/chats/{id}/messages`; ack `{ ok, message }`. At most 20 messages per user per 10 s, counted together with REST: beyond, ack `{ ok: false, error: \"rate_limited\" }` and nothing is stored.",
         ),
         (
             "chat:read",
@@ -180,7 +180,7 @@ pub fn document() -> Value {
         (
             "chat:typing",
             add::<ChatTypingArgs>(&mut schemas),
-            "Participants; relayed to `chat-{chatId}` except the sender's own sockets; never stored; rate-limited per socket.",
+            "Participants; relayed to `chat-{chatId}` except the sender's own sockets; never stored. At most 5 relays per second per user over all of that user's sockets: beyond, dropped (ack `rate_limited`).",
         ),
         (
             "chat:stopped-typing",
@@ -244,7 +244,9 @@ pub fn document() -> Value {
                  then `events:replay-truncated` `{{ lastEventId }}`: continue with `GET /api/events?after=`), then live ones, \
                  with no gap and no duplicate. A socket in several rooms of one emit receives it once.\n\n\
                  Acks: `{{ ok: true, ... }}` or `{{ ok: false, error }}` with `error` one of `forbidden`, `not_found`, \
-                 `bad_request`, `rate_limited` (typing), `internal`; someone else's request or chat is `not_found`."
+                 `bad_request`, `rate_limited` (`chat:send`, typing), `internal`; someone else's request or chat is `not_found`.\n\n\
+                 A socket lives no longer than its token: when the token expires the server disconnects it (the client \
+                 sees `disconnect` with `io server disconnect`) and it reconnects with a fresh token and `lastEventId`."
             ),
         },
         "defaultContentType": "application/json",

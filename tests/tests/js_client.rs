@@ -18,6 +18,8 @@ async fn run(cmd: &str, args: &[&str], base: Option<&str>) -> std::process::Outp
         .kill_on_drop(true);
     if let Some(base) = base {
         c.env("BASE_URL", base);
+        // The token-expiry tests mint short-lived tokens as another service would.
+        c.env("JWT_SECRET", marketplace_tests::JWT_SECRET);
     }
     c.output()
         .await

@@ -100,6 +100,17 @@ pub trait Limiter: Send + Sync + 'static {
     async fn reset(&self, quota: &Quota, key: &str);
 }
 
+/// A shared limiter is a limiter (so a caller can keep a handle on what it gives [`Limits`]).
+#[async_trait::async_trait]
+impl<T: Limiter> Limiter for Arc<T> {
+    async fn check(&self, quota: &Quota, key: &str) -> Result<(), RetryAfter> {
+        (**self).check(quota, key).await
+    }
+    async fn reset(&self, quota: &Quota, key: &str) {
+        (**self).reset(quota, key).await
+    }
+}
+
 /// The application's limiter, cheap to clone; lives in [`crate::AppState`].
 #[derive(Clone)]
 pub struct Limits(Arc<dyn Limiter>);
