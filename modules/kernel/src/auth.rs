@@ -58,7 +58,23 @@ pub struct JwtKeys {
     ttl_secs: i64,
 }
 
+/// Shows the lifetime only: the keys are the JWT secret and never reach `Debug` or logs.
+impl std::fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKeys")
+            .field("keys", &"[REDACTED]")
+            .field("ttl_secs", &self.ttl_secs)
+            .finish()
+    }
+}
+
 impl JwtKeys {
+    /// Keys from the secret as [`secrecy::SecretString`], so callers need not expose it.
+    pub fn from_secret(secret: &secrecy::SecretString, ttl_secs: i64) -> Self {
+        use secrecy::ExposeSecret;
+        Self::new(secret.expose_secret().as_bytes(), ttl_secs)
+    }
+
     pub fn new(secret: &[u8], ttl_secs: i64) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         // The default 60 s leeway would keep expired tokens alive; none here.
