@@ -114,7 +114,7 @@ pub async fn attention<C: ConnectionTrait>(
         });
     }
     // Ids are time-ordered UUIDs across both tables, so one cursor pages the merged list.
-    items.sort_by(|a, b| b.id.cmp(&a.id));
+    items.sort_by_key(|i| std::cmp::Reverse(i.id));
     Ok(page(items, limit, |i| i.id))
 }
 
