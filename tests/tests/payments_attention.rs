@@ -528,3 +528,53 @@ async fn a_new_payout_is_submitted_without_waiting_for_the_poll_interval() {
     .expect("the payout left pending");
     assert_eq!(submitted[0].body["external_id"], payout["id"]);
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_answer_of_these_routes() {
+    let app = TestApp::spawn().await;
+    let doc = app.get("/api/openapi.json", None).await.expect(200);
+    let cases: [(&str, &str, &[&str]); 5] = [
+        ("/api/admin/attention", "get", &["200", "401", "403", "422"]),
+        (
+            "/api/admin/payouts/{id}/retry",
+            "post",
+            &["201", "401", "403", "404", "409"],
+        ),
+        (
+            "/api/admin/payments/{id}/refund",
+            "post",
+            &["201", "401", "403", "404", "409"],
+        ),
+        (
+            "/api/webhooks/shkeeper",
+            "post",
+            &["202", "400", "401", "413"],
+        ),
+        (
+            "/api/webhooks/shkeeper/payout",
+            "post",
+            &["202", "400", "401", "413"],
+        ),
+    ];
+    for (path, method, statuses) in cases {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is documented");
+        for status in statuses {
+            let res = &op["responses"][*status];
+            assert!(res.is_object(), "{method} {path} documents {status}");
+            if status.starts_with('4') {
+                assert!(
+                    res["content"]["application/problem+json"].is_object(),
+                    "{method} {path} {status} is a problem document: {res}"
+                );
+            }
+        }
+    }
+    let why = doc["paths"]["/api/webhooks/shkeeper"]["post"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        why.contains("rejected") && why.contains("202"),
+        "the description says why an absurd amount is answered 202: {why}"
+    );
+}

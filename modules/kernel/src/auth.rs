@@ -187,3 +187,19 @@ where
         Authenticator::from_ref(state).authenticate(token).await
     }
 }
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_the_jwt_keys_shows_no_secret() {
+        let secret = secrecy::SecretString::from("a-very-secret-signing-key-0123456789");
+        let keys = JwtKeys::from_secret(&secret, 3600);
+        let debug = format!("{keys:?}");
+        assert!(!debug.contains("a-very-secret"), "{debug}");
+        assert!(debug.contains("REDACTED"));
+        let token = keys.issue(Uuid::now_v7(), Role::Buyer).unwrap();
+        assert!(keys.verify(&token).is_some(), "the keys still work");
+    }
+}
