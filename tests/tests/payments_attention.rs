@@ -310,10 +310,15 @@ async fn a_refused_payout_is_retried_as_a_new_payout_that_pays_once() {
     assert!(is_problem(&unknown));
 
     standin.script(|s| s.payout_error = None);
-    let created = app
-        .post(&retry, Some(&admin.token), json!({}))
-        .await
-        .expect(201);
+    // Two admins click at once: one new payout, one refusal.
+    let (a, b) = tokio::join!(
+        app.post(&retry, Some(&admin.token), json!({})),
+        app.post(&retry, Some(&admin.token), json!({})),
+    );
+    let (created, lost) = if a.status == 201 { (a, b) } else { (b, a) };
+    assert_eq!(lost.status, 409, "{lost:?}");
+    assert!(is_problem(&lost));
+    let created = created.expect(201);
     let new_id = created["id"].as_str().unwrap().to_owned();
     assert_ne!(new_id, failed_id);
     assert_eq!(created["kind"], "release");
@@ -456,10 +461,14 @@ async fn a_payment_completed_after_cancel_is_refunded_to_the_buyer_once() {
     )
     .await
     .expect(200);
-    let started = app
-        .post(&refund, Some(&admin.token), json!({}))
-        .await
-        .expect(201);
+    let (a, b) = tokio::join!(
+        app.post(&refund, Some(&admin.token), json!({})),
+        app.post(&refund, Some(&admin.token), json!({})),
+    );
+    let (started, lost) = if a.status == 201 { (a, b) } else { (b, a) };
+    assert_eq!(lost.status, 409, "{lost:?}");
+    assert_eq!(lost.code(), "refund_exists");
+    let started = started.expect(201);
     let refund_id = started["id"].as_str().unwrap().to_owned();
     assert_eq!(started["kind"], "refund");
     assert_eq!(started["recipientId"], buyer.id.as_str());
