@@ -134,10 +134,30 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
 }
 
 /// Applies every pending migration.
+/// On PostgreSQL, nodes that start together take turns: a session advisory lock on a
+/// connection of its own is held while migrating (released when it closes, or when the
+/// process dies), so a second node waits and then finds nothing left to apply.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    migrations::Migrator::up(db, None)
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres {
+        return migrations::Migrator::up(db, None)
+            .await
+            .context("migrations failed");
+    }
+    let lock = db
+        .get_postgres_connection_pool()
+        .acquire()
         .await
-        .context("migrations failed")
+        .context("migrations: no database connection for the lock")?;
+    let mut lock = lock.detach();
+    sea_orm::sqlx::query("SELECT pg_advisory_lock(7242000)")
+        .execute(&mut lock)
+        .await
+        .context("migrations: lock")?;
+    let result = migrations::Migrator::up(db, None)
+        .await
+        .context("migrations failed");
+    let _ = sea_orm::sqlx::Connection::close(lock).await;
+    result
 }
 
 /// Hides a password in a database URL before it is logged.
