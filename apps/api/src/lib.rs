@@ -24,14 +24,19 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use config::Config;
 
-/// Every module of the server. Adding a module is one line here.
-pub fn modules(config: &Config, state: &AppState) -> Vec<Box<dyn Module>> {
+/// Every module of the server. Adding a module is one line here. `hasher` is the server's
+/// one bounded password-hashing queue (see [`auth::hashing`]).
+pub fn modules(
+    config: &Config,
+    state: &AppState,
+    hasher: &Arc<auth::Hasher>,
+) -> Vec<Box<dyn Module>> {
     let request_access = Arc::new(offers::Access {
         db: state.db.clone(),
     });
     let chat_port = Arc::new(chat::Port::new(state));
     vec![
-        Box::new(auth::AuthModule),
+        Box::new(auth::AuthModule::new(Arc::clone(hasher))),
         Box::new(requests::RequestsModule),
         Box::new(offers::OffersModule),
         Box::new(chat::ChatModule),
@@ -190,8 +195,21 @@ pub async fn openapi_document(config: &Config) -> anyhow::Result<utoipa::openapi
     let mut opts = ConnectOptions::new("sqlite::memory:");
     opts.connect_lazy(true);
     let state = state(config, Database::connect(opts).await?);
-    let modules = modules(config, &state);
+    let hasher = Arc::new(auth::Hasher::new(auth::HashingConfig {
+        concurrency: 1,
+        queue: 0,
+    })?);
+    let modules = modules(config, &state, &hasher);
     Ok(assemble(config, &state, &modules).1)
+}
+
+/// The password hasher `config` asks for (`HASH_CONCURRENCY` threads, `HASH_QUEUE`).
+///
+/// Fails when the operating system refuses to start its threads.
+pub fn hasher(config: &Config) -> anyhow::Result<Arc<auth::Hasher>> {
+    Ok(Arc::new(
+        auth::Hasher::new(config.hashing).context("cannot start the password-hashing threads")?,
+    ))
 }
 
 /// Runs the server on `listener` until `cancel` fires: migrate, bootstrap the admin, start
@@ -202,17 +220,28 @@ pub async fn run(
     listener: TcpListener,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    let hasher = hasher(&config)?;
+    run_with_hasher(config, listener, cancel, hasher).await
+}
+
+/// [`run`] with a hasher made by the caller, who can then watch its counters (the tests do).
+pub async fn run_with_hasher(
+    config: Config,
+    listener: TcpListener,
+    cancel: CancellationToken,
+    hasher: Arc<auth::Hasher>,
+) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let db = connect(&config).await?;
     migrate(&db).await?;
     if let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) {
-        auth::service::ensure_admin(&db, email, password)
+        auth::service::ensure_admin(&db, &hasher, email, password)
             .await
             .map_err(|e| anyhow::anyhow!("ADMIN_EMAIL/ADMIN_PASSWORD: {e}"))?;
         tracing::info!(email = %email, "admin account ensured");
     }
     let state = state(&config, db.clone());
-    let modules = modules(&config, &state);
+    let modules = modules(&config, &state, &hasher);
     let (router, _) = assemble(&config, &state, &modules);
 
     let tracker = TaskTracker::new();

@@ -13,16 +13,18 @@ use sea_orm::DatabaseConnection;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::dto::{AuthResponse, LoginBody, RegisterBody, UpdateMeBody};
+use crate::hashing::Hasher;
 use crate::limiter::LoginLimiter;
 use crate::service;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router(hasher: Arc<Hasher>) -> OpenApiRouter<AppState> {
     let limiter = Arc::new(LoginLimiter::default());
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
         .routes(routes!(me, update_me))
         .layer(Extension(limiter))
+        .layer(Extension(hasher))
 }
 
 /// Create a buyer or seller account.
@@ -32,13 +34,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 400, body = Problem, description = "malformed JSON"),
         (status = 409, body = Problem, description = "`email_taken`"),
         (status = 422, body = Problem, description = "bad email, short password, unknown role"),
+        (status = 503, body = Problem, description = "`busy`: too many passwords are being hashed; see Retry-After"),
     ))]
 async fn register(
     State(db): State<DatabaseConnection>,
     State(auth): State<Authenticator>,
+    Extension(hasher): Extension<Arc<Hasher>>,
     Json(body): Json<RegisterBody>,
 ) -> Result<(StatusCode, axum::Json<AuthResponse>)> {
-    let (token, user) = service::register(&db, &auth.keys, body).await?;
+    let (token, user) = service::register(&db, &auth.keys, &hasher, body).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(AuthResponse { token, user }),
@@ -51,16 +55,18 @@ async fn register(
         (status = 200, body = AuthResponse),
         (status = 401, body = Problem),
         (status = 429, body = Problem, description = "10 failed logins for this account within 15 minutes; see Retry-After"),
+        (status = 503, body = Problem, description = "`busy`: too many passwords are being checked; see Retry-After"),
     ))]
 async fn login(
     State(db): State<DatabaseConnection>,
     State(auth): State<Authenticator>,
     Extension(limiter): Extension<Arc<LoginLimiter>>,
+    Extension(hasher): Extension<Arc<Hasher>>,
     Json(body): Json<LoginBody>,
 ) -> Result<axum::Json<AuthResponse>> {
     let key = body.email.trim().to_lowercase();
     limiter.check(&key)?;
-    match service::login(&db, &auth.keys, &body.email, body.password).await {
+    match service::login(&db, &auth.keys, &hasher, &body.email, body.password).await {
         Ok((token, user)) => {
             limiter.record_success(&key);
             Ok(axum::Json(AuthResponse { token, user }))
