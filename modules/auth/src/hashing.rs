@@ -202,7 +202,7 @@ impl Hasher {
     pub async fn verify_dummy(&self, password: String) -> Result<(), HashError> {
         let phc = self
             .dummy
-            .get_or_try_init(|| self.hash(uuid::Uuid::new_v4().to_string()))
+            .get_or_try_init(|| self.hash(SaltString::generate(&mut OsRng).to_string()))
             .await?
             .clone();
         self.verify(password, phc).await.map(|_| ())
@@ -264,22 +264,22 @@ fn worker(rx: &Mutex<mpsc::Receiver<Task>>, counters: &Counters) {
             },
             Err(_) => return,
         };
-        if !task.abandoned() {
+        let reply = if task.abandoned() {
+            None
+        } else {
             let running = counters.running.fetch_add(1, Ordering::AcqRel) + 1;
             counters.max_running.fetch_max(running, Ordering::AcqRel);
             let started = Instant::now();
-            match task {
+            let reply = match task {
                 Task::Hash { password, reply } => {
-                    let _ = reply.send(hash_with(&mut area, &password));
+                    Reply::Hash(reply, hash_with(&mut area, &password))
                 }
                 Task::Verify {
                     password,
                     phc,
                     reply,
-                } => {
-                    let _ = reply.send(verify_with(&mut area, &password, &phc));
-                }
-            }
+                } => Reply::Verify(reply, verify_with(&mut area, &password, &phc)),
+            };
             let took = started.elapsed().as_micros() as u64;
             let avg = counters.avg_micros.load(Ordering::Relaxed);
             counters
@@ -287,12 +287,34 @@ fn worker(rx: &Mutex<mpsc::Receiver<Task>>, counters: &Counters) {
                 .store((avg * 7 + took) / 8, Ordering::Relaxed);
             counters.running.fetch_sub(1, Ordering::AcqRel);
             counters.completed.fetch_add(1, Ordering::Relaxed);
-        }
+            Some(reply)
+        };
+        // The counters are settled before the caller hears back, so what it reads is final.
         let left = counters.admitted.fetch_sub(1, Ordering::AcqRel) - 1;
+        match reply {
+            Some(Reply::Hash(tx, r)) => {
+                let _ = tx.send(r);
+            }
+            Some(Reply::Verify(tx, r)) => {
+                let _ = tx.send(r);
+            }
+            None => {}
+        }
         if left <= counters.running.load(Ordering::Acquire) {
             area.release();
         }
     }
+}
+
+enum Reply {
+    Hash(
+        oneshot::Sender<Result<String, HashError>>,
+        Result<String, HashError>,
+    ),
+    Verify(
+        oneshot::Sender<Result<bool, HashError>>,
+        Result<bool, HashError>,
+    ),
 }
 
 /// Hashing threads yield the CPU to the runtime's threads under contention (Linux: nice 10
