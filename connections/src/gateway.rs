@@ -108,7 +108,10 @@ impl Ack {
             | ApiError::UnsupportedMediaType { .. }
             | ApiError::MethodNotAllowed => "bad_request",
             ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Internal(_) | ApiError::BadGateway { .. } | ApiError::Unavailable { .. } => {
+            ApiError::Internal(_)
+            | ApiError::BadGateway { .. }
+            | ApiError::Unavailable { .. }
+            | ApiError::Busy { .. } => {
                 tracing::error!(error = %e, "socket event failed");
                 "internal"
             }

@@ -111,6 +111,7 @@ pub struct TestApp {
     pub env: HashMap<String, String>,
     cancel: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
+    hasher: std::sync::Arc<auth::Hasher>,
 }
 
 impl TestApp {
@@ -150,7 +151,13 @@ impl TestApp {
         let lookup = env.clone();
         let config = Config::from_lookup(|k| lookup.get(k).cloned()).expect("test config");
         let cancel = CancellationToken::new();
-        let handle = tokio::spawn(marketplace_api::run(config, listener, cancel.clone()));
+        let hasher = marketplace_api::hasher(&config).expect("hashing threads");
+        let handle = tokio::spawn(marketplace_api::run_with_hasher(
+            config,
+            listener,
+            cancel.clone(),
+            hasher.clone(),
+        ));
         let mut app = TestApp {
             addr,
             base: format!("http://{addr}"),
@@ -162,6 +169,7 @@ impl TestApp {
             env,
             cancel,
             handle: Some(handle),
+            hasher,
         };
         app.wait_ready().await;
         app
@@ -233,6 +241,11 @@ impl TestApp {
         self.stop().await;
         let env = self.env.clone();
         Self::start(env).await
+    }
+
+    /// The counters of this server's password hasher (hashes running, most at once, ...).
+    pub fn hashing(&self) -> auth::HashingStats {
+        self.hasher.stats()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -90,6 +90,9 @@ pub struct Config {
     pub redis_key_prefix: String,
     /// The bus's retries, dead letters, leases and the shutdown drain ([`bus_settings`]).
     pub bus: BusSettings,
+    /// Extra: `HASH_CONCURRENCY` (default: the number of cores) password hashes at once, and
+    /// `HASH_QUEUE` (default: 32 per hashing thread) waiting; beyond, 503 `busy`.
+    pub hashing: auth::HashingConfig,
 }
 
 /// Retries, dead letters, leases and shutdown of the event bus (README's configuration table).
@@ -318,6 +321,7 @@ impl Config {
         let socket_max_payload: u64 = parse(&get, "SOCKET_MAX_PAYLOAD_BYTES", "1000000")?;
         let event_poll_ms: u64 = parse(&get, "EVENT_POLL_MS", "1000")?;
         let (redis_url, redis_key_prefix) = cluster_settings(&get, is_sqlite)?;
+        let hashing = hashing_config(&get)?;
         Ok(Config {
             host,
             port,
@@ -350,6 +354,7 @@ impl Config {
             redis_url,
             redis_key_prefix,
             bus: bus_settings(&get)?,
+            hashing,
         })
     }
 }
@@ -399,6 +404,22 @@ fn cluster_settings(
         return Err(err("REDIS_URL", format!("not a Redis URL: {e}")));
     }
     Ok((Some(url), prefix))
+}
+
+/// `HASH_CONCURRENCY` (1..=256) and `HASH_QUEUE` (0..=100000).
+fn hashing_config(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<auth::HashingConfig, ConfigError> {
+    let machine = auth::HashingConfig::for_this_machine();
+    let concurrency: usize = parse(get, "HASH_CONCURRENCY", &machine.concurrency.to_string())?;
+    if !(1..=256).contains(&concurrency) {
+        return Err(err("HASH_CONCURRENCY", "must be between 1 and 256"));
+    }
+    let queue: usize = parse(get, "HASH_QUEUE", &(concurrency * 32).to_string())?;
+    if queue > 100_000 {
+        return Err(err("HASH_QUEUE", "must be at most 100000"));
+    }
+    Ok(auth::HashingConfig { concurrency, queue })
 }
 
 fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
@@ -468,6 +489,19 @@ mod tests {
             cfg(&[("CORS_ORIGINS", "ftp://x")]).unwrap_err().var,
             "CORS_ORIGINS"
         );
+        assert_eq!(
+            cfg(&[("HASH_CONCURRENCY", "0")]).unwrap_err().var,
+            "HASH_CONCURRENCY"
+        );
+        assert_eq!(cfg(&[("HASH_QUEUE", "-1")]).unwrap_err().var, "HASH_QUEUE");
+    }
+
+    #[test]
+    fn the_hashing_queue_defaults_to_32_per_thread() {
+        let c = cfg(&[("HASH_CONCURRENCY", "3")]).unwrap();
+        assert_eq!(c.hashing.concurrency, 3);
+        assert_eq!(c.hashing.queue, 96);
+        assert_eq!(cfg(&[("HASH_QUEUE", "0")]).unwrap().hashing.queue, 0);
     }
 
     #[test]

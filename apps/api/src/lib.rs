@@ -26,11 +26,13 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use config::Config;
 
-/// Every module of the server. Adding a module is one line here. `redis` is this node's
-/// link to the cluster (see [`cluster_link`]); `None` on a single node.
+/// Every module of the server. Adding a module is one line here. `hasher` is the server's
+/// one bounded password-hashing queue (see [`auth::hashing`]); `redis` is this node's link to
+/// the cluster (see [`cluster_link`]), `None` on a single node.
 pub fn modules(
     config: &Config,
     state: &AppState,
+    hasher: &Arc<auth::Hasher>,
     redis: Option<&Arc<RedisLink>>,
 ) -> Vec<Box<dyn Module>> {
     let request_access = Arc::new(offers::Access {
@@ -38,7 +40,7 @@ pub fn modules(
     });
     let chat_port = Arc::new(chat::Port::new(state));
     vec![
-        Box::new(auth::AuthModule),
+        Box::new(auth::AuthModule::new(Arc::clone(hasher))),
         Box::new(requests::RequestsModule),
         Box::new(offers::OffersModule),
         Box::new(chat::ChatModule),
@@ -241,8 +243,21 @@ pub async fn openapi_document(config: &Config) -> anyhow::Result<utoipa::openapi
     let mut opts = ConnectOptions::new("sqlite::memory:");
     opts.connect_lazy(true);
     let state = state(config, Database::connect(opts).await?);
-    let modules = modules(config, &state, None);
+    let hasher = Arc::new(auth::Hasher::new(auth::HashingConfig {
+        concurrency: 1,
+        queue: 0,
+    })?);
+    let modules = modules(config, &state, &hasher, None);
     Ok(assemble(config, &state, &modules).1)
+}
+
+/// The password hasher `config` asks for (`HASH_CONCURRENCY` threads, `HASH_QUEUE`).
+///
+/// Fails when the operating system refuses to start its threads.
+pub fn hasher(config: &Config) -> anyhow::Result<Arc<auth::Hasher>> {
+    Ok(Arc::new(
+        auth::Hasher::new(config.hashing).context("cannot start the password-hashing threads")?,
+    ))
 }
 
 /// Runs the server on `listener` until `cancel` fires: migrate, bootstrap the admin, start
@@ -255,11 +270,22 @@ pub async fn run(
     listener: TcpListener,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    let hasher = hasher(&config)?;
+    run_with_hasher(config, listener, cancel, hasher).await
+}
+
+/// [`run`] with a hasher made by the caller, who can then watch its counters (the tests do).
+pub async fn run_with_hasher(
+    config: Config,
+    listener: TcpListener,
+    cancel: CancellationToken,
+    hasher: Arc<auth::Hasher>,
+) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let db = connect(&config).await?;
     migrate(&db).await?;
     if let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) {
-        auth::service::ensure_admin(&db, email, password.expose_secret())
+        auth::service::ensure_admin(&db, &hasher, email, password.expose_secret())
             .await
             .map_err(|e| anyhow::anyhow!("ADMIN_EMAIL/ADMIN_PASSWORD: {e}"))?;
         tracing::info!(email = %email, "admin account ensured");
@@ -270,7 +296,7 @@ pub async fn run(
         // Limits count across nodes on the same Redis link (in memory while it is down).
         state.limits = kernel::Limits::redis(link.connection(), link.prefix());
     }
-    let modules = modules(&config, &state, redis.as_ref());
+    let modules = modules(&config, &state, &hasher, redis.as_ref());
     let (router, _) = assemble(&config, &state, &modules);
     let router = match &redis {
         Some(link) => router.layer(axum::Extension(link.clone())),

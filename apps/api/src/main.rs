@@ -89,7 +89,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::CreateAdmin { email, password } => {
             let db = marketplace_api::connect(&config).await?;
             marketplace_api::migrate(&db).await?;
-            let user = auth::service::ensure_admin(&db, &email, &password)
+            let hasher = marketplace_api::hasher(&config)?;
+            let user = auth::service::ensure_admin(&db, &hasher, &email, &password)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("admin {} ({})", user.email, user.id);

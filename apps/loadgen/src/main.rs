@@ -14,6 +14,14 @@
 //! More sockets than one process may hold: start `--passive` processes first (they open
 //! sockets and time the rounds another process triggers, from the wall-clock time carried in
 //! the event), then one active process with `--start-after` long enough for them to connect.
+//!
+//! `--mode login-storm` instead fires a wave of logins at once (see [`storm`]):
+//! ```text
+//! loadgen --mode login-storm --url http://127.0.0.1:3000 --accounts 30 --logins 300 \
+//!         --server-pid $(pgrep -n marketplace)
+//! ```
+
+mod storm;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -30,6 +38,14 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    /// N websocket sockets, RSS per socket, emit latency.
+    Sockets,
+    /// Logins at once: logins/s, status counts, RSS, latency of a non-hashing call.
+    LoginStorm,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum Trigger {
     /// `POST /api/requests` as a buyer → `request:created` to the `sellers` room.
     Request,
@@ -43,6 +59,23 @@ enum Trigger {
     about = "Socket.IO load generator for the marketplace server"
 )]
 struct Args {
+    #[arg(long, value_enum, default_value_t = Mode::Sockets)]
+    mode: Mode,
+    /// login-storm: accounts registered before the storm.
+    #[arg(long, default_value_t = 30)]
+    accounts: usize,
+    /// login-storm: logins fired at the same instant, spread over the accounts.
+    #[arg(long, default_value_t = 300)]
+    logins: usize,
+    /// login-storm: percent of the logins with a wrong password.
+    #[arg(long, default_value_t = 10)]
+    wrong_percent: usize,
+    /// login-storm: percent of the logins for an email nobody registered.
+    #[arg(long, default_value_t = 10)]
+    unknown_percent: usize,
+    /// login-storm: seconds after the storm at which RSS is read again.
+    #[arg(long, default_value_t = 15)]
+    settle_secs: u64,
     /// Server base URL, or several (comma-separated) for the nodes of a cluster.
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     url: String,
@@ -213,6 +246,18 @@ async fn main() -> Result<()> {
         .filter(|u| !u.is_empty())
         .collect();
     let base = bases.first().cloned().context("--url")?;
+    if let Mode::LoginStorm = args.mode {
+        return storm::run(storm::StormArgs {
+            base,
+            accounts: args.accounts,
+            logins: args.logins,
+            wrong_percent: args.wrong_percent,
+            unknown_percent: args.unknown_percent,
+            server_pid: args.server_pid,
+            settle_secs: args.settle_secs,
+        })
+        .await;
+    }
     let mut servers = Vec::new();
     for b in &bases {
         let authority = b

@@ -2,23 +2,36 @@
 
 pub mod dto;
 pub mod entity;
+pub mod hashing;
 pub mod limiter;
 pub mod routes;
 pub mod service;
 
+use std::sync::Arc;
+
 use kernel::{AppState, Module};
 use utoipa_axum::router::OpenApiRouter;
 
+pub use hashing::{Hasher, HashingConfig, HashingStats};
 pub use service::{Directory, Email};
 
-/// Registers `/api/auth/*` and `/api/users/me`.
-pub struct AuthModule;
+/// Registers `/api/auth/*` and `/api/users/me`. Every password it hashes or checks goes
+/// through `hasher`, the server's one bounded hashing queue.
+pub struct AuthModule {
+    hasher: Arc<Hasher>,
+}
+
+impl AuthModule {
+    pub fn new(hasher: Arc<Hasher>) -> Self {
+        Self { hasher }
+    }
+}
 
 impl Module for AuthModule {
     fn name(&self) -> &'static str {
         "auth"
     }
     fn router(&self) -> OpenApiRouter<AppState> {
-        routes::router()
+        routes::router(Arc::clone(&self.hasher))
     }
 }

@@ -1,5 +1,8 @@
 //! `/api/auth/*` and `/api/users/me`.
 
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kernel::contract::User;
@@ -10,14 +13,16 @@ use sea_orm::DatabaseConnection;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::dto::{AuthResponse, LoginBody, RegisterBody, UpdateMeBody};
+use crate::hashing::Hasher;
 use crate::limiter;
 use crate::service;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router(hasher: Arc<Hasher>) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
         .routes(routes!(me, update_me))
+        .layer(Extension(hasher))
 }
 
 /// Create a buyer or seller account.
@@ -27,13 +32,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 400, body = Problem, description = "malformed JSON"),
         (status = 409, body = Problem, description = "`email_taken`"),
         (status = 422, body = Problem, description = "bad email, short password, unknown role"),
+        (status = 503, body = Problem, description = "`busy`: too many passwords are being hashed; see Retry-After"),
     ))]
 async fn register(
     State(db): State<DatabaseConnection>,
     State(auth): State<Authenticator>,
+    Extension(hasher): Extension<Arc<Hasher>>,
     Json(body): Json<RegisterBody>,
 ) -> Result<(StatusCode, axum::Json<AuthResponse>)> {
-    let (token, user) = service::register(&db, &auth.keys, body).await?;
+    let (token, user) = service::register(&db, &auth.keys, &hasher, body).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(AuthResponse { token, user }),
@@ -46,16 +53,19 @@ async fn register(
         (status = 200, body = AuthResponse),
         (status = 401, body = Problem),
         (status = 429, body = Problem, description = "10 failed logins for this account within 15 minutes; see Retry-After"),
+        (status = 503, body = Problem, description = "`busy`: too many passwords are being checked; see Retry-After"),
     ))]
 async fn login(
     State(db): State<DatabaseConnection>,
     State(auth): State<Authenticator>,
     State(limits): State<Limits>,
+    Extension(hasher): Extension<Arc<Hasher>>,
     Json(body): Json<LoginBody>,
 ) -> Result<axum::Json<AuthResponse>> {
     let key = limiter::account_key(&body.email);
     limiter::attempt(&limits, &key).await?;
-    let (token, user) = service::login(&db, &auth.keys, &body.email, body.password).await?;
+    let (token, user) =
+        service::login(&db, &auth.keys, &hasher, &body.email, body.password).await?;
     limiter::succeeded(&limits, &key).await;
     Ok(axum::Json(AuthResponse { token, user }))
 }

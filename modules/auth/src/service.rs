@@ -1,11 +1,5 @@
 //! The rules of accounts: who may register, how passwords are kept, what a profile may hold.
 
-use std::sync::OnceLock;
-
-use argon2::Argon2;
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
 use kernel::contract::{User, new_id, now};
 use kernel::validate::Fields;
 use kernel::{ApiError, AuthUser, JwtKeys, Result, Role};
@@ -17,6 +11,7 @@ use uuid::Uuid;
 
 use crate::dto::{RegisterBody, UpdateMeBody};
 use crate::entity::user;
+use crate::hashing::Hasher;
 
 /// An email address as we keep it: trimmed, lower-cased, plausibly deliverable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,44 +40,11 @@ pub const MIN_PASSWORD: usize = 8;
 /// Argon2 work grows with input; a cap keeps a huge password from becoming a CPU attack.
 pub const MAX_PASSWORD: usize = 256;
 
-/// Hashes off the async runtime: argon2 is deliberately slow.
-pub async fn hash_password(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(ApiError::internal)
-    })
-    .await
-    .map_err(ApiError::internal)?
-}
-
-async fn verify_password(password: String, hash: String) -> Result<bool> {
-    tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&hash).map_err(ApiError::internal)?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
-    })
-    .await
-    .map_err(ApiError::internal)?
-}
-
-/// A hash to verify against when the email is unknown, so both failures take as long.
-async fn dummy_hash() -> Result<String> {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    if let Some(h) = DUMMY.get() {
-        return Ok(h.clone());
-    }
-    let h = hash_password(Uuid::now_v7().to_string()).await?;
-    Ok(DUMMY.get_or_init(|| h).clone())
-}
-
 #[tracing::instrument(skip_all)]
 pub async fn register(
     db: &DatabaseConnection,
     keys: &JwtKeys,
+    hasher: &Hasher,
     body: RegisterBody,
 ) -> Result<(String, User)> {
     let mut f = Fields::new();
@@ -115,7 +77,8 @@ pub async fn register(
         return Err(ApiError::internal("validated fields missing"));
     };
 
-    let hash = hash_password(body.password).await?;
+    // Hashed before the insert: no connection is held while the hash waits or runs.
+    let hash = hasher.hash(body.password).await?;
     let at = now();
     let row = user::ActiveModel {
         id: Set(new_id()),
@@ -145,6 +108,7 @@ pub async fn register(
 pub async fn login(
     db: &DatabaseConnection,
     keys: &JwtKeys,
+    hasher: &Hasher,
     email: &str,
     password: String,
 ) -> Result<(String, User)> {
@@ -164,7 +128,7 @@ pub async fn login(
     };
     match found {
         Some(u) => {
-            if verify_password(password, u.password_hash.clone()).await? {
+            if hasher.verify(password, u.password_hash.clone()).await? {
                 let token = keys.issue(u.id, u.role())?;
                 Ok((token, u.to_api()))
             } else {
@@ -172,7 +136,8 @@ pub async fn login(
             }
         }
         None => {
-            let _ = verify_password(password, dummy_hash().await?).await;
+            // As slow as a wrong password, through the same queue (and as `busy` under load).
+            hasher.verify_dummy(password).await?;
             Err(ApiError::Unauthorized)
         }
     }
@@ -229,7 +194,12 @@ pub async fn update_me(
 }
 
 /// Creates this admin, or makes the existing account an admin with this password.
-pub async fn ensure_admin(db: &DatabaseConnection, email: &str, password: &str) -> Result<User> {
+pub async fn ensure_admin(
+    db: &DatabaseConnection,
+    hasher: &Hasher,
+    email: &str,
+    password: &str,
+) -> Result<User> {
     let email = Email::parse(email)
         .ok_or_else(|| ApiError::invalid("email", "must be a valid email address"))?;
     if password.chars().count() < MIN_PASSWORD {
@@ -238,7 +208,7 @@ pub async fn ensure_admin(db: &DatabaseConnection, email: &str, password: &str) 
             format!("must be at least {MIN_PASSWORD} characters"),
         ));
     }
-    let hash = hash_password(password.to_owned()).await?;
+    let hash = hasher.hash(password.to_owned()).await?;
     let at = now();
     let existing = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))

@@ -78,6 +78,10 @@ pub enum ApiError {
     BadGateway { code: &'static str, detail: String },
     #[error("{detail}")]
     Unavailable { code: &'static str, detail: String },
+    /// 503 `busy` with `Retry-After`: the server sheds work it cannot take now (e.g. the
+    /// password-hashing queue is full) instead of letting every request time out.
+    #[error("the server is busy; retry after {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     /// Anything the client did not cause. The message is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -143,6 +147,7 @@ impl ApiError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -164,6 +169,7 @@ impl ApiError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Busy { .. } => "busy",
             Self::Internal(_) => "internal",
         }
     }
@@ -207,7 +213,7 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/problem+json"),
         );
-        if let Self::RateLimited { retry_after_secs } = self {
+        if let Self::RateLimited { retry_after_secs } | Self::Busy { retry_after_secs } = self {
             res.headers_mut().insert(
                 header::RETRY_AFTER,
                 header::HeaderValue::from(retry_after_secs),
