@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa::openapi::{RefOr, schema::Schema};
 
-use crate::gateway::{Ack, ChatReadArgs, ChatSendArgs, ChatTypingArgs, ROOM_EVENTS, RoomKind};
+use crate::gateway::{ChatReadArgs, ChatSendArgs, ChatTypingArgs, ROOM_EVENTS, RoomKind};
 use crate::replay::REPLAY_LIMIT;
 use crate::routing::{ROUTES, RoomRule};
 
@@ -99,11 +99,54 @@ fn room_kind_arg(kind: RoomKind) -> (&'static str, &'static str) {
     }
 }
 
+/// The ack of a client event: its success shape or [`AckError`](ack_schemas), told apart by
+/// `ok`.
+fn ack_of(success: &str) -> Value {
+    json!({ "oneOf": [
+        { "$ref": format!("#/components/schemas/{success}") },
+        { "$ref": "#/components/schemas/AckError" },
+    ] })
+}
+
+/// The ack shapes, exactly as `gateway::Ack` serializes them in each case (a union
+/// discriminated by `ok`, which one struct with optional fields cannot say).
+fn ack_schemas() -> serde_json::Map<String, Value> {
+    let errors: Vec<&str> = crate::gateway::ACK_ERRORS.to_vec();
+    let mut m = serde_json::Map::new();
+    m.insert("AckError".into(), json!({
+        "type": "object",
+        "description": "A refused or failed client event. Someone else's request or chat is `not_found`.",
+        "required": ["ok", "error"],
+        "properties": {
+            "ok": { "const": false },
+            "error": { "type": "string", "enum": errors },
+            "code": { "type": "string", "description": "The stable problem code behind `error` (e.g. `validation_failed`), when there is one." },
+        },
+    }));
+    m.insert(
+        "OkAck".into(),
+        json!({
+            "type": "object", "description": "Done.",
+            "required": ["ok"], "properties": { "ok": { "const": true } },
+        }),
+    );
+    m.insert("RoomAck".into(), json!({
+        "type": "object", "description": "Joined or left; the rooms concerned.",
+        "required": ["ok", "rooms"],
+        "properties": { "ok": { "const": true }, "rooms": { "type": "array", "items": { "type": "string" } } },
+    }));
+    m.insert("ChatSendAck".into(), json!({
+        "type": "object", "description": "The message was stored and sent.",
+        "required": ["ok", "message"],
+        "properties": { "ok": { "const": true }, "message": { "$ref": "#/components/schemas/Message" } },
+    }));
+    m
+}
+
 /// The whole document.
 pub fn document() -> Value {
     let mut schemas: Schemas = Vec::new();
     let meta_ref = add::<EventMeta>(&mut schemas);
-    let ack_ref = add::<Ack>(&mut schemas);
     let mut messages = BTreeMap::<String, Value>::new();
     let mut server_refs = Vec::new();
     let mut channel_refs: BTreeMap<&'static str, Vec<Value>> = BTreeMap::new();
@@ -132,6 +175,7 @@ pub fn document() -> Value {
             key.clone(),
             json!({
                 "name": name.as_str(),
+                "messageId": key,
                 "title": name.as_str(),
                 "summary": format!("Rooms: {}. {}", rooms.join(", "),
                     if durable { "Durable: logged, replayed on reconnect with `auth.lastEventId`, listed by `GET /api/events`." } else { "Live only: never stored or replayed." }),
@@ -158,39 +202,53 @@ pub fn document() -> Value {
         messages.insert(
             key.clone(),
             json!({
-                "name": event, "title": event,
+                "name": event, "messageId": key, "title": event,
                 "summary": format!("{} {who}. Argument: `{arg}`.", if join { "Join" } else { "Leave" }),
                 "payload": id_schema,
-                "x-ack": ack_ref,
+                "x-argument": arg,
+                "x-ack": ack_of("RoomAck"),
             }),
         );
         client_refs.push(json!({ "$ref": format!("#/components/messages/{key}") }));
     }
+    // (event, argument, ack on success, ack optional?, summary)
     let chat_events = [
         (
             "chat:send",
             add::<ChatSendArgs>(&mut schemas),
+            "ChatSendAck",
+            false,
             "As `POST /api/chats/{id}/messages`; ack `{ ok, message }`.",
         ),
         (
             "chat:read",
             add::<ChatReadArgs>(&mut schemas),
+            "OkAck",
+            false,
             "As `POST /api/chats/{id}/read`.",
         ),
         (
             "chat:typing",
             add::<ChatTypingArgs>(&mut schemas),
+            "OkAck",
+            true,
             "Participants; relayed to `chat-{chatId}` except the sender's own sockets; never stored; rate-limited per socket.",
         ),
         (
             "chat:stopped-typing",
             add::<ChatTypingArgs>(&mut schemas),
+            "OkAck",
+            true,
             "As `chat:typing`.",
         ),
     ];
-    for (event, payload, summary) in chat_events {
+    for (event, payload, ack, ack_optional, summary) in chat_events {
         let key = format!("client.{event}").replace(':', ".");
-        messages.insert(key.clone(), json!({ "name": event, "title": event, "summary": summary, "payload": payload, "x-ack": ack_ref }));
+        messages.insert(
+            key.clone(),
+            json!({ "name": event, "messageId": key, "title": event, "summary": summary, "payload": payload,
+                    "x-argument": "args", "x-ack": ack_of(ack), "x-ack-optional": ack_optional }),
+        );
         client_refs.push(json!({ "$ref": format!("#/components/messages/{key}") }));
     }
 
@@ -221,10 +279,18 @@ pub fn document() -> Value {
         channels.insert(channel.into(), c);
     }
 
-    let schemas: serde_json::Map<String, Value> = schemas
+    let mut schemas: serde_json::Map<String, Value> = schemas
         .into_iter()
         .map(|(name, s)| (name, serde_json::to_value(s).unwrap_or(Value::Null)))
         .collect();
+    // Everything here but the client's arguments is sent by the server, which writes every
+    // `Option` field (as `null` when empty).
+    for (name, schema) in schemas.iter_mut() {
+        if !name.ends_with("Args") {
+            kernel::schema::require_nullables(schema);
+        }
+    }
+    schemas.extend(ack_schemas());
 
     json!({
         "asyncapi": "2.6.0",
@@ -232,6 +298,8 @@ pub fn document() -> Value {
         "info": {
             "title": "Marketplace live events",
             "version": env!("CARGO_PKG_VERSION"),
+            "contact": { "name": "Marketplace backend", "url": "https://docs.marketplace.local" },
+            "license": { "name": "MIT", "url": "https://opensource.org/licenses/MIT" },
             "description": format!(
                 "Socket.IO v5 on the API's host and port, path `/socket.io`, namespace `/`.\n\n\
                  Connecting: the JWT is read, first found wins, from `auth.token` (with or without `Bearer `), \
@@ -248,6 +316,7 @@ pub fn document() -> Value {
             ),
         },
         "defaultContentType": "application/json",
+        "tags": [{ "name": "socket.io", "description": "Socket.IO v5 events of the marketplace" }],
         "servers": {
             "api": { "url": "{host}", "protocol": "ws", "description": "The API server (`ws`/`wss`, or HTTP long-polling).",
                      "variables": { "host": { "default": "localhost:3000" } } }

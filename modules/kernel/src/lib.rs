@@ -10,6 +10,7 @@ pub mod events;
 pub mod extract;
 pub mod pagination;
 pub mod ports;
+pub mod schema;
 pub mod state;
 pub mod validate;
 
