@@ -1,4 +1,4 @@
-//! The AsyncAPI 2.6 document of the Socket.IO interface, generated from the routing table
+//! The AsyncAPI 3.0 document of the Socket.IO interface, generated from the routing table
 //! ([`crate::routing::ROUTES`]), the room-event table of the gateway and the utoipa schemas
 //! of the payload types, so the document cannot drift from what the server does.
 
@@ -99,6 +99,17 @@ fn room_kind_arg(kind: RoomKind) -> (&'static str, &'static str) {
     }
 }
 
+/// The channel of the namespace `/`.
+const ROOT: &str = "root";
+
+/// The ack shapes of [`ack_schemas`].
+const ACK_SHAPES: [&str; 4] = ["OkAck", "RoomAck", "ChatSendAck", "AckError"];
+
+/// The ack messages (success, error) of a client event.
+fn ack_keys(success: &str) -> [String; 2] {
+    [format!("ack.{success}"), "ack.AckError".to_owned()]
+}
+
 /// The ack of a client event: its success shape or [`AckError`](ack_schemas), told apart by
 /// `ok`.
 fn ack_of(success: &str) -> Value {
@@ -148,8 +159,8 @@ pub fn document() -> Value {
     let mut schemas: Schemas = Vec::new();
     let meta_ref = add::<EventMeta>(&mut schemas);
     let mut messages = BTreeMap::<String, Value>::new();
-    let mut server_refs = Vec::new();
-    let mut channel_refs: BTreeMap<&'static str, Vec<Value>> = BTreeMap::new();
+    let mut server_keys: Vec<String> = Vec::new();
+    let mut channel_keys: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
 
     for name in EventName::ALL {
         let payload = payload_schema(name, &mut schemas);
@@ -175,7 +186,6 @@ pub fn document() -> Value {
             key.clone(),
             json!({
                 "name": name.as_str(),
-                "messageId": key,
                 "title": name.as_str(),
                 "summary": format!("Rooms: {}. {}", rooms.join(", "),
                     if durable { "Durable: logged, replayed on reconnect with `auth.lastEventId`, listed by `GET /api/events`." } else { "Live only: never stored or replayed." }),
@@ -184,17 +194,17 @@ pub fn document() -> Value {
                 "x-durable": durable,
             }),
         );
-        let r = json!({ "$ref": format!("#/components/messages/{key}") });
-        server_refs.push(r.clone());
+        server_keys.push(key.clone());
         for rule in rules {
-            let refs = channel_refs.entry(channel_of(*rule)).or_default();
-            if !refs.contains(&r) {
-                refs.push(r.clone());
+            let keys = channel_keys.entry(channel_of(*rule)).or_default();
+            if !keys.contains(&key) {
+                keys.push(key.clone());
             }
         }
     }
 
-    let mut client_refs = Vec::new();
+    // (message key, ack message keys)
+    let mut client_keys: Vec<(String, [String; 2])> = Vec::new();
     let id_schema = json!({ "type": "string", "format": "uuid" });
     for &(event, kind, join) in ROOM_EVENTS {
         let (arg, who) = room_kind_arg(kind);
@@ -202,14 +212,14 @@ pub fn document() -> Value {
         messages.insert(
             key.clone(),
             json!({
-                "name": event, "messageId": key, "title": event,
+                "name": event, "title": event,
                 "summary": format!("{} {who}. Argument: `{arg}`.", if join { "Join" } else { "Leave" }),
                 "payload": id_schema,
                 "x-argument": arg,
                 "x-ack": ack_of("RoomAck"),
             }),
         );
-        client_refs.push(json!({ "$ref": format!("#/components/messages/{key}") }));
+        client_keys.push((key, ack_keys("RoomAck")));
     }
     // (event, argument, ack on success, ack optional?, summary)
     let chat_events = [
@@ -246,37 +256,96 @@ pub fn document() -> Value {
         let key = format!("client.{event}").replace(':', ".");
         messages.insert(
             key.clone(),
-            json!({ "name": event, "messageId": key, "title": event, "summary": summary, "payload": payload,
+            json!({ "name": event, "title": event, "summary": summary, "payload": payload,
                     "x-argument": "args", "x-ack": ack_of(ack), "x-ack-optional": ack_optional }),
         );
-        client_refs.push(json!({ "$ref": format!("#/components/messages/{key}") }));
+        client_keys.push((key, ack_keys(ack)));
     }
 
+    for name in ACK_SHAPES {
+        let key = format!("ack.{name}");
+        messages.insert(
+            key.clone(),
+            json!({ "name": key, "title": format!("ack {name}"),
+                    "summary": "An ack: the answer a client event's callback receives.",
+                    "payload": { "$ref": format!("#/components/schemas/{name}") } }),
+        );
+    }
+
+    // Channels: the namespace (every message), and each room family (what it receives).
+    let component = |key: &str| json!({ "$ref": format!("#/components/messages/{key}") });
+    let root_messages: serde_json::Map<String, Value> =
+        messages.keys().map(|k| (k.clone(), component(k))).collect();
     let mut channels = serde_json::Map::new();
     channels.insert(
-        "/".into(),
+        ROOT.into(),
         json!({
-            "description": "The Socket.IO namespace `/` (path `/socket.io`, protocol v5, WebSocket and HTTP long-polling). Every client → server event answers through the ack callback with `Ack`.",
-            "publish": { "operationId": "clientEvents", "summary": "client → server", "message": { "oneOf": client_refs } },
-            "subscribe": { "operationId": "serverEvents", "summary": "server → client (all events)", "message": { "oneOf": server_refs } },
+            "address": "/",
+            "title": "Namespace /",
+            "description": "The Socket.IO namespace `/` (path `/socket.io`, protocol v5, WebSocket and HTTP long-polling). Every client → server event answers through its ack callback (the operation's `reply`).",
+            "messages": root_messages,
         }),
     );
-    for (channel, refs) in channel_refs {
+    let mut operations = serde_json::Map::new();
+    let in_channel = |channel: &str, key: &str| json!({ "$ref": format!("#/channels/{channel}/messages/{key}") });
+    for key in &server_keys {
+        operations.insert(
+            key.clone(),
+            json!({
+                "action": "send",
+                "title": messages[key]["name"],
+                "summary": messages[key]["summary"],
+                "channel": { "$ref": format!("#/channels/{ROOT}") },
+                "messages": [in_channel(ROOT, key)],
+            }),
+        );
+    }
+    for (key, acks) in &client_keys {
+        operations.insert(
+            key.clone(),
+            json!({
+                "action": "receive",
+                "title": messages[key]["name"],
+                "summary": messages[key]["summary"],
+                "channel": { "$ref": format!("#/channels/{ROOT}") },
+                "messages": [in_channel(ROOT, key)],
+                "reply": {
+                    "channel": { "$ref": format!("#/channels/{ROOT}") },
+                    "messages": acks.iter().map(|a| in_channel(ROOT, a)).collect::<Vec<_>>(),
+                },
+            }),
+        );
+    }
+    for (channel, keys) in channel_keys {
         if channel == "/" {
             continue;
         }
+        let id = format!(
+            "room-{}",
+            channel.split(['-', '{']).next().unwrap_or(channel)
+        );
         let mut c = json!({
-            "description": format!("Room `{channel}`."),
-            "subscribe": { "operationId": format!("room.{channel}"), "message": { "oneOf": refs } },
+            "address": channel,
+            "title": format!("Room {channel}"),
+            "description": format!("Room `{channel}`: the events it receives."),
+            "messages": keys.iter().map(|k| (k.clone(), component(k))).collect::<serde_json::Map<_, _>>(),
         });
         if let Some(param) = channel
             .split_once('{')
             .and_then(|(_, p)| p.strip_suffix('}'))
         {
-            c["parameters"] =
-                json!({ param: { "schema": { "type": "string", "format": "uuid" } } });
+            c["parameters"] = json!({ param: { "description": format!("`{param}`: a UUID") } });
         }
-        channels.insert(channel.into(), c);
+        operations.insert(
+            format!("{id}.receives"),
+            json!({
+                "action": "send",
+                "summary": format!("What the server emits to `{channel}`."),
+                "channel": { "$ref": format!("#/channels/{id}") },
+                "messages": keys.iter().map(|k| in_channel(&id, k)).collect::<Vec<_>>(),
+            }),
+        );
+        channels.insert(id, c);
     }
 
     let mut schemas: serde_json::Map<String, Value> = schemas
@@ -293,13 +362,14 @@ pub fn document() -> Value {
     schemas.extend(ack_schemas());
 
     json!({
-        "asyncapi": "2.6.0",
+        "asyncapi": "3.0.0",
         "id": "urn:marketplace:socket.io",
         "info": {
             "title": "Marketplace live events",
             "version": env!("CARGO_PKG_VERSION"),
             "contact": { "name": "Marketplace backend", "url": "https://docs.marketplace.local" },
             "license": { "name": "MIT", "url": "https://opensource.org/licenses/MIT" },
+            "tags": [{ "name": "socket.io", "description": "Socket.IO v5 events of the marketplace" }],
             "description": format!(
                 "Socket.IO v5 on the API's host and port, path `/socket.io`, namespace `/`.\n\n\
                  Connecting: the JWT is read, first found wins, from `auth.token` (with or without `Bearer `), \
@@ -316,12 +386,12 @@ pub fn document() -> Value {
             ),
         },
         "defaultContentType": "application/json",
-        "tags": [{ "name": "socket.io", "description": "Socket.IO v5 events of the marketplace" }],
         "servers": {
-            "api": { "url": "{host}", "protocol": "ws", "description": "The API server (`ws`/`wss`, or HTTP long-polling).",
-                     "variables": { "host": { "default": "localhost:3000" } } }
+            "api": { "host": "localhost:3000", "pathname": "/socket.io", "protocol": "ws",
+                     "description": "The API server: the same host and port as REST (`ws`/`wss`, or HTTP long-polling)." }
         },
         "channels": channels,
+        "operations": operations,
         "components": { "messages": messages, "schemas": schemas },
     })
 }
@@ -346,10 +416,12 @@ mod tests {
             assert_eq!(rooms, rules.len());
         }
         assert!(doc["components"]["schemas"]["EventMeta"].is_object());
-        assert!(
-            doc["channels"]["request-{requestId}"]["subscribe"]["message"]["oneOf"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty())
+        let room = &doc["channels"]["room-request"];
+        assert_eq!(room["address"], "request-{requestId}");
+        assert!(room["messages"]["server.dispute.opened"].is_object());
+        assert_eq!(
+            doc["operations"]["client.join-request-room"]["reply"]["messages"][1]["$ref"],
+            "#/channels/root/messages/ack.AckError"
         );
     }
 }
