@@ -1013,7 +1013,10 @@ async fn the_asyncapi_document_lists_every_catalog_event_with_its_rooms() {
     refs(&doc, &mut all);
     assert!(all.len() > 40);
     for r in all {
-        let path: Vec<&str> = r.trim_start_matches("#/").split('/').collect();
-        assert!(doc[path[0]][path[1]][path[2]].is_object(), "dangling {r}");
+        let pointer = r.trim_start_matches('#');
+        assert!(
+            doc.pointer(pointer).is_some_and(Value::is_object),
+            "dangling {r}"
+        );
     }
 }
