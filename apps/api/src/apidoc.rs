@@ -5,7 +5,7 @@
 //! - the standard error answers are derived from an operation's shape: secured → 401 and 503
 //!   (the caller is looked up in the database); a JSON body → 400, 413, 415, 422 and 503;
 //!   path parameters → 404 (an id that does not parse names nothing); query parameters → 422;
-//!   `/api/admin/...` → 403;
+//!   `/api/admin/...` → 403; a list's `limit` parameter is at least 1 (default 20);
 //!   a route's own annotations (403, 409, 429, 502, ...) are kept;
 //! - every error answer is `application/problem+json` with the `Problem` schema (429 also
 //!   documents `Retry-After`), and every answer has a description;
@@ -84,6 +84,22 @@ fn finish_operation(path: &str, op: &mut Value) {
     let secured = has_security || !is_public(path);
     if secured && !has_security {
         op["security"] = json!([{ "bearer": [] }]);
+    }
+    // The list convention (kernel::pagination): `limit` is at least 1, 20 when absent.
+    if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+        for p in params.iter_mut() {
+            let is_limit = p["in"] == "query"
+                && p["name"] == "limit"
+                && p.pointer("/schema/type") == Some(&json!("integer"));
+            if let (true, Some(schema)) =
+                (is_limit, p.get_mut("schema").and_then(Value::as_object_mut))
+            {
+                schema.entry("minimum").or_insert(json!(1));
+                schema
+                    .entry("default")
+                    .or_insert(json!(kernel::pagination::DEFAULT_LIMIT));
+            }
+        }
     }
     let params = op
         .get("parameters")
