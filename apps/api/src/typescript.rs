@@ -15,7 +15,7 @@
 //! Why a translator and not `ts-rs`/`specta` derives: the schemas already exist (utoipa
 //! derives them for the OpenAPI document), so translating them keeps one source of truth, and
 //! the socket interfaces need the routing table's knowledge (durable or not, acks), which no
-//! derive has. The output is deterministic (schemas by name, events in catalog order,
+//! derive has. The output is deterministic (schemas by name, events by name,
 //! operations by path then method), so it can be diffed and checked in by a frontend.
 
 use std::collections::BTreeMap;
