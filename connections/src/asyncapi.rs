@@ -1,4 +1,4 @@
-//! The AsyncAPI 2.6 document of the Socket.IO interface, generated from the routing table
+//! The AsyncAPI 3.0 document of the Socket.IO interface, generated from the routing table
 //! ([`crate::routing::ROUTES`]), the room-event table of the gateway and the utoipa schemas
 //! of the payload types, so the document cannot drift from what the server does.
 
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa::openapi::{RefOr, schema::Schema};
 
-use crate::gateway::{Ack, ChatReadArgs, ChatSendArgs, ChatTypingArgs, ROOM_EVENTS, RoomKind};
+use crate::gateway::{ChatReadArgs, ChatSendArgs, ChatTypingArgs, ROOM_EVENTS, RoomKind};
 use crate::replay::REPLAY_LIMIT;
 use crate::routing::{ROUTES, RoomRule};
 
@@ -99,14 +99,68 @@ fn room_kind_arg(kind: RoomKind) -> (&'static str, &'static str) {
     }
 }
 
+/// The channel of the namespace `/`.
+const ROOT: &str = "root";
+
+/// The ack shapes of [`ack_schemas`].
+const ACK_SHAPES: [&str; 4] = ["OkAck", "RoomAck", "ChatSendAck", "AckError"];
+
+/// The ack messages (success, error) of a client event.
+fn ack_keys(success: &str) -> [String; 2] {
+    [format!("ack.{success}"), "ack.AckError".to_owned()]
+}
+
+/// The ack of a client event: its success shape or [`AckError`](ack_schemas), told apart by
+/// `ok`.
+fn ack_of(success: &str) -> Value {
+    json!({ "oneOf": [
+        { "$ref": format!("#/components/schemas/{success}") },
+        { "$ref": "#/components/schemas/AckError" },
+    ] })
+}
+
+/// The ack shapes, exactly as `gateway::Ack` serializes them in each case (a union
+/// discriminated by `ok`, which one struct with optional fields cannot say).
+fn ack_schemas() -> serde_json::Map<String, Value> {
+    let errors: Vec<&str> = crate::gateway::ACK_ERRORS.to_vec();
+    let mut m = serde_json::Map::new();
+    m.insert("AckError".into(), json!({
+        "type": "object",
+        "description": "A refused or failed client event. Someone else's request or chat is `not_found`.",
+        "required": ["ok", "error"],
+        "properties": {
+            "ok": { "const": false },
+            "error": { "type": "string", "enum": errors },
+            "code": { "type": "string", "description": "The stable problem code behind `error` (e.g. `validation_failed`), when there is one." },
+        },
+    }));
+    m.insert(
+        "OkAck".into(),
+        json!({
+            "type": "object", "description": "Done.",
+            "required": ["ok"], "properties": { "ok": { "const": true } },
+        }),
+    );
+    m.insert("RoomAck".into(), json!({
+        "type": "object", "description": "Joined or left; the rooms concerned.",
+        "required": ["ok", "rooms"],
+        "properties": { "ok": { "const": true }, "rooms": { "type": "array", "items": { "type": "string" } } },
+    }));
+    m.insert("ChatSendAck".into(), json!({
+        "type": "object", "description": "The message was stored and sent.",
+        "required": ["ok", "message"],
+        "properties": { "ok": { "const": true }, "message": { "$ref": "#/components/schemas/Message" } },
+    }));
+    m
+}
+
 /// The whole document.
 pub fn document() -> Value {
     let mut schemas: Schemas = Vec::new();
     let meta_ref = add::<EventMeta>(&mut schemas);
-    let ack_ref = add::<Ack>(&mut schemas);
     let mut messages = BTreeMap::<String, Value>::new();
-    let mut server_refs = Vec::new();
-    let mut channel_refs: BTreeMap<&'static str, Vec<Value>> = BTreeMap::new();
+    let mut server_keys: Vec<String> = Vec::new();
+    let mut channel_keys: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
 
     for name in EventName::ALL {
         let payload = payload_schema(name, &mut schemas);
@@ -140,17 +194,17 @@ pub fn document() -> Value {
                 "x-durable": durable,
             }),
         );
-        let r = json!({ "$ref": format!("#/components/messages/{key}") });
-        server_refs.push(r.clone());
+        server_keys.push(key.clone());
         for rule in rules {
-            let refs = channel_refs.entry(channel_of(*rule)).or_default();
-            if !refs.contains(&r) {
-                refs.push(r.clone());
+            let keys = channel_keys.entry(channel_of(*rule)).or_default();
+            if !keys.contains(&key) {
+                keys.push(key.clone());
             }
         }
     }
 
-    let mut client_refs = Vec::new();
+    // (message key, ack message keys)
+    let mut client_keys: Vec<(String, [String; 2])> = Vec::new();
     let id_schema = json!({ "type": "string", "format": "uuid" });
     for &(event, kind, join) in ROOM_EVENTS {
         let (arg, who) = room_kind_arg(kind);
@@ -161,77 +215,161 @@ pub fn document() -> Value {
                 "name": event, "title": event,
                 "summary": format!("{} {who}. Argument: `{arg}`.", if join { "Join" } else { "Leave" }),
                 "payload": id_schema,
-                "x-ack": ack_ref,
+                "x-argument": arg,
+                "x-ack": ack_of("RoomAck"),
             }),
         );
-        client_refs.push(json!({ "$ref": format!("#/components/messages/{key}") }));
+        client_keys.push((key, ack_keys("RoomAck")));
     }
+    // (event, argument, ack on success, ack optional?, summary)
     let chat_events = [
         (
             "chat:send",
             add::<ChatSendArgs>(&mut schemas),
+            "ChatSendAck",
+            false,
             "As `POST /api/chats/{id}/messages`; ack `{ ok, message }`. At most 20 messages per user per 10 s, counted together with REST: beyond, ack `{ ok: false, error: \"rate_limited\" }` and nothing is stored.",
         ),
         (
             "chat:read",
             add::<ChatReadArgs>(&mut schemas),
+            "OkAck",
+            false,
             "As `POST /api/chats/{id}/read`.",
         ),
         (
             "chat:typing",
             add::<ChatTypingArgs>(&mut schemas),
+            "OkAck",
+            true,
             "Participants; relayed to `chat-{chatId}` except the sender's own sockets; never stored. At most 5 relays per second per user over all of that user's sockets: beyond, dropped (ack `rate_limited`).",
         ),
         (
             "chat:stopped-typing",
             add::<ChatTypingArgs>(&mut schemas),
+            "OkAck",
+            true,
             "As `chat:typing`.",
         ),
     ];
-    for (event, payload, summary) in chat_events {
+    for (event, payload, ack, ack_optional, summary) in chat_events {
         let key = format!("client.{event}").replace(':', ".");
-        messages.insert(key.clone(), json!({ "name": event, "title": event, "summary": summary, "payload": payload, "x-ack": ack_ref }));
-        client_refs.push(json!({ "$ref": format!("#/components/messages/{key}") }));
+        messages.insert(
+            key.clone(),
+            json!({ "name": event, "title": event, "summary": summary, "payload": payload,
+                    "x-argument": "args", "x-ack": ack_of(ack), "x-ack-optional": ack_optional }),
+        );
+        client_keys.push((key, ack_keys(ack)));
     }
 
+    for name in ACK_SHAPES {
+        let key = format!("ack.{name}");
+        messages.insert(
+            key.clone(),
+            json!({ "name": key, "title": format!("ack {name}"),
+                    "summary": "An ack: the answer a client event's callback receives.",
+                    "payload": { "$ref": format!("#/components/schemas/{name}") } }),
+        );
+    }
+
+    // Channels: the namespace (every message), and each room family (what it receives).
+    let component = |key: &str| json!({ "$ref": format!("#/components/messages/{key}") });
+    let root_messages: serde_json::Map<String, Value> =
+        messages.keys().map(|k| (k.clone(), component(k))).collect();
     let mut channels = serde_json::Map::new();
     channels.insert(
-        "/".into(),
+        ROOT.into(),
         json!({
-            "description": "The Socket.IO namespace `/` (path `/socket.io`, protocol v5, WebSocket and HTTP long-polling). Every client → server event answers through the ack callback with `Ack`.",
-            "publish": { "operationId": "clientEvents", "summary": "client → server", "message": { "oneOf": client_refs } },
-            "subscribe": { "operationId": "serverEvents", "summary": "server → client (all events)", "message": { "oneOf": server_refs } },
+            "address": "/",
+            "title": "Namespace /",
+            "description": "The Socket.IO namespace `/` (path `/socket.io`, protocol v5, WebSocket and HTTP long-polling). Every client → server event answers through its ack callback (the operation's `reply`).",
+            "messages": root_messages,
         }),
     );
-    for (channel, refs) in channel_refs {
+    let mut operations = serde_json::Map::new();
+    let in_channel = |channel: &str, key: &str| json!({ "$ref": format!("#/channels/{channel}/messages/{key}") });
+    for key in &server_keys {
+        operations.insert(
+            key.clone(),
+            json!({
+                "action": "send",
+                "title": messages[key]["name"],
+                "summary": messages[key]["summary"],
+                "channel": { "$ref": format!("#/channels/{ROOT}") },
+                "messages": [in_channel(ROOT, key)],
+            }),
+        );
+    }
+    for (key, acks) in &client_keys {
+        operations.insert(
+            key.clone(),
+            json!({
+                "action": "receive",
+                "title": messages[key]["name"],
+                "summary": messages[key]["summary"],
+                "channel": { "$ref": format!("#/channels/{ROOT}") },
+                "messages": [in_channel(ROOT, key)],
+                "reply": {
+                    "channel": { "$ref": format!("#/channels/{ROOT}") },
+                    "messages": acks.iter().map(|a| in_channel(ROOT, a)).collect::<Vec<_>>(),
+                },
+            }),
+        );
+    }
+    for (channel, keys) in channel_keys {
         if channel == "/" {
             continue;
         }
+        let id = format!(
+            "room-{}",
+            channel.split(['-', '{']).next().unwrap_or(channel)
+        );
         let mut c = json!({
-            "description": format!("Room `{channel}`."),
-            "subscribe": { "operationId": format!("room.{channel}"), "message": { "oneOf": refs } },
+            "address": channel,
+            "title": format!("Room {channel}"),
+            "description": format!("Room `{channel}`: the events it receives."),
+            "messages": keys.iter().map(|k| (k.clone(), component(k))).collect::<serde_json::Map<_, _>>(),
         });
         if let Some(param) = channel
             .split_once('{')
             .and_then(|(_, p)| p.strip_suffix('}'))
         {
-            c["parameters"] =
-                json!({ param: { "schema": { "type": "string", "format": "uuid" } } });
+            c["parameters"] = json!({ param: { "description": format!("`{param}`: a UUID") } });
         }
-        channels.insert(channel.into(), c);
+        operations.insert(
+            format!("{id}.receives"),
+            json!({
+                "action": "send",
+                "summary": format!("What the server emits to `{channel}`."),
+                "channel": { "$ref": format!("#/channels/{id}") },
+                "messages": keys.iter().map(|k| in_channel(&id, k)).collect::<Vec<_>>(),
+            }),
+        );
+        channels.insert(id, c);
     }
 
-    let schemas: serde_json::Map<String, Value> = schemas
+    let mut schemas: serde_json::Map<String, Value> = schemas
         .into_iter()
         .map(|(name, s)| (name, serde_json::to_value(s).unwrap_or(Value::Null)))
         .collect();
+    // Everything here but the client's arguments is sent by the server, which writes every
+    // `Option` field (as `null` when empty).
+    for (name, schema) in schemas.iter_mut() {
+        if !name.ends_with("Args") {
+            kernel::schema::require_nullables(schema);
+        }
+    }
+    schemas.extend(ack_schemas());
 
     json!({
-        "asyncapi": "2.6.0",
+        "asyncapi": "3.0.0",
         "id": "urn:marketplace:socket.io",
         "info": {
             "title": "Marketplace live events",
             "version": env!("CARGO_PKG_VERSION"),
+            "contact": { "name": "Marketplace backend", "url": "https://docs.marketplace.local" },
+            "license": { "name": "MIT", "url": "https://opensource.org/licenses/MIT" },
+            "tags": [{ "name": "socket.io", "description": "Socket.IO v5 events of the marketplace" }],
             "description": format!(
                 "Socket.IO v5 on the API's host and port, path `/socket.io`, namespace `/`.\n\n\
                  Connecting: the JWT is read, first found wins, from `auth.token` (with or without `Bearer `), \
@@ -251,10 +389,11 @@ pub fn document() -> Value {
         },
         "defaultContentType": "application/json",
         "servers": {
-            "api": { "url": "{host}", "protocol": "ws", "description": "The API server (`ws`/`wss`, or HTTP long-polling).",
-                     "variables": { "host": { "default": "localhost:3000" } } }
+            "api": { "host": "localhost:3000", "pathname": "/socket.io", "protocol": "ws",
+                     "description": "The API server: the same host and port as REST (`ws`/`wss`, or HTTP long-polling)." }
         },
         "channels": channels,
+        "operations": operations,
         "components": { "messages": messages, "schemas": schemas },
     })
 }
@@ -279,10 +418,12 @@ mod tests {
             assert_eq!(rooms, rules.len());
         }
         assert!(doc["components"]["schemas"]["EventMeta"].is_object());
-        assert!(
-            doc["channels"]["request-{requestId}"]["subscribe"]["message"]["oneOf"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty())
+        let room = &doc["channels"]["room-request"];
+        assert_eq!(room["address"], "request-{requestId}");
+        assert!(room["messages"]["server.dispute.opened"].is_object());
+        assert_eq!(
+            doc["operations"]["client.join-request-room"]["reply"]["messages"][1]["$ref"],
+            "#/channels/root/messages/ack.AckError"
         );
     }
 }

@@ -50,6 +50,16 @@ pub enum Refusal {
     Unavailable,
 }
 
+/// Every `error` word an [`Ack`] can carry (the AsyncAPI document and the TypeScript types
+/// list exactly these).
+pub const ACK_ERRORS: &[&str] = &[
+    "forbidden",
+    "not_found",
+    "bad_request",
+    "rate_limited",
+    "internal",
+];
+
 /// The answer of every client → server event (`{ ok: true, ... }` or `{ ok: false, error }`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

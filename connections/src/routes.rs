@@ -31,6 +31,7 @@ pub(crate) fn router(gw: Arc<Gateway>) -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct EventsParams {
     /// Events with an id above this one (a socket's last `meta.id`, or a `nextCursor`). Default 0.
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// Same as `after` (the list convention's name); `after` wins when both are given.
     pub cursor: Option<String>,

@@ -3,6 +3,7 @@
 //! gives typed helpers for HTTP calls.
 
 pub mod cluster;
+pub mod js;
 pub mod shkeeper;
 pub mod socket;
 

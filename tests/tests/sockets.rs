@@ -968,7 +968,7 @@ async fn stopping_the_server_closes_open_sockets_instead_of_hanging() {
 async fn the_asyncapi_document_lists_every_catalog_event_with_its_rooms() {
     let app = TestApp::spawn().await;
     let doc = app.get("/api/asyncapi.json", None).await.expect(200);
-    assert_eq!(doc["asyncapi"], "2.6.0");
+    assert_eq!(doc["asyncapi"], "3.0.0");
     let messages = doc["components"]["messages"].as_object().unwrap();
     for (event, room) in [
         ("notification:received", "user-{recipientId}"),
@@ -1013,7 +1013,10 @@ async fn the_asyncapi_document_lists_every_catalog_event_with_its_rooms() {
     refs(&doc, &mut all);
     assert!(all.len() > 40);
     for r in all {
-        let path: Vec<&str> = r.trim_start_matches("#/").split('/').collect();
-        assert!(doc[path[0]][path[1]][path[2]].is_object(), "dangling {r}");
+        let pointer = r.trim_start_matches('#');
+        assert!(
+            doc.pointer(pointer).is_some_and(Value::is_object),
+            "dangling {r}"
+        );
     }
 }

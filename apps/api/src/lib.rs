@@ -2,9 +2,11 @@
 //! configuration, connects and migrates the database, registers the modules (see
 //! [`modules`]), starts the bus and serves REST and Socket.IO on one port.
 
+mod apidoc;
 pub mod config;
 mod ops;
 pub mod telemetry;
+pub mod typescript;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -222,12 +224,17 @@ pub fn assemble(
     state: &AppState,
     modules: &[Box<dyn Module>],
 ) -> (Router, utoipa::openapi::OpenApi) {
-    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(ops::router());
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(ops::router())
+        .merge(typescript::router());
     for m in modules {
         api = api.merge(m.router());
     }
     let (router, openapi) = api.split_for_parts();
+    let openapi = apidoc::finish(openapi);
+    let types = typescript::TypesTs(typescript_module(&openapi).into());
     let mut router = router
+        .layer(axum::Extension(types))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api/openapi.json", openapi.clone()))
         .fallback(kernel::error::not_found_fallback)
         .method_not_allowed_fallback(kernel::error::method_not_allowed_fallback)
@@ -258,6 +265,13 @@ pub fn hasher(config: &Config) -> anyhow::Result<Arc<auth::Hasher>> {
     Ok(Arc::new(
         auth::Hasher::new(config.hashing).context("cannot start the password-hashing threads")?,
     ))
+}
+
+/// The TypeScript module of this API (`marketplace typescript`, `GET /api/types.ts`), from the
+/// finished OpenAPI document and the AsyncAPI document.
+pub fn typescript_module(openapi: &utoipa::openapi::OpenApi) -> String {
+    let openapi = serde_json::to_value(openapi).unwrap_or_default();
+    typescript::module(&openapi, &asyncapi_document())
 }
 
 /// Runs the server on `listener` until `cancel` fires: migrate, bootstrap the admin, start

@@ -1,4 +1,4 @@
-//! `marketplace`: serve (default), migrate, create-admin, openapi, asyncapi.
+//! `marketplace`: serve (default), migrate, create-admin, openapi, asyncapi, typescript.
 
 use clap::{Parser, Subcommand};
 use marketplace_api::{Config, telemetry};
@@ -32,6 +32,8 @@ enum Command {
     Openapi,
     /// Print the AsyncAPI document as JSON and exit.
     Asyncapi,
+    /// Print the TypeScript types of the API (REST shapes and Socket.IO events) and exit.
+    Typescript,
 }
 
 fn main() -> std::process::ExitCode {
@@ -77,6 +79,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 "{}",
                 serde_json::to_string_pretty(&marketplace_api::asyncapi_document())?
             );
+            Ok(())
+        }
+        Command::Typescript => {
+            let openapi = marketplace_api::openapi_document(&config).await?;
+            print!("{}", marketplace_api::typescript_module(&openapi));
             Ok(())
         }
         Command::Migrate => {

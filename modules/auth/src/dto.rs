@@ -8,11 +8,14 @@ use utoipa::ToSchema;
 pub struct RegisterBody {
     #[schema(example = "ada@example.com")]
     pub email: String,
-    /// At least 8 characters.
+    /// 8 to 256 characters.
+    #[schema(min_length = 8, max_length = 256)]
     pub password: String,
+    /// 1 to 200 characters (trimmed).
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// `buyer` or `seller`; admins are never self-registered.
-    #[schema(example = "buyer")]
+    #[schema(example = "buyer", pattern = "^(buyer|seller)$")]
     pub role: String,
 }
 
@@ -33,10 +36,12 @@ pub struct AuthResponse {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateMeBody {
+    /// 1 to 200 characters (trimmed).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
     pub payout_address: Option<Option<String>>,
 }
 

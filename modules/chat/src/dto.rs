@@ -10,7 +10,8 @@ pub const MAX_CONTENT: usize = 4000;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SendMessageBody {
-    /// 1 to 4000 characters; surrounding whitespace is trimmed.
+    /// 1 to 4000 characters after surrounding whitespace is trimmed.
+    #[schema(min_length = 1)]
     pub content: String,
 }
 

@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct OpenDisputeBody {
     /// 1..4000 characters.
+    #[schema(min_length = 1, max_length = 4000)]
     pub reason: String,
 }
 
@@ -17,9 +18,11 @@ pub struct OpenDisputeBody {
 #[serde(rename_all = "camelCase")]
 pub struct EvidenceBody {
     /// 1..4000 characters.
+    #[schema(min_length = 1, max_length = 4000)]
     pub description: String,
     /// An http(s) URL, optional.
     #[serde(default)]
+    #[schema(pattern = r"^https?://[^/\s][^\s]*$", max_length = 2048)]
     pub attachment_url: Option<String>,
 }
 
@@ -27,10 +30,14 @@ pub struct EvidenceBody {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ResolveBody {
     /// `release_to_seller` or `refund_buyer`.
-    #[schema(example = "refund_buyer")]
+    #[schema(
+        example = "refund_buyer",
+        pattern = r"^\s*(release_to_seller|refund_buyer)\s*$"
+    )]
     pub resolution: String,
     /// Up to 4000 characters.
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub note: Option<String>,
 }
 
@@ -56,6 +63,7 @@ pub struct DisputeDetail {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AnnouncementBody {
     /// 1..2000 characters.
+    #[schema(min_length = 1, max_length = 2000)]
     pub message: String,
 }
 
@@ -64,6 +72,7 @@ pub struct AnnouncementBody {
 #[serde(rename_all = "camelCase")]
 pub struct MaintenanceBody {
     /// 1..2000 characters.
+    #[schema(min_length = 1, max_length = 2000)]
     pub message: String,
     /// RFC 3339.
     pub starts_at: DateTime<Utc>,

@@ -61,13 +61,52 @@ pub const CURRENCIES: &[&str] = &[
 /// Currencies without minor units.
 const ZERO_DECIMAL: &[&str] = &["JPY", "KRW", "CLP", "HUF"];
 
-/// A money value as the client sends it, before it is known to be valid.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+/// A money value as the client sends it, before it is known to be valid. Its fields stay raw
+/// JSON so a wrong type is answered with a 422 naming `price.amount` rather than a generic
+/// body error; its schema says what [`Money::parse`] accepts.
+#[derive(Debug, Clone, Deserialize)]
 pub struct MoneyInput {
-    #[schema(value_type = String, example = "125.50")]
     pub amount: serde_json::Value,
-    #[schema(example = "USD")]
     pub currency: serde_json::Value,
+}
+
+/// The pattern of a decimal amount string as [`Money::parse`] reads it (it also requires the
+/// value to be positive, at most 10^12, with at most two decimals, none for JPY/KRW/CLP/HUF).
+pub const AMOUNT_PATTERN: &str = r"^[0-9]+(\.[0-9]+)?$";
+
+impl utoipa::PartialSchema for MoneyInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .description(Some(
+                "A price or budget as sent: a positive decimal string (at most two decimals, none for zero-decimal currencies, at most 10^12) and an ISO 4217 code.",
+            ))
+            .property(
+                "amount",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(AMOUNT_PATTERN))
+                    .min_length(Some(1))
+                    .max_length(Some(24))
+                    .examples(["125.50"]),
+            )
+            .required("amount")
+            .property(
+                "currency",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(CURRENCIES.iter().copied()))
+                    .examples(["USD"]),
+            )
+            .required("currency")
+            .into()
+    }
+}
+
+impl ToSchema for MoneyInput {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "MoneyInput".into()
+    }
 }
 
 impl Money {

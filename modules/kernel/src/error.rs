@@ -38,7 +38,9 @@ pub struct Problem {
     pub detail: String,
     /// A stable machine word (`not_found`, `email_taken`, `invalid_transition`, ...).
     pub code: String,
+    /// The invalid fields of a 422; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub errors: Option<Vec<FieldError>>,
 }
 

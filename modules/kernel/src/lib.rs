@@ -11,6 +11,7 @@ pub mod extract;
 pub mod limits;
 pub mod pagination;
 pub mod ports;
+pub mod schema;
 pub mod state;
 pub mod validate;
 

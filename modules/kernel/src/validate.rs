@@ -14,10 +14,12 @@ impl Fields {
         Self::default()
     }
 
-    /// A trimmed text of `min..=max` characters.
+    /// A trimmed text: at least `min` characters after trimming, at most `max` as sent (so
+    /// the OpenAPI `maxLength` of the field is exactly what is accepted).
     pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) -> String {
         let trimmed = value.trim();
         let n = trimmed.chars().count();
+        let sent = value.chars().count();
         if n < min {
             self.errors.push(FieldError::new(
                 field,
@@ -27,7 +29,7 @@ impl Fields {
                     format!("must be at least {min} characters")
                 },
             ));
-        } else if n > max {
+        } else if sent > max {
             self.errors.push(FieldError::new(
                 field,
                 format!("must be at most {max} characters"),

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 pub struct CreateOfferBody {
     pub price: MoneyInput,
     /// 1 to 2000 characters (trimmed).
+    #[schema(min_length = 1, max_length = 2000)]
     pub message: String,
 }
 
@@ -38,6 +39,7 @@ impl NewOffer {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CounterBody {
     /// 1 to 2000 characters (trimmed).
+    #[schema(min_length = 1, max_length = 2000)]
     pub message: String,
     /// When given, it becomes the offer's price.
     #[serde(default)]

@@ -11,7 +11,7 @@ use uuid::Uuid;
 pub struct CreatePaymentBody {
     pub request_id: Uuid,
     /// A crypto name from `GET /api/payments/cryptos`, e.g. `BTC`.
-    #[schema(example = "BTC")]
+    #[schema(example = "BTC", pattern = r"^\s*[A-Za-z0-9_-]{1,32}\s*$")]
     pub crypto: String,
 }
 
@@ -68,7 +68,7 @@ pub struct WebhookEventView {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SimulateBody {
     /// `PAID`, `PARTIAL` or `OVERPAID`.
-    #[schema(example = "PAID")]
+    #[schema(example = "PAID", pattern = r"^\s*(PAID|PARTIAL|OVERPAID)\s*$")]
     pub status: String,
 }
 

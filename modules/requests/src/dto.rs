@@ -11,12 +11,17 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateRequestBody {
     /// 1 to 200 characters (trimmed).
-    #[schema(example = "Used road bike, 56 cm frame")]
+    #[schema(
+        example = "Used road bike, 56 cm frame",
+        min_length = 1,
+        max_length = 200
+    )]
     pub title: String,
     /// 1 to 5000 characters (trimmed).
+    #[schema(min_length = 1, max_length = 5000)]
     pub description: String,
     /// 1 to 100 characters (trimmed); lists filter on it exactly.
-    #[schema(example = "bikes")]
+    #[schema(example = "bikes", min_length = 1, max_length = 100)]
     pub category: String,
     /// What the buyer means to spend; optional.
     #[serde(default)]
