@@ -10,6 +10,11 @@ use uuid::Uuid;
 
 use crate::routing::{self, Target};
 
+/// Counts one emit handed to Socket.IO (`marketplace_socket_emits_total{event}`).
+fn count_emit(event: &str) {
+    metrics::counter!(kernel::monitor::SOCKET_EMITS, "event" => event.to_owned()).increment(1);
+}
+
 /// An emit that did not reach every socket it was meant for. Room emits are best effort per
 /// socket: a closed socket or one whose send buffer is full is skipped, the others still
 /// receive the event.
@@ -46,6 +51,7 @@ impl<A: Adapter> SocketEmitter<A> {
         if rooms.is_empty() {
             return Ok(());
         }
+        count_emit(event);
         self.io
             .to(rooms)
             .emit(event, data)
@@ -64,6 +70,7 @@ impl<A: Adapter> SocketEmitter<A> {
         if rooms.is_empty() {
             return Ok(());
         }
+        count_emit(event);
         self.io
             .to(rooms)
             .except(except)
@@ -116,6 +123,7 @@ impl<A: Adapter> SocketEmitter<A> {
         event: &str,
         data: &T,
     ) -> Result<(), EmitError> {
+        count_emit(event);
         self.io
             .emit(event, data)
             .await
@@ -142,6 +150,7 @@ impl<A: Adapter> SocketEmitter<A> {
         event: &str,
         data: &T,
     ) -> Result<(), EmitError> {
+        count_emit(event);
         socket
             .emit(event, data)
             .map_err(|e| EmitError(e.to_string()))

@@ -11,6 +11,7 @@ pub mod asyncapi;
 pub mod emitter;
 mod gateway;
 mod head;
+pub mod nodes;
 mod presence;
 mod replay;
 mod routes;
@@ -70,6 +71,8 @@ pub struct Connections {
     gw: Arc<gateway::Gateway>,
     layer: SocketIoLayer,
     emitter: SocketEmitter,
+    /// This process's id in the `nodes` table (see [`nodes`]).
+    node_id: String,
 }
 
 impl Connections {
@@ -105,12 +108,18 @@ impl Connections {
             gw,
             layer,
             emitter: SocketEmitter::new(io),
+            node_id: kernel::contract::new_id().to_string(),
         }
     }
 
     /// The emitter (for tools and tests that need to send outside the catalog).
     pub fn emitter(&self) -> &SocketEmitter {
         &self.emitter
+    }
+
+    /// This process's id in the `nodes` table.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 }
 
@@ -137,6 +146,12 @@ impl Module for Connections {
     }
 
     fn start(&self, rt: &Runtime) {
+        rt.tracker.spawn(nodes::run(
+            rt.state.db.clone(),
+            self.emitter.io().clone(),
+            self.node_id.clone(),
+            rt.cancel.clone(),
+        ));
         let io = self.emitter.io().clone();
         let cancel = rt.cancel.clone();
         rt.tracker.spawn(async move {

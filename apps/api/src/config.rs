@@ -79,6 +79,8 @@ pub struct Config {
     pub socket_max_payload: u64,
     /// Extra: `EVENT_POLL_MS`, how often subscribers look at the log without a wake-up (1000).
     pub event_poll: Duration,
+    /// `METRICS_TOKEN`: when set, `/metrics` needs `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -241,6 +243,7 @@ impl Config {
         }
         let socket_max_payload: u64 = parse(&get, "SOCKET_MAX_PAYLOAD_BYTES", "1000000")?;
         let event_poll_ms: u64 = parse(&get, "EVENT_POLL_MS", "1000")?;
+        let metrics_token = metrics_token(&get)?;
         Ok(Config {
             host,
             port,
@@ -270,7 +273,21 @@ impl Config {
             socket_ping_timeout: Duration::from_secs(ping_timeout),
             socket_max_payload,
             event_poll: Duration::from_millis(event_poll_ms.max(10)),
+            metrics_token,
         })
+    }
+}
+
+/// `METRICS_TOKEN`: visible ASCII only (it travels in a header), at least 16 characters.
+fn metrics_token(get: &impl Fn(&str) -> Option<String>) -> Result<Option<String>, ConfigError> {
+    match get("METRICS_TOKEN") {
+        None => Ok(None),
+        Some(t) if !t.bytes().all(|b| b.is_ascii_graphic()) => Err(err(
+            "METRICS_TOKEN",
+            "must be visible ASCII characters without spaces",
+        )),
+        Some(t) if t.len() < 16 => Err(err("METRICS_TOKEN", "must be at least 16 characters")),
+        Some(t) => Ok(Some(t)),
     }
 }
 
@@ -340,6 +357,16 @@ mod tests {
         assert_eq!(
             cfg(&[("CORS_ORIGINS", "ftp://x")]).unwrap_err().var,
             "CORS_ORIGINS"
+        );
+        assert_eq!(
+            cfg(&[("METRICS_TOKEN", "short")]).unwrap_err().var,
+            "METRICS_TOKEN"
+        );
+        assert_eq!(
+            cfg(&[("METRICS_TOKEN", "has a space in it, sixteen+")])
+                .unwrap_err()
+                .var,
+            "METRICS_TOKEN"
         );
     }
 

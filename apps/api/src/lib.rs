@@ -3,6 +3,7 @@
 //! [`modules`]), starts the bus and serves REST and Socket.IO on one port.
 
 pub mod config;
+pub mod metrics;
 mod ops;
 pub mod telemetry;
 
@@ -176,6 +177,7 @@ pub fn assemble(
     let (router, openapi) = api.split_for_parts();
     let mut router = router
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api/openapi.json", openapi.clone()))
+        .merge(metrics::router(config))
         .fallback(kernel::error::not_found_fallback)
         .method_not_allowed_fallback(kernel::error::method_not_allowed_fallback)
         .with_state(state.clone());
@@ -213,10 +215,12 @@ pub async fn run(
     }
     let state = state(&config, db.clone());
     let modules = modules(&config, &state);
-    let (router, _) = assemble(&config, &state, &modules);
+    let (router, openapi) = assemble(&config, &state, &modules);
 
     let tracker = TaskTracker::new();
-    let subscribers = modules.iter().flat_map(|m| m.subscribers(&state)).collect();
+    let subscribers: Vec<_> = modules.iter().flat_map(|m| m.subscribers(&state)).collect();
+    let names: Vec<&'static str> = subscribers.iter().map(|s| s.name()).collect();
+    metrics::init(&openapi, &names);
     let options = DispatchOptions {
         poll_interval: config.event_poll,
         ..Default::default()

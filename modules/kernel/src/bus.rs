@@ -161,6 +161,7 @@ impl Tx {
                 .await?;
             }
             let at = now();
+            let names: Vec<EventName> = events.iter().map(|e| e.name).collect();
             let rows = events.into_iter().map(|e| event::ActiveModel {
                 id: NotSet,
                 name: Set(e.name.as_str().to_owned()),
@@ -170,6 +171,10 @@ impl Tx {
             });
             event::Entity::insert_many(rows).exec(&txn).await?;
             txn.commit().await?;
+            for name in names {
+                metrics::counter!(crate::monitor::EVENTS_PUBLISHED, "event" => name.as_str())
+                    .increment(1);
+            }
             bus.wake();
         } else {
             txn.commit().await?;

@@ -8,6 +8,7 @@ pub mod contract;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod monitor;
 pub mod pagination;
 pub mod ports;
 pub mod state;

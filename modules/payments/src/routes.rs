@@ -108,6 +108,15 @@ async fn get_payment(
 }
 
 fn answer(res: std::result::Result<String, webhook::WebhookError>) -> Response {
+    let outcome = match &res {
+        Ok(outcome) => outcome.clone(),
+        Err(webhook::WebhookError::Unauthenticated(_)) => "unauthenticated".to_owned(),
+        Err(webhook::WebhookError::Api(kernel::ApiError::BadRequest { .. })) => {
+            "rejected".to_owned()
+        }
+        Err(webhook::WebhookError::Api(_)) => "error".to_owned(),
+    };
+    metrics::counter!(kernel::monitor::WEBHOOKS, "outcome" => outcome).increment(1);
     match res {
         Ok(outcome) => (
             StatusCode::ACCEPTED,
