@@ -39,6 +39,7 @@ pub fn modules(config: &Config, state: &AppState) -> Vec<Box<dyn Module>> {
         Box::new(notifications::NotificationsModule),
         Box::new(payments::PaymentsModule::new(payments_config(config))),
         Box::new(disputes::DisputesModule),
+        Box::new(admin::AdminModule),
         Box::new(connections::Connections::new(
             connections_config(config),
             state.clone(),

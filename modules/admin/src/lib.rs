@@ -1,0 +1,25 @@
+//! The admin module: admin and system endpoints under `/api/admin/*` (every one of them is for
+//! the `admin` role only; other roles get 403). It owns no domain tables: what it shows lives
+//! in the kernel (e.g. the event bus's dead letters) or is reached through ports.
+//!
+//! Layout like every module: `routes.rs` (handlers with their OpenAPI description),
+//! `service.rs` (the work, with the role checks), `dto.rs` (bodies and query parameters).
+
+pub mod dto;
+pub mod routes;
+pub mod service;
+
+use kernel::{AppState, Module};
+use utoipa_axum::router::OpenApiRouter;
+
+/// Registers the `/api/admin/*` system endpoints.
+pub struct AdminModule;
+
+impl Module for AdminModule {
+    fn name(&self) -> &'static str {
+        "admin"
+    }
+    fn router(&self) -> OpenApiRouter<AppState> {
+        routes::router()
+    }
+}
