@@ -1,20 +1,16 @@
-//! This process's heartbeat: every [`HEARTBEAT`] it upserts `{ id, host, sockets,
+//! This process's heartbeat: every [`NODE_HEARTBEAT`] it upserts `{ id, host, sockets,
 //! heartbeatAt }` into the `nodes` table, so admins see the sockets of every node of a
 //! cluster (or of the one process) without Redis. The row is removed on a clean shutdown; a
 //! killed node's row simply stops being refreshed and drops out of the live list.
 
-use std::time::Duration;
-
 use kernel::contract::{Timestamp, now};
+use kernel::monitor::NODE_HEARTBEAT;
 use kernel::monitor::entity::node;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use tokio_util::sync::CancellationToken;
-
-/// How often a node writes its heartbeat.
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// The sockets of namespace `/` connected to this process.
 pub(crate) fn local_sockets<A: Adapter>(io: &SocketIo<A>) -> usize {
@@ -72,7 +68,7 @@ pub(crate) async fn run<A: Adapter>(
         }
         tokio::select! {
             _ = cancel.cancelled() => break,
-            _ = tokio::time::sleep(HEARTBEAT) => {}
+            _ = tokio::time::sleep(NODE_HEARTBEAT) => {}
         }
     }
     if let Err(e) = node::Entity::delete_by_id(id).exec(&db).await {

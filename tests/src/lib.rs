@@ -2,6 +2,7 @@
 //! with a fresh database (SQLite always; PostgreSQL when `TEST_DATABASE_URL` is set), and
 //! gives typed helpers for HTTP calls.
 
+pub mod node;
 pub mod shkeeper;
 pub mod socket;
 

@@ -41,6 +41,11 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 /// Route label of the Socket.IO transport (`/socket.io/…`, answered by its own layer).
 pub const SOCKET_IO_ROUTE: &str = "/socket.io";
 
+/// How often each node writes its heartbeat into `nodes`.
+pub const NODE_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+/// A node whose last heartbeat is older than this is not listed as live (three missed beats).
+pub const NODE_LIVE_WITHIN: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Every outcome of a provider callback: the stored ones (`applied`, `duplicate`,
 /// `unmatched`, `rejected`), `unauthenticated` (bad signature, nothing stored) and `error`
 /// (it could not be applied; the provider retries).
