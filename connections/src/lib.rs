@@ -3,7 +3,7 @@
 //! - [`Connections`] is a [`kernel::Module`]: it wraps the HTTP router with the Socket.IO
 //!   layer (`/socket.io`, namespace `/`), subscribes to the bus as `connections.sockets`,
 //!   serves `GET /api/events`, `GET /api/users/{id}/presence` and `GET /api/asyncapi.json`,
-//!   and closes every socket when the server shuts down.
+//!   and closes every socket when the server shuts down, after the last delivery pass.
 //! - [`routing::ROUTES`] is the one table from catalog events to rooms.
 //! - [`SocketEmitter`] is the only caller of socketioxide's `emit`.
 
@@ -20,8 +20,9 @@ pub mod routing;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kernel::bus::Delivery;
 use kernel::ports::{ChatPort, RequestAccess};
-use kernel::{AppState, Module, Runtime, Subscriber};
+use kernel::{ApiError, AppState, Module, Runtime, StoredEvent, Subscriber};
 use socketioxide::SocketIo;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
@@ -63,6 +64,31 @@ impl Default for ConnectionsConfig {
             ws_read_buffer_size: 1024,
             typing_per_sec: 5.0,
         }
+    }
+}
+
+/// `connections.sockets`: delivers the event log to this node's own sockets, on every node
+/// ([`Delivery::PerNode`]). It starts where replays on this node were told the live stream
+/// begins ([`gateway::Gateway::resume_live`]), so a socket gets no gap and no duplicate.
+struct SocketDelivery {
+    gw: Arc<gateway::Gateway>,
+    emitter: SocketEmitter,
+}
+
+#[async_trait::async_trait]
+impl Subscriber for SocketDelivery {
+    fn name(&self) -> &'static str {
+        SUBSCRIBER
+    }
+    fn delivery(&self) -> Delivery {
+        Delivery::PerNode
+    }
+    async fn resume_after(&self, position: i64) -> i64 {
+        self.gw.resume_live(position).await
+    }
+    async fn handle(&self, event: &StoredEvent) -> Result<(), ApiError> {
+        self.gw.deliver(&self.emitter, event).await;
+        Ok(())
     }
 }
 
@@ -133,18 +159,15 @@ impl Module for Connections {
     }
 
     fn subscribers(&self, _state: &AppState) -> Vec<Arc<dyn Subscriber>> {
-        let gw = self.gw.clone();
-        let emitter = self.emitter.clone();
-        vec![kernel::subscriber(SUBSCRIBER, move |event| {
-            let gw = gw.clone();
-            let emitter = emitter.clone();
-            async move {
-                gw.deliver(&emitter, &event).await;
-                Ok(())
-            }
+        vec![Arc::new(SocketDelivery {
+            gw: self.gw.clone(),
+            emitter: self.emitter.clone(),
         })]
     }
 
+    /// Closes every socket once the server has drained (`rt.drained`): after the last
+    /// delivery pass, so the events of every acknowledged change reach the sockets still
+    /// connected first.
     fn start(&self, rt: &Runtime) {
         rt.tracker.spawn(nodes::run(
             rt.state.db.clone(),
@@ -153,9 +176,9 @@ impl Module for Connections {
             rt.cancel.clone(),
         ));
         let io = self.emitter.io().clone();
-        let cancel = rt.cancel.clone();
+        let drained = rt.drained.clone();
         rt.tracker.spawn(async move {
-            cancel.cancelled().await;
+            drained.cancelled().await;
             io.close().await;
         });
     }

@@ -168,16 +168,28 @@ impl Gateway {
         }
     }
 
-    /// The id of the last event the live emitter has handled: in memory once it emitted in
-    /// this process, else its durable cursor. Call with `live` locked.
-    async fn last_emitted(&self, live: &Option<i64>) -> Result<i64, ApiError> {
+    /// The id of the last event the live emitter has handled: in memory once it emitted (or
+    /// started) in this process, else its durable cursor, which is then recorded as this
+    /// node's position so the emitter starts right after it (see
+    /// [`Gateway::resume_live`]): on several nodes the shared cursor moves on by itself, and a
+    /// socket replayed up to here must get the rest live. Call with `live` locked.
+    async fn last_emitted(&self, live: &mut Option<i64>) -> Result<i64, ApiError> {
         if let Some(id) = live {
             return Ok(*id);
         }
         let row = subscriber_cursor::Entity::find_by_id(SUBSCRIBER.to_owned())
             .one(self.state.bus.db())
             .await?;
-        Ok(row.map(|r| r.last_event_id).unwrap_or(0))
+        let id = row.map(|r| r.last_event_id).unwrap_or(0);
+        *live = Some(id);
+        Ok(id)
+    }
+
+    /// Where the live emitter of this node starts (the bus asks before it reads the log):
+    /// after what replays were already told was emitted, else after `position`.
+    pub(crate) async fn resume_live(&self, position: i64) -> i64 {
+        let mut live = self.live.lock().await;
+        *live.get_or_insert(position)
     }
 
     /// Replays to `s` the events after `after` that `user` may see (at most
@@ -201,9 +213,9 @@ impl Gateway {
                 return;
             }
         };
-        let live = self.live.lock().await;
+        let mut live = self.live.lock().await;
         let result: Result<(), ApiError> = async {
-            let until = self.last_emitted(&live).await?;
+            let until = self.last_emitted(&mut live).await?;
             let mut events: Vec<StoredEvent> =
                 first.events.into_iter().filter(|e| e.id <= until).collect();
             let mut position = first.scanned_to.min(until);

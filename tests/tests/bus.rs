@@ -1,6 +1,9 @@
 //! The durable event bus against a real database (SQLite, or PostgreSQL with
 //! TEST_DATABASE_URL): rollback means never delivered, commit means delivered exactly once and
-//! in order to every subscriber, and a crash between commit and delivery loses nothing.
+//! in order to every subscriber, and a crash between commit and delivery loses nothing. A
+//! fault that outlasts the retries (or a panic) becomes a dead letter that is retried until it
+//! succeeds while later events flow; on PostgreSQL a side-effect subscriber runs on one node at
+//! a time and a commit on one node wakes the others through NOTIFY.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,13 +54,20 @@ impl Running {
         subs: Vec<Arc<dyn kernel::Subscriber>>,
         batch_size: u64,
     ) -> Running {
-        let cancel = CancellationToken::new();
-        let tracker = TaskTracker::new();
         let opts = DispatchOptions {
             poll_interval: Duration::from_millis(50),
             batch_size,
             ..Default::default()
         };
+        Self::start_opts(bus, subs, opts)
+    }
+    fn start_opts(
+        bus: &EventBus,
+        subs: Vec<Arc<dyn kernel::Subscriber>>,
+        opts: DispatchOptions,
+    ) -> Running {
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
         bus.start(subs, opts, cancel.clone(), &tracker);
         Running { cancel, tracker }
     }
@@ -307,5 +317,234 @@ async fn an_event_this_version_does_not_know_is_skipped_not_stuck_on() {
     .await
     .expect("the known event behind the unknown one is delivered");
     assert_eq!(messages(&seen), vec!["after the unknown one"]);
+    running.stop().await;
+}
+
+/// Fast retries so a dead letter is made (and retried) within a test's seconds.
+fn fast_faults() -> DispatchOptions {
+    DispatchOptions {
+        poll_interval: Duration::from_millis(50),
+        max_attempts: 2,
+        retry_backoff: Duration::from_millis(10),
+        dead_letter_backoff: Duration::from_millis(200),
+        dead_letter_backoff_max: Duration::from_millis(400),
+        ..Default::default()
+    }
+}
+
+async fn dead_letters_of(
+    db: &sea_orm::DatabaseConnection,
+    subscriber: &str,
+) -> Vec<kernel::bus::entity::dead_letter::Model> {
+    use kernel::bus::entity::dead_letter;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    dead_letter::Entity::find()
+        .filter(dead_letter::Column::Subscriber.eq(subscriber))
+        .all(db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_fault_that_outlasts_the_retries_becomes_a_dead_letter_that_succeeds_once_the_fault_ends()
+{
+    let db = database().await;
+    let bus = EventBus::new(db.clone());
+    let fault = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let f = fault.clone();
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let fragile = subscriber("fragile", move |e: StoredEvent| {
+        let (f, s) = (f.clone(), s.clone());
+        async move {
+            if e.payload["message"] == "x" && f.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(kernel::ApiError::internal("the disk refuses writes"));
+            }
+            s.lock().unwrap().push(e);
+            Ok(())
+        }
+    });
+    let running = Running::start_opts(&bus, vec![fragile], fast_faults());
+    announce(&bus, "x").await;
+    announce(&bus, "y").await;
+    eventually(Duration::from_secs(10), || async {
+        (messages(&seen) == ["y"]).then_some(())
+    })
+    .await
+    .expect("the event after the failing one still flows");
+    let letters = dead_letters_of(&db, "fragile").await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(letters[0].resolved_at.is_none());
+    assert!(letters[0].attempts >= 2);
+    assert!(
+        letters[0].last_error.contains("the disk refuses writes"),
+        "{letters:?}"
+    );
+
+    fault.store(false, std::sync::atomic::Ordering::SeqCst);
+    eventually(Duration::from_secs(10), || async {
+        (messages(&seen) == ["y", "x"]).then_some(())
+    })
+    .await
+    .expect("the dead letter is retried by itself and succeeds once the fault ends");
+    let letters = dead_letters_of(&db, "fragile").await;
+    assert!(letters[0].resolved_at.is_some(), "{letters:?}");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_on_one_event_becomes_a_dead_letter_and_later_events_still_flow() {
+    let db = database().await;
+    let bus = EventBus::new(db.clone());
+    let s: Seen = Arc::default();
+    let s2 = s.clone();
+    let brittle = subscriber("brittle", move |e: StoredEvent| {
+        let s = s2.clone();
+        async move {
+            if e.payload["message"] == "boom" {
+                panic!("arithmetic overflow on a hostile amount");
+            }
+            s.lock().unwrap().push(e);
+            Ok(())
+        }
+    });
+    let running = Running::start_opts(&bus, vec![brittle], fast_faults());
+    announce(&bus, "before").await;
+    announce(&bus, "boom").await;
+    announce(&bus, "after").await;
+    eventually(Duration::from_secs(10), || async {
+        (messages(&s) == ["before", "after"]).then_some(())
+    })
+    .await
+    .expect("the subscriber survives the panic and handles later events");
+    let letters = dead_letters_of(&db, "brittle").await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(
+        letters[0].last_error.contains("panicked") && letters[0].last_error.contains("overflow"),
+        "{letters:?}"
+    );
+    // Still alive afterwards, and the panic stays a dead letter (retried, not skipped).
+    announce(&bus, "later").await;
+    eventually(Duration::from_secs(10), || async {
+        (messages(&s) == ["before", "after", "later"]).then_some(())
+    })
+    .await
+    .expect("events keep flowing after the panic");
+    eventually(Duration::from_secs(10), || async {
+        let l = dead_letters_of(&db, "brittle").await;
+        (l.len() == 1 && l[0].attempts > letters[0].attempts && l[0].resolved_at.is_none())
+            .then_some(())
+    })
+    .await
+    .expect("the dead letter is retried automatically");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_side_effect_subscriber_runs_on_one_node_and_another_takes_over_when_it_stops() {
+    if marketplace_tests::engine() != "postgres" {
+        eprintln!("skipped: leases exist on PostgreSQL only (SQLite is always one node)");
+        return;
+    }
+    let db = database().await;
+    // Two nodes: two buses, each with its own copy of the subscriber.
+    let (node_a, node_b) = (EventBus::new(db.clone()), EventBus::new(db.clone()));
+    let (sub_a, seen_a) = recorder("payouts-like");
+    let (sub_b, seen_b) = recorder("payouts-like");
+    let run_a = Running::start(&node_a, vec![sub_a]);
+    let run_b = Running::start(&node_b, vec![sub_b]);
+    for i in 0..10 {
+        announce(
+            if i % 2 == 0 { &node_a } else { &node_b },
+            &format!("first-{i}"),
+        )
+        .await;
+    }
+    eventually(Duration::from_secs(10), || async {
+        (seen_a.lock().unwrap().len() + seen_b.lock().unwrap().len() >= 10).then_some(())
+    })
+    .await
+    .expect("the events are handled");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (a, b) = (seen_a.lock().unwrap().len(), seen_b.lock().unwrap().len());
+    assert!(
+        (a, b) == (10, 0) || (a, b) == (0, 10),
+        "one node handles everything: {a} / {b}"
+    );
+    let (holder, standby, seen_standby, seen_holder) = if a == 10 {
+        (run_a, run_b, seen_b.clone(), seen_a.clone())
+    } else {
+        (run_b, run_a, seen_a.clone(), seen_b.clone())
+    };
+
+    let stopped = tokio::time::Instant::now();
+    holder.stop().await;
+    for i in 0..10 {
+        announce(&node_a, &format!("second-{i}")).await;
+    }
+    eventually(Duration::from_secs(15), || async {
+        (seen_standby.lock().unwrap().len() >= 10).then_some(())
+    })
+    .await
+    .expect("the standby node takes the subscriber over within 15 s");
+    eprintln!("takeover after {:?}", stopped.elapsed());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut handled: Vec<i64> = seen_holder
+        .lock()
+        .unwrap()
+        .iter()
+        .chain(seen_standby.lock().unwrap().iter())
+        .map(|e| e.id)
+        .collect();
+    handled.sort_unstable();
+    let log: Vec<i64> = bus_ids(&node_a).await;
+    assert_eq!(
+        handled, log,
+        "every event handled exactly once across the two nodes"
+    );
+    standby.stop().await;
+}
+
+async fn bus_ids(bus: &EventBus) -> Vec<i64> {
+    bus.read_after(0, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_commit_on_one_node_wakes_the_subscribers_of_another_without_waiting_for_the_poll() {
+    if marketplace_tests::engine() != "postgres" {
+        eprintln!("skipped: cross-node wake-up is PostgreSQL LISTEN/NOTIFY (SQLite is one node)");
+        return;
+    }
+    let db = database().await;
+    let (node_a, node_b) = (EventBus::new(db.clone()), EventBus::new(db));
+    let seen: Seen = Arc::default();
+    let sub_per_node = kernel::bus::node_subscriber("sockets-like", {
+        let seen = seen.clone();
+        move |e: StoredEvent| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(e);
+                Ok(())
+            }
+        }
+    });
+    let opts = DispatchOptions {
+        poll_interval: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let running = Running::start_opts(&node_a, vec![sub_per_node], opts);
+    // Let the first read and the listener settle, then write on the other node.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    announce(&node_b, "from b").await;
+    eventually(Duration::from_secs(10), || async {
+        (messages(&seen) == ["from b"]).then_some(())
+    })
+    .await
+    .expect("woken by NOTIFY (the poll is 60 s)");
     running.stop().await;
 }

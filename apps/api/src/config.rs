@@ -81,6 +81,73 @@ pub struct Config {
     pub event_poll: Duration,
     /// `METRICS_TOKEN`: when set, `/metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: Option<String>,
+    /// The bus's retries, dead letters, leases and the shutdown drain ([`bus_settings`]).
+    pub bus: BusSettings,
+}
+
+/// Retries, dead letters, leases and shutdown of the event bus (README's configuration table).
+#[derive(Debug, Clone)]
+pub struct BusSettings {
+    /// `EVENT_RETRY_ATTEMPTS` (8): attempts per event before it becomes a dead letter.
+    pub retry_attempts: u32,
+    /// `EVENT_RETRY_BACKOFF_MS` (50): the first pause between attempts (doubles, at most 5 s).
+    pub retry_backoff: Duration,
+    /// `DEAD_LETTER_RETRY_MS` (10000): the first pause before a dead letter is retried.
+    pub dead_letter_backoff: Duration,
+    /// `DEAD_LETTER_RETRY_MAX_MS` (600000): the longest pause between its retries (at most
+    /// 600000, 10 minutes).
+    pub dead_letter_backoff_max: Duration,
+    /// `SUBSCRIBER_LEASE_RETRY_MS` (3000): how often a node without a side-effect
+    /// subscriber's lease tries to take it (100..=10000, so a takeover stays within 15 s).
+    pub lease_retry: Duration,
+    /// `SHUTDOWN_DRAIN_SECS` (10): the longest a shutdown waits for in-flight requests and
+    /// the last delivery pass before it closes the sockets.
+    pub shutdown_drain: Duration,
+}
+
+/// Reads [`BusSettings`].
+fn bus_settings(get: &impl Fn(&str) -> Option<String>) -> Result<BusSettings, ConfigError> {
+    let retry_attempts: u32 = parse(get, "EVENT_RETRY_ATTEMPTS", "8")?;
+    if !(1..=100).contains(&retry_attempts) {
+        return Err(err("EVENT_RETRY_ATTEMPTS", "must be between 1 and 100"));
+    }
+    let retry_backoff: u64 = parse(get, "EVENT_RETRY_BACKOFF_MS", "50")?;
+    if !(1..=5000).contains(&retry_backoff) {
+        return Err(err("EVENT_RETRY_BACKOFF_MS", "must be between 1 and 5000"));
+    }
+    let dl_max: u64 = parse(get, "DEAD_LETTER_RETRY_MAX_MS", "600000")?;
+    if !(10..=600_000).contains(&dl_max) {
+        return Err(err(
+            "DEAD_LETTER_RETRY_MAX_MS",
+            "must be between 10 and 600000 (10 minutes)",
+        ));
+    }
+    let dl_first: u64 = parse(get, "DEAD_LETTER_RETRY_MS", "10000")?;
+    if !(10..=dl_max).contains(&dl_first) {
+        return Err(err(
+            "DEAD_LETTER_RETRY_MS",
+            "must be between 10 and DEAD_LETTER_RETRY_MAX_MS",
+        ));
+    }
+    let lease_retry: u64 = parse(get, "SUBSCRIBER_LEASE_RETRY_MS", "3000")?;
+    if !(100..=10_000).contains(&lease_retry) {
+        return Err(err(
+            "SUBSCRIBER_LEASE_RETRY_MS",
+            "must be between 100 and 10000",
+        ));
+    }
+    let drain: u64 = parse(get, "SHUTDOWN_DRAIN_SECS", "10")?;
+    if !(1..=600).contains(&drain) {
+        return Err(err("SHUTDOWN_DRAIN_SECS", "must be between 1 and 600"));
+    }
+    Ok(BusSettings {
+        retry_attempts,
+        retry_backoff: Duration::from_millis(retry_backoff),
+        dead_letter_backoff: Duration::from_millis(dl_first),
+        dead_letter_backoff_max: Duration::from_millis(dl_max),
+        lease_retry: Duration::from_millis(lease_retry),
+        shutdown_drain: Duration::from_secs(drain),
+    })
 }
 
 impl Config {
@@ -274,6 +341,7 @@ impl Config {
             socket_max_payload,
             event_poll: Duration::from_millis(event_poll_ms.max(10)),
             metrics_token,
+            bus: bus_settings(&get)?,
         })
     }
 }

@@ -198,8 +198,10 @@ pub async fn openapi_document(config: &Config) -> anyhow::Result<utoipa::openapi
 }
 
 /// Runs the server on `listener` until `cancel` fires: migrate, bootstrap the admin, start
-/// the bus and background tasks, serve; then stop accepting, finish in-flight requests,
-/// let subscribers drain what is in the log, and close the database.
+/// the bus and background tasks, serve. Then shut down in order (bounded by
+/// `SHUTDOWN_DRAIN_SECS`): stop accepting, finish in-flight requests, let the bus make its
+/// last delivery pass (so every acknowledged change's events reach the sockets still
+/// connected), close the sockets, wait for background tasks, close the database.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -219,35 +221,82 @@ pub async fn run(
     let (router, openapi) = assemble(&config, &state, &modules);
 
     let tracker = TaskTracker::new();
+    // The bus has its own tracker and stop signal: it stops after in-flight requests, not
+    // when the signal comes.
+    let bus_tracker = TaskTracker::new();
+    let bus_stop = CancellationToken::new();
+    let drained = CancellationToken::new();
     let subscribers: Vec<_> = modules.iter().flat_map(|m| m.subscribers(&state)).collect();
     let names: Vec<&'static str> = subscribers.iter().map(|s| s.name()).collect();
     metrics::init(&openapi, &names);
-    let options = DispatchOptions {
-        poll_interval: config.event_poll,
-        ..Default::default()
-    };
-    state
-        .bus
-        .start(subscribers, options, cancel.clone(), &tracker);
+    state.bus.start(
+        subscribers,
+        dispatch_options(&config),
+        bus_stop.clone(),
+        &bus_tracker,
+    );
     let rt = Runtime {
         cancel: cancel.clone(),
         tracker: tracker.clone(),
         state: state.clone(),
+        drained: drained.clone(),
     };
     for m in &modules {
         m.start(&rt);
     }
 
+    let inflight = Inflight::default();
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        inflight.clone(),
+        count_inflight,
+    ));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening (REST and Socket.IO)");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(cancel.clone().cancelled_owned())
-    .await
-    .context("server failed")?;
-    tracing::info!("stopped accepting; waiting for background tasks");
+    let mut server = tokio::spawn(
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(cancel.clone().cancelled_owned())
+        .into_future(),
+    );
+    let mut served = None;
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        r = &mut server => served = Some(r),
+    }
+    let deadline = tokio::time::Instant::now() + config.bus.shutdown_drain;
+    if served.is_none() {
+        tracing::info!("stopped accepting; finishing in-flight requests");
+        if tokio::time::timeout_at(deadline, inflight.idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight requests did not finish within SHUTDOWN_DRAIN_SECS");
+        }
+    }
+    tracing::info!("delivering what is committed to the sockets still connected");
+    bus_stop.cancel();
+    bus_tracker.close();
+    if tokio::time::timeout_at(deadline, bus_tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the last delivery pass did not finish within SHUTDOWN_DRAIN_SECS");
+    }
+    tracing::info!("closing the sockets");
+    drained.cancel();
+    cancel.cancel();
+    let served = match served {
+        Some(r) => Some(r),
+        None => tokio::time::timeout(Duration::from_secs(5), &mut server)
+            .await
+            .ok(),
+    };
+    if served.is_none() {
+        tracing::warn!("connections still open 5 s after the sockets were closed; dropping them");
+        server.abort();
+    }
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(15), tracker.wait())
         .await
@@ -257,7 +306,65 @@ pub async fn run(
     }
     let _ = db.close().await;
     tracing::info!("shut down");
-    Ok(())
+    match served {
+        Some(Ok(r)) => r.context("server failed"),
+        Some(Err(e)) if e.is_panic() => Err(anyhow::anyhow!("server task panicked")),
+        _ => Ok(()),
+    }
+}
+
+/// The bus's options from the configuration.
+fn dispatch_options(config: &Config) -> DispatchOptions {
+    DispatchOptions {
+        poll_interval: config.event_poll,
+        max_attempts: config.bus.retry_attempts,
+        retry_backoff: config.bus.retry_backoff,
+        dead_letter_backoff: config.bus.dead_letter_backoff,
+        dead_letter_backoff_max: config.bus.dead_letter_backoff_max,
+        lease_retry: config.bus.lease_retry,
+        ..Default::default()
+    }
+}
+
+/// Counts REST requests in progress (Socket.IO transport requests aside: a long-poll lasts
+/// as long as the socket), so shutdown knows when every acknowledged change is committed.
+#[derive(Clone)]
+struct Inflight(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Default for Inflight {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::watch::channel(0).0))
+    }
+}
+
+impl Inflight {
+    /// Resolves once no counted request is in progress.
+    async fn idle(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// Decrements the count when the request is answered (or dropped).
+struct InflightGuard(Inflight);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+async fn count_inflight(
+    axum::extract::State(inflight): axum::extract::State<Inflight>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if req.uri().path().starts_with("/socket.io") {
+        return next.run(req).await;
+    }
+    inflight.0.send_modify(|n| *n += 1);
+    let _guard = InflightGuard(inflight);
+    next.run(req).await
 }
 
 /// The AsyncAPI document of the socket events.

@@ -5,7 +5,7 @@
 //! in one process, so installing is done once and an already-installed recorder of someone
 //! else is tolerated: `/metrics` then answers 503). Counters and histograms are recorded at
 //! their call sites (`kernel::monitor` names them); gauges that live in the database (subscriber
-//! lag, payouts by status) are refreshed when `/metrics` is scraped. Every family is shown from
+//! lag, dead letters, payouts by status) are refreshed when `/metrics` is scraped. Every family is shown from
 //! start-up, at zero for each known label value, so dashboards never see a gap.
 
 use std::sync::{Arc, OnceLock};
@@ -226,13 +226,31 @@ async fn refresh(state: &AppState) {
         let newest = state.bus.latest_id().await?;
         kernel::monitor::subscriber_lags(&state.db, newest).await
     };
-    match lags.await {
-        Ok(lags) => {
-            for l in lags {
-                metrics::gauge!(m::SUBSCRIBER_LAG, "subscriber" => l.name).set(l.lag as f64);
+    let names = match lags.await {
+        Ok(lags) => lags
+            .into_iter()
+            .map(|l| {
+                metrics::gauge!(m::SUBSCRIBER_LAG, "subscriber" => l.name.clone())
+                    .set(l.lag as f64);
+                l.name
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot read subscriber lag");
+            Vec::new()
+        }
+    };
+    match kernel::monitor::open_dead_letters(&state.db).await {
+        Ok(mut open) => {
+            // Every subscriber with a cursor, so a resolved dead letter goes back to 0.
+            for name in names {
+                open.entry(name).or_insert(0);
+            }
+            for (subscriber, n) in open {
+                metrics::gauge!(m::DEAD_LETTERS, "subscriber" => subscriber).set(n as f64);
             }
         }
-        Err(e) => tracing::warn!(error = %e, "metrics: cannot read subscriber lag"),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count dead letters"),
     }
     match payments::stats::payouts_by_status(&state.db).await {
         Ok(counts) => {

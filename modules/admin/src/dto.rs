@@ -1,1 +1,82 @@
 //! Request and response bodies of the admin endpoints that are not contract types.
+
+use chrono::{DateTime, Utc};
+use kernel::bus::entity::dead_letter;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// An event a subscriber still failed on after its retries. While `open` it is retried
+/// automatically (pauses double, at most 10 minutes apart) until it succeeds.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub id: Uuid,
+    /// The subscriber's stable name (`notifications`, `payments.payouts`, ...).
+    pub subscriber: String,
+    /// The event's id in the log (the `id` clients see in `{ id, at }`).
+    pub event_id: i64,
+    /// The catalog name of the event (`request:status-updated`, ...).
+    pub event_name: String,
+    /// `open` (still failing, retried automatically) or `resolved` (handled on a retry).
+    #[schema(example = "open")]
+    pub status: String,
+    /// Every attempt so far, the first retries included.
+    pub attempts: i32,
+    /// The error of the last failed attempt (a panic reads `handler panicked: ...`).
+    pub last_error: String,
+    pub first_failed_at: DateTime<Utc>,
+    pub last_failed_at: DateTime<Utc>,
+    /// When the next automatic retry is due; `null` once resolved.
+    pub next_retry_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+impl From<dead_letter::Model> for DeadLetter {
+    fn from(m: dead_letter::Model) -> Self {
+        Self {
+            id: m.id,
+            subscriber: m.subscriber,
+            event_id: m.event_id,
+            event_name: m.event_name,
+            status: if m.resolved_at.is_some() {
+                "resolved"
+            } else {
+                "open"
+            }
+            .to_owned(),
+            attempts: m.attempts,
+            last_error: m.last_error,
+            first_failed_at: m.first_failed_at,
+            last_failed_at: m.last_failed_at,
+            next_retry_at: m.next_retry_at,
+            resolved_at: m.resolved_at,
+        }
+    }
+}
+
+/// `GET /api/admin/dead-letters` query: newest first.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeadLetterListParams {
+    /// `open` or `resolved`; both when absent.
+    pub status: Option<String>,
+    /// Only this subscriber's.
+    pub subscriber: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// The answer of `POST /api/admin/dead-letters/{id}/retry`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterRetry {
+    /// `succeeded` (handled; the dead letter is resolved), `failed` (failed again; see
+    /// `error`, the next automatic retry is scheduled) or `pending` (the node holding the
+    /// subscriber did not run it within 15 s; it is due now and runs as soon as it can).
+    #[schema(example = "succeeded")]
+    pub outcome: String,
+    /// The error of this attempt when it `failed`.
+    pub error: Option<String>,
+    pub dead_letter: DeadLetter,
+}

@@ -1,9 +1,61 @@
 //! `/api/admin/*` system endpoints. Each handler checks the admin role in [`crate::service`].
 
-use kernel::AppState;
-use utoipa_axum::router::OpenApiRouter;
+use axum::extract::State;
+use kernel::contract::Page;
+use kernel::error::Problem;
+use kernel::extract::{Path, Query};
+use kernel::{AppState, AuthUser, EventBus, Result};
+use sea_orm::DatabaseConnection;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::dto::{DeadLetter, DeadLetterListParams, DeadLetterRetry};
+use crate::service;
 
 /// Every admin route of this module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(list_dead_letters))
+        .routes(routes!(retry_dead_letter))
+}
+
+/// Dead letters: events a subscriber still failed on after its retries, newest first. Open
+/// ones are retried automatically. Admins only.
+#[utoipa::path(get, path = "/api/admin/dead-letters", tag = "admin", security(("bearer" = [])),
+    params(DeadLetterListParams),
+    responses(
+        (status = 200, body = Page<DeadLetter>),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "not an admin"),
+        (status = 422, body = Problem, description = "bad `status`, `limit` or `cursor`"),
+    ))]
+async fn list_dead_letters(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+    Query(params): Query<DeadLetterListParams>,
+) -> Result<axum::Json<Page<DeadLetter>>> {
+    Ok(axum::Json(
+        service::dead_letters(&db, caller, params).await?,
+    ))
+}
+
+/// Retry an open dead letter now (on the node holding its subscriber) and answer with the
+/// outcome. Admins only.
+#[utoipa::path(post, path = "/api/admin/dead-letters/{id}/retry", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the dead letter")),
+    responses(
+        (status = 200, body = DeadLetterRetry),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "not an admin"),
+        (status = 404, body = Problem, description = "no such dead letter"),
+        (status = 409, body = Problem, description = "`dead_letter_resolved`: it was handled already"),
+    ))]
+async fn retry_dead_letter(
+    State(bus): State<EventBus>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<DeadLetterRetry>> {
+    Ok(axum::Json(
+        service::retry_dead_letter(&bus, caller, id).await?,
+    ))
 }

@@ -1,8 +1,79 @@
 //! The work behind the admin endpoints.
 
-use kernel::{ApiError, AuthUser, Role};
+use std::time::Duration;
+
+use kernel::bus::RetryOutcome;
+use kernel::bus::entity::dead_letter;
+use kernel::contract::Page;
+use kernel::pagination::{PageParams, page};
+use kernel::{ApiError, AuthUser, EventBus, Role};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use crate::dto::{DeadLetter, DeadLetterListParams, DeadLetterRetry};
+
+/// How long "retry now" waits for the node holding the subscriber to run it.
+const RETRY_WAIT: Duration = Duration::from_secs(15);
 
 /// 403 unless the caller is an admin: every endpoint of this module starts with it.
 pub fn require_admin(caller: &AuthUser) -> Result<(), ApiError> {
     caller.require(&[Role::Admin])
+}
+
+/// Dead letters, newest first, optionally only `open` / `resolved` ones or one subscriber's.
+pub async fn dead_letters(
+    db: &DatabaseConnection,
+    caller: AuthUser,
+    params: DeadLetterListParams,
+) -> Result<Page<DeadLetter>, ApiError> {
+    require_admin(&caller)?;
+    let paging = PageParams {
+        limit: params.limit,
+        cursor: params.cursor.clone(),
+    };
+    let limit = paging.limit()?;
+    let cursor: Option<Uuid> = paging.cursor()?;
+    let mut q = dead_letter::Entity::find();
+    match params.status.as_deref().filter(|s| !s.is_empty()) {
+        None => {}
+        Some("open") => q = q.filter(dead_letter::Column::ResolvedAt.is_null()),
+        Some("resolved") => q = q.filter(dead_letter::Column::ResolvedAt.is_not_null()),
+        Some(_) => return Err(ApiError::invalid("status", "must be open or resolved")),
+    }
+    if let Some(s) = params.subscriber.as_deref().filter(|s| !s.is_empty()) {
+        q = q.filter(dead_letter::Column::Subscriber.eq(s));
+    }
+    if let Some(before) = cursor {
+        q = q.filter(dead_letter::Column::Id.lt(before));
+    }
+    let rows = q
+        .order_by_desc(dead_letter::Column::Id)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let rows = page(rows, limit, |r| r.id);
+    Ok(Page {
+        items: rows.items.into_iter().map(DeadLetter::from).collect(),
+        next_cursor: rows.next_cursor,
+    })
+}
+
+/// Retries one dead letter now, on the node holding its subscriber, and reports the outcome.
+pub async fn retry_dead_letter(
+    bus: &EventBus,
+    caller: AuthUser,
+    id: Uuid,
+) -> Result<DeadLetterRetry, ApiError> {
+    require_admin(&caller)?;
+    let (outcome, row) = bus.retry_dead_letter(id, RETRY_WAIT).await?;
+    let (outcome, error) = match outcome {
+        RetryOutcome::Succeeded => ("succeeded", None),
+        RetryOutcome::Failed(e) => ("failed", Some(e)),
+        RetryOutcome::Pending => ("pending", None),
+    };
+    Ok(DeadLetterRetry {
+        outcome: outcome.to_owned(),
+        error,
+        dead_letter: row.into(),
+    })
 }

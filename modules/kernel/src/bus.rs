@@ -11,9 +11,36 @@
 //! Ids are handed out in commit order: on PostgreSQL the insert of a transaction's events takes
 //! a transaction-scoped advisory lock held until commit, so a reader that has seen id N has
 //! seen every smaller id that will ever commit. SQLite serializes writers by itself.
+//!
+//! Several nodes on one PostgreSQL database:
+//! - **Wake-up**: the writing transaction also runs `pg_notify('marketplace_events')`, which
+//!   PostgreSQL delivers only on commit; every node keeps a dedicated `LISTEN` connection
+//!   (`listen.rs`) and wakes its subscribers on a notification. Bursts collapse (a `watch`
+//!   channel holds one pending wake-up). After the listener (re)connects the subscribers read
+//!   the log once, since notifications sent meanwhile are lost; `poll_interval` stays as the
+//!   fallback.
+//! - **Leases**: a [`Delivery::OncePerCluster`] subscriber runs on one node at a time: the node
+//!   holding `pg_try_advisory_lock(7242, hash(name))` on a dedicated connection with TCP
+//!   keepalives (`lease.rs`). Others retry every `lease_retry`; PostgreSQL frees the lock when
+//!   the holder's connection dies, and the holder stops handling at once when it notices.
+//! - **Dead letters**: an event that still fails after its retries is stored in `dead_letters`
+//!   (`dead_letter.rs`), retried by the lease holder with growing pauses (at most 10 minutes),
+//!   and the cursor moves on. Handlers that panic are failed attempts.
+//! - [`Delivery::PerNode`] subscribers (socket delivery) run on every node; see there.
 
+mod dead_letter;
+mod lease;
+mod listen;
+
+pub use dead_letter::RetryOutcome;
+
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::time::Instant;
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -70,9 +97,42 @@ pub mod entity {
 
         impl ActiveModelBehavior for ActiveModel {}
     }
+
+    /// An event a subscriber still failed on after its retries (see the module docs).
+    pub mod dead_letter {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+        #[sea_orm(table_name = "dead_letters")]
+        pub struct Model {
+            #[sea_orm(primary_key, auto_increment = false)]
+            pub id: Uuid,
+            pub subscriber: String,
+            pub event_id: i64,
+            pub event_name: String,
+            /// Every attempt so far, the first retries included.
+            pub attempts: i32,
+            pub last_error: String,
+            pub first_failed_at: DateTimeUtc,
+            pub last_failed_at: DateTimeUtc,
+            /// `None` once resolved.
+            pub next_retry_at: Option<DateTimeUtc>,
+            pub resolved_at: Option<DateTimeUtc>,
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
 }
 
 use entity::{event, subscriber_cursor};
+
+/// The `NOTIFY` channel a commit of events signals on.
+const EVENTS_CHANNEL: &str = "marketplace_events";
+/// The `NOTIFY` channel an admin's "retry this dead letter now" signals on.
+const DEAD_LETTERS_CHANNEL: &str = "marketplace_dead_letters";
 
 /// An event as stored in the log and handed to subscribers.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,7 +209,8 @@ impl Tx {
         });
     }
 
-    /// Writes the recorded events, commits, and wakes the subscribers.
+    /// Writes the recorded events, commits, and wakes the subscribers (on PostgreSQL those of
+    /// every node, through `NOTIFY`, which is sent only if the commit succeeds).
     pub async fn commit(self) -> Result<(), ApiError> {
         let Tx { txn, events, bus } = self;
         if !events.is_empty() {
@@ -170,6 +231,13 @@ impl Tx {
                 created_at: Set(at),
             });
             event::Entity::insert_many(rows).exec(&txn).await?;
+            if txn.get_database_backend() == DatabaseBackend::Postgres {
+                txn.execute_raw(Statement::from_string(
+                    DatabaseBackend::Postgres,
+                    format!("SELECT pg_notify('{EVENTS_CHANNEL}', '')"),
+                ))
+                .await?;
+            }
             txn.commit().await?;
             for name in names {
                 metrics::counter!(crate::monitor::EVENTS_PUBLISHED, "event" => name.as_str())
@@ -183,24 +251,66 @@ impl Tx {
     }
 }
 
+/// Where a subscriber runs when several nodes share one database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Side effects (notifications, payouts, offer rejection, ...): each event is handled
+    /// once across the cluster. On PostgreSQL one node at a time holds the subscriber's lease
+    /// (a session advisory lock on a dedicated connection) and the others stand by, retrying
+    /// every [`DispatchOptions::lease_retry`]; the holder continues from the durable cursor.
+    /// An event that still fails after the retries becomes a dead letter (retried later).
+    OncePerCluster,
+    /// Node-local work (delivery of the log to this node's own sockets): runs on every node.
+    /// Its cursor row is shared by name and only ever moves forward (the furthest any node got);
+    /// each node starts from it (or from [`Subscriber::resume_after`]) and then keeps its own
+    /// position in memory, across restarts of the task. A client whose node died reconnects
+    /// elsewhere with `lastEventId` and replays, so nothing it missed is lost. Failures after
+    /// the retries are logged, not dead-lettered: re-emitting an old event later would reach
+    /// clients out of order, and replay already covers them.
+    PerNode,
+}
+
 /// A named subscriber. Its name is its durable cursor's key: never rename a live one.
 #[async_trait::async_trait]
 pub trait Subscriber: Send + Sync + 'static {
     fn name(&self) -> &'static str;
+    /// Where it runs in a cluster. Side effects keep the default.
+    fn delivery(&self) -> Delivery {
+        Delivery::OncePerCluster
+    }
+    /// For [`Delivery::PerNode`] subscribers: called before reading the log with the position
+    /// the bus would start after (the stored cursor, or this node's own position after a
+    /// restart of the task); returns the position to start after. The default keeps it.
+    async fn resume_after(&self, position: i64) -> i64 {
+        position
+    }
     /// Handles one event. Must be idempotent: after a crash an event can come again.
-    /// An error is retried with backoff; the subscriber does not move past the event until
-    /// it succeeds or the retries run out (which is logged as an error with the event id).
+    /// An error (or a panic, which is caught) is retried with backoff; after
+    /// [`DispatchOptions::max_attempts`] the event becomes a dead letter of this subscriber
+    /// and the events after it keep flowing.
     async fn handle(&self, event: &StoredEvent) -> Result<(), ApiError>;
 }
 
 /// How the dispatcher behaves. Defaults suit production.
 #[derive(Debug, Clone)]
 pub struct DispatchOptions {
-    /// How often subscribers look at the log without a wake-up (events committed by another
-    /// process, e.g. `marketplace create-admin`, or a wake-up lost in a crash).
+    /// How often subscribers look at the log without a wake-up (a lost notification, or
+    /// events committed while the listener was reconnecting).
     pub poll_interval: Duration,
     pub batch_size: u64,
+    /// Attempts per event before it becomes a dead letter (at least 1).
     pub max_attempts: u32,
+    /// The pause after the first failed attempt; it doubles up to 5 s.
+    pub retry_backoff: Duration,
+    /// The pause before a new dead letter is retried; it doubles with every failed retry.
+    pub dead_letter_backoff: Duration,
+    /// The longest pause between two retries of a dead letter (at most 10 minutes).
+    pub dead_letter_backoff_max: Duration,
+    /// How often a node without a subscriber's lease tries to take it (PostgreSQL).
+    pub lease_retry: Duration,
+    /// The pause before a subscriber task that ended (a panic in the dispatcher, a lost
+    /// lease) is started again.
+    pub restart_pause: Duration,
 }
 
 impl Default for DispatchOptions {
@@ -209,13 +319,31 @@ impl Default for DispatchOptions {
             poll_interval: Duration::from_secs(1),
             batch_size: 256,
             max_attempts: 8,
+            retry_backoff: Duration::from_millis(50),
+            dead_letter_backoff: Duration::from_secs(10),
+            dead_letter_backoff_max: Duration::from_secs(600),
+            lease_retry: Duration::from_secs(3),
+            restart_pause: Duration::from_secs(1),
         }
     }
+}
+
+/// What became of one event after its attempts.
+enum Outcome {
+    Done,
+    Failed {
+        error: String,
+        attempts: u32,
+    },
+    /// The dispatcher is stopping; the event stays unhandled for the next run.
+    Stopped,
 }
 
 struct BusInner {
     db: DatabaseConnection,
     wake: watch::Sender<u64>,
+    /// Wakes the holders of leases to look at their dead letters (an admin's "retry now").
+    dead_wake: watch::Sender<u64>,
 }
 
 /// The event bus: opens transactions that carry events, reads the log, runs subscribers.
@@ -227,13 +355,22 @@ pub struct EventBus {
 impl EventBus {
     pub fn new(db: DatabaseConnection) -> Self {
         let (wake, _) = watch::channel(0);
+        let (dead_wake, _) = watch::channel(0);
         Self {
-            inner: Arc::new(BusInner { db, wake }),
+            inner: Arc::new(BusInner {
+                db,
+                wake,
+                dead_wake,
+            }),
         }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.inner.db
+    }
+
+    fn is_postgres(&self) -> bool {
+        self.inner.db.get_database_backend() == DatabaseBackend::Postgres
     }
 
     /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite, so concurrent writers queue
@@ -254,9 +391,14 @@ impl EventBus {
         })
     }
 
-    /// Tells every subscriber that new events may be in the log.
+    /// Tells every subscriber of this process that new events may be in the log. (Other
+    /// nodes hear of a commit through PostgreSQL `NOTIFY`.)
     pub fn wake(&self) {
         self.inner.wake.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    fn wake_dead_letters(&self) {
+        self.inner.dead_wake.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// Events with an id above `after`, oldest first.
@@ -294,8 +436,12 @@ impl EventBus {
         Ok(row.map(|r| r.id).unwrap_or(0))
     }
 
-    /// Starts one task per subscriber. Each stops when `cancel` fires, after a last pass over
-    /// what is already in the log (bounded by `drain_timeout`).
+    /// Starts one supervised task per subscriber (and, on PostgreSQL, the `LISTEN` task that
+    /// wakes them when any node commits events). When `cancel` fires, the side-effect
+    /// subscribers make a last pass over what is in the log and stop; then the per-node
+    /// subscribers make theirs (so the events those side effects wrote still reach this
+    /// node's sockets) and stop. Every task is on `tracker`: wait on it to know the last
+    /// delivery pass is done.
     pub fn start(
         &self,
         subscribers: Vec<Arc<dyn Subscriber>>,
@@ -303,6 +449,20 @@ impl EventBus {
         cancel: CancellationToken,
         tracker: &TaskTracker,
     ) {
+        let once = TaskTracker::new();
+        let node_stop = CancellationToken::new();
+        {
+            let (cancel, once, node_stop) = (cancel.clone(), once.clone(), node_stop.clone());
+            tracker.spawn(async move {
+                cancel.cancelled().await;
+                once.close();
+                once.wait().await;
+                node_stop.cancel();
+            });
+        }
+        if self.is_postgres() {
+            tracker.spawn(listen::run(self.clone(), cancel.clone()));
+        }
         let mut seen = std::collections::HashSet::new();
         for sub in subscribers {
             if !seen.insert(sub.name()) {
@@ -314,45 +474,168 @@ impl EventBus {
             }
             let bus = self.clone();
             let options = options.clone();
-            let cancel = cancel.clone();
-            tracker.spawn(async move { bus.run_subscriber(sub, options, cancel).await });
+            match sub.delivery() {
+                Delivery::OncePerCluster => {
+                    let run = bus.supervise(sub, options, cancel.clone());
+                    tracker.spawn(once.track_future(run));
+                }
+                Delivery::PerNode => {
+                    tracker.spawn(bus.supervise(sub, options, node_stop.clone()));
+                }
+            }
         }
     }
 
-    async fn run_subscriber(
+    /// Runs a subscriber until `stop`, starting it again (after a pause) whenever its task
+    /// ends for another reason: a panic outside a handler, or a lost lease.
+    async fn supervise(
         self,
         sub: Arc<dyn Subscriber>,
         options: DispatchOptions,
-        cancel: CancellationToken,
+        stop: CancellationToken,
     ) {
         let name = sub.name();
+        // A per-node subscriber's own position, kept across restarts of its task.
+        let position = Arc::new(AtomicI64::new(-1));
+        loop {
+            let leg = tokio::spawn(self.clone().run_leg(
+                sub.clone(),
+                options.clone(),
+                stop.clone(),
+                position.clone(),
+            ));
+            match leg.await {
+                Ok(()) if stop.is_cancelled() => return,
+                Ok(()) => {
+                    tracing::warn!(subscriber = name, "subscriber stopped; starting it again")
+                }
+                Err(e) => {
+                    tracing::error!(subscriber = name, error = %e, "subscriber task failed; starting it again")
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(options.restart_pause) => {}
+            }
+        }
+    }
+
+    /// One run of a subscriber: take its lease when it needs one, then handle events until
+    /// `stop` (after a last pass) or until the lease is lost (at once).
+    async fn run_leg(
+        self,
+        sub: Arc<dyn Subscriber>,
+        options: DispatchOptions,
+        stop: CancellationToken,
+        position: Arc<AtomicI64>,
+    ) {
+        let needs_lease = sub.delivery() == Delivery::OncePerCluster && self.is_postgres();
+        if !needs_lease {
+            self.work(&*sub, &options, &stop, None, &position).await;
+            return;
+        }
+        let Some(lease) =
+            lease::Lease::acquire(self.db(), sub.name(), options.lease_retry, &stop).await
+        else {
+            return;
+        };
+        let lost = lease.lost();
+        tokio::select! {
+            biased;
+            _ = lost.cancelled() => {
+                tracing::warn!(subscriber = sub.name(), "lost the subscriber's lease; stopped handling");
+            }
+            _ = self.work(&*sub, &options, &stop, Some(&lease), &position) => {}
+        }
+        lease.release().await;
+    }
+
+    async fn work(
+        &self,
+        sub: &dyn Subscriber,
+        options: &DispatchOptions,
+        stop: &CancellationToken,
+        lease: Option<&lease::Lease>,
+        position: &AtomicI64,
+    ) {
+        let name = sub.name();
+        let once = sub.delivery() == Delivery::OncePerCluster;
         let mut wake = self.inner.wake.subscribe();
-        let mut cursor = loop {
+        let mut dead_wake = self.inner.dead_wake.subscribe();
+        let stored = loop {
             match self.load_cursor(name).await {
                 Ok(c) => break c,
                 Err(e) => {
                     tracing::warn!(subscriber = name, error = %e, "cannot read subscriber cursor; retrying");
                     tokio::select! {
-                        _ = cancel.cancelled() => return,
+                        _ = stop.cancelled() => return,
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     }
                 }
             }
         };
+        let mut cursor = if once {
+            stored
+        } else {
+            let own = position.load(Ordering::Acquire);
+            sub.resume_after(if own >= 0 { own } else { stored }).await
+        };
+        position.store(cursor, Ordering::Release);
         tracing::debug!(subscriber = name, cursor, "subscriber started");
+        // When this subscriber's next dead letter is due (checked once at start).
+        let mut dead_due = once.then(Instant::now);
         loop {
-            let stopping = cancel.is_cancelled();
+            let stopping = stop.is_cancelled();
             wake.borrow_and_update();
+            if !stopping && dead_due.is_some_and(|due| due <= Instant::now()) {
+                dead_due = self.retry_due_dead_letters(sub, options).await;
+            }
             match self.read_batch(cursor, options.batch_size).await {
                 Ok((batch, Some(last))) => {
+                    let mut interrupted = false;
                     for event in &batch {
-                        self.deliver(&*sub, event, &options).await;
+                        match self.deliver(sub, event, options, stop).await {
+                            Outcome::Done => {}
+                            Outcome::Failed { error, attempts } if once => {
+                                match self
+                                    .record_dead_letter(name, event, attempts, &error, options)
+                                    .await
+                                {
+                                    Ok(due) => {
+                                        dead_due = Some(dead_due.map_or(due, |d| d.min(due)));
+                                    }
+                                    Err(e) => {
+                                        tracing::error!(subscriber = name, event_id = event.id, error = %e,
+                                            "cannot record a dead letter; the event is tried again later");
+                                        interrupted = true;
+                                        break;
+                                    }
+                                }
+                            }
+                            Outcome::Failed { error, .. } => {
+                                tracing::error!(subscriber = name, event_id = event.id, event = %event.name, error = %error,
+                                    "per-node subscriber gave up on an event after all retries (clients recover it by replay)");
+                            }
+                            Outcome::Stopped => {
+                                interrupted = true;
+                                break;
+                            }
+                        }
+                        cursor = event.id;
                     }
-                    cursor = last;
-                    if let Err(e) = self.save_cursor(name, cursor).await {
+                    if !interrupted {
+                        cursor = cursor.max(last);
+                    }
+                    position.store(cursor, Ordering::Release);
+                    if let Err(e) = self.save_cursor(name, cursor, once, lease).await {
                         tracing::warn!(subscriber = name, cursor, error = %e, "cannot save subscriber cursor");
                     }
-                    continue;
+                    if !interrupted {
+                        continue;
+                    }
+                    if stop.is_cancelled() {
+                        return;
+                    }
                 }
                 Ok(_) => {
                     if stopping {
@@ -366,31 +649,56 @@ impl EventBus {
                     }
                 }
             }
+            let pause = dead_due
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .map_or(options.poll_interval, |d| d.min(options.poll_interval));
             tokio::select! {
-                _ = cancel.cancelled() => {}
+                _ = stop.cancelled(), if !stopping => {}
                 _ = wake.changed() => {}
-                _ = tokio::time::sleep(options.poll_interval) => {}
+                _ = dead_wake.changed() => {
+                    if once {
+                        dead_due = Some(Instant::now());
+                    }
+                }
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     }
 
-    async fn deliver(&self, sub: &dyn Subscriber, event: &StoredEvent, options: &DispatchOptions) {
-        let mut backoff = Duration::from_millis(50);
-        for attempt in 1..=options.max_attempts {
-            match sub.handle(event).await {
-                Ok(()) => return,
-                Err(e) if attempt < options.max_attempts => {
-                    tracing::warn!(subscriber = sub.name(), event_id = event.id, attempt, error = %e, "subscriber failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => {
-                    tracing::error!(
-                        subscriber = sub.name(), event_id = event.id, event = %event.name, error = %e,
-                        "subscriber gave up on event after all retries"
-                    );
-                }
+    /// Runs the handler up to `max_attempts` times with growing pauses; a panic counts as a
+    /// failed attempt.
+    async fn deliver(
+        &self,
+        sub: &dyn Subscriber,
+        event: &StoredEvent,
+        options: &DispatchOptions,
+        stop: &CancellationToken,
+    ) -> Outcome {
+        let mut backoff = options.retry_backoff;
+        let max = options.max_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            let error = match attempt_once(sub, event).await {
+                Ok(()) => return Outcome::Done,
+                Err(e) => e,
+            };
+            if attempt >= max {
+                tracing::error!(
+                    subscriber = sub.name(), event_id = event.id, event = %event.name, attempts = attempt, error = %error,
+                    "subscriber still fails on an event after all retries"
+                );
+                return Outcome::Failed {
+                    error,
+                    attempts: attempt,
+                };
             }
+            tracing::warn!(subscriber = sub.name(), event_id = event.id, attempt, error = %error, "subscriber failed; retrying");
+            tokio::select! {
+                _ = stop.cancelled() => return Outcome::Stopped,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            attempt += 1;
         }
     }
 
@@ -421,32 +729,100 @@ impl EventBus {
         Ok(row.map(|r| r.last_event_id).unwrap_or(0))
     }
 
-    async fn save_cursor(&self, name: &str, cursor: i64) -> Result<(), ApiError> {
-        let row = subscriber_cursor::ActiveModel {
-            name: Set(name.to_owned()),
-            last_event_id: Set(cursor),
-            updated_at: Set(now()),
+    /// Saves a cursor. Under a lease it is written on the lease's own connection, so a node
+    /// that lost its lease cannot write it any more. A per-node subscriber's row only moves
+    /// forward (several nodes write it).
+    async fn save_cursor(
+        &self,
+        name: &str,
+        cursor: i64,
+        once: bool,
+        lease: Option<&lease::Lease>,
+    ) -> Result<(), ApiError> {
+        if let Some(lease) = lease {
+            return lease.save_cursor(name, cursor).await;
+        }
+        if once {
+            let row = subscriber_cursor::ActiveModel {
+                name: Set(name.to_owned()),
+                last_event_id: Set(cursor),
+                updated_at: Set(now()),
+            };
+            subscriber_cursor::Entity::update(row)
+                .exec(&self.inner.db)
+                .await?;
+            return Ok(());
+        }
+        let backend = self.inner.db.get_database_backend();
+        let sql = match backend {
+            DatabaseBackend::Postgres => {
+                "UPDATE subscriber_cursors SET last_event_id = GREATEST(last_event_id, $1), updated_at = $2 WHERE name = $3"
+            }
+            _ => {
+                "UPDATE subscriber_cursors SET last_event_id = MAX(last_event_id, ?), updated_at = ? WHERE name = ?"
+            }
         };
-        subscriber_cursor::Entity::update(row)
-            .exec(&self.inner.db)
+        self.inner
+            .db
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [cursor.into(), now().into(), name.into()],
+            ))
             .await?;
         Ok(())
+    }
+}
+
+/// One attempt; a panic in the handler is caught and becomes an error.
+async fn attempt_once(sub: &dyn Subscriber, event: &StoredEvent) -> Result<(), String> {
+    match AssertUnwindSafe(sub.handle(event)).catch_unwind().await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-string panic".to_owned());
+            Err(format!("handler panicked: {message}"))
+        }
     }
 }
 
 /// A subscriber made from a name and an async function, for the common case.
 pub struct FnSubscriber<F> {
     name: &'static str,
+    delivery: Delivery,
     f: F,
 }
 
-/// Builds a [`Subscriber`] from a stable name and a handler function.
+/// Builds a side-effect [`Subscriber`] ([`Delivery::OncePerCluster`]) from a stable name and a
+/// handler function.
 pub fn subscriber<F, Fut>(name: &'static str, f: F) -> Arc<dyn Subscriber>
 where
     F: Fn(StoredEvent) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
 {
-    Arc::new(FnSubscriber { name, f })
+    Arc::new(FnSubscriber {
+        name,
+        delivery: Delivery::OncePerCluster,
+        f,
+    })
+}
+
+/// Builds a [`Delivery::PerNode`] subscriber (runs on every node) from a stable name and a
+/// handler function.
+pub fn node_subscriber<F, Fut>(name: &'static str, f: F) -> Arc<dyn Subscriber>
+where
+    F: Fn(StoredEvent) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
+{
+    Arc::new(FnSubscriber {
+        name,
+        delivery: Delivery::PerNode,
+        f,
+    })
 }
 
 #[async_trait::async_trait]
@@ -457,6 +833,9 @@ where
 {
     fn name(&self) -> &'static str {
         self.name
+    }
+    fn delivery(&self) -> Delivery {
+        self.delivery
     }
     async fn handle(&self, event: &StoredEvent) -> Result<(), ApiError> {
         (self.f)(event.clone()).await

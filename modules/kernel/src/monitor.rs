@@ -118,3 +118,24 @@ pub async fn subscriber_lags(
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(rows)
 }
+
+/// Open (unresolved) dead letters per subscriber; subscribers without any are absent.
+///
+/// Fails only when the database does.
+pub async fn open_dead_letters(
+    db: &DatabaseConnection,
+) -> Result<std::collections::BTreeMap<String, i64>, ApiError> {
+    use crate::bus::entity::dead_letter;
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+    let rows: Vec<(String, i64)> = dead_letter::Entity::find()
+        .select_only()
+        .column(dead_letter::Column::Subscriber)
+        .column_as(Expr::col(dead_letter::Column::Id).count(), "n")
+        .filter(dead_letter::Column::ResolvedAt.is_null())
+        .group_by(dead_letter::Column::Subscriber)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().collect())
+}

@@ -27,6 +27,11 @@ pub struct Runtime {
     pub cancel: CancellationToken,
     /// Tracks background tasks so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// Fires later than `cancel`: once in-flight requests are finished and the bus has made
+    /// its last delivery pass (or the drain timeout ran out). Client connections (sockets)
+    /// are closed then, not on `cancel`, so they still receive the events of every
+    /// acknowledged change.
+    pub drained: CancellationToken,
     pub state: AppState,
 }
 
