@@ -94,7 +94,9 @@ impl Ack {
     fn from_error(e: &ApiError) -> Self {
         let error = match e {
             ApiError::NotFound | ApiError::NoRoute => "not_found",
-            ApiError::Forbidden(_) | ApiError::Unauthorized => "forbidden",
+            ApiError::Forbidden(_) | ApiError::Unauthorized | ApiError::Unauthenticated { .. } => {
+                "forbidden"
+            }
             ApiError::BadRequest { .. }
             | ApiError::Validation { .. }
             | ApiError::Conflict { .. }

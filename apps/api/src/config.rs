@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
+use secrecy::SecretString;
 
 /// The development signing key, used only outside production and announced loudly.
 pub const DEV_JWT_SECRET: &str = "marketplace-development-secret-do-not-use-in-production";
@@ -42,24 +43,27 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Everything the server reads from its environment.
+/// Everything the server reads from its environment. The secrets (`JWT_SECRET`,
+/// `ADMIN_PASSWORD`, `SHKEEPER_API_KEY`, `SHKEEPER_PAYOUT_PASSWORD`) are [`SecretString`]s:
+/// `Debug` prints them as `[REDACTED]`, so logging the config cannot leak them; read one
+/// with `ExposeSecret::expose_secret` only where it is used.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub host: IpAddr,
     pub port: u16,
     pub database_url: String,
-    pub jwt_secret: String,
+    pub jwt_secret: SecretString,
     /// True when `JWT_SECRET` was not set and the development secret is in use.
     pub jwt_secret_is_dev: bool,
     pub jwt_ttl_secs: i64,
     pub admin_email: Option<String>,
-    pub admin_password: Option<String>,
+    pub admin_password: Option<SecretString>,
     pub public_url: String,
     pub payment_provider: ProviderKind,
     pub shkeeper_url: Option<String>,
-    pub shkeeper_api_key: Option<String>,
+    pub shkeeper_api_key: Option<SecretString>,
     pub shkeeper_payout_user: Option<String>,
-    pub shkeeper_payout_password: Option<String>,
+    pub shkeeper_payout_password: Option<SecretString>,
     pub shkeeper_payout_fee: Decimal,
     pub shkeeper_allow_legacy_api_key: bool,
     pub payout_poll: Duration,
@@ -315,17 +319,17 @@ impl Config {
             host,
             port,
             database_url,
-            jwt_secret,
+            jwt_secret: SecretString::from(jwt_secret),
             jwt_secret_is_dev,
             jwt_ttl_secs,
             admin_email,
-            admin_password,
+            admin_password: admin_password.map(SecretString::from),
             public_url,
             payment_provider,
             shkeeper_url,
-            shkeeper_api_key,
+            shkeeper_api_key: shkeeper_api_key.map(SecretString::from),
             shkeeper_payout_user: get("SHKEEPER_PAYOUT_USER"),
-            shkeeper_payout_password: get("SHKEEPER_PAYOUT_PASSWORD"),
+            shkeeper_payout_password: get("SHKEEPER_PAYOUT_PASSWORD").map(SecretString::from),
             shkeeper_payout_fee,
             shkeeper_allow_legacy_api_key: parse_bool(&get, "SHKEEPER_ALLOW_LEGACY_API_KEY")?,
             payout_poll: Duration::from_secs(payout_poll_secs),
@@ -450,5 +454,40 @@ mod tests {
         ])
         .unwrap();
         assert!(!c.jwt_secret_is_dev);
+    }
+
+    #[test]
+    fn debug_of_the_config_shows_no_secret() {
+        let secrets = [
+            ("JWT_SECRET", "jwt-secret-value-0123456789abcdef0123"),
+            ("ADMIN_PASSWORD", "admin-password-value-42"),
+            ("SHKEEPER_API_KEY", "shkeeper-api-key-value-42"),
+            ("SHKEEPER_PAYOUT_PASSWORD", "payout-password-value-42"),
+        ];
+        let mut pairs = vec![
+            ("APP_ENV", "production"),
+            ("ADMIN_EMAIL", "admin@example.com"),
+            ("PAYMENT_PROVIDER", "shkeeper"),
+            ("SHKEEPER_URL", "https://shkeeper.example"),
+            ("SHKEEPER_PAYOUT_USER", "payout-bot"),
+        ];
+        pairs.extend(secrets);
+        let c = cfg(&pairs).unwrap();
+        let debug = format!("{c:?}");
+        let pretty = format!("{c:#?}");
+        for (var, value) in secrets {
+            assert!(!debug.contains(value), "{var} leaks through Debug: {debug}");
+            assert!(!pretty.contains(value), "{var} leaks through Debug");
+        }
+        // The values are still there for the code that needs them.
+        use secrecy::ExposeSecret;
+        assert_eq!(c.jwt_secret.expose_secret(), secrets[0].1);
+        assert_eq!(
+            c.shkeeper_payout_password
+                .as_ref()
+                .map(|p| p.expose_secret()),
+            Some(secrets[3].1)
+        );
+        assert!(debug.contains("payout-bot"), "non-secrets stay visible");
     }
 }

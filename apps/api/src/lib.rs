@@ -17,6 +17,7 @@ use kernel::bus::DispatchOptions;
 use kernel::{AppState, Authenticator, EventBus, JwtKeys, Module, Runtime};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -124,8 +125,8 @@ fn redact(url: &str) -> String {
 
 /// The shared state of every router.
 pub fn state(config: &Config, db: DatabaseConnection) -> AppState {
-    let keys = Arc::new(JwtKeys::new(
-        config.jwt_secret.as_bytes(),
+    let keys = Arc::new(JwtKeys::from_secret(
+        &config.jwt_secret,
         config.jwt_ttl_secs,
     ));
     let auth = Authenticator {
@@ -211,7 +212,7 @@ pub async fn run(
     let db = connect(&config).await?;
     migrate(&db).await?;
     if let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) {
-        auth::service::ensure_admin(&db, email, password)
+        auth::service::ensure_admin(&db, email, password.expose_secret())
             .await
             .map_err(|e| anyhow::anyhow!("ADMIN_EMAIL/ADMIN_PASSWORD: {e}"))?;
         tracing::info!(email = %email, "admin account ensured");

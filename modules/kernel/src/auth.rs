@@ -58,7 +58,23 @@ pub struct JwtKeys {
     ttl_secs: i64,
 }
 
+/// Shows the lifetime only: the keys are the JWT secret and never reach `Debug` or logs.
+impl std::fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKeys")
+            .field("keys", &"[REDACTED]")
+            .field("ttl_secs", &self.ttl_secs)
+            .finish()
+    }
+}
+
 impl JwtKeys {
+    /// Keys from the secret as [`secrecy::SecretString`], so callers need not expose it.
+    pub fn from_secret(secret: &secrecy::SecretString, ttl_secs: i64) -> Self {
+        use secrecy::ExposeSecret;
+        Self::new(secret.expose_secret().as_bytes(), ttl_secs)
+    }
+
     pub fn new(secret: &[u8], ttl_secs: i64) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         // The default 60 s leeway would keep expired tokens alive; none here.
@@ -169,5 +185,21 @@ where
             .strip_prefix("Bearer ")
             .ok_or(ApiError::Unauthorized)?;
         Authenticator::from_ref(state).authenticate(token).await
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_the_jwt_keys_shows_no_secret() {
+        let secret = secrecy::SecretString::from("a-very-secret-signing-key-0123456789");
+        let keys = JwtKeys::from_secret(&secret, 3600);
+        let debug = format!("{keys:?}");
+        assert!(!debug.contains("a-very-secret"), "{debug}");
+        assert!(debug.contains("REDACTED"));
+        let token = keys.issue(Uuid::now_v7(), Role::Buyer).unwrap();
+        assert!(keys.verify(&token).is_some(), "the keys still work");
     }
 }

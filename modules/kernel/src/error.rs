@@ -49,6 +49,10 @@ pub enum ApiError {
     BadRequest { code: &'static str, detail: String },
     #[error("unauthorized")]
     Unauthorized,
+    /// A 401 with its own code and detail, for credentials other than a bearer token (e.g. a
+    /// provider callback's signature: `invalid_signature`).
+    #[error("{detail}")]
+    Unauthenticated { code: &'static str, detail: String },
     #[error("{0}")]
     Forbidden(String),
     #[error("not found")]
@@ -92,6 +96,13 @@ impl ApiError {
             detail: detail.into(),
         }
     }
+    /// A 401 with a specific code, e.g. `invalid_signature`.
+    pub fn unauthenticated(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Unauthenticated {
+            code,
+            detail: detail.into(),
+        }
+    }
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::Forbidden(detail.into())
     }
@@ -120,7 +131,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -141,6 +152,7 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. }
             | Self::Conflict { code, .. }
+            | Self::Unauthenticated { code, .. }
             | Self::Validation { code, .. }
             | Self::BadGateway { code, .. }
             | Self::Unavailable { code, .. } => code,

@@ -27,6 +27,28 @@ where
     }
 }
 
+/// The raw body, for handlers that must see the exact bytes (a signature is computed over
+/// them). Over the body limit → 413 `payload_too_large`; unreadable → 400 `unreadable_body`:
+/// problem documents like every other rejection, never axum's plain text.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S> FromRequest<S> for RawBody
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(Self(bytes)),
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge)
+            }
+            Err(e) => Err(ApiError::bad_request("unreadable_body", e.body_text())),
+        }
+    }
+}
+
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("malformed_json", e.body_text()),

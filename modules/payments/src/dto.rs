@@ -78,3 +78,35 @@ pub struct WebhookAccepted {
     /// `applied`, `duplicate`, `unmatched` or `rejected`.
     pub outcome: String,
 }
+
+/// One thing about money that needs a person (`GET /api/admin/attention`), with the action
+/// that applies to it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttentionItem {
+    /// `payout_failed`: the provider refused or failed a payout and nothing has replaced it.
+    /// `paid_after_cancel`: a payment completed for a request that is `cancelled`, and no
+    /// refund has been started.
+    #[schema(example = "payout_failed")]
+    pub kind: String,
+    /// The payout's id (`payout_failed`) or the payment's id (`paid_after_cancel`).
+    pub id: Uuid,
+    pub request_id: Uuid,
+    /// What a person can do: `retry_payout` or `refund_payment`.
+    #[schema(example = "retry_payout")]
+    pub action: String,
+    /// `POST` this path (as an admin) to take the action.
+    #[schema(example = "/api/admin/payouts/0193a0c4-7d2e-7b3a-9f1e-2c3d4e5f6a7b/retry")]
+    pub action_path: String,
+    /// Why it needs a person: the provider's failure reason, or what happened.
+    pub reason: String,
+    /// Set when the action would be refused now, e.g. `no_payout_address` (the recipient must
+    /// set a `payoutAddress` first).
+    pub blocked_by: Option<String>,
+    /// The failed payout (`payout_failed`).
+    pub payout: Option<kernel::contract::Payout>,
+    /// The payment (`paid_after_cancel`).
+    pub payment: Option<kernel::contract::Payment>,
+    /// When it started needing attention (the payout's or payment's last change).
+    pub since: DateTime<Utc>,
+}

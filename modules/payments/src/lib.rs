@@ -4,8 +4,10 @@
 //!
 //! It owns the `payments`, `payouts`, `webhook_events` and `webhook_applications` tables.
 
+pub mod admin;
 pub mod dto;
 pub mod entity;
+pub mod money;
 pub mod payouts;
 pub mod provider;
 pub mod routes;
@@ -19,21 +21,24 @@ use std::time::Duration;
 
 use kernel::{AppState, Module, Runtime, Subscriber};
 use rust_decimal::Decimal;
+use secrecy::SecretString;
+use tokio::sync::Notify;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use payouts::ensure_payout;
 pub use provider::{PaymentProvider, Sandbox, Shkeeper};
 
-/// Which provider to talk to, with what it needs.
+/// Which provider to talk to, with what it needs. The API key and the payout password are
+/// [`SecretString`]s: `Debug` shows `[REDACTED]`.
 #[derive(Debug, Clone)]
 pub enum ProviderConfig {
     /// The embedded default: no network.
     Sandbox,
     Shkeeper {
         url: String,
-        api_key: String,
+        api_key: SecretString,
         payout_user: Option<String>,
-        payout_password: Option<String>,
+        payout_password: Option<SecretString>,
         payout_fee: Decimal,
     },
 }
@@ -57,21 +62,28 @@ pub struct Payments {
     pub provider: Arc<dyn PaymentProvider>,
     /// The key callbacks are signed with: the SHKeeper API key, or for the sandbox a random
     /// per-process key (so nobody outside can forge a sandbox callback).
-    pub webhook_key: String,
+    pub webhook_key: SecretString,
     pub allow_legacy_api_key: bool,
     pub payout_poll: Duration,
     pub platform_fee_percent: Decimal,
     pub public_url: String,
     pub sandbox: bool,
+    /// Wakes the payout poller: a new payout is submitted at once, not on the next
+    /// `payout_poll` tick (see [`payouts::wake_subscriber`]).
+    pub payout_wake: Notify,
 }
 
 impl Payments {
     pub fn new(config: PaymentsConfig) -> Self {
-        let (provider, webhook_key, sandbox): (Arc<dyn PaymentProvider>, String, bool) =
+        let (provider, webhook_key, sandbox): (Arc<dyn PaymentProvider>, SecretString, bool) =
             match config.provider {
                 ProviderConfig::Sandbox => {
                     let key: [u8; 32] = rand::random();
-                    (Arc::new(Sandbox), hex::encode(key), true)
+                    (
+                        Arc::new(Sandbox),
+                        SecretString::from(hex::encode(key)),
+                        true,
+                    )
                 }
                 ProviderConfig::Shkeeper {
                     url,
@@ -93,6 +105,7 @@ impl Payments {
             platform_fee_percent: config.platform_fee_percent,
             public_url: config.public_url.trim_end_matches('/').to_owned(),
             sandbox,
+            payout_wake: Notify::new(),
         }
     }
 
@@ -106,8 +119,10 @@ impl Payments {
 }
 
 /// Registers `/api/payments*`, `/api/payouts*`, `/api/webhooks/shkeeper*`,
-/// `/api/admin/webhooks` and (sandbox only) `/api/sandbox/*`; the `payments.payouts`
-/// subscriber; and the payout poller.
+/// `/api/admin/webhooks`, money that needs a person (`/api/admin/attention`,
+/// `/api/admin/payouts/{id}/retry`, `/api/admin/payments/{id}/refund`) and (sandbox only)
+/// `/api/sandbox/*`; the `payments.payouts` and `payments.payout-wake` subscribers; and the
+/// payout poller.
 pub struct PaymentsModule {
     ctx: Arc<Payments>,
 }
@@ -130,7 +145,10 @@ impl Module for PaymentsModule {
     }
 
     fn subscribers(&self, state: &AppState) -> Vec<Arc<dyn Subscriber>> {
-        vec![payouts::subscriber(state.clone())]
+        vec![
+            payouts::subscriber(state.clone()),
+            payouts::wake_subscriber(self.ctx.clone()),
+        ]
     }
 
     fn start(&self, rt: &Runtime) {

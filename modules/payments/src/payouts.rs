@@ -22,10 +22,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::Payments;
 use crate::entity::payment::{self, dec};
 use crate::entity::payout::{self, kind_str, status_str};
 use crate::provider::{ExternalPayoutStatus, PayoutRequest, ProviderError, TaskStatus};
+use crate::{Payments, money};
 
 /// The payment a payout of this request is cut from: its completed (or refunded) payment.
 async fn paid_payment<C: ConnectionTrait>(
@@ -44,31 +44,29 @@ async fn paid_payment<C: ConnectionTrait>(
 }
 
 /// The crypto a payout of `kind` sends: what was received (`balance_crypto`), less the
-/// platform's share for a release. Rounded down, never up.
-pub fn payout_amount(p: &payment::Model, kind: PayoutKind) -> Decimal {
+/// platform's share for a release. Rounded down, never up. `None` when the arithmetic would
+/// overflow (checked, never a panic: see [`crate::money`]).
+pub fn payout_amount(p: &payment::Model, kind: PayoutKind) -> Option<Decimal> {
     let mut received = dec(&p.paid_crypto);
     if received <= Decimal::ZERO {
         received = dec(&p.crypto_amount);
     }
-    let amount = match kind {
-        PayoutKind::Refund => received,
-        PayoutKind::Release => {
-            let fee = dec(&p.platform_fee_percent);
-            received * (Decimal::from(100) - fee) / Decimal::from(100)
-        }
-    };
     let scale = received.scale().max(8);
-    amount
-        .round_dp_with_strategy(scale, RoundingStrategy::ToZero)
-        .normalize()
+    let amount = match kind {
+        PayoutKind::Refund => received.round_dp_with_strategy(scale, RoundingStrategy::ToZero),
+        PayoutKind::Release => money::less_percent(received, dec(&p.platform_fee_percent), scale)?,
+    };
+    Some(amount.normalize())
 }
 
-/// Makes sure the request's `kind` payout exists, inside `tx`; idempotent (answers the
-/// existing one). A new payout is `pending` (the poller submits it) and publishes
-/// `payout:created`.
+/// Makes sure the request's `kind` payout exists, inside `tx`; idempotent: answers the
+/// newest payout of the request's payment and kind when there is one, whatever its status (a
+/// failed one waits for an admin's retry, see [`crate::admin`]). A new payout is `pending`
+/// (the poller submits it at once) and publishes `payout:created`.
 ///
 /// 409 `no_payment` when the request has no completed payment; 409 `no_payout_address` when
-/// the recipient (the seller for a release, the buyer for a refund) has no payout address.
+/// the recipient (the seller for a release, the buyer for a refund) has no payout address;
+/// 409 `nothing_to_pay` / `amount_out_of_range` when the amount is zero or overflows.
 pub async fn ensure_payout(tx: &mut Tx, request_id: Uuid, kind: PayoutKind) -> Result<Payout> {
     let pay = paid_payment(tx.conn(), request_id).await?.ok_or_else(|| {
         ApiError::conflict(
@@ -76,9 +74,31 @@ pub async fn ensure_payout(tx: &mut Tx, request_id: Uuid, kind: PayoutKind) -> R
             "the request has no completed payment to pay out from",
         )
     })?;
-    if let Some(existing) = find_for(tx.conn(), pay.id, kind).await? {
+    if let Some(existing) = newest_for(tx.conn(), pay.id, kind).await? {
         return Ok(existing.to_api());
     }
+    match create_payout(tx, &pay, kind).await? {
+        Some(created) => Ok(created.to_api()),
+        // A concurrent caller made it first: answer that one.
+        None => newest_for(tx.conn(), pay.id, kind)
+            .await?
+            .map(|m| m.to_api())
+            .ok_or_else(|| ApiError::internal("a live payout blocked the insert but is gone")),
+    }
+}
+
+/// Inserts a new `pending` payout of `kind` out of `pay`, to the recipient's current payout
+/// address, and publishes `payout:created`. Answers `None` (and changes nothing) when a live
+/// payout (not `failed`) of that payment and kind already exists: the partial unique index
+/// `uq_payouts_live_payment_kind` decides, so two racing callers cannot both create one.
+///
+/// 409 `no_payout_address`, `nothing_to_pay` or `amount_out_of_range` as for
+/// [`ensure_payout`].
+pub(crate) async fn create_payout(
+    tx: &mut Tx,
+    pay: &payment::Model,
+    kind: PayoutKind,
+) -> Result<Option<payout::Model>> {
     let recipient_id = match kind {
         PayoutKind::Release => pay.seller_id,
         PayoutKind::Refund => pay.buyer_id,
@@ -99,7 +119,12 @@ pub async fn ensure_payout(tx: &mut Tx, request_id: Uuid, kind: PayoutKind) -> R
                 format!("the {who} has no payoutAddress to pay to"),
             )
         })?;
-    let amount = payout_amount(&pay, kind);
+    let amount = payout_amount(pay, kind).ok_or_else(|| {
+        ApiError::conflict(
+            "amount_out_of_range",
+            "the payout amount is out of range; the payment needs a person",
+        )
+    })?;
     if amount <= Decimal::ZERO {
         return Err(ApiError::conflict(
             "nothing_to_pay",
@@ -111,7 +136,7 @@ pub async fn ensure_payout(tx: &mut Tx, request_id: Uuid, kind: PayoutKind) -> R
     let row = payout::ActiveModel {
         id: Set(id),
         payment_id: Set(pay.id),
-        request_id: Set(request_id),
+        request_id: Set(pay.request_id),
         recipient_id: Set(recipient_id),
         kind: Set(kind_str(kind).to_owned()),
         amount: Set(amount.to_string()),
@@ -125,26 +150,35 @@ pub async fn ensure_payout(tx: &mut Tx, request_id: Uuid, kind: PayoutKind) -> R
         created_at: Set(at),
         updated_at: Set(at),
     };
+    // The conflict target names the partial index with its predicate as a literal (not a
+    // bound parameter), which both PostgreSQL and SQLite need to infer that index.
     let inserted = payout::Entity::insert(row)
         .on_conflict(
             OnConflict::columns([payout::Column::PaymentId, payout::Column::Kind])
+                .target_and_where(Expr::cust(LIVE_PAYOUT_PREDICATE))
                 .do_nothing()
                 .to_owned(),
         )
         .try_insert()
         .exec_without_returning(tx.conn())
         .await?;
-    let created = matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0);
-    let model = find_for(tx.conn(), pay.id, kind)
+    if !matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
+        return Ok(None);
+    }
+    let model = payout::Entity::find_by_id(id)
+        .one(tx.conn())
         .await?
         .ok_or_else(|| ApiError::internal("payout vanished after insert"))?;
-    if created {
-        tx.publish(PayoutCreated(model.to_api()));
-    }
-    Ok(model.to_api())
+    tx.publish(PayoutCreated(model.to_api()));
+    Ok(Some(model))
 }
 
-async fn find_for<C: ConnectionTrait>(
+/// The predicate of the partial unique index on live payouts (see the migration
+/// `m20261130_000401_payments_live_payout_index`).
+pub const LIVE_PAYOUT_PREDICATE: &str = "status <> 'failed'";
+
+/// The newest payout of this payment and kind, in any status.
+pub(crate) async fn newest_for<C: ConnectionTrait>(
     conn: &C,
     payment_id: Uuid,
     kind: PayoutKind,
@@ -152,6 +186,7 @@ async fn find_for<C: ConnectionTrait>(
     Ok(payout::Entity::find()
         .filter(payout::Column::PaymentId.eq(payment_id))
         .filter(payout::Column::Kind.eq(kind_str(kind)))
+        .order_by_desc(payout::Column::Id)
         .one(conn)
         .await?)
 }
@@ -275,9 +310,26 @@ pub fn subscriber(state: AppState) -> Arc<dyn Subscriber> {
     })
 }
 
-/// Starts the payout poller: every `payout_poll`, submit pending payouts and poll processing
-/// ones. Stops when `rt.cancel` fires, abandoning any call in flight (which the look-up by
-/// `external_id` covers on the next start).
+/// `payments.payout-wake`: every `payout:created` (from this module's subscriber, a dispute
+/// resolution or an admin's retry or refund) wakes the payout poller, so a new payout is
+/// submitted at once instead of on the next `PAYOUT_POLL_SECS` tick. It hears the event only
+/// after its transaction committed, so the poller always finds the row.
+pub fn wake_subscriber(ctx: Arc<Payments>) -> Arc<dyn Subscriber> {
+    kernel::subscriber("payments.payout-wake", move |event: StoredEvent| {
+        let ctx = ctx.clone();
+        async move {
+            if event.name == kernel::events::EventName::PayoutCreated {
+                ctx.payout_wake.notify_one();
+            }
+            Ok(())
+        }
+    })
+}
+
+/// Starts the payout poller: every `payout_poll`, and at once when woken through
+/// `Payments::payout_wake`, submit pending payouts and poll processing ones. Stops when
+/// `rt.cancel` fires, abandoning any call in flight (which the look-up by `external_id`
+/// covers on the next start).
 pub fn start_poller(rt: &Runtime, ctx: Arc<Payments>) {
     let state = rt.state.clone();
     let cancel = rt.cancel.clone();
@@ -288,6 +340,7 @@ pub fn start_poller(rt: &Runtime, ctx: Arc<Payments>) {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = interval.tick() => {}
+                _ = ctx.payout_wake.notified() => {}
             }
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -495,4 +548,54 @@ pub async fn list<C: ConnectionTrait>(
         .await?;
     let items: Vec<Payout> = rows.iter().map(payout::Model::to_api).collect();
     Ok(page(items, limit, |p| p.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paid(paid_crypto: &str, fee: &str) -> payment::Model {
+        let at = now();
+        payment::Model {
+            id: Uuid::now_v7(),
+            request_id: Uuid::now_v7(),
+            offer_id: Uuid::now_v7(),
+            buyer_id: Uuid::now_v7(),
+            seller_id: Uuid::now_v7(),
+            amount: "100.00".into(),
+            currency: "USD".into(),
+            crypto: "BTC".into(),
+            crypto_amount: "0.002".into(),
+            pay_address: "bc1q".into(),
+            exchange_rate: "50000".into(),
+            paid_amount: "100.00".into(),
+            paid_crypto: paid_crypto.into(),
+            status: "completed".into(),
+            provider_payment_id: None,
+            platform_fee_percent: fee.into(),
+            open_key: None,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn a_release_keeps_the_fee_and_rounds_down() {
+        let p = paid("0.002", "10");
+        assert_eq!(
+            payout_amount(&p, PayoutKind::Release),
+            Some(Decimal::new(18, 4))
+        );
+        assert_eq!(
+            payout_amount(&p, PayoutKind::Refund),
+            Some(Decimal::new(2, 3))
+        );
+    }
+
+    #[test]
+    fn a_huge_balance_overflows_to_none_not_a_panic() {
+        let p = paid(&Decimal::MAX.to_string(), "10");
+        assert_eq!(payout_amount(&p, PayoutKind::Release), None);
+        assert_eq!(payout_amount(&p, PayoutKind::Refund), Some(Decimal::MAX));
+    }
 }

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -116,12 +117,13 @@ pub trait PaymentProvider: Send + Sync + 'static {
     ) -> ProviderResult<ExternalPayoutStatus>;
 }
 
-/// SHKeeper's HTTP API.
+/// SHKeeper's HTTP API. Its API key and payout password are kept as [`SecretString`]s and
+/// exposed only into the request headers.
 pub struct Shkeeper {
     base: String,
-    api_key: String,
+    api_key: SecretString,
     payout_user: Option<String>,
-    payout_password: Option<String>,
+    payout_password: Option<SecretString>,
     payout_fee: Decimal,
     http: reqwest::Client,
 }
@@ -132,9 +134,9 @@ pub const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 impl Shkeeper {
     pub fn new(
         base: &str,
-        api_key: &str,
+        api_key: &SecretString,
         payout_user: Option<String>,
-        payout_password: Option<String>,
+        payout_password: Option<SecretString>,
         payout_fee: Decimal,
     ) -> Self {
         let http = reqwest::Client::builder()
@@ -148,7 +150,7 @@ impl Shkeeper {
             });
         Self {
             base: base.trim_end_matches('/').to_owned(),
-            api_key: api_key.to_owned(),
+            api_key: api_key.clone(),
             payout_user,
             payout_password,
             payout_fee,
@@ -161,12 +163,15 @@ impl Shkeeper {
     }
 
     fn with_key(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        req.header("X-Shkeeper-Api-Key", &self.api_key)
+        req.header("X-Shkeeper-Api-Key", self.api_key.expose_secret())
     }
 
     fn with_basic(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.payout_user {
-            Some(user) => req.basic_auth(user, self.payout_password.as_deref()),
+            Some(user) => req.basic_auth(
+                user,
+                self.payout_password.as_ref().map(|p| p.expose_secret()),
+            ),
             None => req,
         }
     }
@@ -291,7 +296,9 @@ impl PaymentProvider for Shkeeper {
             .call(self.with_key(self.http.post(url)).json(&body))
             .await?;
         let wallet = text(v.get("wallet"));
-        let amount = decimal_text(v.get("amount"));
+        // An invoice must ask for a positive amount: callbacks are bounded by it.
+        let amount = decimal_text(v.get("amount"))
+            .filter(|a| Decimal::from_str(a).is_ok_and(|d| d > Decimal::ZERO));
         match (wallet, amount) {
             (Some(wallet), Some(crypto_amount)) => Ok(Invoice {
                 provider_id: text(v.get("id")).unwrap_or_default(),
@@ -301,7 +308,7 @@ impl PaymentProvider for Shkeeper {
                 wallet,
             }),
             _ => Err(ProviderError::Rejected(
-                "the invoice answer lacks wallet or amount".to_owned(),
+                "the invoice answer lacks a wallet or a positive amount".to_owned(),
             )),
         }
     }
@@ -464,7 +471,10 @@ impl PaymentProvider for Sandbox {
             )));
         };
         let rate = Decimal::from(*rate);
-        let crypto_amount = (req.amount / rate).round_dp(8).normalize();
+        let crypto_amount = crate::money::div(req.amount, rate)
+            .ok_or_else(|| ProviderError::Rejected("the amount is out of range".to_owned()))?
+            .round_dp(8)
+            .normalize();
         let id = digest_hex(&req.external_id);
         Ok(Invoice {
             provider_id: format!("sandbox-{}", &id[..12]),

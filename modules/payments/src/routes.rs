@@ -4,26 +4,24 @@
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use kernel::contract::{Page, Payment, Payout};
 use kernel::error::Problem;
-use kernel::extract::{Json, Path, Query};
+use kernel::extract::{Json, Path, Query, RawBody};
 use kernel::pagination::PageParams;
-use kernel::{AppState, AuthUser, Result};
+use kernel::{AppState, AuthUser, EventBus, Result};
 use sea_orm::DatabaseConnection;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::Payments;
 use crate::dto::{
-    CreatePaymentBody, CryptoView, PaymentListParams, SimulateBody, WebhookAccepted,
+    AttentionItem, CreatePaymentBody, CryptoView, PaymentListParams, SimulateBody, WebhookAccepted,
     WebhookEventView, WebhookListParams,
 };
 use crate::webhook::{self, CallbackKind};
-use crate::{payouts, service};
+use crate::{admin, payouts, service};
 
 type Ctx = Extension<Arc<Payments>>;
 
@@ -36,7 +34,10 @@ pub fn router(ctx: Arc<Payments>) -> OpenApiRouter<AppState> {
         .routes(routes!(shkeeper_payout_callback))
         .routes(routes!(list_webhooks))
         .routes(routes!(list_payouts))
-        .routes(routes!(get_payout));
+        .routes(routes!(get_payout))
+        .routes(routes!(attention))
+        .routes(routes!(retry_payout))
+        .routes(routes!(refund_payment));
     if ctx.sandbox {
         router = router.routes(routes!(simulate));
     }
@@ -107,24 +108,26 @@ async fn get_payment(
     Ok(axum::Json(service::get(&db, caller, id).await?.to_api()))
 }
 
-fn answer(res: std::result::Result<String, webhook::WebhookError>) -> Response {
+type Accepted = (StatusCode, axum::Json<WebhookAccepted>);
+
+fn accepted(outcome: String) -> Accepted {
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(WebhookAccepted { outcome }),
+    )
+}
+
+/// Counts a callback by outcome (`marketplace_webhooks_total{outcome}`): the stored outcome
+/// when it was answered 202, else `unauthenticated` (401), `rejected` (400) or `error`.
+fn count(res: Result<String>) -> Result<String> {
     let outcome = match &res {
         Ok(outcome) => outcome.clone(),
-        Err(webhook::WebhookError::Unauthenticated(_)) => "unauthenticated".to_owned(),
-        Err(webhook::WebhookError::Api(kernel::ApiError::BadRequest { .. })) => {
-            "rejected".to_owned()
-        }
-        Err(webhook::WebhookError::Api(_)) => "error".to_owned(),
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => "unauthenticated".to_owned(),
+        Err(e) if e.status() == StatusCode::BAD_REQUEST => "rejected".to_owned(),
+        Err(_) => "error".to_owned(),
     };
     metrics::counter!(kernel::monitor::WEBHOOKS, "outcome" => outcome).increment(1);
-    match res {
-        Ok(outcome) => (
-            StatusCode::ACCEPTED,
-            axum::Json(WebhookAccepted { outcome }),
-        )
-            .into_response(),
-        Err(e) => e.into_response(),
-    }
+    res
 }
 
 /// SHKeeper's payment callback (no bearer: the signature authenticates it). Headers
@@ -132,20 +135,32 @@ fn answer(res: std::result::Result<String, webhook::WebhookError>) -> Response {
 /// `"{timestamp}." + raw body`), within ±300 s; the legacy `X-Shkeeper-Api-Key` only when
 /// `SHKEEPER_ALLOW_LEGACY_API_KEY`. Stored, then answered 202; applied once per
 /// (`external_id`, triggering txid).
+///
+/// **Absurd amounts are answered 202 with outcome `rejected`.** `balance_crypto` and
+/// `balance_fiat` must be decimal numbers, not negative, and at most 10× the invoice's crypto
+/// resp. fiat amount. One that is not is stored with outcome `rejected` and the reason (see
+/// `GET /api/admin/webhooks?status=rejected`), and changes no money. It is answered 202, not
+/// 4xx, on purpose: SHKeeper retries anything but 202 about every 60 s without end, the
+/// signed body would be the same each time and so would our verdict; the callback is on
+/// record and a person looks at it. A later, sane callback for the same transaction still
+/// applies.
 #[utoipa::path(post, path = "/api/webhooks/shkeeper", tag = "webhooks",
     request_body(content = Object, description = "SHKeeper's callback body, compact JSON"),
     responses(
-        (status = 202, body = WebhookAccepted),
-        (status = 400, body = Problem, description = "signed but not JSON"),
-        (status = 401, body = Problem, description = "`invalid_signature`; nothing changes"),
+        (status = 202, body = WebhookAccepted, description = "stored; `outcome` is `applied`, `duplicate`, `unmatched` or `rejected` (an absurd amount: no money moved)"),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "signed but not a JSON object (stored as `rejected`)"),
+        (status = 401, body = Problem, content_type = "application/problem+json", description = "`invalid_signature`; nothing is stored or changed"),
+        (status = 413, body = Problem, content_type = "application/problem+json", description = "`payload_too_large`: over `BODY_LIMIT_BYTES`; nothing is stored"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "`database_unavailable`; the provider retries"),
     ))]
 async fn shkeeper_callback(
     State(state): State<AppState>,
     Extension(ctx): Ctx,
     headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(webhook::receive(&state, &ctx, CallbackKind::Payment, &headers, &body).await)
+    RawBody(body): RawBody,
+) -> Result<Accepted> {
+    count(webhook::receive(&state, &ctx, CallbackKind::Payment, &headers, &body).await)
+        .map(accepted)
 }
 
 /// SHKeeper's payout callback (`{ payout_id, external_id, tx_hash, status }`), signed the same
@@ -154,16 +169,18 @@ async fn shkeeper_callback(
     request_body(content = Object, description = "SHKeeper's payout callback body"),
     responses(
         (status = 202, body = WebhookAccepted),
-        (status = 400, body = Problem, description = "signed but not JSON"),
-        (status = 401, body = Problem, description = "`invalid_signature`; nothing changes"),
+        (status = 400, body = Problem, content_type = "application/problem+json", description = "signed but not a JSON object (stored as `rejected`)"),
+        (status = 401, body = Problem, content_type = "application/problem+json", description = "`invalid_signature`; nothing is stored or changed"),
+        (status = 413, body = Problem, content_type = "application/problem+json", description = "`payload_too_large`: over `BODY_LIMIT_BYTES`; nothing is stored"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "`database_unavailable`; the provider retries"),
     ))]
 async fn shkeeper_payout_callback(
     State(state): State<AppState>,
     Extension(ctx): Ctx,
     headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(webhook::receive(&state, &ctx, CallbackKind::Payout, &headers, &body).await)
+    RawBody(body): RawBody,
+) -> Result<Accepted> {
+    count(webhook::receive(&state, &ctx, CallbackKind::Payout, &headers, &body).await).map(accepted)
 }
 
 /// Received provider callbacks with their outcome (admins).
@@ -216,4 +233,70 @@ async fn simulate(
     Ok(axum::Json(
         webhook::simulate(&state, &ctx, caller, id, body.status.trim()).await?,
     ))
+}
+
+/// Money that needs a person (admins), newest first: failed payouts nobody has retried
+/// (`payout_failed`, action `retry_payout`) and completed payments of cancelled requests
+/// nobody has refunded (`paid_after_cancel`, action `refund_payment`). `blockedBy` says when
+/// the action would be refused now (`no_payout_address`). Rejected provider callbacks are
+/// under `GET /api/admin/webhooks?status=rejected`.
+#[utoipa::path(get, path = "/api/admin/attention", tag = "admin", security(("bearer" = [])), params(PageParams),
+    responses(
+        (status = 200, body = Page<AttentionItem>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json", description = "not an admin"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "bad `limit` or `cursor`"),
+    ))]
+async fn attention(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+    Query(params): Query<PageParams>,
+) -> Result<axum::Json<Page<AttentionItem>>> {
+    Ok(axum::Json(admin::attention(&db, caller, params).await?))
+}
+
+/// Retry a `failed` payout (admins): starts a NEW payout (new id, so a new `external_id` at
+/// the provider) for the same payment and kind, to the recipient's current `payoutAddress`,
+/// submitted at once; the failed one stays as history. Emits `payout:created`, then
+/// `payout:completed` or `payout:failed`. Never two live payouts for one payment and kind.
+#[utoipa::path(post, path = "/api/admin/payouts/{id}/retry", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the failed payout")),
+    responses(
+        (status = 201, body = Payout, description = "the new payout, `pending`"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json", description = "not an admin"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "no such payout (or not a UUID)"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "`payout_not_failed`, `payout_superseded` (a newer payout replaced it), `payout_exists`, `payment_not_completed`, `payment_paid_out`, `no_payout_address`"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "`database_unavailable`"),
+    ))]
+async fn retry_payout(
+    State(bus): State<EventBus>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<(StatusCode, axum::Json<Payout>)> {
+    let created = admin::retry_payout(&bus, caller, id).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// Refund a `completed` payment whose request is `cancelled` (admins): starts a `refund`
+/// payout of what was received to the buyer's `payoutAddress`, submitted at once; the payment
+/// becomes `refunded` when it completes. Emits `payout:created`, then `payout:completed` or
+/// `payout:failed`.
+#[utoipa::path(post, path = "/api/admin/payments/{id}/refund", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the payment")),
+    responses(
+        (status = 201, body = Payout, description = "the refund payout, `pending`"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json", description = "not an admin"),
+        (status = 404, body = Problem, content_type = "application/problem+json", description = "no such payment (or not a UUID)"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "`payment_not_completed`, `request_not_cancelled`, `refund_exists` (already started: retry it if it failed), `payment_paid_out`, `no_payout_address` (the buyer has none)"),
+        (status = 503, body = Problem, content_type = "application/problem+json", description = "`database_unavailable`"),
+    ))]
+async fn refund_payment(
+    State(bus): State<EventBus>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<(StatusCode, axum::Json<Payout>)> {
+    let created = admin::refund_payment(&bus, caller, id).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
 }

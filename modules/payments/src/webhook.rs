@@ -3,13 +3,14 @@
 //! `webhook_applications` decides, so concurrent duplicates cannot both apply.
 //!
 //! Outcomes kept for admins: `applied`, `duplicate`, `unmatched` (unknown `external_id`),
-//! `rejected` (signed but unusable: not JSON, or missing fields), and `received` while being
-//! applied (left so only when applying failed; the provider then retries).
+//! `rejected` (signed but unusable: not JSON, missing fields, an unknown status, or an amount
+//! out of bounds — see [`crate::money`]), and `received` while being applied (left so only
+//! when applying failed; the provider then retries).
+//!
+//! Every refusal is an [`ApiError`], so it answers a problem document like any other route.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue};
 use kernel::contract::{Page, Payment, PaymentStatus, RequestStatus, now};
-use kernel::error::Problem;
 use kernel::events::{PaymentCompleted, PaymentStatusUpdated};
 use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AppState, AuthUser, Result, Tx};
@@ -19,15 +20,16 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::Payments;
 use crate::dto::{WebhookEventView, WebhookListParams};
 use crate::entity::payment::{self, dec};
 use crate::entity::{webhook_application, webhook_event};
 use crate::payouts::{self, Finish};
-use crate::signature::{self, Rejection};
+use crate::signature;
+use crate::{Payments, money};
 
 /// Which callback endpoint was called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,50 +47,6 @@ impl CallbackKind {
     }
 }
 
-/// A callback that was not answered 202.
-#[derive(Debug)]
-pub enum WebhookError {
-    /// Authentication failed: 401, nothing stored.
-    Unauthenticated(Rejection),
-    Api(ApiError),
-}
-
-impl From<ApiError> for WebhookError {
-    fn from(e: ApiError) -> Self {
-        Self::Api(e)
-    }
-}
-
-impl From<sea_orm::DbErr> for WebhookError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        Self::Api(e.into())
-    }
-}
-
-impl IntoResponse for WebhookError {
-    fn into_response(self) -> Response {
-        match self {
-            Self::Api(e) => e.into_response(),
-            Self::Unauthenticated(r) => {
-                let problem = Problem {
-                    kind: "https://docs.marketplace.local/problems/invalid_signature".to_owned(),
-                    title: "Unauthorized".to_owned(),
-                    status: 401,
-                    detail: r.message().to_owned(),
-                    code: "invalid_signature".to_owned(),
-                    errors: None,
-                };
-                let mut res = (StatusCode::UNAUTHORIZED, axum::Json(problem)).into_response();
-                res.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/problem+json"),
-                );
-                res
-            }
-        }
-    }
-}
-
 /// A string or number field as text.
 fn text(v: Option<&Value>) -> Option<String> {
     match v? {
@@ -96,10 +54,6 @@ fn text(v: Option<&Value>) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
-}
-
-fn decimal(v: Option<&Value>) -> Option<Decimal> {
-    text(v).and_then(|t| t.parse::<Decimal>().ok())
 }
 
 /// What a callback says, as far as we use it.
@@ -136,7 +90,10 @@ fn read_callback(kind: CallbackKind, v: &Value) -> Callback {
     }
 }
 
-/// Authenticates, stores and applies one callback. `Ok(outcome)` answers 202.
+/// Authenticates, stores and applies one callback. `Ok(outcome)` answers 202 (`rejected`
+/// included: see the route's description). A failed authentication is 401
+/// `invalid_signature` and stores nothing; a signed body that is not a JSON object is stored
+/// as `rejected` and answered 400.
 #[tracing::instrument(skip_all, fields(kind = kind.as_str()))]
 pub async fn receive(
     state: &AppState,
@@ -144,17 +101,17 @@ pub async fn receive(
     kind: CallbackKind,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<String, WebhookError> {
+) -> Result<String> {
     let auth = signature::verify(
         headers,
         body,
-        &ctx.webhook_key,
+        ctx.webhook_key.expose_secret(),
         ctx.allow_legacy_api_key,
         now().timestamp(),
     )
     .map_err(|r| {
         tracing::warn!(reason = r.message(), "provider callback refused");
-        WebhookError::Unauthenticated(r)
+        ApiError::unauthenticated("invalid_signature", r.message())
     })?;
     let raw = String::from_utf8_lossy(body).into_owned();
     let parsed: Option<Value> = serde_json::from_slice(body).ok().filter(Value::is_object);
@@ -190,17 +147,20 @@ pub async fn receive(
         return Err(ApiError::bad_request(
             "malformed_json",
             "the callback body is not a JSON object",
-        )
-        .into());
+        ));
     };
     let mut tx = state.bus.begin().await?;
-    let (outcome, detail) = match kind {
+    let (outcome, detail): Applied = match kind {
         CallbackKind::Payment => apply_payment(&mut tx, event_id, &v, &cb).await?,
         CallbackKind::Payout => apply_payout(&mut tx, event_id, &v, &cb).await?,
     };
     set_outcome(tx.conn(), event_id, outcome, detail.as_deref()).await?;
     tx.commit().await?;
-    tracing::info!(outcome, external_id = ?cb.external_id, status = ?cb.status, txid = ?cb.txid, "provider callback");
+    if outcome == "rejected" {
+        tracing::warn!(outcome, external_id = ?cb.external_id, status = ?cb.status, txid = ?cb.txid, detail = ?detail, "provider callback rejected; no money moved");
+    } else {
+        tracing::info!(outcome, external_id = ?cb.external_id, status = ?cb.status, txid = ?cb.txid, "provider callback");
+    }
     Ok(outcome.to_owned())
 }
 
@@ -284,6 +244,24 @@ async fn apply_payment(tx: &mut Tx, event_id: Uuid, v: &Value, cb: &Callback) ->
         Some(p) if locked.rows_affected == 1 => p,
         _ => return Ok(("unmatched", Some("external_id names no payment".to_owned()))),
     };
+    // Amounts are checked before the application key is claimed: a rejected callback moves
+    // no money and does not use up its (external_id, txid), so a corrected one still applies.
+    let reported = match target {
+        None => None,
+        Some(_) => {
+            let crypto = money::check_reported(
+                "balance_crypto",
+                v.get("balance_crypto"),
+                dec(&current.crypto_amount),
+            );
+            let fiat =
+                money::check_reported("balance_fiat", v.get("balance_fiat"), dec(&current.amount));
+            match (crypto, fiat) {
+                (Ok(c), Ok(f)) => Some((c, f)),
+                (Err(why), _) | (_, Err(why)) => return Ok(rejected(&why)),
+            }
+        }
+    };
     let txid = cb.txid.clone().unwrap_or_else(|| {
         format!(
             "-:{}:{}",
@@ -298,7 +276,7 @@ async fn apply_payment(tx: &mut Tx, event_id: Uuid, v: &Value, cb: &Callback) ->
     if !claim(tx.conn(), key, event_id).await? {
         return Ok(("duplicate", None));
     }
-    let Some(target) = target else {
+    let (Some(target), Some((reported_crypto, reported_fiat))) = (target, reported) else {
         return Ok((
             "applied",
             Some("mempool notice; the status waits for confirmation".to_owned()),
@@ -306,11 +284,11 @@ async fn apply_payment(tx: &mut Tx, event_id: Uuid, v: &Value, cb: &Callback) ->
     };
 
     let old = current.status();
-    let mut paid_fiat = decimal(v.get("balance_fiat"))
+    let mut paid_fiat = reported_fiat
         .unwrap_or(Decimal::ZERO)
         .max(dec(&current.paid_amount));
     paid_fiat.rescale(dec(&current.amount).scale());
-    let paid_crypto = decimal(v.get("balance_crypto"))
+    let paid_crypto = reported_crypto
         .unwrap_or(Decimal::ZERO)
         .max(dec(&current.paid_crypto));
     let next = if target.rank() > old.rank() && old != PaymentStatus::Refunded {
@@ -482,10 +460,26 @@ pub async fn simulate(
             ));
         }
     };
+    let out_of_range = || {
+        ApiError::conflict(
+            "amount_out_of_range",
+            "the payment's amounts are out of range",
+        )
+    };
+    // Non-negative difference, checked.
+    let gap = |a: Decimal, b: Decimal| {
+        money::sub(a, b)
+            .map(|d| d.max(Decimal::ZERO).to_string())
+            .ok_or_else(out_of_range)
+    };
     let total_fiat = dec(&p.amount);
     let total_crypto = dec(&p.crypto_amount);
-    let balance_fiat = (total_fiat * fiat_factor).round_dp(2).normalize();
-    let balance_crypto = (total_crypto * fiat_factor)
+    let balance_fiat = money::mul(total_fiat, fiat_factor)
+        .ok_or_else(out_of_range)?
+        .round_dp(2)
+        .normalize();
+    let balance_crypto = money::mul(total_crypto, fiat_factor)
+        .ok_or_else(out_of_range)?
         .round_dp(total_crypto.scale().max(8))
         .normalize();
     let already_fiat = dec(&p.paid_amount);
@@ -505,18 +499,18 @@ pub async fn simulate(
         "transactions": [{
             "txid": txid,
             "date": at.format("%Y-%m-%d %H:%M:%S").to_string(),
-            "amount_crypto": (balance_crypto - already_crypto).max(Decimal::ZERO).to_string(),
-            "amount_fiat": (balance_fiat - already_fiat).max(Decimal::ZERO).to_string(),
+            "amount_crypto": gap(balance_crypto, already_crypto)?,
+            "amount_fiat": gap(balance_fiat, already_fiat)?,
             "trigger": true,
             "crypto": p.crypto,
         }],
         "fee_percent": "0",
-        "overpaid_fiat": (balance_fiat - total_fiat).max(Decimal::ZERO).to_string(),
+        "overpaid_fiat": gap(balance_fiat, total_fiat)?,
     });
     let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
     let ts = at.timestamp();
     let mut headers = HeaderMap::new();
-    let sig = signature::sign(&ctx.webhook_key, ts, &bytes);
+    let sig = signature::sign(ctx.webhook_key.expose_secret(), ts, &bytes);
     headers.insert(
         signature::SIGNATURE_HEADER,
         HeaderValue::from_str(&sig).map_err(ApiError::internal)?,
@@ -524,8 +518,9 @@ pub async fn simulate(
     headers.insert(signature::TIMESTAMP_HEADER, HeaderValue::from(ts));
     match receive(state, ctx, CallbackKind::Payment, &headers, &bytes).await {
         Ok(_) => {}
-        Err(WebhookError::Api(e)) => return Err(e),
-        Err(WebhookError::Unauthenticated(r)) => return Err(ApiError::internal(r.message())),
+        // We signed it ourselves: a refusal is our bug, not the caller's.
+        Err(ApiError::Unauthenticated { detail, .. }) => return Err(ApiError::internal(detail)),
+        Err(e) => return Err(e),
     }
     let updated = payment::Entity::find_by_id(payment_id)
         .one(&state.db)
