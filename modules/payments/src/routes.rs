@@ -117,19 +117,6 @@ fn accepted(outcome: String) -> Accepted {
     )
 }
 
-/// Counts a callback by outcome (`marketplace_webhooks_total{outcome}`): the stored outcome
-/// when it was answered 202, else `unauthenticated` (401), `rejected` (400) or `error`.
-fn count(res: Result<String>) -> Result<String> {
-    let outcome = match &res {
-        Ok(outcome) => outcome.clone(),
-        Err(e) if e.status() == StatusCode::UNAUTHORIZED => "unauthenticated".to_owned(),
-        Err(e) if e.status() == StatusCode::BAD_REQUEST => "rejected".to_owned(),
-        Err(_) => "error".to_owned(),
-    };
-    metrics::counter!(kernel::monitor::WEBHOOKS, "outcome" => outcome).increment(1);
-    res
-}
-
 /// SHKeeper's payment callback (no bearer: the signature authenticates it). Headers
 /// `X-Shkeeper-Timestamp` and `X-Shkeeper-Signature` = hex HMAC-SHA256(api key,
 /// `"{timestamp}." + raw body`), within ±300 s; the legacy `X-Shkeeper-Api-Key` only when
@@ -159,7 +146,8 @@ async fn shkeeper_callback(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Accepted> {
-    count(webhook::receive(&state, &ctx, CallbackKind::Payment, &headers, &body).await)
+    webhook::receive(&state, &ctx, CallbackKind::Payment, &headers, &body)
+        .await
         .map(accepted)
 }
 
@@ -180,7 +168,9 @@ async fn shkeeper_payout_callback(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Accepted> {
-    count(webhook::receive(&state, &ctx, CallbackKind::Payout, &headers, &body).await).map(accepted)
+    webhook::receive(&state, &ctx, CallbackKind::Payout, &headers, &body)
+        .await
+        .map(accepted)
 }
 
 /// Received provider callbacks with their outcome (admins).
