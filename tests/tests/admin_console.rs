@@ -3,13 +3,16 @@
 //! An admin logs in, sees a dispute opened over REST appear without a reload, then its
 //! evidence, resolves it from the page (after seeing `no_payout_address` spelled out), and the
 //! request and payout move (checked over REST here too); a buyer gets an error and no data;
-//! the page asks no other origin for anything and throws nothing.
+//! a payment completed after its request was cancelled is refunded from the "money that needs
+//! attention" list (after `no_payout_address` is shown); the page asks no other origin for
+//! anything and throws nothing.
 
 use std::path::Path;
 
 use marketplace_tests::node::{ensure_package, node_test};
-use marketplace_tests::shkeeper::paid_request;
+use marketplace_tests::shkeeper::{accepted_request, paid_request};
 use marketplace_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
+use serde_json::json;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -22,6 +25,33 @@ async fn an_admin_follows_and_resolves_a_dispute_live_in_a_browser() {
     ensure_package("playwright-core").await;
     let app = TestApp::spawn().await;
     let (buyer, seller, request_id, _) = paid_request(&app, "250.00").await;
+    // Money that needs a person: paid after the buyer cancelled, and no payout address yet.
+    let (late_buyer, _, late_request, _) = accepted_request(&app, "80.00").await;
+    let late = app
+        .post(
+            "/api/payments",
+            Some(&late_buyer.token),
+            json!({ "requestId": late_request, "crypto": "BTC" }),
+        )
+        .await
+        .expect(201);
+    let late_payment = late["id"].as_str().expect("payment id").to_owned();
+    app.post(
+        &format!("/api/requests/{late_request}/cancel"),
+        Some(&late_buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let paid = app
+        .post(
+            &format!("/api/sandbox/payments/{late_payment}/simulate"),
+            Some(&late_buyer.token),
+            json!({ "status": "PAID" }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(paid["status"], "completed");
 
     let screenshot = std::env::var("CONSOLE_SCREENSHOT").unwrap_or_default();
     let mut env = vec![
@@ -33,11 +63,13 @@ async fn an_admin_follows_and_resolves_a_dispute_live_in_a_browser() {
         ("BUYER_TOKEN", buyer.token.as_str()),
         ("SELLER_TOKEN", seller.token.as_str()),
         ("REQUEST_ID", request_id.as_str()),
+        ("OTHER_BUYER_TOKEN", late_buyer.token.as_str()),
+        ("LATE_PAYMENT_ID", late_payment.as_str()),
     ];
     if !screenshot.is_empty() {
         env.push(("SCREENSHOT", screenshot.as_str()));
     }
-    node_test("browser/console.test.mjs", &env, 3).await;
+    node_test("browser/console.test.mjs", &env, 4).await;
 
     // What the page did, seen over REST from here as well.
     assert_eq!(

@@ -2,7 +2,9 @@
 // playwright-core; no browser is ever downloaded). Started by tests/tests/admin_console.rs
 // against a real server, with a paid request ready for a dispute:
 // BASE_URL, ADMIN_EMAIL, ADMIN_PASSWORD, BUYER_EMAIL, BUYER_PASSWORD, BUYER_TOKEN,
-// SELLER_TOKEN, REQUEST_ID; SCREENSHOT (optional): where to save a picture of the console.
+// SELLER_TOKEN, REQUEST_ID; OTHER_BUYER_TOKEN and LATE_PAYMENT_ID (a payment completed after its
+// request was cancelled, whose buyer has no payout address yet); SCREENSHOT (optional): where
+// to save a picture of the console.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
@@ -166,6 +168,32 @@ test("an admin follows a dispute live and resolves it from the page", async () =
   assert.equal(payouts.body.items[0].kind, "release");
   assert.equal(payouts.body.items[0].requestId, requestId);
 
+  assertClean(seen);
+  await context.close();
+});
+
+test("money that needs attention is refunded from the page", async () => {
+  const { context, page, seen } = await openConsole();
+  await signIn(page, env("ADMIN_EMAIL"), env("ADMIN_PASSWORD"));
+  const item = page.locator(`[data-attention-id="${env("LATE_PAYMENT_ID")}"]`);
+  await item.waitFor(WAIT);
+  assert.match(await item.textContent(), /Paid after cancel/);
+  const refund = item.getByRole("button", { name: "Refund the buyer" });
+  // The buyer has no payout address: the contract's refusal, spelled out.
+  await refund.click();
+  const alert = item.locator("[role=alert]");
+  await alert.waitFor({ state: "visible", ...WAIT });
+  assert.match(await alert.textContent(), /no_payout_address/);
+  const buyer = env("OTHER_BUYER_TOKEN");
+  const patched = await rest("PATCH", "/api/users/me", buyer, { payoutAddress: "bc1q-late-buyer" });
+  assert.equal(patched.status, 200);
+  await refund.click();
+  await item.waitFor({ state: "detached", ...WAIT });
+  // Checked over REST: one refund payout to the buyer.
+  const payouts = await rest("GET", "/api/payouts", buyer);
+  assert.equal(payouts.body.items.length, 1);
+  assert.equal(payouts.body.items[0].kind, "refund");
+  assert.equal(payouts.body.items[0].paymentId, env("LATE_PAYMENT_ID"));
   assertClean(seen);
   await context.close();
 });
