@@ -548,3 +548,53 @@ async fn a_commit_on_one_node_wakes_the_subscribers_of_another_without_waiting_f
     .expect("woken by NOTIFY (the poll is 60 s)");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_holder_whose_lease_connection_dies_stops_and_the_subscriber_carries_on_elsewhere() {
+    if marketplace_tests::engine() != "postgres" {
+        eprintln!("skipped: leases exist on PostgreSQL only (SQLite is always one node)");
+        return;
+    }
+    use sea_orm::ConnectionTrait;
+    let db = database().await;
+    let (node_a, node_b) = (EventBus::new(db.clone()), EventBus::new(db.clone()));
+    let (sub_a, seen_a) = recorder("cut-off");
+    let (sub_b, seen_b) = recorder("cut-off");
+    let run_a = Running::start(&node_a, vec![sub_a]);
+    let run_b = Running::start(&node_b, vec![sub_b]);
+    announce(&node_a, "before").await;
+    eventually(Duration::from_secs(10), || async {
+        (seen_a.lock().unwrap().len() + seen_b.lock().unwrap().len() == 1).then_some(())
+    })
+    .await
+    .expect("handled by the holder");
+
+    // The holder's machine "vanishes": PostgreSQL ends its lease session.
+    let killed = db
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'marketplace lease cut-off' AND state IS NOT NULL \
+             AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        killed.rows_affected(),
+        1,
+        "exactly one session held the lease"
+    );
+    for i in 0..5 {
+        announce(&node_b, &format!("after-{i}")).await;
+    }
+    eventually(Duration::from_secs(15), || async {
+        let mut all: Vec<String> = messages(&seen_a);
+        all.extend(messages(&seen_b));
+        (1..=5)
+            .all(|i| all.contains(&format!("after-{}", i - 1)))
+            .then_some(())
+    })
+    .await
+    .expect("a node holds the lease again within 15 s and handles what came meanwhile");
+    run_a.stop().await;
+    run_b.stop().await;
+}

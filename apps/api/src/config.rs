@@ -490,4 +490,30 @@ mod tests {
         );
         assert!(debug.contains("payout-bot"), "non-secrets stay visible");
     }
+
+    #[test]
+    fn bus_settings_default_and_refuse_what_would_break_their_promises() {
+        let b = cfg(&[]).unwrap().bus;
+        assert_eq!(b.retry_attempts, 8);
+        assert_eq!(b.dead_letter_backoff_max, Duration::from_secs(600));
+        assert_eq!(b.shutdown_drain, Duration::from_secs(10));
+        for (var, value) in [
+            ("EVENT_RETRY_ATTEMPTS", "0"),
+            ("EVENT_RETRY_BACKOFF_MS", "x"),
+            ("DEAD_LETTER_RETRY_MAX_MS", "600001"),
+            ("SUBSCRIBER_LEASE_RETRY_MS", "20000"),
+            ("SHUTDOWN_DRAIN_SECS", "0"),
+        ] {
+            assert_eq!(cfg(&[(var, value)]).unwrap_err().var, var);
+        }
+        assert_eq!(
+            cfg(&[
+                ("DEAD_LETTER_RETRY_MS", "5000"),
+                ("DEAD_LETTER_RETRY_MAX_MS", "1000")
+            ])
+            .unwrap_err()
+            .var,
+            "DEAD_LETTER_RETRY_MS"
+        );
+    }
 }
