@@ -17,6 +17,11 @@ use uuid::Uuid;
 
 use crate::routing::{self, Target};
 
+/// Counts one emit handed to Socket.IO (`marketplace_socket_emits_total{event}`).
+fn count_emit(event: &str) {
+    metrics::counter!(kernel::monitor::SOCKET_EMITS, "event" => event.to_owned()).increment(1);
+}
+
 /// An emit that did not reach every socket it was meant for. Room emits are best effort per
 /// socket: a closed socket or one whose send buffer is full is skipped, the others still
 /// receive the event.
@@ -60,6 +65,7 @@ impl<A: Adapter> SocketEmitter<A> {
         if rooms.is_empty() {
             return Ok(());
         }
+        count_emit(event);
         match self.ns()?.to(rooms.clone()).emit(event, data).await {
             Err(BroadcastError::Adapter(e)) => {
                 tracing::debug!(error = %e, "other nodes unreachable; emitting on this node only");
@@ -82,6 +88,7 @@ impl<A: Adapter> SocketEmitter<A> {
         if rooms.is_empty() {
             return Ok(());
         }
+        count_emit(event);
         match self
             .ns()?
             .to(rooms.clone())
@@ -147,6 +154,7 @@ impl<A: Adapter> SocketEmitter<A> {
         event: &str,
         data: &T,
     ) -> Result<(), EmitError> {
+        count_emit(event);
         self.ns()?
             .emit(event, data)
             .await
@@ -176,6 +184,7 @@ impl<A: Adapter> SocketEmitter<A> {
         event: &str,
         data: &T,
     ) -> Result<(), EmitError> {
+        count_emit(event);
         socket
             .emit(event, data)
             .map_err(|e| EmitError(e.to_string()))

@@ -339,6 +339,7 @@ fn register_handlers<A: Adapter>(s: &SocketRef<A>) {
             if let Some(ExpiryTimer(timer)) = s.extensions.get::<ExpiryTimer>() {
                 timer.abort();
             }
+            metrics::gauge!(kernel::monitor::SOCKETS_CONNECTED).decrement(1.0);
             gw.presence
                 .disconnected(&gw, &SocketEmitter::new(io), &s)
                 .await;
@@ -385,6 +386,8 @@ pub(crate) async fn on_connect<A: Adapter>(
     State(gw): State<Arc<Gateway>>,
     TryData(auth): TryData<Value>,
 ) {
+    // Called once per connected socket, as its disconnect handler is (which decrements).
+    metrics::gauge!(kernel::monitor::SOCKETS_CONNECTED).increment(1.0);
     let Some(user) = s.extensions.get::<AuthUser>() else {
         let _ = s.disconnect();
         return;
@@ -590,6 +593,10 @@ impl Gateway {
             // Per-socket failures (closed, buffer full); the other sockets got it.
             tracing::debug!(event_id = event.id, error = %e, "event not delivered to every socket");
         }
+        let since_commit = (kernel::contract::now() - event.at)
+            .to_std()
+            .unwrap_or_default();
+        metrics::histogram!(kernel::monitor::EVENT_DELIVERY).record(since_commit.as_secs_f64());
         *live = Some(live.map_or(event.id, |l| l.max(event.id)));
     }
 }

@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod emitter;
 mod gateway;
 mod head;
+pub mod nodes;
 mod presence;
 mod replay;
 mod routes;
@@ -102,6 +103,8 @@ impl<A: Adapter> Subscriber for SocketDelivery<A> {
 pub struct Connections {
     gw: Arc<gateway::Gateway>,
     io: Io,
+    /// This process's id in the `nodes` table (see [`nodes`]).
+    node_id: String,
 }
 
 /// The Socket.IO server of this node, with the adapter chosen at start-up.
@@ -183,7 +186,16 @@ impl Connections {
                 }
             }
         };
-        Self { gw, io }
+        Self {
+            gw,
+            io,
+            node_id: kernel::contract::new_id().to_string(),
+        }
+    }
+
+    /// This process's id in the `nodes` table.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
     }
 }
 
@@ -233,6 +245,12 @@ impl Module for Connections {
     fn start(&self, rt: &Runtime) {
         match &self.io {
             Io::Local { emitter, .. } => {
+                rt.tracker.spawn(nodes::run(
+                    rt.state.db.clone(),
+                    emitter.io().clone(),
+                    self.node_id.clone(),
+                    rt.cancel.clone(),
+                ));
                 let (io, drained) = (emitter.io().clone(), rt.drained.clone());
                 rt.tracker.spawn(async move {
                     drained.cancelled().await;
@@ -240,6 +258,12 @@ impl Module for Connections {
                 });
             }
             Io::Cluster { emitter, link, .. } => {
+                rt.tracker.spawn(nodes::run(
+                    rt.state.db.clone(),
+                    emitter.io().clone(),
+                    self.node_id.clone(),
+                    rt.cancel.clone(),
+                ));
                 // Presence leaves the cluster first (announcing offline while the adapter
                 // still reaches the other nodes), then the sockets close; the link keeps its
                 // subscriptions until then.

@@ -14,6 +14,7 @@ mod m20261122_000401_payments_tables;
 mod m20261122_000402_disputes_tables;
 mod m20261130_000101_kernel_dead_letters;
 mod m20261130_000401_payments_live_payout_index;
+mod m20261130_000501_connections_nodes;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000402_disputes_tables::Migration),
             Box::new(m20261130_000101_kernel_dead_letters::Migration),
             Box::new(m20261130_000401_payments_live_payout_index::Migration),
+            Box::new(m20261130_000501_connections_nodes::Migration),
         ]
     }
 }

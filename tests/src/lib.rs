@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod js;
+pub mod node;
 pub mod shkeeper;
 pub mod socket;
 

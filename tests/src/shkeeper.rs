@@ -446,6 +446,31 @@ pub async fn accepted_request(app: &TestApp, price: &str) -> (TestUser, TestUser
     (buyer, seller, request_id, offer_id)
 }
 
+/// A request paid in full through the sandbox (its signed callback through the real webhook).
+/// Answers (buyer, seller, request id, payment).
+pub async fn paid_request(app: &TestApp, price: &str) -> (TestUser, TestUser, String, Value) {
+    let (buyer, seller, request_id, _) = accepted_request(app, price).await;
+    let p = app
+        .post(
+            "/api/payments",
+            Some(&buyer.token),
+            json!({ "requestId": request_id, "crypto": "BTC" }),
+        )
+        .await
+        .expect(201);
+    let id = p["id"].as_str().expect("payment id");
+    let paid = app
+        .post(
+            &format!("/api/sandbox/payments/{id}/simulate"),
+            Some(&buyer.token),
+            json!({ "status": "PAID" }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(paid["status"], "completed");
+    (buyer, seller, request_id, paid)
+}
+
 /// Names of the durable events in the log, oldest first.
 pub async fn event_names(app: &TestApp) -> Vec<String> {
     use kernel::bus::entity::event;

@@ -88,6 +88,8 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// `REDIS_KEY_PREFIX` (`marketplace`): every Redis key and pub/sub channel starts with it.
     pub redis_key_prefix: String,
+    /// `METRICS_TOKEN`: when set, `/metrics` needs `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
     /// The bus's retries, dead letters, leases and the shutdown drain ([`bus_settings`]).
     pub bus: BusSettings,
     /// Extra: `HASH_CONCURRENCY` (default: the number of cores) password hashes at once, and
@@ -322,6 +324,7 @@ impl Config {
         let event_poll_ms: u64 = parse(&get, "EVENT_POLL_MS", "1000")?;
         let (redis_url, redis_key_prefix) = cluster_settings(&get, is_sqlite)?;
         let hashing = hashing_config(&get)?;
+        let metrics_token = metrics_token(&get)?;
         Ok(Config {
             host,
             port,
@@ -353,6 +356,7 @@ impl Config {
             event_poll: Duration::from_millis(event_poll_ms.max(10)),
             redis_url,
             redis_key_prefix,
+            metrics_token,
             bus: bus_settings(&get)?,
             hashing,
         })
@@ -422,6 +426,19 @@ fn hashing_config(
     Ok(auth::HashingConfig { concurrency, queue })
 }
 
+/// `METRICS_TOKEN`: visible ASCII only (it travels in a header), at least 16 characters.
+fn metrics_token(get: &impl Fn(&str) -> Option<String>) -> Result<Option<String>, ConfigError> {
+    match get("METRICS_TOKEN") {
+        None => Ok(None),
+        Some(t) if !t.bytes().all(|b| b.is_ascii_graphic()) => Err(err(
+            "METRICS_TOKEN",
+            "must be visible ASCII characters without spaces",
+        )),
+        Some(t) if t.len() < 16 => Err(err("METRICS_TOKEN", "must be at least 16 characters")),
+        Some(t) => Ok(Some(t)),
+    }
+}
+
 fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         var,
@@ -488,6 +505,16 @@ mod tests {
         assert_eq!(
             cfg(&[("CORS_ORIGINS", "ftp://x")]).unwrap_err().var,
             "CORS_ORIGINS"
+        );
+        assert_eq!(
+            cfg(&[("METRICS_TOKEN", "short")]).unwrap_err().var,
+            "METRICS_TOKEN"
+        );
+        assert_eq!(
+            cfg(&[("METRICS_TOKEN", "has a space in it, sixteen+")])
+                .unwrap_err()
+                .var,
+            "METRICS_TOKEN"
         );
         assert_eq!(
             cfg(&[("HASH_CONCURRENCY", "0")]).unwrap_err().var,

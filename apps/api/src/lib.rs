@@ -4,6 +4,7 @@
 
 mod apidoc;
 pub mod config;
+pub mod metrics;
 mod ops;
 pub mod telemetry;
 pub mod typescript;
@@ -236,6 +237,7 @@ pub fn assemble(
     let mut router = router
         .layer(axum::Extension(types))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api/openapi.json", openapi.clone()))
+        .merge(metrics::router(config))
         .fallback(kernel::error::not_found_fallback)
         .method_not_allowed_fallback(kernel::error::method_not_allowed_fallback)
         .with_state(state.clone());
@@ -311,7 +313,7 @@ pub async fn run_with_hasher(
         state.limits = kernel::Limits::redis(link.connection(), link.prefix());
     }
     let modules = modules(&config, &state, &hasher, redis.as_ref());
-    let (router, _) = assemble(&config, &state, &modules);
+    let (router, openapi) = assemble(&config, &state, &modules);
     let router = match &redis {
         Some(link) => router.layer(axum::Extension(link.clone())),
         None => router,
@@ -323,7 +325,9 @@ pub async fn run_with_hasher(
     let bus_tracker = TaskTracker::new();
     let bus_stop = CancellationToken::new();
     let drained = CancellationToken::new();
-    let subscribers = modules.iter().flat_map(|m| m.subscribers(&state)).collect();
+    let subscribers: Vec<_> = modules.iter().flat_map(|m| m.subscribers(&state)).collect();
+    let names: Vec<&'static str> = subscribers.iter().map(|s| s.name()).collect();
+    metrics::init(&openapi, &names);
     state.bus.start(
         subscribers,
         dispatch_options(&config),

@@ -95,7 +95,8 @@ pub fn layers(router: Router, config: &Config) -> Router {
         .on_failure(());
     let mut router = router
         .layer(DefaultBodyLimit::max(config.body_limit))
-        .layer(trace);
+        .layer(trace)
+        .layer(axum::middleware::from_fn(crate::metrics::track));
     if let Some(cors) = cors(config) {
         router = router.layer(cors);
     }

@@ -4,10 +4,14 @@
 //!
 //! Layout like every module: `routes.rs` (handlers with their OpenAPI description),
 //! `service.rs` (the work, with the role checks), `dto.rs` (bodies and query parameters).
+//! `system.rs` has the console's views of the running system (nodes, subscriber lag), and
+//! `console.rs` serves the admin console page itself (`/admin`, assets built into the binary).
 
+pub mod console;
 pub mod dto;
 pub mod routes;
 pub mod service;
+pub mod system;
 
 use kernel::{AppState, Module};
 use utoipa_axum::router::OpenApiRouter;
@@ -21,5 +25,7 @@ impl Module for AdminModule {
     }
     fn router(&self) -> OpenApiRouter<AppState> {
         routes::router()
+            .merge(system::router())
+            .merge(console::router())
     }
 }

@@ -222,6 +222,7 @@ impl Tx {
                 .await?;
             }
             let at = now();
+            let names: Vec<EventName> = events.iter().map(|e| e.name).collect();
             let rows = events.into_iter().map(|e| event::ActiveModel {
                 id: NotSet,
                 name: Set(e.name.as_str().to_owned()),
@@ -238,6 +239,10 @@ impl Tx {
                 .await?;
             }
             txn.commit().await?;
+            for name in names {
+                metrics::counter!(crate::monitor::EVENTS_PUBLISHED, "event" => name.as_str())
+                    .increment(1);
+            }
             bus.wake();
         } else {
             txn.commit().await?;

@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod limits;
+pub mod monitor;
 pub mod pagination;
 pub mod ports;
 pub mod schema;

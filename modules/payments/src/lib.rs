@@ -13,6 +13,7 @@ pub mod provider;
 pub mod routes;
 pub mod service;
 pub mod signature;
+pub mod stats;
 pub mod webhook;
 
 use std::sync::Arc;

@@ -94,8 +94,31 @@ fn read_callback(kind: CallbackKind, v: &Value) -> Callback {
 /// included: see the route's description). A failed authentication is 401
 /// `invalid_signature` and stores nothing; a signed body that is not a JSON object is stored
 /// as `rejected` and answered 400.
-#[tracing::instrument(skip_all, fields(kind = kind.as_str()))]
+///
+/// Every callback is counted by outcome (`marketplace_webhooks_total{outcome}`): the stored
+/// outcome when answered 202, else `unauthenticated` (401), `rejected` (400) or `error`.
 pub async fn receive(
+    state: &AppState,
+    ctx: &Payments,
+    kind: CallbackKind,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String> {
+    let res = receive_uncounted(state, ctx, kind, headers, body).await;
+    let outcome = match &res {
+        Ok(outcome) => outcome.clone(),
+        Err(e) if e.status() == axum::http::StatusCode::UNAUTHORIZED => {
+            "unauthenticated".to_owned()
+        }
+        Err(e) if e.status() == axum::http::StatusCode::BAD_REQUEST => "rejected".to_owned(),
+        Err(_) => "error".to_owned(),
+    };
+    metrics::counter!(kernel::monitor::WEBHOOKS, "outcome" => outcome).increment(1);
+    res
+}
+
+#[tracing::instrument(skip_all, fields(kind = kind.as_str()))]
+async fn receive_uncounted(
     state: &AppState,
     ctx: &Payments,
     kind: CallbackKind,

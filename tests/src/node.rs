@@ -1,0 +1,67 @@
+//! Running the JavaScript tests of `tests/js` (Node's test runner) from Rust tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+/// `tests/js`.
+pub fn js_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js")
+}
+
+/// Runs `cmd args` in `tests/js` with `env`, capturing its output.
+pub async fn run(cmd: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = tokio::process::Command::new(cmd);
+    c.args(args)
+        .current_dir(js_dir())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e} (node and npm are required)"))
+}
+
+/// `npm ci` in `tests/js` unless `node_modules/<package>` is already there.
+pub async fn ensure_package(package: &str) {
+    if js_dir().join("node_modules").join(package).exists() {
+        return;
+    }
+    let out = run("npm", &["ci", "--no-audit", "--no-fund"], &[]).await;
+    assert!(
+        out.status.success(),
+        "npm ci failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `node --test` on `file` (relative to `tests/js`) and fails the test with its output
+/// unless every test passed and at least `min_tests` ran.
+pub async fn node_test(file: &str, env: &[(&str, &str)], min_tests: u32) -> String {
+    assert!(
+        js_dir().join(Path::new(file)).exists(),
+        "missing {file} in tests/js"
+    );
+    let out = run("node", &["--test", "--test-reporter=spec", file], env).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "node --test {file} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let count = |label: &str| {
+        stdout.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix(&format!("ℹ {label} "))
+                .and_then(|n| n.trim().parse::<u32>().ok())
+        })
+    };
+    assert_eq!(count("fail"), Some(0), "{stdout}");
+    assert!(
+        count("pass").is_some_and(|n| n >= min_tests),
+        "fewer tests ran than written:\n{stdout}"
+    );
+    stdout
+}

@@ -1,0 +1,147 @@
+//! The admin console (`/admin`) in a real browser: headless Debian Chromium driven by
+//! `playwright-core` from `tests/js/browser/console.test.mjs`, against the real server.
+//! An admin logs in, sees a dispute opened over REST appear without a reload, then its
+//! evidence, resolves it from the page (after seeing `no_payout_address` spelled out), and the
+//! request and payout move (checked over REST here too); a buyer gets an error and no data;
+//! a payment completed after its request was cancelled is refunded from the "money that needs
+//! attention" list (after `no_payout_address` is shown); the page asks no other origin for
+//! anything and throws nothing.
+
+use std::path::Path;
+
+use marketplace_tests::node::{ensure_package, node_test};
+use marketplace_tests::shkeeper::{accepted_request, paid_request};
+use marketplace_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
+use serde_json::json;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+#[tokio::test]
+async fn an_admin_follows_and_resolves_a_dispute_live_in_a_browser() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: `apt-get update && apt-get install -y chromium` (.ci/run does this)"
+    );
+    ensure_package("playwright-core").await;
+    let app = TestApp::spawn().await;
+    let (buyer, seller, request_id, _) = paid_request(&app, "250.00").await;
+    // Money that needs a person: paid after the buyer cancelled, and no payout address yet.
+    let (late_buyer, _, late_request, _) = accepted_request(&app, "80.00").await;
+    let late = app
+        .post(
+            "/api/payments",
+            Some(&late_buyer.token),
+            json!({ "requestId": late_request, "crypto": "BTC" }),
+        )
+        .await
+        .expect(201);
+    let late_payment = late["id"].as_str().expect("payment id").to_owned();
+    app.post(
+        &format!("/api/requests/{late_request}/cancel"),
+        Some(&late_buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let paid = app
+        .post(
+            &format!("/api/sandbox/payments/{late_payment}/simulate"),
+            Some(&late_buyer.token),
+            json!({ "status": "PAID" }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(paid["status"], "completed");
+
+    let screenshot = std::env::var("CONSOLE_SCREENSHOT").unwrap_or_default();
+    let mut env = vec![
+        ("BASE_URL", app.base.as_str()),
+        ("ADMIN_EMAIL", ADMIN_EMAIL),
+        ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("BUYER_EMAIL", buyer.email.as_str()),
+        ("BUYER_PASSWORD", buyer.password.as_str()),
+        ("BUYER_TOKEN", buyer.token.as_str()),
+        ("SELLER_TOKEN", seller.token.as_str()),
+        ("REQUEST_ID", request_id.as_str()),
+        ("OTHER_BUYER_TOKEN", late_buyer.token.as_str()),
+        ("LATE_PAYMENT_ID", late_payment.as_str()),
+    ];
+    if !screenshot.is_empty() {
+        env.push(("SCREENSHOT", screenshot.as_str()));
+    }
+    node_test("browser/console.test.mjs", &env, 4).await;
+
+    // What the page did, seen over REST from here as well.
+    assert_eq!(
+        app.request_status(&buyer.token, &request_id).await,
+        "completed"
+    );
+    let payout = app
+        .latest_payout(&seller.token)
+        .await
+        .expect("the release payout to the seller");
+    assert_eq!(payout["kind"], "release");
+    assert_eq!(payout["requestId"], request_id.as_str());
+    let disputes = app
+        .get("/api/disputes?status=open", Some(&app.admin().await.token))
+        .await
+        .expect(200);
+    assert_eq!(disputes["items"].as_array().map(Vec::len), Some(0));
+}
+
+#[tokio::test]
+async fn the_console_page_and_its_assets_come_from_the_binary_with_a_strict_policy() {
+    let app = TestApp::spawn().await;
+    for (path, kind) in [
+        ("/admin", "text/html"),
+        ("/admin/app.js", "text/javascript"),
+        ("/admin/api.js", "text/javascript"),
+        ("/admin/dom.js", "text/javascript"),
+        ("/admin/console.css", "text/css"),
+        ("/admin/vendor/socket.io.esm.min.js", "text/javascript"),
+        ("/admin/vendor/socket.io-client.LICENSE", "text/plain"),
+    ] {
+        let res = app.http.get(app.url(path)).send().await.expect("get");
+        assert_eq!(res.status(), 200, "{path}");
+        let header = |h: &str| {
+            res.headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(header("content-type").starts_with(kind), "{path}");
+        let csp = header("content-security-policy");
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+    }
+    let html = app
+        .http
+        .get(app.url("/admin"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    // No inline handlers or scripts, nothing from another origin.
+    assert!(!html.contains(" onclick="), "inline handler");
+    assert!(!html.contains("<script>"), "inline script");
+    assert!(!html.contains("src=\"http"), "another origin");
+    assert!(!html.contains("href=\"http"), "another origin");
+    let vendored = app
+        .http
+        .get(app.url("/admin/vendor/socket.io.esm.min.js"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        vendored.starts_with("/*!\n * Socket.IO v4.8.4"),
+        "vendored client version"
+    );
+}
