@@ -125,7 +125,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a != "nan") printf "
 echo
 echo "== side by side ($BIN_DIR): $SOCKETS sockets, $ROUNDS rounds of system:announcement to everyone, $(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-28s %10s %12s %18s %18s %20s\n' server connected "KiB RSS/sock" "delivery p50 ms" "delivery p99 ms" "last socket p50 ms"
-printf '%-28s %10s %12s %18s %18s %20s\n' "project (release, SQLite)" "$p_conn" "$p_rss" "$p_d50" "$p_d99" "$p_last"
+printf '%-28s %10s %12s %18s %18s %20s\n' "project ($(basename "$BIN_DIR"), SQLite)" "$p_conn" "$p_rss" "$p_d50" "$p_d99" "$p_last"
 printf '%-28s %10s %12s %18s %18s %20s\n' "Node socket.io 4.8" "$n_conn" "$n_rss" "$n_d50" "$n_d99" "$n_last"
 printf '%-28s %10s %12s %18s %18s %20s\n' "ratio project/Node" "" "$(ratio "$p_rss" "$n_rss")" \
   "$(ratio "$p_d50" "$n_d50")" "$(ratio "$p_d99" "$n_d99")" "$(ratio "$p_last" "$n_last")"
