@@ -113,7 +113,8 @@ pub struct TestApp {
     pub env: HashMap<String, String>,
     cancel: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
-    hasher: std::sync::Arc<auth::Hasher>,
+    /// This process's server's hasher; `None` for a server attached from another process.
+    hasher: Option<std::sync::Arc<auth::Hasher>>,
 }
 
 impl TestApp {
@@ -171,7 +172,7 @@ impl TestApp {
             env,
             cancel,
             handle: Some(handle),
-            hasher,
+            hasher: Some(hasher),
         };
         app.wait_ready().await;
         app
@@ -191,6 +192,7 @@ impl TestApp {
             env,
             cancel: CancellationToken::new(),
             handle: None,
+            hasher: None,
         };
         app.wait_ready().await;
         app
@@ -246,8 +248,12 @@ impl TestApp {
     }
 
     /// The counters of this server's password hasher (hashes running, most at once, ...).
+    /// Panics for a server attached from another process (its hasher is not in reach).
     pub fn hashing(&self) -> auth::HashingStats {
-        self.hasher.stats()
+        self.hasher
+            .as_ref()
+            .expect("hashing counters exist only for a server started in this process")
+            .stats()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -94,7 +94,7 @@ async fn an_event_caused_on_one_node_reaches_sockets_on_every_node_once_with_one
     let (a, b, c) = (cluster.node(0), cluster.node(1), cluster.node(2));
     let seller = a.seller().await;
     let buyer = b.buyer().await;
-    let mut sockets = vec![
+    let mut sockets = [
         connect(a, &seller).await,
         connect(b, &seller).await,
         connect(c, &seller).await,

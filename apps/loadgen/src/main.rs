@@ -253,7 +253,7 @@ async fn main() -> Result<()> {
             logins: args.logins,
             wrong_percent: args.wrong_percent,
             unknown_percent: args.unknown_percent,
-            server_pid: args.server_pid,
+            server_pid: args.server_pid.first().copied(),
             settle_secs: args.settle_secs,
         })
         .await;
