@@ -169,6 +169,10 @@ impl<A: Adapter> SocketEmitter<A> {
         event: &str,
         data: &T,
     ) -> Result<(), EmitError> {
+        if matches!(&target, Target::Rooms(rooms) if rooms.is_empty()) {
+            return Ok(());
+        }
+        count_emit(event);
         let result = match target {
             Target::Everyone => self.ns()?.local().emit(event, data).await,
             Target::Rooms(rooms) if rooms.is_empty() => Ok(()),
