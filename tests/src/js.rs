@@ -1,6 +1,6 @@
 //! Running node tools of `tests/js` (npm packages installed with `npm ci` on first use).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
 /// `tests/js`.
@@ -38,4 +38,34 @@ pub async fn ensure_packages(packages: &[&str]) {
         "npm ci failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Runs `node --test` on `file` (relative to `tests/js`) and fails the test with its output
+/// unless every test passed and at least `min_tests` ran.
+pub async fn node_test(file: &str, env: &[(&str, &str)], min_tests: u32) -> String {
+    assert!(
+        js_dir().join(Path::new(file)).exists(),
+        "missing {file} in tests/js"
+    );
+    let out = run("node", &["--test", "--test-reporter=spec", file], env).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "node --test {file} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let count = |label: &str| {
+        stdout.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix(&format!("ℹ {label} "))
+                .and_then(|n| n.trim().parse::<u32>().ok())
+        })
+    };
+    assert_eq!(count("fail"), Some(0), "{stdout}");
+    assert!(
+        count("pass").is_some_and(|n| n >= min_tests),
+        "fewer tests ran than written:\n{stdout}"
+    );
+    stdout
 }

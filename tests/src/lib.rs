@@ -4,7 +4,6 @@
 
 pub mod cluster;
 pub mod js;
-pub mod node;
 pub mod shkeeper;
 pub mod socket;
 

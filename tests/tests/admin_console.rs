@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use marketplace_tests::node::{ensure_package, node_test};
+use marketplace_tests::js::{ensure_packages, node_test};
 use marketplace_tests::shkeeper::{accepted_request, paid_request};
 use marketplace_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
 use serde_json::json;
@@ -22,7 +22,7 @@ async fn an_admin_follows_and_resolves_a_dispute_live_in_a_browser() {
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: `apt-get update && apt-get install -y chromium` (.ci/run does this)"
     );
-    ensure_package("playwright-core").await;
+    ensure_packages(&["playwright-core"]).await;
     let app = TestApp::spawn().await;
     let (buyer, seller, request_id, _) = paid_request(&app, "250.00").await;
     // Money that needs a person: paid after the buyer cancelled, and no payout address yet.
