@@ -446,6 +446,22 @@ pub async fn accepted_request(app: &TestApp, price: &str) -> (TestUser, TestUser
     (buyer, seller, request_id, offer_id)
 }
 
+/// An app whose provider is the stand-in SHKeeper `standin`.
+pub async fn app_with(standin: &StandIn) -> TestApp {
+    TestApp::spawn_with(|env| standin.env(env)).await
+}
+
+/// `POST /api/payments` for `request_id` in BTC as `buyer`; the 201 body.
+pub async fn pay(app: &TestApp, buyer: &TestUser, request_id: &str) -> Value {
+    app.post(
+        "/api/payments",
+        Some(&buyer.token),
+        json!({ "requestId": request_id, "crypto": "BTC" }),
+    )
+    .await
+    .expect(201)
+}
+
 /// A request paid in full through the sandbox (its signed callback through the real webhook).
 /// Answers (buyer, seller, request id, payment).
 pub async fn paid_request(app: &TestApp, price: &str) -> (TestUser, TestUser, String, Value) {

@@ -4,33 +4,11 @@
 
 use std::time::Duration;
 
-use marketplace_tests::shkeeper::{StandIn, accepted_request, count_events, event_payloads};
+use marketplace_tests::shkeeper::{
+    StandIn, accepted_request, count_events, event_payloads, paid_request,
+};
 use marketplace_tests::{TestApp, TestUser, eventually};
 use serde_json::{Value, json};
-
-/// A request paid in full through the sandbox. Answers (buyer, seller, request id, payment).
-async fn paid_request(app: &TestApp, price: &str) -> (TestUser, TestUser, String, Value) {
-    let (buyer, seller, request_id, _) = accepted_request(app, price).await;
-    let p = app
-        .post(
-            "/api/payments",
-            Some(&buyer.token),
-            json!({ "requestId": request_id, "crypto": "BTC" }),
-        )
-        .await
-        .expect(201);
-    let id = p["id"].as_str().expect("id");
-    let paid = app
-        .post(
-            &format!("/api/sandbox/payments/{id}/simulate"),
-            Some(&buyer.token),
-            json!({ "status": "PAID" }),
-        )
-        .await
-        .expect(200);
-    assert_eq!(paid["status"], "completed");
-    (buyer, seller, request_id, paid)
-}
 
 async fn open_dispute(app: &TestApp, user: &TestUser, request_id: &str) -> Value {
     app.post(

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use marketplace_tests::shkeeper::{
     API_KEY, InvoiceMode, PAYOUT_PASSWORD, PAYOUT_USER, StandIn, TaskMode, accepted_request,
-    count_events, event_payloads, now_secs, payment_callback, post_raw, post_signed, sign,
+    app_with, count_events, event_payloads, now_secs, pay, payment_callback, post_raw, post_signed,
+    sign,
 };
 use marketplace_tests::{TestApp, TestUser, eventually};
 use serde_json::{Value, json};
@@ -17,20 +18,6 @@ const PAYOUT_HOOK: &str = "/api/webhooks/shkeeper/payout";
 
 /// A named way to call a callback: (name, body, headers).
 type Case<'a> = (&'a str, String, Vec<(&'a str, String)>);
-
-async fn app_with(standin: &StandIn) -> TestApp {
-    TestApp::spawn_with(|env| standin.env(env)).await
-}
-
-async fn pay(app: &TestApp, buyer: &TestUser, request_id: &str) -> Value {
-    app.post(
-        "/api/payments",
-        Some(&buyer.token),
-        json!({ "requestId": request_id, "crypto": "BTC" }),
-    )
-    .await
-    .expect(201)
-}
 
 async fn payment(app: &TestApp, token: &str, id: &str) -> Value {
     app.get(&format!("/api/payments/{id}"), Some(token))

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use marketplace_tests::shkeeper::{
-    API_KEY, StandIn, accepted_request, count_events, now_secs, payment_callback, post_raw,
-    post_signed, sign,
+    API_KEY, StandIn, accepted_request, app_with, count_events, now_secs, pay, payment_callback,
+    post_raw, post_signed, sign,
 };
 use marketplace_tests::{TestApp, TestUser, eventually};
 use serde_json::{Value, json};
@@ -16,20 +16,6 @@ use serde_json::{Value, json};
 const HOOK: &str = "/api/webhooks/shkeeper";
 const PAYOUT_HOOK: &str = "/api/webhooks/shkeeper/payout";
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn app_with(standin: &StandIn) -> TestApp {
-    TestApp::spawn_with(|env| standin.env(env)).await
-}
-
-async fn pay(app: &TestApp, buyer: &TestUser, request_id: &str) -> Value {
-    app.post(
-        "/api/payments",
-        Some(&buyer.token),
-        json!({ "requestId": request_id, "crypto": "BTC" }),
-    )
-    .await
-    .expect(201)
-}
 
 /// A request paid in full (stand-in invoice: 0.00251 BTC) and completed by its buyer, so its
 /// release payout starts. Answers (buyer, seller, request id, payment).
