@@ -110,6 +110,30 @@ struct Args {
     admin_email: Option<String>,
     #[arg(long)]
     admin_password: Option<String>,
+    /// Write every timed delivery as a line `round node ms` to this file (to pool the
+    /// deliveries of several processes, as bench/cluster.sh does).
+    #[arg(long)]
+    marks_file: Option<std::path::PathBuf>,
+    /// Seller tokens, one per line, used instead of registering `--users` accounts (so no
+    /// password hashing happens on the servers while their memory is being measured).
+    #[arg(long)]
+    tokens_file: Option<std::path::PathBuf>,
+    /// A token for the trigger (the admin for `announcement`, a buyer for `request`), used
+    /// instead of logging in or registering.
+    #[arg(long)]
+    trigger_token: Option<String>,
+}
+
+/// Writes the deliveries to `--marks-file`, if given.
+fn write_marks(args: &Args, marks: &[Mark]) -> Result<()> {
+    let Some(path) = &args.marks_file else {
+        return Ok(());
+    };
+    let mut text = String::with_capacity(marks.len() * 16);
+    for (round, node, ms) in marks {
+        text.push_str(&format!("{round} {node} {ms:.3}\n"));
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -276,12 +300,28 @@ async fn main() -> Result<()> {
     let http = reqwest::Client::new();
 
     let mut tokens = Vec::with_capacity(args.users);
-    for i in 0..args.users.max(1) {
-        tokens.push(register(&http, &base, "seller", i).await?);
+    if let Some(path) = &args.tokens_file {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        );
+        if tokens.is_empty() {
+            bail!("no tokens in {}", path.display());
+        }
+    } else {
+        for i in 0..args.users.max(1) {
+            tokens.push(register(&http, &base, "seller", i).await?);
+        }
     }
-    let trigger_token = match args.trigger {
-        Trigger::Request => register(&http, &base, "buyer", 0).await?,
-        Trigger::Announcement => {
+    let trigger_token = match (args.trigger, &args.trigger_token) {
+        _ if args.passive => String::new(),
+        (_, Some(token)) => token.clone(),
+        (Trigger::Request, None) => register(&http, &base, "buyer", 0).await?,
+        (Trigger::Announcement, None) => {
             let (Some(e), Some(p)) = (&args.admin_email, &args.admin_password) else {
                 bail!("--trigger announcement needs --admin-email and --admin-password");
             };
@@ -343,6 +383,7 @@ async fn main() -> Result<()> {
     let mut per_node: Vec<Vec<f64>> = vec![Vec::new(); nodes];
     let mut first_per_node: Vec<Vec<f64>> = vec![Vec::new(); nodes];
     let mut delivered = 0usize;
+    let mut all_marks: Vec<Mark> = Vec::new();
     for round in 0..args.rounds {
         while marks_rx.try_recv().is_ok() {}
         let marker = format!("loadgen-round-{round}-t{}", wall_micros());
@@ -377,6 +418,7 @@ async fn main() -> Result<()> {
                     last = last.max(ms);
                     per_socket.push(ms);
                     per_node[node].push(ms);
+                    all_marks.push((r, node, ms));
                     got += 1;
                 }
                 Ok(Some(_)) => {}
@@ -426,7 +468,7 @@ async fn main() -> Result<()> {
         percentile(&per_socket, 50.0),
         percentile(&per_socket, 99.0)
     );
-    Ok(())
+    write_marks(&args, &all_marks)
 }
 
 /// Per node: every delivery, and the first socket of each round (node 0 is where the event
@@ -473,12 +515,14 @@ async fn passive(
     let mut per_node: Vec<Vec<f64>> = vec![Vec::new(); nodes];
     let mut first_per_node: Vec<Vec<f64>> = vec![Vec::new(); nodes];
     let mut seen_first: std::collections::HashSet<(usize, usize)> = Default::default();
+    let mut all_marks: Vec<Mark> = Vec::new();
     let complete = |m: &std::collections::BTreeMap<usize, Vec<f64>>| {
         m.len() >= args.rounds && m.values().all(|v| v.len() >= connected)
     };
     while !complete(&per_round) {
         match tokio::time::timeout_at(deadline, marks_rx.recv()).await {
             Ok(Some((round, node, ms))) => {
+                all_marks.push((round, node, ms));
                 per_round.entry(round).or_default().push(ms);
                 per_node[node].push(ms);
                 if seen_first.insert((round, node)) {
@@ -509,5 +553,5 @@ async fn passive(
         percentile(&all, 99.0)
     );
     report_nodes(&mut per_node, &mut first_per_node);
-    Ok(())
+    write_marks(args, &all_marks)
 }
