@@ -1,0 +1,63 @@
+//! `cargo xtask`: the project's own tools (the cargo-xtask convention; the alias lives in
+//! `.cargo/config.toml`).
+//!
+//! - `cargo xtask new-module <name>`: a new domain module that builds, is registered, has a
+//!   migration and a passing black-box test, in one command (templates in `xtask/templates/`).
+//! - `cargo xtask graph [--check | --write]`: the dependency graph of the workspace crates as
+//!   Mermaid, from `cargo metadata`; `--check` compares it with README.md, `--write` updates it.
+
+mod edit;
+mod graph;
+mod new_module;
+mod workspace;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "The marketplace's own tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a domain module: crate, registration, migration, routes, test.
+    NewModule {
+        /// The module's name: a snake_case identifier not used yet (e.g. `reviews`).
+        name: String,
+    },
+    /// Print the crate dependency graph as Mermaid (normal dependencies between workspace crates).
+    Graph {
+        /// Fail when README.md's module graph differs from the code.
+        #[arg(long, conflicts_with = "write")]
+        check: bool,
+        /// Rewrite README.md's module graph from the code.
+        #[arg(long)]
+        write: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = workspace::root().and_then(|root| match cli.command {
+        Command::NewModule { name } => new_module::run(&root, &name),
+        Command::Graph { check, write } => {
+            let mode = match (check, write) {
+                (true, _) => graph::Mode::Check,
+                (_, true) => graph::Mode::Write,
+                _ => graph::Mode::Print,
+            };
+            graph::run(&root, mode)
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
