@@ -4,9 +4,7 @@
 use kernel::contract::{
     Dispute, DisputeStatus, Evidence, Page, PayoutKind, RequestStatus, Resolution, new_id, now,
 };
-use kernel::events::{
-    DisputeEvidenceAdded, DisputeOpened, DisputeResolved, SystemAnnouncement, SystemMaintenance,
-};
+use kernel::events::{DisputeEvidenceAdded, DisputeOpened, DisputeResolved};
 use kernel::pagination::{PageParams, page};
 use kernel::validate::{Fields, http_url};
 use kernel::{ApiError, AuthUser, EventBus, Result, Role};
@@ -17,7 +15,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::dto::{DisputeDetail, DisputeListParams, EvidenceBody, MaintenanceBody, ResolveBody};
+use crate::dto::{DisputeDetail, DisputeListParams, EvidenceBody, ResolveBody};
 use crate::entity::dispute::{self, parse_resolution, resolution_str};
 use crate::entity::evidence;
 
@@ -333,29 +331,4 @@ pub async fn resolve(
     tx.commit().await?;
     debug_assert_eq!(updated.status(), DisputeStatus::Resolved);
     Ok(updated.to_api())
-}
-
-/// An admin tells everyone something (`system:announcement`).
-pub async fn announce(bus: &EventBus, caller: AuthUser, message: &str) -> Result<()> {
-    caller.require(&[Role::Admin])?;
-    let mut f = Fields::new();
-    let message = f.text("message", message, 1, 2000);
-    f.finish()?;
-    let mut tx = bus.begin().await?;
-    tx.publish(SystemAnnouncement { message });
-    tx.commit().await
-}
-
-/// An admin announces maintenance (`system:maintenance`).
-pub async fn maintenance(bus: &EventBus, caller: AuthUser, body: MaintenanceBody) -> Result<()> {
-    caller.require(&[Role::Admin])?;
-    let mut f = Fields::new();
-    let message = f.text("message", &body.message, 1, 2000);
-    f.finish()?;
-    let mut tx = bus.begin().await?;
-    tx.publish(SystemMaintenance {
-        message,
-        starts_at: body.starts_at,
-    });
-    tx.commit().await
 }
