@@ -4,6 +4,9 @@
 //! console's system views, and the console itself. It owns no domain tables: what it shows
 //! lives in the kernel (e.g. the event bus's dead letters) or is reached through ports.
 //!
+//! # Public API
+//! None: no module calls it, and it calls no module (only the kernel).
+//!
 //! Layout like every module: `routes.rs` (handlers with their OpenAPI description),
 //! `service.rs` (the work, with the role checks), `dto.rs` (bodies and query parameters).
 //! `system.rs` has the console's views of the running system (nodes, subscriber lag), and

@@ -143,8 +143,14 @@ pub async fn login(
     }
 }
 
-pub async fn find<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<user::Model>> {
+async fn find<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<user::Model>> {
     Ok(user::Entity::find_by_id(id).one(db).await?)
+}
+
+/// The user with this id as the API shows it (its role, its `payoutAddress`), or `None`.
+/// Other modules read users only through this.
+pub async fn user<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<User>> {
+    Ok(find(db, id).await?.as_ref().map(user::Model::to_api))
 }
 
 pub async fn me(db: &DatabaseConnection, caller: AuthUser) -> Result<User> {

@@ -2,9 +2,14 @@
 //! (which moves the request and starts its payout in one transaction).
 //!
 //! It owns the `disputes` and `dispute_evidence` tables.
+//!
+//! # Public API
+//! None: no module calls it. It calls `requests` (the request, its
+//! [`requests::service::transition`]), `offers` (the accepted seller) and `payments`
+//! ([`payments::ensure_payout`] in the resolution's transaction).
 
 pub mod dto;
-pub mod entity;
+pub(crate) mod entity;
 pub mod routes;
 pub mod service;
 

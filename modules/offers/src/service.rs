@@ -2,13 +2,14 @@
 //! status change is a compare-and-set from `pending`; accepting also moves the request
 //! through [`requests::service::transition`], so two racing accepts cannot both win.
 
-use kernel::contract::{OfferMessage, OfferStatus, Page, RequestStatus, SellerOffer, new_id, now};
+use kernel::contract::{
+    OfferMessage, OfferStatus, Page, PurchaseRequest, RequestStatus, SellerOffer, new_id, now,
+};
 use kernel::events::{
     EventName, OfferAccepted, OfferNegotiationUpdate, RequestOfferReceived, RequestStatusUpdated,
 };
 use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AuthUser, EventBus, Result, Role, StoredEvent, Tx};
-use requests::entity::request;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
@@ -31,7 +32,7 @@ fn request_not_open() -> ApiError {
 }
 
 /// The offer with this id, whoever may see it. `None` when it does not exist.
-pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<offer::Model>> {
+async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<offer::Model>> {
     Ok(offer::Entity::find_by_id(id).one(conn).await?)
 }
 
@@ -39,12 +40,14 @@ pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<offer
 pub async fn accepted_offer<C: ConnectionTrait>(
     conn: &C,
     request_id: Uuid,
-) -> Result<Option<offer::Model>> {
+) -> Result<Option<SellerOffer>> {
     Ok(offer::Entity::find()
         .filter(offer::Column::RequestId.eq(request_id))
         .filter(offer::Column::Status.eq(OfferStatus::Accepted.as_str()))
         .one(conn)
-        .await?)
+        .await?
+        .as_ref()
+        .map(offer::Model::to_api))
 }
 
 /// The offer and its request if `caller` may see the offer: the request's buyer, the
@@ -53,7 +56,7 @@ async fn visible<C: ConnectionTrait>(
     conn: &C,
     caller: AuthUser,
     offer_id: Uuid,
-) -> Result<(offer::Model, request::Model)> {
+) -> Result<(offer::Model, PurchaseRequest)> {
     let offer = find(conn, offer_id).await?.ok_or(ApiError::NotFound)?;
     let req = requests::service::find(conn, offer.request_id)
         .await?
@@ -81,7 +84,7 @@ pub async fn create(
     caller.require(&[Role::Seller])?;
     let mut tx = bus.begin().await?;
     let req = requests::service::visible(tx.conn(), caller, request_id).await?;
-    let seller = auth::service::find(tx.conn(), caller.id)
+    let seller = auth::service::user(tx.conn(), caller.id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
     if seller

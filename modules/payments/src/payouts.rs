@@ -46,7 +46,7 @@ async fn paid_payment<C: ConnectionTrait>(
 /// The crypto a payout of `kind` sends: what was received (`balance_crypto`), less the
 /// platform's share for a release. Rounded down, never up. `None` when the arithmetic would
 /// overflow (checked, never a panic: see [`crate::money`]).
-pub fn payout_amount(p: &payment::Model, kind: PayoutKind) -> Option<Decimal> {
+pub(crate) fn payout_amount(p: &payment::Model, kind: PayoutKind) -> Option<Decimal> {
     let mut received = dec(&p.paid_crypto);
     if received <= Decimal::ZERO {
         received = dec(&p.crypto_amount);
@@ -103,7 +103,7 @@ pub(crate) async fn create_payout(
         PayoutKind::Release => pay.seller_id,
         PayoutKind::Refund => pay.buyer_id,
     };
-    let destination = auth::service::find(tx.conn(), recipient_id)
+    let destination = auth::service::user(tx.conn(), recipient_id)
         .await?
         .and_then(|u| u.payout_address)
         .map(|a| a.trim().to_owned())

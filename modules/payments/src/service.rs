@@ -46,7 +46,7 @@ pub async fn cryptos(ctx: &Payments) -> Result<Vec<CryptoView>> {
 }
 
 /// The open (pending or partially paid) payment of a request, if any.
-pub async fn open_payment<C: ConnectionTrait>(
+pub(crate) async fn open_payment<C: ConnectionTrait>(
     conn: &C,
     request_id: Uuid,
 ) -> Result<Option<payment::Model>> {
@@ -82,7 +82,7 @@ pub async fn create(
     if let Some(existing) = open_payment(&state.db, request_id).await? {
         return Ok((false, existing.to_api()));
     }
-    if req.status() != RequestStatus::Accepted {
+    if req.status != RequestStatus::Accepted {
         return Err(ApiError::conflict(
             "request_not_accepted",
             "only an accepted request can be paid",
@@ -93,7 +93,7 @@ pub async fn create(
         .ok_or_else(|| {
             ApiError::conflict("request_not_accepted", "the request has no accepted offer")
         })?;
-    let price = offer.price();
+    let price = offer.price;
 
     let id = new_id();
     let invoice = ctx
@@ -111,7 +111,7 @@ pub async fn create(
     let still = requests::service::find(tx.conn(), request_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if still.status() != RequestStatus::Accepted {
+    if still.status != RequestStatus::Accepted {
         drop(tx);
         if let Some(existing) = open_payment(&state.db, request_id).await? {
             return Ok((false, existing.to_api()));
@@ -172,12 +172,12 @@ pub async fn create(
 }
 
 /// May `caller` see this payment: its buyer, its seller, admins.
-pub fn can_see(caller: AuthUser, p: &payment::Model) -> bool {
+pub(crate) fn can_see(caller: AuthUser, p: &payment::Model) -> bool {
     caller.is_admin() || p.buyer_id == caller.id || p.seller_id == caller.id
 }
 
 /// The payment if `caller` may see it; 404 otherwise.
-pub async fn get<C: ConnectionTrait>(
+pub(crate) async fn get<C: ConnectionTrait>(
     conn: &C,
     caller: AuthUser,
     id: Uuid,

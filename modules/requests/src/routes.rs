@@ -77,9 +77,7 @@ async fn get_request(
     caller: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<PurchaseRequest>> {
-    Ok(axum::Json(
-        service::visible(&db, caller, id).await?.to_api(),
-    ))
+    Ok(axum::Json(service::visible(&db, caller, id).await?))
 }
 
 /// Cancel a request (its buyer; `open` or `accepted`). Emits `request:status-updated`.

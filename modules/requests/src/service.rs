@@ -5,7 +5,7 @@ use kernel::contract::{Page, PurchaseRequest, RequestStatus, new_id, now};
 use kernel::events::{RequestCreated, RequestStatusUpdated};
 use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AuthUser, EventBus, Result, Role, Tx};
-use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sea_query::{Expr, OnConflict, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
@@ -26,13 +26,31 @@ fn invalid_transition(from: RequestStatus, to: RequestStatus) -> ApiError {
     )
 }
 
-/// The request with this id, whoever may see it. `None` when it does not exist.
-pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<request::Model>> {
+async fn find_row<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<request::Model>> {
     Ok(request::Entity::find_by_id(id).one(conn).await?)
 }
 
+/// The request with this id, whoever may see it. `None` when it does not exist. For rules
+/// that depend on the caller, see [`visible`].
+pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<PurchaseRequest>> {
+    Ok(find_row(conn, id)
+        .await?
+        .as_ref()
+        .map(request::Model::to_api))
+}
+
+/// The ids of the requests that are in `status` now, as a sub-query other modules filter
+/// on (`Column::RequestId.in_subquery(..)`) without naming this module's tables.
+pub fn ids_with_status(status: RequestStatus) -> SelectStatement {
+    Query::select()
+        .column(request::Column::Id)
+        .from(request::Entity)
+        .and_where(request::Column::Status.eq(status.as_str()))
+        .to_owned()
+}
+
 /// Whether `seller_id` has made an offer (in any state) on this request.
-pub async fn is_offerer<C: ConnectionTrait>(
+async fn is_offerer<C: ConnectionTrait>(
     conn: &C,
     request_id: Uuid,
     seller_id: Uuid,
@@ -45,7 +63,7 @@ pub async fn is_offerer<C: ConnectionTrait>(
 
 /// Who may see a request: its buyer, admins, and sellers while it is open or once they
 /// have made an offer on it.
-pub async fn can_view<C: ConnectionTrait>(
+async fn can_view<C: ConnectionTrait>(
     conn: &C,
     caller: AuthUser,
     req: &request::Model,
@@ -66,9 +84,9 @@ pub async fn visible<C: ConnectionTrait>(
     conn: &C,
     caller: AuthUser,
     id: Uuid,
-) -> Result<request::Model> {
-    match find(conn, id).await? {
-        Some(req) if can_view(conn, caller, &req).await? => Ok(req),
+) -> Result<PurchaseRequest> {
+    match find_row(conn, id).await? {
+        Some(req) if can_view(conn, caller, &req).await? => Ok(req.to_api()),
         _ => Err(ApiError::NotFound),
     }
 }
@@ -235,7 +253,7 @@ async fn transition_from(
     next: RequestStatus,
     actor: Option<Uuid>,
 ) -> Result<PurchaseRequest> {
-    let mut row = find(tx.conn(), request_id)
+    let mut row = find_row(tx.conn(), request_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let current = row.status();
