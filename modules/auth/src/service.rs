@@ -84,7 +84,7 @@ pub async fn register(
         id: Set(new_id()),
         email: Set(email.as_str().to_owned()),
         name: Set(name),
-        role: Set(role.as_str().to_owned()),
+        role: Set(role.into()),
         password_hash: Set(hash),
         payout_address: Set(None),
         created_at: Set(at),
@@ -223,7 +223,7 @@ pub async fn ensure_admin(
     let model = match existing {
         Some(u) => {
             let mut row: user::ActiveModel = u.into();
-            row.role = Set(Role::Admin.as_str().to_owned());
+            row.role = Set(Role::Admin.into());
             row.password_hash = Set(hash);
             row.updated_at = Set(at);
             row.update(db).await?
@@ -233,7 +233,7 @@ pub async fn ensure_admin(
                 id: Set(new_id()),
                 email: Set(email.as_str().to_owned()),
                 name: Set("Administrator".to_owned()),
-                role: Set(Role::Admin.as_str().to_owned()),
+                role: Set(Role::Admin.into()),
                 password_hash: Set(hash),
                 payout_address: Set(None),
                 created_at: Set(at),

@@ -10,13 +10,13 @@ use kernel::validate::{Fields, http_url};
 use kernel::{ApiError, AuthUser, EventBus, Result, Role};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Iterable, QueryFilter,
     QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
 use crate::dto::{DisputeDetail, DisputeListParams, EvidenceBody, ResolveBody};
-use crate::entity::dispute::{self, parse_resolution, resolution_str};
+use crate::entity::dispute::{self, Status};
 use crate::entity::evidence;
 
 const MAX_TEXT: usize = 4000;
@@ -84,7 +84,7 @@ pub async fn open(
         buyer_id: Set(req.buyer_id),
         seller_id: Set(seller_id),
         reason: Set(reason),
-        status: Set("open".to_owned()),
+        status: Set(Status::Open),
         resolution: Set(None),
         note: Set(None),
         open_key: Set(Some(request_id)),
@@ -160,7 +160,7 @@ pub async fn add_evidence(
     let still_open = dispute::Entity::update_many()
         .col_expr(dispute::Column::Status, Expr::col(dispute::Column::Status))
         .filter(dispute::Column::Id.eq(dispute_id))
-        .filter(dispute::Column::Status.eq("open"))
+        .filter(dispute::Column::Status.eq(Status::Open.as_str()))
         .exec(tx.conn())
         .await?;
     if still_open.rows_affected != 1 {
@@ -232,10 +232,10 @@ pub async fn list<C: ConnectionTrait>(
     let cursor: Option<Uuid> = paging.cursor()?;
     let mut q = dispute::Entity::find();
     if let Some(status) = params.status.as_deref().filter(|s| !s.is_empty()) {
-        if !["open", "resolved"].contains(&status) {
+        let Some(status) = Status::iter().find(|s| s.as_str() == status) else {
             return Err(ApiError::invalid("status", "must be open or resolved"));
-        }
-        q = q.filter(dispute::Column::Status.eq(status));
+        };
+        q = q.filter(dispute::Column::Status.eq(status.as_str()));
     }
     if !caller.is_admin() {
         q = q.filter(
@@ -271,7 +271,9 @@ pub async fn resolve(
 ) -> Result<Dispute> {
     caller.require(&[Role::Admin])?;
     let mut f = Fields::new();
-    let resolution = parse_resolution(body.resolution.trim());
+    let resolution = dispute::Resolution::iter()
+        .find(|r| r.as_str() == body.resolution.trim())
+        .map(Resolution::from);
     if resolution.is_none() {
         f.push("resolution", "must be release_to_seller or refund_buyer");
     }
@@ -292,16 +294,19 @@ pub async fn resolve(
         .ok_or(ApiError::NotFound)?;
     let at = now();
     let res = dispute::Entity::update_many()
-        .col_expr(dispute::Column::Status, Expr::value("resolved"))
+        .col_expr(
+            dispute::Column::Status,
+            Expr::value(Status::Resolved.as_str()),
+        )
         .col_expr(
             dispute::Column::Resolution,
-            Expr::value(resolution_str(resolution)),
+            Expr::value(dispute::Resolution::from(resolution).as_str()),
         )
         .col_expr(dispute::Column::Note, Expr::value(note.clone()))
         .col_expr(dispute::Column::OpenKey, Expr::value(Option::<Uuid>::None))
         .col_expr(dispute::Column::ResolvedAt, Expr::value(Some(at)))
         .filter(dispute::Column::Id.eq(dispute_id))
-        .filter(dispute::Column::Status.eq("open"))
+        .filter(dispute::Column::Status.eq(Status::Open.as_str()))
         .exec(tx.conn())
         .await?;
     if res.rows_affected != 1 {

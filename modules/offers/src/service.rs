@@ -106,10 +106,10 @@ pub async fn create(
         id: Set(new_id()),
         request_id: Set(request_id),
         seller_id: Set(caller.id),
-        price_amount: Set(new.price.amount.to_string()),
+        price_amount: Set(new.price.amount.into()),
         price_currency: Set(new.price.currency.clone()),
         message: Set(new.message.clone()),
-        status: Set(OfferStatus::Pending.as_str().to_owned()),
+        status: Set(OfferStatus::Pending.into()),
         created_at: Set(at),
         updated_at: Set(at),
     };
@@ -128,7 +128,7 @@ pub async fn create(
         offer_id: Set(model.id),
         author_id: Set(caller.id),
         message: Set(new.message),
-        price_amount: Set(Some(model.price_amount.clone())),
+        price_amount: Set(Some(model.price_amount)),
         price_currency: Set(Some(model.price_currency.clone())),
         created_at: Set(at),
     }
@@ -256,7 +256,7 @@ pub async fn counter(
         offer_id: Set(offer_id),
         author_id: Set(caller.id),
         message: Set(new.message),
-        price_amount: Set(new.price.as_ref().map(|p| p.amount.to_string())),
+        price_amount: Set(new.price.as_ref().map(|p| p.amount.into())),
         price_currency: Set(new.price.as_ref().map(|p| p.currency.clone())),
         created_at: Set(at),
     }
@@ -373,7 +373,7 @@ async fn set_status(
         return Err(not_pending(current));
     }
     let mut updated = current.clone();
-    updated.status = next.as_str().to_owned();
+    updated.status = next.into();
     updated.updated_at = at;
     Ok(updated)
 }

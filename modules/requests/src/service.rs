@@ -102,9 +102,9 @@ pub async fn create(bus: &EventBus, caller: AuthUser, new: NewRequest) -> Result
         title: Set(new.title),
         description: Set(new.description),
         category: Set(new.category),
-        budget_amount: Set(new.budget.as_ref().map(|m| m.amount.to_string())),
+        budget_amount: Set(new.budget.as_ref().map(|m| m.amount.into())),
         budget_currency: Set(new.budget.as_ref().map(|m| m.currency.clone())),
-        status: Set(RequestStatus::Open.as_str().to_owned()),
+        status: Set(RequestStatus::Open.into()),
         accepted_offer_id: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
@@ -277,7 +277,7 @@ async fn transition_from(
         buyer_id: row.buyer_id,
         actor_id: actor,
     });
-    row.status = next.as_str().to_owned();
+    row.status = next.into();
     row.updated_at = at;
     Ok(row.to_api())
 }
