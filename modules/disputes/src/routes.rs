@@ -29,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("id" = Uuid, Path, description = "the request")), request_body = OpenDisputeBody,
     responses(
         (status = 201, body = Dispute),
-        (status = 403, body = Problem, description = "an admin: only the request's buyer or its accepted seller may open one"),
+        (status = 403, body = Problem, description = "an admin (whatever the request): only the request's buyer or its accepted seller may open one"),
         (status = 404, body = Problem, description = "no such request, or the caller is not its buyer or accepted seller"),
         (status = 409, body = Problem, description = "`dispute_open` (one is open already) or `invalid_transition` (request not `paid`)"),
         (status = 422, body = Problem),

@@ -24,8 +24,9 @@ const MAX_TEXT: usize = 4000;
 /// Opens a dispute on a paid request: its buyer or its accepted seller. The request becomes
 /// `disputed` and `dispute:opened` is published, in one transaction.
 ///
-/// 404 for anyone else (and unknown requests); 409 `dispute_open` when one is already open;
-/// 409 `invalid_transition` unless the request is `paid`.
+/// 403 for admins (they resolve disputes, never open one), whatever the id; 404 for anyone
+/// else who is not a party (and unknown requests); 409 `dispute_open` when one is already
+/// open; 409 `invalid_transition` unless the request is `paid`.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %request_id))]
 pub async fn open(
     bus: &EventBus,
@@ -33,6 +34,11 @@ pub async fn open(
     request_id: Uuid,
     reason: &str,
 ) -> Result<Dispute> {
+    if caller.is_admin() {
+        return Err(ApiError::forbidden(
+            "only the request's buyer or its accepted seller may open a dispute",
+        ));
+    }
     let mut f = Fields::new();
     let reason = f.text("reason", reason, 1, MAX_TEXT);
     f.finish()?;
@@ -44,11 +50,6 @@ pub async fn open(
         .await?
         .map(|o| o.seller_id);
     let is_party = req.buyer_id == caller.id || seller_id == Some(caller.id);
-    if !is_party && caller.is_admin() {
-        return Err(ApiError::forbidden(
-            "only the request's buyer or its accepted seller may open a dispute",
-        ));
-    }
     if !is_party {
         return Err(ApiError::NotFound);
     }

@@ -207,8 +207,9 @@ pub async fn messages<C: ConnectionTrait>(
 
 /// The request's buyer or the offer's seller adds a message to a pending offer's
 /// negotiation; a price, when given, becomes the offer's price. Emits
-/// `offer:negotiation-update`. 409 `invalid_transition` when the offer is not pending,
-/// `request_not_open` when its request is no longer open.
+/// `offer:negotiation-update`. 403 for admins (they see negotiations, never take part),
+/// whatever the id; 404 when the offer is not the caller's; 409 `invalid_transition` when the
+/// offer is not pending, `request_not_open` when its request is no longer open.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %offer_id))]
 pub async fn counter(
     bus: &EventBus,
@@ -216,12 +217,13 @@ pub async fn counter(
     offer_id: Uuid,
     new: NewCounter,
 ) -> Result<OfferMessage> {
+    caller
+        .require(&[Role::Buyer, Role::Seller])
+        .map_err(|_| ApiError::forbidden("admins see negotiations but do not negotiate"))?;
     let mut tx = bus.begin().await?;
     let (current, req) = visible(tx.conn(), caller, offer_id).await?;
     if caller.id != req.buyer_id && caller.id != current.seller_id {
-        return Err(ApiError::forbidden(
-            "only the request's buyer and the offer's seller negotiate",
-        ));
+        return Err(ApiError::NotFound);
     }
     if current.status() != OfferStatus::Pending {
         return Err(not_pending(&current));
@@ -276,19 +278,19 @@ pub async fn counter(
 
 /// The request's buyer accepts a pending offer of an open request: the offer becomes
 /// `accepted`, the request's other pending offers `rejected`, the request `accepted` with
-/// this offer. Emits `request:status-updated` and `offer:accepted`.
+/// this offer. Emits `request:status-updated` and `offer:accepted`. 403 for any role but
+/// buyers, whatever the id; 404 when the offer is not on the caller's request.
 ///
 /// The request moves first (a compare-and-set from `open`), so of two racing accepts on one
 /// request exactly one commits; the other gets 409 `request_not_open` (or
 /// `invalid_transition` when its offer was already rejected).
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %offer_id))]
 pub async fn accept(bus: &EventBus, caller: AuthUser, offer_id: Uuid) -> Result<SellerOffer> {
+    caller.require(&[Role::Buyer])?;
     let mut tx = bus.begin().await?;
     let (current, req) = visible(tx.conn(), caller, offer_id).await?;
     if caller.id != req.buyer_id {
-        return Err(ApiError::forbidden(
-            "only the request's buyer accepts offers",
-        ));
+        return Err(ApiError::NotFound);
     }
     if current.status() != OfferStatus::Pending {
         return Err(not_pending(&current));
@@ -323,28 +325,30 @@ pub async fn accept(bus: &EventBus, caller: AuthUser, offer_id: Uuid) -> Result<
     Ok(accepted.to_api())
 }
 
-/// The offer's seller withdraws its pending offer.
+/// The offer's seller withdraws its pending offer. 403 for any role but sellers, whatever
+/// the id; 404 when the offer is not the caller's.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %offer_id))]
 pub async fn withdraw(bus: &EventBus, caller: AuthUser, offer_id: Uuid) -> Result<SellerOffer> {
+    caller.require(&[Role::Seller])?;
     let mut tx = bus.begin().await?;
     let (current, _) = visible(tx.conn(), caller, offer_id).await?;
     if caller.id != current.seller_id {
-        return Err(ApiError::forbidden("only the offer's seller withdraws it"));
+        return Err(ApiError::NotFound);
     }
     let withdrawn = set_status(&mut tx, &current, OfferStatus::Withdrawn).await?;
     tx.commit().await?;
     Ok(withdrawn.to_api())
 }
 
-/// The request's buyer rejects a pending offer.
+/// The request's buyer rejects a pending offer. 403 for any role but buyers, whatever the
+/// id; 404 when the offer is not on the caller's request.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %offer_id))]
 pub async fn reject(bus: &EventBus, caller: AuthUser, offer_id: Uuid) -> Result<SellerOffer> {
+    caller.require(&[Role::Buyer])?;
     let mut tx = bus.begin().await?;
     let (current, req) = visible(tx.conn(), caller, offer_id).await?;
     if caller.id != req.buyer_id {
-        return Err(ApiError::forbidden(
-            "only the request's buyer rejects offers",
-        ));
+        return Err(ApiError::NotFound);
     }
     let rejected = set_status(&mut tx, &current, OfferStatus::Rejected).await?;
     tx.commit().await?;

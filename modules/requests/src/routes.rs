@@ -86,8 +86,8 @@ async fn get_request(
     responses(
         (status = 200, body = PurchaseRequest),
         (status = 401, body = Problem),
-        (status = 403, body = Problem, description = "visible, but not your request"),
-        (status = 404, body = Problem),
+        (status = 403, body = Problem, description = "not a buyer"),
+        (status = 404, body = Problem, description = "no such request of this buyer"),
         (status = 409, body = Problem, description = "`invalid_transition`: not open or accepted"),
     ))]
 #[tracing::instrument(skip_all)]
@@ -106,8 +106,8 @@ async fn cancel_request(
     responses(
         (status = 200, body = PurchaseRequest),
         (status = 401, body = Problem),
-        (status = 403, body = Problem, description = "visible, but not your request"),
-        (status = 404, body = Problem),
+        (status = 403, body = Problem, description = "not a buyer"),
+        (status = 404, body = Problem, description = "no such request of this buyer"),
         (status = 409, body = Problem, description = "`invalid_transition`: not paid"),
     ))]
 #[tracing::instrument(skip_all)]

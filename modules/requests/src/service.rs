@@ -217,10 +217,12 @@ async fn by_its_buyer(
     from: &[RequestStatus],
     next: RequestStatus,
 ) -> Result<PurchaseRequest> {
+    // Only buyers ever act on requests this way: 403 for any other role, whatever the id.
+    caller.require(&[Role::Buyer])?;
     let mut tx = bus.begin().await?;
     let req = visible(tx.conn(), caller, request_id).await?;
     if req.buyer_id != caller.id {
-        return Err(ApiError::forbidden("only the request's buyer may do this"));
+        return Err(ApiError::NotFound);
     }
     let updated = transition_from(&mut tx, request_id, Some(from), next, Some(caller.id)).await?;
     tx.commit().await?;
