@@ -9,6 +9,10 @@
 //! - With a [`cluster::RedisLink`] the node joins a cluster: the Socket.IO Redis adapter
 //!   carries typing and presence to the other nodes, presence is counted in Redis, and durable
 //!   events are still delivered by each node to its own sockets from the event log.
+//!
+//! It depends on no domain module: what it must know about requests, chats and users it asks
+//! through the kernel's ports ([`kernel::ports::RequestAccess`], [`kernel::ports::ChatPort`],
+//! [`kernel::UserDirectory`]), whose implementations the assembly plugs in.
 
 pub mod asyncapi;
 pub mod cluster;

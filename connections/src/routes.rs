@@ -130,7 +130,7 @@ async fn user_presence(
     let visible = if caller.id == id {
         true
     } else if caller.is_admin() {
-        auth::service::find(gw.state.bus.db(), id).await?.is_some()
+        gw.state.auth.users.current_role(id).await?.is_some()
     } else {
         gw.chats.share_a_chat(caller.id, id).await?
     };

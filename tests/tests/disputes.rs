@@ -53,7 +53,8 @@ async fn the_sandbox_story_pay_simulate_dispute_resolve_to_the_seller_and_pay_ou
     );
     let id = p["id"].as_str().unwrap();
 
-    // Only the payment's buyer (or an admin) may simulate; the status must be one SHKeeper sends.
+    // Only the payment's buyer (or an admin) may simulate (a seller never: 403); the status
+    // must be one SHKeeper sends.
     let res = app
         .post(
             &format!("/api/sandbox/payments/{id}/simulate"),
@@ -61,7 +62,7 @@ async fn the_sandbox_story_pay_simulate_dispute_resolve_to_the_seller_and_pay_ou
             json!({ "status": "PAID" }),
         )
         .await;
-    assert_eq!(res.status, 404);
+    assert_eq!(res.status, 403);
     let res = app
         .post(
             &format!("/api/sandbox/payments/{id}/simulate"),

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use marketplace_tests::socket::{ConnectError, SocketClient, SocketOptions};
 use marketplace_tests::{JWT_SECRET, TestApp, TestUser, mint_token};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -53,17 +52,19 @@ async fn make_offer(app: &TestApp, seller: &TestUser, request_id: &str) -> Value
 }
 
 async fn chat_of(app: &TestApp, request_id: &str, seller: &TestUser) -> String {
-    let db = app.db().await;
-    let chat = chat::entity::chat::Entity::find()
-        .filter(
-            chat::entity::chat::Column::RequestId.eq(uuid::Uuid::parse_str(request_id).unwrap()),
-        )
-        .filter(chat::entity::chat::Column::SellerId.eq(uuid::Uuid::parse_str(&seller.id).unwrap()))
-        .one(&db)
+    let chats = app
+        .get("/api/chats?limit=100", Some(&seller.token))
         .await
+        .expect(200);
+    chats["items"]
+        .as_array()
         .unwrap()
-        .expect("the offer opened a chat");
-    chat.id.to_string()
+        .iter()
+        .find(|c| c["requestId"] == request_id)
+        .expect("the offer opened a chat")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn ok(ack: &Value) -> bool {

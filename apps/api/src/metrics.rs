@@ -127,7 +127,7 @@ pub fn init(openapi: &utoipa::openapi::OpenApi, subscribers: &[&'static str]) {
         metrics::counter!(m::WEBHOOKS, "outcome" => outcome).increment(0);
     }
     for status in payments::stats::PAYOUT_STATUSES {
-        metrics::gauge!(m::PAYOUTS, "status" => payments::entity::payout::status_str(status))
+        metrics::gauge!(m::PAYOUTS, "status" => payments::stats::status_name(status))
             .increment(0.0);
     }
     for sub in subscribers {

@@ -80,3 +80,22 @@ pub struct DeadLetterRetry {
     pub error: Option<String>,
     pub dead_letter: DeadLetter,
 }
+
+/// `POST /api/admin/announcements`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AnnouncementBody {
+    /// 1..2000 characters.
+    #[schema(min_length = 1, max_length = 2000)]
+    pub message: String,
+}
+
+/// `POST /api/admin/maintenance`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceBody {
+    /// 1..2000 characters.
+    #[schema(min_length = 1, max_length = 2000)]
+    pub message: String,
+    /// RFC 3339.
+    pub starts_at: DateTime<Utc>,
+}

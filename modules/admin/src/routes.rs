@@ -1,15 +1,18 @@
 //! `/api/admin/*` system endpoints. Each handler checks the admin role in [`crate::service`].
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use kernel::contract::Page;
 use kernel::error::Problem;
-use kernel::extract::{Path, Query};
+use kernel::extract::{Json, Path, Query};
 use kernel::{AppState, AuthUser, EventBus, Result};
 use sea_orm::DatabaseConnection;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::dto::{DeadLetter, DeadLetterListParams, DeadLetterRetry};
+use crate::dto::{
+    AnnouncementBody, DeadLetter, DeadLetterListParams, DeadLetterRetry, MaintenanceBody,
+};
 use crate::service;
 
 /// Every admin route of this module.
@@ -17,6 +20,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_dead_letters))
         .routes(routes!(retry_dead_letter))
+        .routes(routes!(announce))
+        .routes(routes!(maintenance))
 }
 
 /// Dead letters: events a subscriber still failed on after its retries, newest first. Open
@@ -58,4 +63,30 @@ async fn retry_dead_letter(
     Ok(axum::Json(
         service::retry_dead_letter(&bus, caller, id).await?,
     ))
+}
+
+/// Tell every connected client something (`system:announcement`). Admins only.
+#[utoipa::path(post, path = "/api/admin/announcements", tag = "admin", security(("bearer" = [])),
+    request_body = AnnouncementBody,
+    responses((status = 202, description = "published"), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn announce(
+    State(bus): State<EventBus>,
+    caller: AuthUser,
+    Json(body): Json<AnnouncementBody>,
+) -> Result<StatusCode> {
+    service::announce(&bus, caller, &body.message).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Announce maintenance to every connected client (`system:maintenance`). Admins only.
+#[utoipa::path(post, path = "/api/admin/maintenance", tag = "admin", security(("bearer" = [])),
+    request_body = MaintenanceBody,
+    responses((status = 202, description = "published"), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn maintenance(
+    State(bus): State<EventBus>,
+    caller: AuthUser,
+    Json(body): Json<MaintenanceBody>,
+) -> Result<StatusCode> {
+    service::maintenance(&bus, caller, body).await?;
+    Ok(StatusCode::ACCEPTED)
 }

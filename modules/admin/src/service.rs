@@ -5,12 +5,14 @@ use std::time::Duration;
 use kernel::bus::RetryOutcome;
 use kernel::bus::entity::dead_letter;
 use kernel::contract::Page;
+use kernel::events::{SystemAnnouncement, SystemMaintenance};
 use kernel::pagination::{PageParams, page};
+use kernel::validate::Fields;
 use kernel::{ApiError, AuthUser, EventBus, Role};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
-use crate::dto::{DeadLetter, DeadLetterListParams, DeadLetterRetry};
+use crate::dto::{DeadLetter, DeadLetterListParams, DeadLetterRetry, MaintenanceBody};
 
 /// How long "retry now" waits for the node holding the subscriber to run it.
 const RETRY_WAIT: Duration = Duration::from_secs(15);
@@ -76,4 +78,33 @@ pub async fn retry_dead_letter(
         error,
         dead_letter: row.into(),
     })
+}
+
+/// An admin tells everyone something (`system:announcement`).
+pub async fn announce(bus: &EventBus, caller: AuthUser, message: &str) -> Result<(), ApiError> {
+    require_admin(&caller)?;
+    let mut f = Fields::new();
+    let message = f.text("message", message, 1, 2000);
+    f.finish()?;
+    let mut tx = bus.begin().await?;
+    tx.publish(SystemAnnouncement { message });
+    tx.commit().await
+}
+
+/// An admin announces maintenance (`system:maintenance`).
+pub async fn maintenance(
+    bus: &EventBus,
+    caller: AuthUser,
+    body: MaintenanceBody,
+) -> Result<(), ApiError> {
+    require_admin(&caller)?;
+    let mut f = Fields::new();
+    let message = f.text("message", &body.message, 1, 2000);
+    f.finish()?;
+    let mut tx = bus.begin().await?;
+    tx.publish(SystemMaintenance {
+        message,
+        starts_at: body.starts_at,
+    });
+    tx.commit().await
 }

@@ -1,7 +1,16 @@
 //! The auth module: users, passwords, tokens. It owns the `users` table.
+//!
+//! # Public API
+//! What other modules may call (nothing else; its tables are private to it):
+//! - [`service::user`]: a user as the API shows it (role, `payoutAddress`), or `None`.
+//! - [`Directory`]: its answer to [`kernel::UserDirectory`] (does this user exist, with which
+//!   role), which the kernel's authenticator and the socket gateway use.
+//!
+//! For the assembly (`apps/api`): [`AuthModule`], [`Hasher`] / [`HashingConfig`], and
+//! [`service::ensure_admin`] (`create-admin`, `ADMIN_EMAIL`).
 
 pub mod dto;
-pub mod entity;
+pub(crate) mod entity;
 pub mod hashing;
 pub mod limiter;
 pub mod routes;

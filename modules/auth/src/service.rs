@@ -84,7 +84,7 @@ pub async fn register(
         id: Set(new_id()),
         email: Set(email.as_str().to_owned()),
         name: Set(name),
-        role: Set(role.as_str().to_owned()),
+        role: Set(role.into()),
         password_hash: Set(hash),
         payout_address: Set(None),
         created_at: Set(at),
@@ -143,8 +143,14 @@ pub async fn login(
     }
 }
 
-pub async fn find<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<user::Model>> {
+async fn find<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<user::Model>> {
     Ok(user::Entity::find_by_id(id).one(db).await?)
+}
+
+/// The user with this id as the API shows it (its role, its `payoutAddress`), or `None`.
+/// Other modules read users only through this.
+pub async fn user<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<User>> {
+    Ok(find(db, id).await?.as_ref().map(user::Model::to_api))
 }
 
 pub async fn me(db: &DatabaseConnection, caller: AuthUser) -> Result<User> {
@@ -217,7 +223,7 @@ pub async fn ensure_admin(
     let model = match existing {
         Some(u) => {
             let mut row: user::ActiveModel = u.into();
-            row.role = Set(Role::Admin.as_str().to_owned());
+            row.role = Set(Role::Admin.into());
             row.password_hash = Set(hash);
             row.updated_at = Set(at);
             row.update(db).await?
@@ -227,7 +233,7 @@ pub async fn ensure_admin(
                 id: Set(new_id()),
                 email: Set(email.as_str().to_owned()),
                 name: Set("Administrator".to_owned()),
-                role: Set(Role::Admin.as_str().to_owned()),
+                role: Set(Role::Admin.into()),
                 password_hash: Set(hash),
                 payout_address: Set(None),
                 created_at: Set(at),

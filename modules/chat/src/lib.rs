@@ -2,9 +2,16 @@
 //! seller, opened by the seller's first offer ([`service::open_for_offer`]). It owns
 //! `chats`, `chat_messages` and `chat_read_markers`, and answers [`kernel::ports::ChatPort`]
 //! for the socket gateway through the same service functions as its REST routes.
+//!
+//! # Public API
+//! What other modules may call (nothing else; its tables are private to it):
+//! - [`service::open_for_offer`]: opens (or finds) the chat of a request and seller, inside
+//!   the offer's transaction.
+//! - [`Port`]: its answer to [`kernel::ports::ChatPort`] (the socket gateway's chat rooms,
+//!   `chat:send`, `chat:read`, presence).
 
 pub mod dto;
-pub mod entity;
+pub(crate) mod entity;
 pub mod routes;
 pub mod service;
 

@@ -79,7 +79,7 @@ async fn list_messages(
         (status = 400, body = Problem, description = "malformed JSON"),
         (status = 401, body = Problem),
         (status = 403, body = Problem, description = "an admin: admins may read chats, not write in them"),
-        (status = 404, body = Problem),
+        (status = 404, body = Problem, description = "no such chat of this user"),
         (status = 422, body = Problem, description = "`content` empty after trimming or over 4000 characters"),
         (status = 429, body = Problem, description = "`rate_limited`: more than 20 messages in 10 s from this user (REST and socket together); see Retry-After"),
     ))]
@@ -104,8 +104,8 @@ async fn send_message(
         (status = 204, description = "marked"),
         (status = 400, body = Problem, description = "malformed JSON"),
         (status = 401, body = Problem),
-        (status = 403, body = Problem, description = "an admin: not a participant"),
-        (status = 404, body = Problem),
+        (status = 403, body = Problem, description = "an admin: admins may read chats, not mark them read"),
+        (status = 404, body = Problem, description = "no such chat of this user"),
         (status = 422, body = Problem, description = "`messageId` is not a message of this chat"),
     ))]
 async fn mark_read(

@@ -81,15 +81,24 @@ async fn visible<C: ConnectionTrait>(
     }
 }
 
-/// Writing (posting, marking read) is for the two participants: an admin who may read the
-/// chat gets 403.
-fn require_participant(chat: &chat::Model, caller: AuthUser) -> Result<()> {
+/// Writing (posting, marking read) is for the two participants, a buyer and a seller. An
+/// admin may read every chat but never writes in one: 403 whatever the chat, before it is
+/// even looked up. Anyone else who is not a participant gets the 404 of [`visible`].
+fn require_writer(chat: &chat::Model, caller: AuthUser) -> Result<()> {
     if chat.is_participant(caller.id) {
         Ok(())
     } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+fn require_writer_role(caller: AuthUser) -> Result<()> {
+    if caller.is_admin() {
         Err(ApiError::forbidden(
-            "only the chat's participants may write to it",
+            "admins may read chats, not write in them",
         ))
+    } else {
+        Ok(())
     }
 }
 
@@ -237,8 +246,8 @@ pub async fn within_send_limit(limits: &Limits, caller: AuthUser) -> Result<()> 
     limits.enforce(&SEND_QUOTA, &caller.id.to_string()).await
 }
 
-/// Posts a message as `caller`: 404 when the chat is not visible, 403 for an admin (who may
-/// read but not write). Emits `chat:new-message` to the chat and the other participant.
+/// Posts a message as `caller`: 403 for an admin (who may read but never write), 404 when the
+/// chat is not the caller's. Emits `chat:new-message` to the chat and the other participant.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %chat_id))]
 pub async fn send_message(
     bus: &EventBus,
@@ -246,9 +255,10 @@ pub async fn send_message(
     chat_id: Uuid,
     content: Content,
 ) -> Result<Message> {
+    require_writer_role(caller)?;
     let mut tx = bus.begin().await?;
     let chat = visible(tx.conn(), caller, chat_id, true).await?;
-    require_participant(&chat, caller)?;
+    require_writer(&chat, caller)?;
     let at = now();
     let row = message::Model {
         id: new_id(),
@@ -286,9 +296,10 @@ pub async fn mark_read(
     chat_id: Uuid,
     message_id: Uuid,
 ) -> Result<()> {
+    require_writer_role(caller)?;
     let mut tx = bus.begin().await?;
     let chat = visible(tx.conn(), caller, chat_id, true).await?;
-    require_participant(&chat, caller)?;
+    require_writer(&chat, caller)?;
     let message = message::Entity::find_by_id(message_id)
         .one(tx.conn())
         .await?

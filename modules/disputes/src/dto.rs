@@ -1,6 +1,5 @@
-//! What comes in and goes out of the disputes and admin routes.
+//! What comes in and goes out of the disputes routes.
 
-use chrono::{DateTime, Utc};
 use kernel::contract::{Dispute, Evidence};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -57,23 +56,4 @@ pub struct DisputeDetail {
     #[serde(flatten)]
     pub dispute: Dispute,
     pub evidence: Vec<Evidence>,
-}
-
-/// `POST /api/admin/announcements`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct AnnouncementBody {
-    /// 1..2000 characters.
-    #[schema(min_length = 1, max_length = 2000)]
-    pub message: String,
-}
-
-/// `POST /api/admin/maintenance`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MaintenanceBody {
-    /// 1..2000 characters.
-    #[schema(min_length = 1, max_length = 2000)]
-    pub message: String,
-    /// RFC 3339.
-    pub starts_at: DateTime<Utc>,
 }

@@ -1,18 +1,22 @@
 //! The disputes module: disputes over paid requests, their evidence, and their resolution
-//! (which moves the request and starts its payout in one transaction). It also serves the
-//! admin's system notices (`/api/admin/announcements`, `/api/admin/maintenance`).
+//! (which moves the request and starts its payout in one transaction).
 //!
 //! It owns the `disputes` and `dispute_evidence` tables.
+//!
+//! # Public API
+//! None: no module calls it. It calls `requests` (the request, its
+//! [`requests::service::transition`]), `offers` (the accepted seller) and `payments`
+//! ([`payments::ensure_payout`] in the resolution's transaction).
 
 pub mod dto;
-pub mod entity;
+pub(crate) mod entity;
 pub mod routes;
 pub mod service;
 
 use kernel::{AppState, Module};
 use utoipa_axum::router::OpenApiRouter;
 
-/// Registers `/api/requests/{id}/disputes`, `/api/disputes*` and the admin notices.
+/// Registers `/api/requests/{id}/disputes` and `/api/disputes*`.
 pub struct DisputesModule;
 
 impl Module for DisputesModule {

@@ -1,5 +1,4 @@
-//! `/api/requests/{id}/disputes`, `/api/disputes*`, `/api/admin/announcements`,
-//! `/api/admin/maintenance`.
+//! `/api/requests/{id}/disputes`, `/api/disputes*`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,10 +11,7 @@ use sea_orm::DatabaseConnection;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::dto::{
-    AnnouncementBody, DisputeDetail, DisputeListParams, EvidenceBody, MaintenanceBody,
-    OpenDisputeBody, ResolveBody,
-};
+use crate::dto::{DisputeDetail, DisputeListParams, EvidenceBody, OpenDisputeBody, ResolveBody};
 use crate::service;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -25,8 +21,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_dispute))
         .routes(routes!(add_evidence))
         .routes(routes!(resolve_dispute))
-        .routes(routes!(announce))
-        .routes(routes!(maintenance))
 }
 
 /// Open a dispute on a paid request (its buyer or its accepted seller); the request becomes
@@ -35,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("id" = Uuid, Path, description = "the request")), request_body = OpenDisputeBody,
     responses(
         (status = 201, body = Dispute),
-        (status = 403, body = Problem, description = "an admin: only the request's buyer or its accepted seller may open one"),
+        (status = 403, body = Problem, description = "an admin (whatever the request): only the request's buyer or its accepted seller may open one"),
         (status = 404, body = Problem, description = "no such request, or the caller is not its buyer or accepted seller"),
         (status = 409, body = Problem, description = "`dispute_open` (one is open already) or `invalid_transition` (request not `paid`)"),
         (status = 422, body = Problem),
@@ -115,30 +109,4 @@ async fn resolve_dispute(
     Json(body): Json<ResolveBody>,
 ) -> Result<axum::Json<Dispute>> {
     Ok(axum::Json(service::resolve(&bus, caller, id, body).await?))
-}
-
-/// Tell every connected client something (`system:announcement`). Admins only.
-#[utoipa::path(post, path = "/api/admin/announcements", tag = "admin", security(("bearer" = [])),
-    request_body = AnnouncementBody,
-    responses((status = 202, description = "published"), (status = 403, body = Problem), (status = 422, body = Problem)))]
-async fn announce(
-    State(bus): State<EventBus>,
-    caller: AuthUser,
-    Json(body): Json<AnnouncementBody>,
-) -> Result<StatusCode> {
-    service::announce(&bus, caller, &body.message).await?;
-    Ok(StatusCode::ACCEPTED)
-}
-
-/// Announce maintenance to every connected client (`system:maintenance`). Admins only.
-#[utoipa::path(post, path = "/api/admin/maintenance", tag = "admin", security(("bearer" = [])),
-    request_body = MaintenanceBody,
-    responses((status = 202, description = "published"), (status = 403, body = Problem), (status = 422, body = Problem)))]
-async fn maintenance(
-    State(bus): State<EventBus>,
-    caller: AuthUser,
-    Json(body): Json<MaintenanceBody>,
-) -> Result<StatusCode> {
-    service::maintenance(&bus, caller, body).await?;
-    Ok(StatusCode::ACCEPTED)
 }

@@ -4,21 +4,19 @@
 use kernel::contract::{
     Dispute, DisputeStatus, Evidence, Page, PayoutKind, RequestStatus, Resolution, new_id, now,
 };
-use kernel::events::{
-    DisputeEvidenceAdded, DisputeOpened, DisputeResolved, SystemAnnouncement, SystemMaintenance,
-};
+use kernel::events::{DisputeEvidenceAdded, DisputeOpened, DisputeResolved};
 use kernel::pagination::{PageParams, page};
 use kernel::validate::{Fields, http_url};
 use kernel::{ApiError, AuthUser, EventBus, Result, Role};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Iterable, QueryFilter,
     QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
-use crate::dto::{DisputeDetail, DisputeListParams, EvidenceBody, MaintenanceBody, ResolveBody};
-use crate::entity::dispute::{self, parse_resolution, resolution_str};
+use crate::dto::{DisputeDetail, DisputeListParams, EvidenceBody, ResolveBody};
+use crate::entity::dispute::{self, Status};
 use crate::entity::evidence;
 
 const MAX_TEXT: usize = 4000;
@@ -26,8 +24,9 @@ const MAX_TEXT: usize = 4000;
 /// Opens a dispute on a paid request: its buyer or its accepted seller. The request becomes
 /// `disputed` and `dispute:opened` is published, in one transaction.
 ///
-/// 404 for anyone else (and unknown requests); 409 `dispute_open` when one is already open;
-/// 409 `invalid_transition` unless the request is `paid`.
+/// 403 for admins (they resolve disputes, never open one), whatever the id; 404 for anyone
+/// else who is not a party (and unknown requests); 409 `dispute_open` when one is already
+/// open; 409 `invalid_transition` unless the request is `paid`.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %request_id))]
 pub async fn open(
     bus: &EventBus,
@@ -35,6 +34,11 @@ pub async fn open(
     request_id: Uuid,
     reason: &str,
 ) -> Result<Dispute> {
+    if caller.is_admin() {
+        return Err(ApiError::forbidden(
+            "only the request's buyer or its accepted seller may open a dispute",
+        ));
+    }
     let mut f = Fields::new();
     let reason = f.text("reason", reason, 1, MAX_TEXT);
     f.finish()?;
@@ -46,11 +50,6 @@ pub async fn open(
         .await?
         .map(|o| o.seller_id);
     let is_party = req.buyer_id == caller.id || seller_id == Some(caller.id);
-    if !is_party && caller.is_admin() {
-        return Err(ApiError::forbidden(
-            "only the request's buyer or its accepted seller may open a dispute",
-        ));
-    }
     if !is_party {
         return Err(ApiError::NotFound);
     }
@@ -86,7 +85,7 @@ pub async fn open(
         buyer_id: Set(req.buyer_id),
         seller_id: Set(seller_id),
         reason: Set(reason),
-        status: Set("open".to_owned()),
+        status: Set(Status::Open),
         resolution: Set(None),
         note: Set(None),
         open_key: Set(Some(request_id)),
@@ -162,7 +161,7 @@ pub async fn add_evidence(
     let still_open = dispute::Entity::update_many()
         .col_expr(dispute::Column::Status, Expr::col(dispute::Column::Status))
         .filter(dispute::Column::Id.eq(dispute_id))
-        .filter(dispute::Column::Status.eq("open"))
+        .filter(dispute::Column::Status.eq(Status::Open.as_str()))
         .exec(tx.conn())
         .await?;
     if still_open.rows_affected != 1 {
@@ -234,10 +233,10 @@ pub async fn list<C: ConnectionTrait>(
     let cursor: Option<Uuid> = paging.cursor()?;
     let mut q = dispute::Entity::find();
     if let Some(status) = params.status.as_deref().filter(|s| !s.is_empty()) {
-        if !["open", "resolved"].contains(&status) {
+        let Some(status) = Status::iter().find(|s| s.as_str() == status) else {
             return Err(ApiError::invalid("status", "must be open or resolved"));
-        }
-        q = q.filter(dispute::Column::Status.eq(status));
+        };
+        q = q.filter(dispute::Column::Status.eq(status.as_str()));
     }
     if !caller.is_admin() {
         q = q.filter(
@@ -273,7 +272,9 @@ pub async fn resolve(
 ) -> Result<Dispute> {
     caller.require(&[Role::Admin])?;
     let mut f = Fields::new();
-    let resolution = parse_resolution(body.resolution.trim());
+    let resolution = dispute::Resolution::iter()
+        .find(|r| r.as_str() == body.resolution.trim())
+        .map(Resolution::from);
     if resolution.is_none() {
         f.push("resolution", "must be release_to_seller or refund_buyer");
     }
@@ -294,16 +295,19 @@ pub async fn resolve(
         .ok_or(ApiError::NotFound)?;
     let at = now();
     let res = dispute::Entity::update_many()
-        .col_expr(dispute::Column::Status, Expr::value("resolved"))
+        .col_expr(
+            dispute::Column::Status,
+            Expr::value(Status::Resolved.as_str()),
+        )
         .col_expr(
             dispute::Column::Resolution,
-            Expr::value(resolution_str(resolution)),
+            Expr::value(dispute::Resolution::from(resolution).as_str()),
         )
         .col_expr(dispute::Column::Note, Expr::value(note.clone()))
         .col_expr(dispute::Column::OpenKey, Expr::value(Option::<Uuid>::None))
         .col_expr(dispute::Column::ResolvedAt, Expr::value(Some(at)))
         .filter(dispute::Column::Id.eq(dispute_id))
-        .filter(dispute::Column::Status.eq("open"))
+        .filter(dispute::Column::Status.eq(Status::Open.as_str()))
         .exec(tx.conn())
         .await?;
     if res.rows_affected != 1 {
@@ -333,29 +337,4 @@ pub async fn resolve(
     tx.commit().await?;
     debug_assert_eq!(updated.status(), DisputeStatus::Resolved);
     Ok(updated.to_api())
-}
-
-/// An admin tells everyone something (`system:announcement`).
-pub async fn announce(bus: &EventBus, caller: AuthUser, message: &str) -> Result<()> {
-    caller.require(&[Role::Admin])?;
-    let mut f = Fields::new();
-    let message = f.text("message", message, 1, 2000);
-    f.finish()?;
-    let mut tx = bus.begin().await?;
-    tx.publish(SystemAnnouncement { message });
-    tx.commit().await
-}
-
-/// An admin announces maintenance (`system:maintenance`).
-pub async fn maintenance(bus: &EventBus, caller: AuthUser, body: MaintenanceBody) -> Result<()> {
-    caller.require(&[Role::Admin])?;
-    let mut f = Fields::new();
-    let message = f.text("message", &body.message, 1, 2000);
-    f.finish()?;
-    let mut tx = bus.begin().await?;
-    tx.publish(SystemMaintenance {
-        message,
-        starts_at: body.starts_at,
-    });
-    tx.commit().await
 }

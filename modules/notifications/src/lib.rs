@@ -1,9 +1,12 @@
 //! The notifications module: every catalog event that concerns a user becomes a persisted
 //! notification for that user (never for the actor), announced by `notification:received`.
 //! It owns the `notifications` table.
+//!
+//! # Public API
+//! None: it only listens to the event log and serves its routes. No module calls it.
 
 pub mod dto;
-pub mod entity;
+pub(crate) mod entity;
 pub mod routes;
 pub mod service;
 pub mod subscribers;

@@ -1,9 +1,19 @@
 //! The offers module: sellers' offers on purchase requests, their negotiation threads, and
 //! accepting one. It owns the `offers` and `offer_messages` tables and answers the
 //! [`kernel::ports::RequestAccess`] question through [`Access`].
+//!
+//! # Public API
+//! What other modules may call (nothing else; its tables are private to it):
+//! - [`service::accepted_offer`]: a request's accepted offer (its price and seller), as the
+//!   contract's `SellerOffer`.
+//! - [`Access`]: its answer to [`kernel::ports::RequestAccess`] (the socket gateway's
+//!   `join-request-room` and replay).
+//!
+//! It calls `requests` (visibility, [`requests::service::transition`] on accept), `chat` (the
+//! offer opens the chat, in the offer's transaction) and `auth` (the seller's payout address).
 
 pub mod dto;
-pub mod entity;
+pub(crate) mod entity;
 pub mod routes;
 pub mod service;
 

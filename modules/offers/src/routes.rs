@@ -86,7 +86,7 @@ async fn list_offers(
         (status = 400, body = Problem, description = "malformed JSON"),
         (status = 401, body = Problem),
         (status = 403, body = Problem, description = "an admin, who sees but does not negotiate"),
-        (status = 404, body = Problem),
+        (status = 404, body = Problem, description = "no such offer of this seller or on a request of this buyer"),
         (status = 409, body = Problem, description = "`invalid_transition`: the offer is not pending; `request_not_open`"),
         (status = 422, body = Problem, description = "invalid message or price"),
     ))]
@@ -133,8 +133,8 @@ async fn offer_messages(
     responses(
         (status = 200, body = SellerOffer),
         (status = 401, body = Problem),
-        (status = 403, body = Problem, description = "visible, but you are not the request's buyer"),
-        (status = 404, body = Problem),
+        (status = 403, body = Problem, description = "not a buyer"),
+        (status = 404, body = Problem, description = "no such offer on a request of this buyer"),
         (status = 409, body = Problem, description = "`invalid_transition`: the offer is not pending; `request_not_open`"),
     ))]
 #[tracing::instrument(skip_all)]
@@ -152,8 +152,8 @@ async fn accept_offer(
     responses(
         (status = 200, body = SellerOffer),
         (status = 401, body = Problem),
-        (status = 403, body = Problem, description = "visible, but not your offer"),
-        (status = 404, body = Problem),
+        (status = 403, body = Problem, description = "not a seller"),
+        (status = 404, body = Problem, description = "no such offer of this seller"),
         (status = 409, body = Problem, description = "`invalid_transition`: the offer is not pending"),
     ))]
 #[tracing::instrument(skip_all)]
@@ -171,8 +171,8 @@ async fn withdraw_offer(
     responses(
         (status = 200, body = SellerOffer),
         (status = 401, body = Problem),
-        (status = 403, body = Problem, description = "visible, but you are not the request's buyer"),
-        (status = 404, body = Problem),
+        (status = 403, body = Problem, description = "not a buyer"),
+        (status = 404, body = Problem, description = "no such offer on a request of this buyer"),
         (status = 409, body = Problem, description = "`invalid_transition`: the offer is not pending"),
     ))]
 #[tracing::instrument(skip_all)]

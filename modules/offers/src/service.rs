@@ -2,13 +2,14 @@
 //! status change is a compare-and-set from `pending`; accepting also moves the request
 //! through [`requests::service::transition`], so two racing accepts cannot both win.
 
-use kernel::contract::{OfferMessage, OfferStatus, Page, RequestStatus, SellerOffer, new_id, now};
+use kernel::contract::{
+    OfferMessage, OfferStatus, Page, PurchaseRequest, RequestStatus, SellerOffer, new_id, now,
+};
 use kernel::events::{
     EventName, OfferAccepted, OfferNegotiationUpdate, RequestOfferReceived, RequestStatusUpdated,
 };
 use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AuthUser, EventBus, Result, Role, StoredEvent, Tx};
-use requests::entity::request;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
@@ -31,7 +32,7 @@ fn request_not_open() -> ApiError {
 }
 
 /// The offer with this id, whoever may see it. `None` when it does not exist.
-pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<offer::Model>> {
+async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<offer::Model>> {
     Ok(offer::Entity::find_by_id(id).one(conn).await?)
 }
 
@@ -39,12 +40,14 @@ pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<offer
 pub async fn accepted_offer<C: ConnectionTrait>(
     conn: &C,
     request_id: Uuid,
-) -> Result<Option<offer::Model>> {
+) -> Result<Option<SellerOffer>> {
     Ok(offer::Entity::find()
         .filter(offer::Column::RequestId.eq(request_id))
         .filter(offer::Column::Status.eq(OfferStatus::Accepted.as_str()))
         .one(conn)
-        .await?)
+        .await?
+        .as_ref()
+        .map(offer::Model::to_api))
 }
 
 /// The offer and its request if `caller` may see the offer: the request's buyer, the
@@ -53,7 +56,7 @@ async fn visible<C: ConnectionTrait>(
     conn: &C,
     caller: AuthUser,
     offer_id: Uuid,
-) -> Result<(offer::Model, request::Model)> {
+) -> Result<(offer::Model, PurchaseRequest)> {
     let offer = find(conn, offer_id).await?.ok_or(ApiError::NotFound)?;
     let req = requests::service::find(conn, offer.request_id)
         .await?
@@ -81,7 +84,7 @@ pub async fn create(
     caller.require(&[Role::Seller])?;
     let mut tx = bus.begin().await?;
     let req = requests::service::visible(tx.conn(), caller, request_id).await?;
-    let seller = auth::service::find(tx.conn(), caller.id)
+    let seller = auth::service::user(tx.conn(), caller.id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
     if seller
@@ -103,10 +106,10 @@ pub async fn create(
         id: Set(new_id()),
         request_id: Set(request_id),
         seller_id: Set(caller.id),
-        price_amount: Set(new.price.amount.to_string()),
+        price_amount: Set(new.price.amount.into()),
         price_currency: Set(new.price.currency.clone()),
         message: Set(new.message.clone()),
-        status: Set(OfferStatus::Pending.as_str().to_owned()),
+        status: Set(OfferStatus::Pending.into()),
         created_at: Set(at),
         updated_at: Set(at),
     };
@@ -125,7 +128,7 @@ pub async fn create(
         offer_id: Set(model.id),
         author_id: Set(caller.id),
         message: Set(new.message),
-        price_amount: Set(Some(model.price_amount.clone())),
+        price_amount: Set(Some(model.price_amount)),
         price_currency: Set(Some(model.price_currency.clone())),
         created_at: Set(at),
     }
@@ -204,8 +207,9 @@ pub async fn messages<C: ConnectionTrait>(
 
 /// The request's buyer or the offer's seller adds a message to a pending offer's
 /// negotiation; a price, when given, becomes the offer's price. Emits
-/// `offer:negotiation-update`. 409 `invalid_transition` when the offer is not pending,
-/// `request_not_open` when its request is no longer open.
+/// `offer:negotiation-update`. 403 for admins (they see negotiations, never take part),
+/// whatever the id; 404 when the offer is not the caller's; 409 `invalid_transition` when the
+/// offer is not pending, `request_not_open` when its request is no longer open.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %offer_id))]
 pub async fn counter(
     bus: &EventBus,
@@ -213,12 +217,13 @@ pub async fn counter(
     offer_id: Uuid,
     new: NewCounter,
 ) -> Result<OfferMessage> {
+    caller
+        .require(&[Role::Buyer, Role::Seller])
+        .map_err(|_| ApiError::forbidden("admins see negotiations but do not negotiate"))?;
     let mut tx = bus.begin().await?;
     let (current, req) = visible(tx.conn(), caller, offer_id).await?;
     if caller.id != req.buyer_id && caller.id != current.seller_id {
-        return Err(ApiError::forbidden(
-            "only the request's buyer and the offer's seller negotiate",
-        ));
+        return Err(ApiError::NotFound);
     }
     if current.status() != OfferStatus::Pending {
         return Err(not_pending(&current));
@@ -253,7 +258,7 @@ pub async fn counter(
         offer_id: Set(offer_id),
         author_id: Set(caller.id),
         message: Set(new.message),
-        price_amount: Set(new.price.as_ref().map(|p| p.amount.to_string())),
+        price_amount: Set(new.price.as_ref().map(|p| p.amount.into())),
         price_currency: Set(new.price.as_ref().map(|p| p.currency.clone())),
         created_at: Set(at),
     }
@@ -273,19 +278,19 @@ pub async fn counter(
 
 /// The request's buyer accepts a pending offer of an open request: the offer becomes
 /// `accepted`, the request's other pending offers `rejected`, the request `accepted` with
-/// this offer. Emits `request:status-updated` and `offer:accepted`.
+/// this offer. Emits `request:status-updated` and `offer:accepted`. 403 for any role but
+/// buyers, whatever the id; 404 when the offer is not on the caller's request.
 ///
 /// The request moves first (a compare-and-set from `open`), so of two racing accepts on one
 /// request exactly one commits; the other gets 409 `request_not_open` (or
 /// `invalid_transition` when its offer was already rejected).
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %offer_id))]
 pub async fn accept(bus: &EventBus, caller: AuthUser, offer_id: Uuid) -> Result<SellerOffer> {
+    caller.require(&[Role::Buyer])?;
     let mut tx = bus.begin().await?;
     let (current, req) = visible(tx.conn(), caller, offer_id).await?;
     if caller.id != req.buyer_id {
-        return Err(ApiError::forbidden(
-            "only the request's buyer accepts offers",
-        ));
+        return Err(ApiError::NotFound);
     }
     if current.status() != OfferStatus::Pending {
         return Err(not_pending(&current));
@@ -320,28 +325,30 @@ pub async fn accept(bus: &EventBus, caller: AuthUser, offer_id: Uuid) -> Result<
     Ok(accepted.to_api())
 }
 
-/// The offer's seller withdraws its pending offer.
+/// The offer's seller withdraws its pending offer. 403 for any role but sellers, whatever
+/// the id; 404 when the offer is not the caller's.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %offer_id))]
 pub async fn withdraw(bus: &EventBus, caller: AuthUser, offer_id: Uuid) -> Result<SellerOffer> {
+    caller.require(&[Role::Seller])?;
     let mut tx = bus.begin().await?;
     let (current, _) = visible(tx.conn(), caller, offer_id).await?;
     if caller.id != current.seller_id {
-        return Err(ApiError::forbidden("only the offer's seller withdraws it"));
+        return Err(ApiError::NotFound);
     }
     let withdrawn = set_status(&mut tx, &current, OfferStatus::Withdrawn).await?;
     tx.commit().await?;
     Ok(withdrawn.to_api())
 }
 
-/// The request's buyer rejects a pending offer.
+/// The request's buyer rejects a pending offer. 403 for any role but buyers, whatever the
+/// id; 404 when the offer is not on the caller's request.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %offer_id))]
 pub async fn reject(bus: &EventBus, caller: AuthUser, offer_id: Uuid) -> Result<SellerOffer> {
+    caller.require(&[Role::Buyer])?;
     let mut tx = bus.begin().await?;
     let (current, req) = visible(tx.conn(), caller, offer_id).await?;
     if caller.id != req.buyer_id {
-        return Err(ApiError::forbidden(
-            "only the request's buyer rejects offers",
-        ));
+        return Err(ApiError::NotFound);
     }
     let rejected = set_status(&mut tx, &current, OfferStatus::Rejected).await?;
     tx.commit().await?;
@@ -370,7 +377,7 @@ async fn set_status(
         return Err(not_pending(current));
     }
     let mut updated = current.clone();
-    updated.status = next.as_str().to_owned();
+    updated.status = next.into();
     updated.updated_at = at;
     Ok(updated)
 }

@@ -12,7 +12,7 @@
 use kernel::contract::{Page, PaymentStatus, Payout, PayoutKind, PayoutStatus, RequestStatus};
 use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AuthUser, EventBus, Result, Role, Tx};
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -52,16 +52,8 @@ pub async fn attention<C: ConnectionTrait>(
     let mut paid = payment::Entity::find()
         .filter(payment::Column::Status.eq(PaymentStatus::Completed.as_str()))
         .filter(
-            payment::Column::RequestId.in_subquery(
-                Query::select()
-                    .column(requests::entity::request::Column::Id)
-                    .from(requests::entity::request::Entity)
-                    .and_where(
-                        requests::entity::request::Column::Status
-                            .eq(RequestStatus::Cancelled.as_str()),
-                    )
-                    .to_owned(),
-            ),
+            payment::Column::RequestId
+                .in_subquery(requests::service::ids_with_status(RequestStatus::Cancelled)),
         )
         .filter(Expr::cust(NO_REFUND_STARTED));
     if let Some(c) = cursor {
@@ -120,7 +112,7 @@ pub async fn attention<C: ConnectionTrait>(
 
 /// `Some("no_payout_address")` when this recipient has nowhere to be paid.
 async fn blocker<C: ConnectionTrait>(conn: &C, recipient_id: Uuid) -> Result<Option<String>> {
-    let has_address = auth::service::find(conn, recipient_id)
+    let has_address = auth::service::user(conn, recipient_id)
         .await?
         .and_then(|u| u.payout_address)
         .is_some_and(|a| !a.trim().is_empty());
@@ -264,13 +256,13 @@ pub async fn refund_payment(bus: &EventBus, caller: AuthUser, payment_id: Uuid) 
     let req = requests::service::find(tx.conn(), pay.request_id)
         .await?
         .ok_or_else(|| ApiError::internal("a payment's request is missing"))?;
-    if req.status() != RequestStatus::Cancelled {
+    if req.status != RequestStatus::Cancelled {
         return Err(ApiError::conflict(
             "request_not_cancelled",
             format!(
                 "the request is {}; only a payment of a cancelled request is refunded here \
                  (disputes refund through their resolution)",
-                req.status
+                req.status.as_str()
             ),
         ));
     }

@@ -3,10 +3,21 @@
 //! refund to the buyer) submitted and followed by a background poller.
 //!
 //! It owns the `payments`, `payouts`, `webhook_events` and `webhook_applications` tables.
+//!
+//! # Public API
+//! What other modules may call (nothing else; its tables are private to it):
+//! - [`ensure_payout`]: makes sure a request's release or refund payout exists, inside the
+//!   caller's transaction (a dispute's resolution).
+//!
+//! For the assembly (`apps/api`): [`PaymentsModule`] with its [`PaymentsConfig`], and
+//! [`stats`] (the `marketplace_payouts` gauge).
+//!
+//! It calls `requests` (a request's buyer and status, [`requests::service::transition`] to
+//! `paid`), `offers` (the accepted offer's price and seller) and `auth` (payout addresses).
 
 pub mod admin;
 pub mod dto;
-pub mod entity;
+pub(crate) mod entity;
 pub mod money;
 pub mod payouts;
 pub mod provider;

@@ -22,7 +22,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entity::payment::{self, dec};
+use crate::entity::payment;
 use crate::entity::payout::{self, kind_str, status_str};
 use crate::provider::{ExternalPayoutStatus, PayoutRequest, ProviderError, TaskStatus};
 use crate::{Payments, money};
@@ -46,15 +46,15 @@ async fn paid_payment<C: ConnectionTrait>(
 /// The crypto a payout of `kind` sends: what was received (`balance_crypto`), less the
 /// platform's share for a release. Rounded down, never up. `None` when the arithmetic would
 /// overflow (checked, never a panic: see [`crate::money`]).
-pub fn payout_amount(p: &payment::Model, kind: PayoutKind) -> Option<Decimal> {
-    let mut received = dec(&p.paid_crypto);
+pub(crate) fn payout_amount(p: &payment::Model, kind: PayoutKind) -> Option<Decimal> {
+    let mut received = p.paid_crypto.0;
     if received <= Decimal::ZERO {
-        received = dec(&p.crypto_amount);
+        received = p.crypto_amount.0;
     }
     let scale = received.scale().max(8);
     let amount = match kind {
         PayoutKind::Refund => received.round_dp_with_strategy(scale, RoundingStrategy::ToZero),
-        PayoutKind::Release => money::less_percent(received, dec(&p.platform_fee_percent), scale)?,
+        PayoutKind::Release => money::less_percent(received, p.platform_fee_percent.0, scale)?,
     };
     Some(amount.normalize())
 }
@@ -103,7 +103,7 @@ pub(crate) async fn create_payout(
         PayoutKind::Release => pay.seller_id,
         PayoutKind::Refund => pay.buyer_id,
     };
-    let destination = auth::service::find(tx.conn(), recipient_id)
+    let destination = auth::service::user(tx.conn(), recipient_id)
         .await?
         .and_then(|u| u.payout_address)
         .map(|a| a.trim().to_owned())
@@ -138,11 +138,11 @@ pub(crate) async fn create_payout(
         payment_id: Set(pay.id),
         request_id: Set(pay.request_id),
         recipient_id: Set(recipient_id),
-        kind: Set(kind_str(kind).to_owned()),
-        amount: Set(amount.to_string()),
+        kind: Set(kind.into()),
+        amount: Set(amount.into()),
         crypto: Set(pay.crypto.clone()),
         destination: Set(destination),
-        status: Set(status_str(PayoutStatus::Pending).to_owned()),
+        status: Set(PayoutStatus::Pending.into()),
         provider_task_id: Set(None),
         tx_hash: Set(None),
         failure_reason: Set(None),
@@ -464,7 +464,7 @@ async fn submit(state: &AppState, ctx: &Payments, p: payout::Model) -> Result<()
     if claimed.rows_affected != 1 {
         return Ok(());
     }
-    let amount = dec(&p.amount);
+    let amount = p.amount.0;
     let req = PayoutRequest {
         crypto: p.crypto.clone(),
         amount,
@@ -556,23 +556,24 @@ mod tests {
 
     fn paid(paid_crypto: &str, fee: &str) -> payment::Model {
         let at = now();
+        let d = |s: &str| s.parse().unwrap();
         payment::Model {
             id: Uuid::now_v7(),
             request_id: Uuid::now_v7(),
             offer_id: Uuid::now_v7(),
             buyer_id: Uuid::now_v7(),
             seller_id: Uuid::now_v7(),
-            amount: "100.00".into(),
+            amount: d("100.00"),
             currency: "USD".into(),
             crypto: "BTC".into(),
-            crypto_amount: "0.002".into(),
+            crypto_amount: d("0.002"),
             pay_address: "bc1q".into(),
-            exchange_rate: "50000".into(),
-            paid_amount: "100.00".into(),
-            paid_crypto: paid_crypto.into(),
-            status: "completed".into(),
+            exchange_rate: d("50000"),
+            paid_amount: d("100.00"),
+            paid_crypto: d(paid_crypto),
+            status: payment::Status::Completed,
             provider_payment_id: None,
-            platform_fee_percent: fee.into(),
+            platform_fee_percent: d(fee),
             open_key: None,
             created_at: at,
             updated_at: at,

@@ -212,7 +212,12 @@ async fn get_payout(
 /// Answers the payment afterwards.
 #[utoipa::path(post, path = "/api/sandbox/payments/{id}/simulate", tag = "sandbox", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = SimulateBody,
-    responses((status = 200, body = Payment), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses(
+        (status = 200, body = Payment),
+        (status = 403, body = Problem, description = "a seller"),
+        (status = 404, body = Problem, description = "no such payment of this buyer"),
+        (status = 422, body = Problem),
+    ))]
 async fn simulate(
     State(state): State<AppState>,
     Extension(ctx): Ctx,

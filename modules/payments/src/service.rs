@@ -46,7 +46,7 @@ pub async fn cryptos(ctx: &Payments) -> Result<Vec<CryptoView>> {
 }
 
 /// The open (pending or partially paid) payment of a request, if any.
-pub async fn open_payment<C: ConnectionTrait>(
+pub(crate) async fn open_payment<C: ConnectionTrait>(
     conn: &C,
     request_id: Uuid,
 ) -> Result<Option<payment::Model>> {
@@ -82,7 +82,7 @@ pub async fn create(
     if let Some(existing) = open_payment(&state.db, request_id).await? {
         return Ok((false, existing.to_api()));
     }
-    if req.status() != RequestStatus::Accepted {
+    if req.status != RequestStatus::Accepted {
         return Err(ApiError::conflict(
             "request_not_accepted",
             "only an accepted request can be paid",
@@ -93,7 +93,7 @@ pub async fn create(
         .ok_or_else(|| {
             ApiError::conflict("request_not_accepted", "the request has no accepted offer")
         })?;
-    let price = offer.price();
+    let price = offer.price;
 
     let id = new_id();
     let invoice = ctx
@@ -111,7 +111,7 @@ pub async fn create(
     let still = requests::service::find(tx.conn(), request_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if still.status() != RequestStatus::Accepted {
+    if still.status != RequestStatus::Accepted {
         drop(tx);
         if let Some(existing) = open_payment(&state.db, request_id).await? {
             return Ok((false, existing.to_api()));
@@ -128,17 +128,17 @@ pub async fn create(
         offer_id: Set(offer.id),
         buyer_id: Set(req.buyer_id),
         seller_id: Set(offer.seller_id),
-        amount: Set(price.amount.to_string()),
+        amount: Set(price.amount.into()),
         currency: Set(price.currency.clone()),
         crypto: Set(crypto),
-        crypto_amount: Set(invoice.crypto_amount),
+        crypto_amount: Set(invoice.crypto_amount.parse().map_err(ApiError::internal)?),
         pay_address: Set(invoice.wallet),
-        exchange_rate: Set(invoice.exchange_rate),
-        paid_amount: Set(Decimal::new(0, price.amount.scale()).to_string()),
-        paid_crypto: Set(Decimal::ZERO.to_string()),
-        status: Set(PaymentStatus::Pending.as_str().to_owned()),
+        exchange_rate: Set(invoice.exchange_rate.parse().map_err(ApiError::internal)?),
+        paid_amount: Set(Decimal::new(0, price.amount.scale()).into()),
+        paid_crypto: Set(Decimal::ZERO.into()),
+        status: Set(PaymentStatus::Pending.into()),
         provider_payment_id: Set(Some(invoice.provider_id).filter(|p| !p.is_empty())),
-        platform_fee_percent: Set(ctx.platform_fee_percent.to_string()),
+        platform_fee_percent: Set(ctx.platform_fee_percent.into()),
         open_key: Set(Some(request_id)),
         created_at: Set(at),
         updated_at: Set(at),
@@ -172,12 +172,12 @@ pub async fn create(
 }
 
 /// May `caller` see this payment: its buyer, its seller, admins.
-pub fn can_see(caller: AuthUser, p: &payment::Model) -> bool {
+pub(crate) fn can_see(caller: AuthUser, p: &payment::Model) -> bool {
     caller.is_admin() || p.buyer_id == caller.id || p.seller_id == caller.id
 }
 
 /// The payment if `caller` may see it; 404 otherwise.
-pub async fn get<C: ConnectionTrait>(
+pub(crate) async fn get<C: ConnectionTrait>(
     conn: &C,
     caller: AuthUser,
     id: Uuid,

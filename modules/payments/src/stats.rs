@@ -17,13 +17,18 @@ pub const PAYOUT_STATUSES: [PayoutStatus; 4] = [
     PayoutStatus::Failed,
 ];
 
+/// A payout status as stored and as the `status` label of `marketplace_payouts`.
+pub fn status_name(status: PayoutStatus) -> &'static str {
+    payout::status_str(status)
+}
+
 /// How many payouts are in each status (every status present, 0 when none).
 ///
 /// Fails only when the database does.
 pub async fn payouts_by_status(db: &DatabaseConnection) -> Result<BTreeMap<String, i64>> {
     let mut counts: BTreeMap<String, i64> = PAYOUT_STATUSES
         .iter()
-        .map(|s| (payout::status_str(*s).to_owned(), 0))
+        .map(|s| (status_name(*s).to_owned(), 0))
         .collect();
     let rows: Vec<(String, i64)> = payout::Entity::find()
         .select_only()

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::dto::{WebhookEventView, WebhookListParams};
-use crate::entity::payment::{self, dec};
+use crate::entity::payment;
 use crate::entity::{webhook_application, webhook_event};
 use crate::payouts::{self, Finish};
 use crate::signature;
@@ -275,10 +275,10 @@ async fn apply_payment(tx: &mut Tx, event_id: Uuid, v: &Value, cb: &Callback) ->
             let crypto = money::check_reported(
                 "balance_crypto",
                 v.get("balance_crypto"),
-                dec(&current.crypto_amount),
+                current.crypto_amount.0,
             );
             let fiat =
-                money::check_reported("balance_fiat", v.get("balance_fiat"), dec(&current.amount));
+                money::check_reported("balance_fiat", v.get("balance_fiat"), current.amount.0);
             match (crypto, fiat) {
                 (Ok(c), Ok(f)) => Some((c, f)),
                 (Err(why), _) | (_, Err(why)) => return Ok(rejected(&why)),
@@ -309,11 +309,11 @@ async fn apply_payment(tx: &mut Tx, event_id: Uuid, v: &Value, cb: &Callback) ->
     let old = current.status();
     let mut paid_fiat = reported_fiat
         .unwrap_or(Decimal::ZERO)
-        .max(dec(&current.paid_amount));
-    paid_fiat.rescale(dec(&current.amount).scale());
+        .max(current.paid_amount.0);
+    paid_fiat.rescale(current.amount.0.scale());
     let paid_crypto = reported_crypto
         .unwrap_or(Decimal::ZERO)
-        .max(dec(&current.paid_crypto));
+        .max(current.paid_crypto.0);
     let next = if target.rank() > old.rank() && old != PaymentStatus::Refunded {
         target
     } else {
@@ -465,6 +465,8 @@ pub async fn simulate(
     payment_id: Uuid,
     status: &str,
 ) -> Result<Payment> {
+    // A payment's buyer or an admin: sellers never pay, so 403 for them whatever the id.
+    caller.require(&[kernel::Role::Buyer, kernel::Role::Admin])?;
     let p = match payment::Entity::find_by_id(payment_id)
         .one(&state.db)
         .await?
@@ -495,8 +497,8 @@ pub async fn simulate(
             .map(|d| d.max(Decimal::ZERO).to_string())
             .ok_or_else(out_of_range)
     };
-    let total_fiat = dec(&p.amount);
-    let total_crypto = dec(&p.crypto_amount);
+    let total_fiat = p.amount.0;
+    let total_crypto = p.crypto_amount.0;
     let balance_fiat = money::mul(total_fiat, fiat_factor)
         .ok_or_else(out_of_range)?
         .round_dp(2)
@@ -505,8 +507,8 @@ pub async fn simulate(
         .ok_or_else(out_of_range)?
         .round_dp(total_crypto.scale().max(8))
         .normalize();
-    let already_fiat = dec(&p.paid_amount);
-    let already_crypto = dec(&p.paid_crypto);
+    let already_fiat = p.paid_amount.0;
+    let already_crypto = p.paid_crypto.0;
     let random: [u8; 16] = rand::random();
     let txid = format!("sandbox-{}", hex::encode(random));
     let at = now();

@@ -77,9 +77,7 @@ async fn get_request(
     caller: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<PurchaseRequest>> {
-    Ok(axum::Json(
-        service::visible(&db, caller, id).await?.to_api(),
-    ))
+    Ok(axum::Json(service::visible(&db, caller, id).await?))
 }
 
 /// Cancel a request (its buyer; `open` or `accepted`). Emits `request:status-updated`.
@@ -88,8 +86,8 @@ async fn get_request(
     responses(
         (status = 200, body = PurchaseRequest),
         (status = 401, body = Problem),
-        (status = 403, body = Problem, description = "visible, but not your request"),
-        (status = 404, body = Problem),
+        (status = 403, body = Problem, description = "not a buyer"),
+        (status = 404, body = Problem, description = "no such request of this buyer"),
         (status = 409, body = Problem, description = "`invalid_transition`: not open or accepted"),
     ))]
 #[tracing::instrument(skip_all)]
@@ -108,8 +106,8 @@ async fn cancel_request(
     responses(
         (status = 200, body = PurchaseRequest),
         (status = 401, body = Problem),
-        (status = 403, body = Problem, description = "visible, but not your request"),
-        (status = 404, body = Problem),
+        (status = 403, body = Problem, description = "not a buyer"),
+        (status = 404, body = Problem, description = "no such request of this buyer"),
         (status = 409, body = Problem, description = "`invalid_transition`: not paid"),
     ))]
 #[tracing::instrument(skip_all)]

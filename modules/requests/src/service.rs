@@ -5,7 +5,7 @@ use kernel::contract::{Page, PurchaseRequest, RequestStatus, new_id, now};
 use kernel::events::{RequestCreated, RequestStatusUpdated};
 use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AuthUser, EventBus, Result, Role, Tx};
-use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sea_query::{Expr, OnConflict, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
@@ -26,13 +26,31 @@ fn invalid_transition(from: RequestStatus, to: RequestStatus) -> ApiError {
     )
 }
 
-/// The request with this id, whoever may see it. `None` when it does not exist.
-pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<request::Model>> {
+async fn find_row<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<request::Model>> {
     Ok(request::Entity::find_by_id(id).one(conn).await?)
 }
 
+/// The request with this id, whoever may see it. `None` when it does not exist. For rules
+/// that depend on the caller, see [`visible`].
+pub async fn find<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<PurchaseRequest>> {
+    Ok(find_row(conn, id)
+        .await?
+        .as_ref()
+        .map(request::Model::to_api))
+}
+
+/// The ids of the requests that are in `status` now, as a sub-query other modules filter
+/// on (`Column::RequestId.in_subquery(..)`) without naming this module's tables.
+pub fn ids_with_status(status: RequestStatus) -> SelectStatement {
+    Query::select()
+        .column(request::Column::Id)
+        .from(request::Entity)
+        .and_where(request::Column::Status.eq(status.as_str()))
+        .to_owned()
+}
+
 /// Whether `seller_id` has made an offer (in any state) on this request.
-pub async fn is_offerer<C: ConnectionTrait>(
+async fn is_offerer<C: ConnectionTrait>(
     conn: &C,
     request_id: Uuid,
     seller_id: Uuid,
@@ -45,7 +63,7 @@ pub async fn is_offerer<C: ConnectionTrait>(
 
 /// Who may see a request: its buyer, admins, and sellers while it is open or once they
 /// have made an offer on it.
-pub async fn can_view<C: ConnectionTrait>(
+async fn can_view<C: ConnectionTrait>(
     conn: &C,
     caller: AuthUser,
     req: &request::Model,
@@ -66,9 +84,9 @@ pub async fn visible<C: ConnectionTrait>(
     conn: &C,
     caller: AuthUser,
     id: Uuid,
-) -> Result<request::Model> {
-    match find(conn, id).await? {
-        Some(req) if can_view(conn, caller, &req).await? => Ok(req),
+) -> Result<PurchaseRequest> {
+    match find_row(conn, id).await? {
+        Some(req) if can_view(conn, caller, &req).await? => Ok(req.to_api()),
         _ => Err(ApiError::NotFound),
     }
 }
@@ -84,9 +102,9 @@ pub async fn create(bus: &EventBus, caller: AuthUser, new: NewRequest) -> Result
         title: Set(new.title),
         description: Set(new.description),
         category: Set(new.category),
-        budget_amount: Set(new.budget.as_ref().map(|m| m.amount.to_string())),
+        budget_amount: Set(new.budget.as_ref().map(|m| m.amount.into())),
         budget_currency: Set(new.budget.as_ref().map(|m| m.currency.clone())),
-        status: Set(RequestStatus::Open.as_str().to_owned()),
+        status: Set(RequestStatus::Open.into()),
         accepted_offer_id: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
@@ -199,10 +217,12 @@ async fn by_its_buyer(
     from: &[RequestStatus],
     next: RequestStatus,
 ) -> Result<PurchaseRequest> {
+    // Only buyers ever act on requests this way: 403 for any other role, whatever the id.
+    caller.require(&[Role::Buyer])?;
     let mut tx = bus.begin().await?;
     let req = visible(tx.conn(), caller, request_id).await?;
     if req.buyer_id != caller.id {
-        return Err(ApiError::forbidden("only the request's buyer may do this"));
+        return Err(ApiError::NotFound);
     }
     let updated = transition_from(&mut tx, request_id, Some(from), next, Some(caller.id)).await?;
     tx.commit().await?;
@@ -235,7 +255,7 @@ async fn transition_from(
     next: RequestStatus,
     actor: Option<Uuid>,
 ) -> Result<PurchaseRequest> {
-    let mut row = find(tx.conn(), request_id)
+    let mut row = find_row(tx.conn(), request_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let current = row.status();
@@ -259,7 +279,7 @@ async fn transition_from(
         buyer_id: row.buyer_id,
         actor_id: actor,
     });
-    row.status = next.as_str().to_owned();
+    row.status = next.into();
     row.updated_at = at;
     Ok(row.to_api())
 }

@@ -1,4 +1,15 @@
+use kernel::Role as ContractRole;
 use sea_orm::entity::prelude::*;
+
+kernel::stored_enum! {
+    /// [`kernel::Role`] as stored in `users.role`. A user whose role cannot be read fails to
+    /// load (a 500 for their requests), never becomes a buyer by default.
+    pub enum Role for ContractRole {
+        Buyer = "buyer",
+        Seller = "seller",
+        Admin = "admin",
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "users")]
@@ -9,7 +20,7 @@ pub struct Model {
     #[sea_orm(unique)]
     pub email: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub password_hash: String,
     pub payout_address: Option<String>,
     pub created_at: DateTimeUtc,
@@ -22,8 +33,8 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
-    pub fn role(&self) -> kernel::Role {
-        kernel::Role::parse(&self.role).unwrap_or(kernel::Role::Buyer)
+    pub fn role(&self) -> ContractRole {
+        self.role.into()
     }
 
     pub fn to_api(&self) -> kernel::contract::User {
@@ -34,6 +45,20 @@ impl Model {
             role: self.role(),
             payout_address: self.payout_address.clone(),
             created_at: self.created_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::Iterable;
+
+    #[test]
+    fn stored_words_are_the_contract_words() {
+        for r in Role::iter() {
+            assert_eq!(r.as_str(), ContractRole::from(r).as_str());
+            assert_eq!(Role::from(ContractRole::from(r)), r);
         }
     }
 }

@@ -1,7 +1,23 @@
 //! `disputes`: a disagreement over a paid request, settled by an admin.
 
-use kernel::contract::{DisputeStatus, Resolution};
+use kernel::contract::{DisputeStatus, Resolution as ContractResolution};
 use sea_orm::entity::prelude::*;
+
+kernel::stored_enum! {
+    /// [`DisputeStatus`] as stored in `disputes.status`.
+    pub enum Status for DisputeStatus {
+        Open = "open",
+        Resolved = "resolved",
+    }
+}
+
+kernel::stored_enum! {
+    /// [`kernel::contract::Resolution`] as stored in `disputes.resolution`.
+    pub enum Resolution for ContractResolution {
+        ReleaseToSeller = "release_to_seller",
+        RefundBuyer = "refund_buyer",
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "disputes")]
@@ -14,8 +30,8 @@ pub struct Model {
     pub buyer_id: Uuid,
     pub seller_id: Uuid,
     pub reason: String,
-    pub status: String,
-    pub resolution: Option<String>,
+    pub status: Status,
+    pub resolution: Option<Resolution>,
     pub note: Option<String>,
     /// The request id while open, NULL once resolved: unique, so one open dispute per request.
     #[sea_orm(unique)]
@@ -29,28 +45,9 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-pub fn resolution_str(r: Resolution) -> &'static str {
-    match r {
-        Resolution::ReleaseToSeller => "release_to_seller",
-        Resolution::RefundBuyer => "refund_buyer",
-    }
-}
-
-pub fn parse_resolution(s: &str) -> Option<Resolution> {
-    match s {
-        "release_to_seller" => Some(Resolution::ReleaseToSeller),
-        "refund_buyer" => Some(Resolution::RefundBuyer),
-        _ => None,
-    }
-}
-
 impl Model {
     pub fn status(&self) -> DisputeStatus {
-        if self.status == "resolved" {
-            DisputeStatus::Resolved
-        } else {
-            DisputeStatus::Open
-        }
+        self.status.into()
     }
 
     pub fn to_api(&self) -> kernel::contract::Dispute {
@@ -60,7 +57,7 @@ impl Model {
             opened_by: self.opened_by,
             reason: self.reason.clone(),
             status: self.status(),
-            resolution: self.resolution.as_deref().and_then(parse_resolution),
+            resolution: self.resolution.map(Into::into),
             note: self.note.clone(),
             created_at: self.created_at,
             resolved_at: self.resolved_at,

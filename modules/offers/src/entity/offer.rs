@@ -1,11 +1,20 @@
-use std::str::FromStr;
-
 use kernel::contract::{Money, OfferStatus, SellerOffer};
-use rust_decimal::Decimal;
+use kernel::stored::DecimalText;
 use sea_orm::entity::prelude::*;
 
+kernel::stored_enum! {
+    /// [`OfferStatus`] as stored in `offers.status`.
+    pub enum Status for OfferStatus {
+        Pending = "pending",
+        Accepted = "accepted",
+        Rejected = "rejected",
+        Withdrawn = "withdrawn",
+    }
+}
+
 /// A seller's offer on a request. At most one `pending` offer per (request, seller): a
-/// partial unique index enforces it.
+/// partial unique index enforces it. A row whose status or price cannot be read fails to load
+/// (a 500), never reads as a default.
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "offers")]
 pub struct Model {
@@ -13,13 +22,11 @@ pub struct Model {
     pub id: Uuid,
     pub request_id: Uuid,
     pub seller_id: Uuid,
-    /// Decimal string.
-    pub price_amount: String,
+    pub price_amount: DecimalText,
     pub price_currency: String,
     #[sea_orm(column_type = "Text")]
     pub message: String,
-    /// One of [`OfferStatus::as_str`].
-    pub status: String,
+    pub status: Status,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
@@ -30,21 +37,13 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
-    /// The stored status; only this module writes it, so an unknown value is a corrupted
-    /// row and reads as `withdrawn` (never actionable).
     pub fn status(&self) -> OfferStatus {
-        OfferStatus::parse(&self.status).unwrap_or_else(|| {
-            tracing::error!(offer_id = %self.id, status = %self.status, "unknown offer status in the database");
-            OfferStatus::Withdrawn
-        })
+        self.status.into()
     }
 
     pub fn price(&self) -> Money {
         Money {
-            amount: Decimal::from_str(&self.price_amount).unwrap_or_else(|_| {
-                tracing::error!(offer_id = %self.id, amount = %self.price_amount, "unreadable offer price in the database");
-                Decimal::ZERO
-            }),
+            amount: self.price_amount.0,
             currency: self.price_currency.clone(),
         }
     }
@@ -60,6 +59,20 @@ impl Model {
             status: self.status(),
             created_at: self.created_at,
             updated_at: self.updated_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::Iterable;
+
+    #[test]
+    fn stored_words_are_the_contract_words() {
+        for s in Status::iter() {
+            assert_eq!(s.as_str(), OfferStatus::from(s).as_str());
+            assert_eq!(Status::from(OfferStatus::from(s)), s);
         }
     }
 }

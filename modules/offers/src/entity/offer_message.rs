@@ -1,11 +1,9 @@
-use std::str::FromStr;
-
 use kernel::contract::{Money, OfferMessage};
-use rust_decimal::Decimal;
+use kernel::stored::DecimalText;
 use sea_orm::entity::prelude::*;
 
 /// One step of an offer's negotiation: the opening message, then each counter. A price is
-/// set when that step proposed one.
+/// set when that step proposed one; a price that cannot be read fails the load (a 500).
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "offer_messages")]
 pub struct Model {
@@ -15,7 +13,7 @@ pub struct Model {
     pub author_id: Uuid,
     #[sea_orm(column_type = "Text")]
     pub message: String,
-    pub price_amount: Option<String>,
+    pub price_amount: Option<DecimalText>,
     pub price_currency: Option<String>,
     pub created_at: DateTimeUtc,
 }
@@ -27,9 +25,9 @@ impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
     pub fn price(&self) -> Option<Money> {
-        match (&self.price_amount, &self.price_currency) {
-            (Some(a), Some(c)) => Decimal::from_str(a).ok().map(|amount| Money {
-                amount,
+        match (self.price_amount, &self.price_currency) {
+            (Some(a), Some(c)) => Some(Money {
+                amount: a.0,
                 currency: c.clone(),
             }),
             _ => None,

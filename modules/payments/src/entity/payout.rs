@@ -1,7 +1,26 @@
 //! `payouts`: money sent out of a payment, at most one per (payment, kind).
 
 use kernel::contract::{PayoutKind, PayoutStatus};
+use kernel::stored::DecimalText;
 use sea_orm::entity::prelude::*;
+
+kernel::stored_enum! {
+    /// [`PayoutKind`] as stored in `payouts.kind`.
+    pub enum Kind for PayoutKind {
+        Release = "release",
+        Refund = "refund",
+    }
+}
+
+kernel::stored_enum! {
+    /// [`PayoutStatus`] as stored in `payouts.status`.
+    pub enum Status for PayoutStatus {
+        Pending = "pending",
+        Processing = "processing",
+        Completed = "completed",
+        Failed = "failed",
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "payouts")]
@@ -12,12 +31,12 @@ pub struct Model {
     pub payment_id: Uuid,
     pub request_id: Uuid,
     pub recipient_id: Uuid,
-    pub kind: String,
-    /// Crypto amount, decimal string.
-    pub amount: String,
+    pub kind: Kind,
+    /// Crypto amount.
+    pub amount: DecimalText,
     pub crypto: String,
     pub destination: String,
-    pub status: String,
+    pub status: Status,
     pub provider_task_id: Option<String>,
     pub tx_hash: Option<String>,
     pub failure_reason: Option<String>,
@@ -33,38 +52,23 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
+/// The stored word of a payout kind.
 pub fn kind_str(kind: PayoutKind) -> &'static str {
-    match kind {
-        PayoutKind::Release => "release",
-        PayoutKind::Refund => "refund",
-    }
+    Kind::from(kind).as_str()
 }
 
+/// The stored word of a payout status.
 pub fn status_str(status: PayoutStatus) -> &'static str {
-    match status {
-        PayoutStatus::Pending => "pending",
-        PayoutStatus::Processing => "processing",
-        PayoutStatus::Completed => "completed",
-        PayoutStatus::Failed => "failed",
-    }
+    Status::from(status).as_str()
 }
 
 impl Model {
     pub fn kind(&self) -> PayoutKind {
-        if self.kind == "refund" {
-            PayoutKind::Refund
-        } else {
-            PayoutKind::Release
-        }
+        self.kind.into()
     }
 
     pub fn status(&self) -> PayoutStatus {
-        match self.status.as_str() {
-            "processing" => PayoutStatus::Processing,
-            "completed" => PayoutStatus::Completed,
-            "failed" => PayoutStatus::Failed,
-            _ => PayoutStatus::Pending,
-        }
+        self.status.into()
     }
 
     pub fn to_api(&self) -> kernel::contract::Payout {
@@ -74,7 +78,7 @@ impl Model {
             request_id: self.request_id,
             recipient_id: self.recipient_id,
             kind: self.kind(),
-            amount: self.amount.clone(),
+            amount: self.amount.to_string(),
             crypto: self.crypto.clone(),
             destination: self.destination.clone(),
             status: self.status(),
@@ -82,6 +86,26 @@ impl Model {
             tx_hash: self.tx_hash.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::Iterable;
+
+    #[test]
+    fn stored_words_are_the_wire_words() {
+        for k in Kind::iter() {
+            let wire = serde_json::to_value(PayoutKind::from(k)).unwrap();
+            assert_eq!(wire, k.as_str());
+            assert_eq!(Kind::from(PayoutKind::from(k)), k);
+        }
+        for s in Status::iter() {
+            let wire = serde_json::to_value(PayoutStatus::from(s)).unwrap();
+            assert_eq!(wire, s.as_str());
+            assert_eq!(Status::from(PayoutStatus::from(s)), s);
         }
     }
 }

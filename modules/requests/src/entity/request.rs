@@ -1,10 +1,22 @@
-use std::str::FromStr;
-
 use kernel::contract::{Money, PurchaseRequest, RequestStatus};
-use rust_decimal::Decimal;
+use kernel::stored::DecimalText;
 use sea_orm::entity::prelude::*;
 
-/// A purchase request. The budget is kept as a decimal string and its currency.
+kernel::stored_enum! {
+    /// [`RequestStatus`] as stored in `purchase_requests.status`.
+    pub enum Status for RequestStatus {
+        Open = "open",
+        Accepted = "accepted",
+        Paid = "paid",
+        Completed = "completed",
+        Cancelled = "cancelled",
+        Disputed = "disputed",
+        Refunded = "refunded",
+    }
+}
+
+/// A purchase request. The budget is kept as a decimal string and its currency. A row whose
+/// status or budget cannot be read fails to load (a 500), never reads as a default.
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "purchase_requests")]
 pub struct Model {
@@ -15,10 +27,10 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub description: String,
     pub category: String,
-    pub budget_amount: Option<String>,
+    pub budget_amount: Option<DecimalText>,
     pub budget_currency: Option<String>,
-    /// One of [`RequestStatus::as_str`]; changed only by [`crate::service::transition`].
-    pub status: String,
+    /// Changed only by [`crate::service::transition`].
+    pub status: Status,
     pub accepted_offer_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
@@ -30,19 +42,14 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
-    /// The stored status. Only this module writes the column, so an unknown value means a
-    /// corrupted row; it reads as `open` rather than failing every list that contains it.
     pub fn status(&self) -> RequestStatus {
-        RequestStatus::parse(&self.status).unwrap_or_else(|| {
-            tracing::error!(request_id = %self.id, status = %self.status, "unknown request status in the database");
-            RequestStatus::Open
-        })
+        self.status.into()
     }
 
     pub fn budget(&self) -> Option<Money> {
-        match (&self.budget_amount, &self.budget_currency) {
-            (Some(amount), Some(currency)) => Decimal::from_str(amount).ok().map(|amount| Money {
-                amount,
+        match (self.budget_amount, &self.budget_currency) {
+            (Some(amount), Some(currency)) => Some(Money {
+                amount: amount.0,
                 currency: currency.clone(),
             }),
             _ => None,
@@ -62,6 +69,20 @@ impl Model {
             accepted_offer_id: self.accepted_offer_id,
             created_at: self.created_at,
             updated_at: self.updated_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::Iterable;
+
+    #[test]
+    fn stored_words_are_the_contract_words() {
+        for s in Status::iter() {
+            assert_eq!(s.as_str(), RequestStatus::from(s).as_str());
+            assert_eq!(Status::from(RequestStatus::from(s)), s);
         }
     }
 }

@@ -1,0 +1,240 @@
+//! The 403/404 rule (README, "Architecture"): 403 when the caller's role may never do this
+//! action, whatever the id (so it tells nothing about the object); 404 when the role may, but
+//! the object is unknown, not the caller's, or not visible to them. One test per route that
+//! used to answer 404 to a role that may never act there (or 403 to an owner check).
+
+use marketplace_tests::shkeeper::{accepted_request, pay};
+use marketplace_tests::{Resp, TestApp, TestUser};
+use serde_json::{Value, json};
+
+#[track_caller]
+fn forbidden(r: &Resp) {
+    assert_eq!(r.status, 403, "body: {}", r.body);
+    assert_eq!(r.code(), "forbidden");
+}
+
+#[track_caller]
+fn not_found(r: &Resp) {
+    assert_eq!(r.status, 404, "body: {}", r.body);
+    assert_eq!(r.code(), "not_found");
+}
+
+fn unknown() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+async fn post(app: &TestApp, path: &str, who: &TestUser, body: Value) -> Resp {
+    app.post(path, Some(&who.token), body).await
+}
+
+#[tokio::test]
+async fn cancel_and_complete_are_403_for_sellers_and_admins_whatever_the_request() {
+    let app = TestApp::spawn().await;
+    let (buyer, other_buyer) = (app.buyer().await, app.buyer().await);
+    let (seller, admin) = (app.seller().await, app.admin().await);
+    let rid = app.create_request(&buyer).await;
+    for action in ["cancel", "complete"] {
+        for who in [&seller, &admin] {
+            forbidden(
+                &post(
+                    &app,
+                    &format!("/api/requests/{}/{action}", unknown()),
+                    who,
+                    json!({}),
+                )
+                .await,
+            );
+            forbidden(
+                &post(
+                    &app,
+                    &format!("/api/requests/{rid}/{action}"),
+                    who,
+                    json!({}),
+                )
+                .await,
+            );
+        }
+        not_found(
+            &post(
+                &app,
+                &format!("/api/requests/{rid}/{action}"),
+                &other_buyer,
+                json!({}),
+            )
+            .await,
+        );
+    }
+    assert_eq!(app.request_status(&buyer.token, &rid).await, "open");
+}
+
+#[tokio::test]
+async fn accept_and_reject_are_403_for_sellers_whatever_the_offer() {
+    let app = TestApp::spawn().await;
+    let (buyer, other_buyer) = (app.buyer().await, app.buyer().await);
+    let (seller, other_seller) = (app.seller().await, app.seller().await);
+    let rid = app.create_request(&buyer).await;
+    let oid = app.make_offer(&seller, &rid, "50.00").await;
+    for action in ["accept", "reject"] {
+        // Another seller cannot see this offer: still 403, sellers never accept or reject.
+        forbidden(
+            &post(
+                &app,
+                &format!("/api/offers/{oid}/{action}"),
+                &other_seller,
+                json!({}),
+            )
+            .await,
+        );
+        forbidden(
+            &post(
+                &app,
+                &format!("/api/offers/{}/{action}", unknown()),
+                &seller,
+                json!({}),
+            )
+            .await,
+        );
+        not_found(
+            &post(
+                &app,
+                &format!("/api/offers/{oid}/{action}"),
+                &other_buyer,
+                json!({}),
+            )
+            .await,
+        );
+    }
+    assert_eq!(app.request_status(&buyer.token, &rid).await, "open");
+}
+
+#[tokio::test]
+async fn withdraw_is_403_for_buyers_and_admins_whatever_the_offer() {
+    let app = TestApp::spawn().await;
+    let buyer = app.buyer().await;
+    let (other_buyer, admin) = (app.buyer().await, app.admin().await);
+    let (seller, other_seller) = (app.seller().await, app.seller().await);
+    let rid = app.create_request(&buyer).await;
+    let oid = app.make_offer(&seller, &rid, "50.00").await;
+    for who in [&other_buyer, &buyer, &admin] {
+        forbidden(&post(&app, &format!("/api/offers/{oid}/withdraw"), who, json!({})).await);
+    }
+    forbidden(
+        &post(
+            &app,
+            &format!("/api/offers/{}/withdraw", unknown()),
+            &other_buyer,
+            json!({}),
+        )
+        .await,
+    );
+    not_found(
+        &post(
+            &app,
+            &format!("/api/offers/{oid}/withdraw"),
+            &other_seller,
+            json!({}),
+        )
+        .await,
+    );
+}
+
+#[tokio::test]
+async fn negotiating_is_403_for_admins_whatever_the_offer() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let other_seller = app.seller().await;
+    let body = json!({ "message": "admins do not haggle" });
+    forbidden(
+        &post(
+            &app,
+            &format!("/api/offers/{}/counter", unknown()),
+            &admin,
+            body.clone(),
+        )
+        .await,
+    );
+    not_found(
+        &post(
+            &app,
+            &format!("/api/offers/{}/counter", unknown()),
+            &other_seller,
+            body,
+        )
+        .await,
+    );
+}
+
+#[tokio::test]
+async fn opening_a_dispute_is_403_for_admins_whatever_the_request() {
+    let app = TestApp::spawn().await;
+    let (admin, buyer) = (app.admin().await, app.buyer().await);
+    let body = json!({ "reason": "admins resolve, they do not open" });
+    forbidden(
+        &post(
+            &app,
+            &format!("/api/requests/{}/disputes", unknown()),
+            &admin,
+            body.clone(),
+        )
+        .await,
+    );
+    not_found(
+        &post(
+            &app,
+            &format!("/api/requests/{}/disputes", unknown()),
+            &buyer,
+            body,
+        )
+        .await,
+    );
+}
+
+#[tokio::test]
+async fn writing_in_a_chat_is_403_for_admins_whatever_the_chat() {
+    let app = TestApp::spawn().await;
+    let (admin, buyer) = (app.admin().await, app.buyer().await);
+    let chat = unknown();
+    forbidden(
+        &post(
+            &app,
+            &format!("/api/chats/{chat}/messages"),
+            &admin,
+            json!({ "content": "hi" }),
+        )
+        .await,
+    );
+    forbidden(
+        &post(
+            &app,
+            &format!("/api/chats/{chat}/read"),
+            &admin,
+            json!({ "messageId": unknown() }),
+        )
+        .await,
+    );
+    not_found(
+        &post(
+            &app,
+            &format!("/api/chats/{chat}/messages"),
+            &buyer,
+            json!({ "content": "hi" }),
+        )
+        .await,
+    );
+}
+
+#[tokio::test]
+async fn simulating_a_payment_is_403_for_sellers_even_its_own() {
+    let app = TestApp::spawn().await;
+    let (buyer, seller, rid, _) = accepted_request(&app, "50.00").await;
+    let other_buyer = app.buyer().await;
+    let payment = pay(&app, &buyer, &rid).await;
+    let simulate = format!(
+        "/api/sandbox/payments/{}/simulate",
+        payment["id"].as_str().unwrap()
+    );
+    let paid = json!({ "status": "PAID" });
+    forbidden(&post(&app, &simulate, &seller, paid.clone()).await);
+    not_found(&post(&app, &simulate, &other_buyer, paid).await);
+    assert_eq!(app.request_status(&buyer.token, &rid).await, "accepted");
+}
