@@ -1,17 +1,17 @@
 //! The AsyncAPI 3.0 document of the Socket.IO interface, generated from the routing table
-//! ([`crate::routing::ROUTES`]), the room-event table of the gateway and the utoipa schemas
+//! ([`catalog::rooms::ROUTES`]), the room-event table of the gateway and the utoipa schemas
 //! of the payload types, so the document cannot drift from what the server does.
 
 use std::collections::BTreeMap;
 
-use kernel::events::{self, EventMeta, EventName};
+use catalog::events::{self, EventMeta, EventName};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa::openapi::{RefOr, schema::Schema};
 
 use crate::gateway::{ChatReadArgs, ChatSendArgs, ChatTypingArgs, ROOM_EVENTS, RoomKind};
 use crate::replay::REPLAY_LIMIT;
-use crate::routing::{ROUTES, RoomRule};
+use catalog::rooms::{ROUTES, RoomRule};
 
 type Schemas = Vec<(String, RefOr<Schema>)>;
 

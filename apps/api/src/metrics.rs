@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
-use kernel::events::EventName;
+use catalog::events::EventName;
 use kernel::monitor::{self as m};
 use kernel::{ApiError, AppState};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};

@@ -1,7 +1,7 @@
 //! `/api/admin/*` system endpoints. Each handler checks the admin role in [`crate::service`].
 
 use axum::extract::State;
-use kernel::contract::Page;
+use catalog::contract::Page;
 use kernel::error::Problem;
 use kernel::extract::{Path, Query};
 use kernel::{AppState, AuthUser, EventBus, Result};

@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
+use catalog::Role;
+use catalog::contract::Page;
 use kernel::bus::RetryOutcome;
 use kernel::bus::entity::dead_letter;
-use kernel::contract::Page;
 use kernel::pagination::{PageParams, page};
-use kernel::{ApiError, AuthUser, EventBus, Role};
+use kernel::{ApiError, AuthUser, EventBus};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 

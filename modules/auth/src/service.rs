@@ -1,8 +1,9 @@
 //! The rules of accounts: who may register, how passwords are kept, what a profile may hold.
 
-use kernel::contract::{User, new_id, now};
+use catalog::Role;
+use catalog::contract::{User, new_id, now};
 use kernel::validate::Fields;
-use kernel::{ApiError, AuthUser, JwtKeys, Result, Role};
+use kernel::{ApiError, AuthUser, JwtKeys, Result};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
     EntityTrait, QueryFilter,

@@ -1,7 +1,7 @@
 //! What comes in and goes out of the disputes and admin routes.
 
+use catalog::contract::{Dispute, Evidence};
 use chrono::{DateTime, Utc};
-use kernel::contract::{Dispute, Evidence};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

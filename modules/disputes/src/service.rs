@@ -1,15 +1,16 @@
 //! The rules of disputes: who may open one and when, who may add evidence and see it, and a
 //! resolution that moves the request and starts its payout in the same transaction.
 
-use kernel::contract::{
+use catalog::Role;
+use catalog::contract::{
     Dispute, DisputeStatus, Evidence, Page, PayoutKind, RequestStatus, Resolution, new_id, now,
 };
-use kernel::events::{
+use catalog::events::{
     DisputeEvidenceAdded, DisputeOpened, DisputeResolved, SystemAnnouncement, SystemMaintenance,
 };
 use kernel::pagination::{PageParams, page};
 use kernel::validate::{Fields, http_url};
-use kernel::{ApiError, AuthUser, EventBus, Result, Role};
+use kernel::{ApiError, AuthUser, EventBus, Result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,

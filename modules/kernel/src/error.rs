@@ -3,29 +3,12 @@
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use catalog::FieldError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 /// `Result` with [`ApiError`] as the default error.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
-
-/// One invalid field of a 422 answer.
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
-pub struct FieldError {
-    /// The camelCase name of the field, as the client sent it.
-    pub field: String,
-    /// What is wrong with it, for a human.
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
 
 /// An RFC 9457 problem document as this API sends it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -222,6 +205,16 @@ impl IntoResponse for ApiError {
             );
         }
         res
+    }
+}
+
+/// One invalid field (e.g. from `Money::parse`) is a 422 `validation_failed` naming it.
+impl From<FieldError> for ApiError {
+    fn from(err: FieldError) -> Self {
+        Self::Validation {
+            code: "validation_failed",
+            errors: vec![err],
+        }
     }
 }
 

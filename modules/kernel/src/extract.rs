@@ -6,7 +6,9 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, FieldError};
+use catalog::FieldError;
+
+use crate::error::ApiError;
 
 /// A JSON body. Syntax errors → 400 `malformed_json`; wrong types or missing fields →
 /// 422 `invalid_body` naming the field; too large → 413; wrong content type → 415.

@@ -2,12 +2,13 @@
 //! status change is a compare-and-set from `pending`; accepting also moves the request
 //! through [`requests::service::transition`], so two racing accepts cannot both win.
 
-use kernel::contract::{OfferMessage, OfferStatus, Page, RequestStatus, SellerOffer, new_id, now};
-use kernel::events::{
+use catalog::Role;
+use catalog::contract::{OfferMessage, OfferStatus, Page, RequestStatus, SellerOffer, new_id, now};
+use catalog::events::{
     EventName, OfferAccepted, OfferNegotiationUpdate, RequestOfferReceived, RequestStatusUpdated,
 };
 use kernel::pagination::{PageParams, page};
-use kernel::{ApiError, AuthUser, EventBus, Result, Role, StoredEvent, Tx};
+use kernel::{ApiError, AuthUser, EventBus, Result, StoredEvent, Tx};
 use requests::entity::request;
 use sea_orm::sea_query::Expr;
 use sea_orm::{

@@ -9,9 +9,10 @@
 //! kind is started while a payout of the other kind is live or done (a payment is either
 //! released to the seller or refunded to the buyer, never both).
 
-use kernel::contract::{Page, PaymentStatus, Payout, PayoutKind, PayoutStatus, RequestStatus};
+use catalog::Role;
+use catalog::contract::{Page, PaymentStatus, Payout, PayoutKind, PayoutStatus, RequestStatus};
 use kernel::pagination::{PageParams, page};
-use kernel::{ApiError, AuthUser, EventBus, Result, Role, Tx};
+use kernel::{ApiError, AuthUser, EventBus, Result, Tx};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;

@@ -8,8 +8,10 @@
 
 use std::sync::Arc;
 
-use kernel::contract::{Page, PaymentStatus, Payout, PayoutKind, PayoutStatus, RequestStatus, now};
-use kernel::events::{
+use catalog::contract::{
+    Page, PaymentStatus, Payout, PayoutKind, PayoutStatus, RequestStatus, now,
+};
+use catalog::events::{
     PaymentStatusUpdated, PayoutCompleted, PayoutCreated, PayoutFailed, RequestStatusUpdated,
 };
 use kernel::pagination::{PageParams, page};
@@ -132,7 +134,7 @@ pub(crate) async fn create_payout(
         ));
     }
     let at = now();
-    let id = kernel::contract::new_id();
+    let id = catalog::contract::new_id();
     let row = payout::ActiveModel {
         id: Set(id),
         payment_id: Set(pay.id),
@@ -318,7 +320,7 @@ pub fn wake_subscriber(ctx: Arc<Payments>) -> Arc<dyn Subscriber> {
     kernel::subscriber("payments.payout-wake", move |event: StoredEvent| {
         let ctx = ctx.clone();
         async move {
-            if event.name == kernel::events::EventName::PayoutCreated {
+            if event.name == catalog::events::EventName::PayoutCreated {
                 ctx.payout_wake.notify_one();
             }
             Ok(())

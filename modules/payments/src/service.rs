@@ -1,9 +1,10 @@
 //! The rules of payments: who may pay what, idempotent creation, who may see a payment.
 
-use kernel::contract::{Page, Payment, PaymentStatus, RequestStatus, new_id, now};
-use kernel::events::PaymentCreated;
+use catalog::Role;
+use catalog::contract::{Page, Payment, PaymentStatus, RequestStatus, new_id, now};
+use catalog::events::PaymentCreated;
 use kernel::pagination::{PageParams, page};
-use kernel::{ApiError, AppState, AuthUser, Result, Role};
+use kernel::{ApiError, AppState, AuthUser, Result};
 use rust_decimal::Decimal;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,

@@ -10,8 +10,8 @@
 //! Every refusal is an [`ApiError`], so it answers a problem document like any other route.
 
 use axum::http::{HeaderMap, HeaderValue};
-use kernel::contract::{Page, Payment, PaymentStatus, RequestStatus, now};
-use kernel::events::{PaymentCompleted, PaymentStatusUpdated};
+use catalog::contract::{Page, Payment, PaymentStatus, RequestStatus, now};
+use catalog::events::{PaymentCompleted, PaymentStatusUpdated};
 use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AppState, AuthUser, Result, Tx};
 use rust_decimal::Decimal;
@@ -139,7 +139,7 @@ async fn receive_uncounted(
     let raw = String::from_utf8_lossy(body).into_owned();
     let parsed: Option<Value> = serde_json::from_slice(body).ok().filter(Value::is_object);
     let cb = parsed.as_ref().map(|v| read_callback(kind, v));
-    let event_id = kernel::contract::new_id();
+    let event_id = catalog::contract::new_id();
     let row = webhook_event::ActiveModel {
         id: Set(event_id),
         kind: Set(kind.as_str().to_owned()),
@@ -413,7 +413,7 @@ pub async fn list<C: ConnectionTrait>(
     caller: AuthUser,
     params: WebhookListParams,
 ) -> Result<Page<WebhookEventView>> {
-    caller.require(&[kernel::Role::Admin])?;
+    caller.require(&[catalog::Role::Admin])?;
     let paging = PageParams {
         limit: params.limit,
         cursor: params.cursor,

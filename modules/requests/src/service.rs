@@ -1,10 +1,11 @@
 //! The rules of purchase requests: who may create and see them, and the state machine —
 //! [`transition`] is the only code that changes a request's status.
 
-use kernel::contract::{Page, PurchaseRequest, RequestStatus, new_id, now};
-use kernel::events::{RequestCreated, RequestStatusUpdated};
+use catalog::Role;
+use catalog::contract::{Page, PurchaseRequest, RequestStatus, new_id, now};
+use catalog::events::{RequestCreated, RequestStatusUpdated};
 use kernel::pagination::{PageParams, page};
-use kernel::{ApiError, AuthUser, EventBus, Result, Role, Tx};
+use kernel::{ApiError, AuthUser, EventBus, Result, Tx};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,

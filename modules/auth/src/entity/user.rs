@@ -22,12 +22,12 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
-    pub fn role(&self) -> kernel::Role {
-        kernel::Role::parse(&self.role).unwrap_or(kernel::Role::Buyer)
+    pub fn role(&self) -> catalog::Role {
+        catalog::Role::parse(&self.role).unwrap_or(catalog::Role::Buyer)
     }
 
-    pub fn to_api(&self) -> kernel::contract::User {
-        kernel::contract::User {
+    pub fn to_api(&self) -> catalog::contract::User {
+        catalog::contract::User {
             id: self.id,
             email: self.email.clone(),
             name: self.name.clone(),

@@ -1,6 +1,6 @@
 //! `disputes`: a disagreement over a paid request, settled by an admin.
 
-use kernel::contract::{DisputeStatus, Resolution};
+use catalog::contract::{DisputeStatus, Resolution};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -53,8 +53,8 @@ impl Model {
         }
     }
 
-    pub fn to_api(&self) -> kernel::contract::Dispute {
-        kernel::contract::Dispute {
+    pub fn to_api(&self) -> catalog::contract::Dispute {
+        catalog::contract::Dispute {
             id: self.id,
             request_id: self.request_id,
             opened_by: self.opened_by,

@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use super::entity::{dead_letter, event};
 use super::{DEAD_LETTERS_CHANNEL, DispatchOptions, EventBus, StoredEvent, Subscriber};
-use crate::contract::{Timestamp, now};
 use crate::error::ApiError;
+use catalog::contract::{Timestamp, now};
 
 /// Dead letters retried per look; more due ones are taken on the next loop.
 const RETRY_BATCH: u64 = 20;

@@ -1,6 +1,6 @@
 use std::str::FromStr;
 
-use kernel::contract::{Money, OfferStatus, SellerOffer};
+use catalog::contract::{Money, OfferStatus, SellerOffer};
 use rust_decimal::Decimal;
 use sea_orm::entity::prelude::*;
 

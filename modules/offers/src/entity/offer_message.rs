@@ -1,6 +1,6 @@
 use std::str::FromStr;
 
-use kernel::contract::{Money, OfferMessage};
+use catalog::contract::{Money, OfferMessage};
 use rust_decimal::Decimal;
 use sea_orm::entity::prelude::*;
 

@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use kernel::contract::{Money, PaymentStatus};
+use catalog::contract::{Money, PaymentStatus};
 use rust_decimal::Decimal;
 use sea_orm::entity::prelude::*;
 
@@ -53,8 +53,8 @@ impl Model {
         PaymentStatus::parse(&self.status).unwrap_or(PaymentStatus::Pending)
     }
 
-    pub fn to_api(&self) -> kernel::contract::Payment {
-        kernel::contract::Payment {
+    pub fn to_api(&self) -> catalog::contract::Payment {
+        catalog::contract::Payment {
             id: self.id,
             request_id: self.request_id,
             offer_id: self.offer_id,

@@ -1,6 +1,6 @@
 use std::str::FromStr;
 
-use kernel::contract::{Money, PurchaseRequest, RequestStatus};
+use catalog::contract::{Money, PurchaseRequest, RequestStatus};
 use rust_decimal::Decimal;
 use sea_orm::entity::prelude::*;
 

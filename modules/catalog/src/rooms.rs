@@ -1,10 +1,12 @@
 //! Where each durable catalog event goes: ONE data table, [`ROUTES`], read by the live
 //! emitter, by replay and `GET /api/events` (who may see an event), and by the AsyncAPI
 //! generator (which rooms a message reaches). Change a room here and all three follow.
+//! Pure data: the sockets themselves are the `connections` crate's.
 
-use kernel::events::{Audience, EventName};
-use kernel::{AuthUser, Role};
 use uuid::Uuid;
+
+use crate::contract::Role;
+use crate::events::{Audience, EventName};
 
 /// Which field of an event's [`Audience`] names the user of a per-user room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -180,12 +182,12 @@ pub fn chat_room(id: Uuid) -> String {
     format!("chat-{id}")
 }
 
-/// The rooms a socket of `user` joins on connect.
-pub fn own_rooms(user: &AuthUser) -> Vec<String> {
-    let mut rooms = vec![user_room(user.id)];
-    match user.role {
-        Role::Seller => rooms.extend([seller_room(user.id), SELLERS.to_owned()]),
-        Role::Buyer => rooms.extend([buyer_room(user.id), BUYERS.to_owned()]),
+/// The rooms a socket of user `id` with `role` joins on connect.
+pub fn own_rooms(id: Uuid, role: Role) -> Vec<String> {
+    let mut rooms = vec![user_room(id)];
+    match role {
+        Role::Seller => rooms.extend([seller_room(id), SELLERS.to_owned()]),
+        Role::Buyer => rooms.extend([buyer_room(id), BUYERS.to_owned()]),
         Role::Admin => rooms.push(ADMIN.to_owned()),
     }
     rooms
