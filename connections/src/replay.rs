@@ -1,4 +1,4 @@
-//! Who may see a durable event (the rooms of [`catalog::rooms::ROUTES`] evaluated for one
+//! Who may see a durable event (its rooms in the catalog's event table, evaluated for one
 //! user), replay on reconnect, and the pages of `GET /api/events`.
 //!
 //! Replay without gap or duplicate: the bus subscriber emits each event while holding
@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::emitter::SocketEmitter;
 use crate::gateway::{Gateway, join_rooms};
-use catalog::rooms::{RoomRule, rules_of};
+use catalog::rooms::RoomRule;
 
 /// The stable name of the subscriber that emits durable events to sockets.
 pub const SUBSCRIBER: &str = "connections.sockets";
@@ -53,7 +53,7 @@ impl<'a> Viewer<'a> {
     }
 
     pub async fn may_see(&mut self, event: &StoredEvent) -> Result<bool, ApiError> {
-        for rule in rules_of(event.name) {
+        for rule in event.name.rooms() {
             if self.may_be_in(*rule, &event.audience).await? {
                 return Ok(true);
             }

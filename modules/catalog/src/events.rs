@@ -1,10 +1,19 @@
-//! The event catalog: every server→client event of the contract with its typed payload.
+//! The event catalog: every server→client event of the contract, declared once.
 //!
-//! A catalog event is a struct that serializes to exactly the payload clients receive.
-//! Fields marked `#[serde(skip)]` are routing facts (who the buyer is, who acted) that are not
-//! part of the payload; [`CatalogEvent::audience`] lifts them into an [`Audience`] that is
-//! stored beside the payload in the event log. Which rooms an audience maps to is decided in
-//! one table in the `connections` crate; which notifications it creates, in `notifications`.
+//! [`catalog_events!`] below is the one table: each row gives an event's variant, its wire
+//! name, whether it is `durable` (logged, carries `{ id, at }`, replayed) or `live` (typing,
+//! presence, the replay notice), its payload type, and its rooms (for a live event, a
+//! description of where the gateway sends it). [`EventName`] with its serde names,
+//! [`EventName::ALL`], `as_str`/`parse`, `is_durable`, the room rules that emits, replay and
+//! `GET /api/events` follow ([`EventName::rooms`]), the AsyncAPI document and so the
+//! TypeScript types are all generated from it. Adding an event is one row here plus its
+//! payload struct and the `audience!` of that struct.
+//!
+//! A payload is a struct that serializes to exactly what clients receive. Fields marked
+//! `#[serde(skip)]` are routing facts (who the buyer is, who acted) that are not part of the
+//! payload; [`HasAudience::audience`] lifts them into an [`Audience`] that is stored beside
+//! the payload in the event log. The rooms of a row turn an audience into rooms
+//! ([`crate::rooms`]); which notifications it creates is decided in `notifications`.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -13,139 +22,125 @@ use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
 
-use crate::contract::*;
+use crate::contract::{
+    Dispute, Evidence, Message, Notification, OfferMessage, Payment, PaymentStatus, Payout,
+    PurchaseRequest, RequestStatus, Resolution, SellerOffer,
+};
+// Every rule and field by its short name, for the table's rows.
+use crate::rooms::AudienceField::*;
+use crate::rooms::RoomRule::{self, *};
 
-/// Every event name of the contract, durable or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-pub enum EventName {
-    #[serde(rename = "notification:received")]
-    NotificationReceived,
-    #[serde(rename = "notification:read")]
-    NotificationRead,
-    #[serde(rename = "request:created")]
-    RequestCreated,
-    #[serde(rename = "request:offer-received")]
-    RequestOfferReceived,
-    #[serde(rename = "request:status-updated")]
-    RequestStatusUpdated,
-    #[serde(rename = "offer:negotiation-update")]
-    OfferNegotiationUpdate,
-    #[serde(rename = "offer:accepted")]
-    OfferAccepted,
-    #[serde(rename = "payment:created")]
-    PaymentCreated,
-    #[serde(rename = "payment:status-updated")]
-    PaymentStatusUpdated,
-    #[serde(rename = "payment:completed")]
-    PaymentCompleted,
-    #[serde(rename = "payout:created")]
-    PayoutCreated,
-    #[serde(rename = "payout:completed")]
-    PayoutCompleted,
-    #[serde(rename = "payout:failed")]
-    PayoutFailed,
-    #[serde(rename = "chat:new-message")]
-    ChatNewMessage,
-    #[serde(rename = "chat:message-read")]
-    ChatMessageRead,
-    #[serde(rename = "chat:typing")]
-    ChatTyping,
-    #[serde(rename = "chat:stopped-typing")]
-    ChatStoppedTyping,
-    #[serde(rename = "dispute:opened")]
-    DisputeOpened,
-    #[serde(rename = "dispute:evidence-added")]
-    DisputeEvidenceAdded,
-    #[serde(rename = "dispute:resolved")]
-    DisputeResolved,
-    #[serde(rename = "user:online")]
-    UserOnline,
-    #[serde(rename = "user:offline")]
-    UserOffline,
-    #[serde(rename = "system:maintenance")]
-    SystemMaintenance,
-    #[serde(rename = "system:announcement")]
-    SystemAnnouncement,
-    #[serde(rename = "events:replay-truncated")]
-    EventsReplayTruncated,
+/// Generates [`EventName`] and its lookups, and the [`CatalogEvent`] impls of the durable
+/// payloads, from the rows of one table (see the module's documentation).
+macro_rules! catalog_events {
+    (@durable durable) => { true };
+    (@durable live) => { false };
+    (@rules durable [$($rule:expr),+ $(,)?]) => { &[$($rule),+] };
+    (@rules live [$where:literal]) => { &[] };
+    (@live durable [$($rule:expr),+ $(,)?]) => { None };
+    (@live live [$where:literal]) => { Some($where) };
+    (@event durable $variant:ident $payload:ty) => {
+        impl CatalogEvent for $payload {
+            const NAME: EventName = EventName::$variant;
+        }
+    };
+    (@event live $variant:ident $payload:ty) => {};
+    // `$wire` is a `tt`, not a `literal`: derives (utoipa's) must see the bare string.
+    ($($variant:ident => $wire:tt, $kind:ident, $payload:ty, rooms [$($rooms:tt)*];)+) => {
+        /// Every event name of the contract, durable or not.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        pub enum EventName {
+            $(
+                #[serde(rename = $wire)]
+                $variant,
+            )+
+        }
+
+        /// How many rows the table has.
+        const EVENT_COUNT: usize = [$(EventName::$variant),+].len();
+
+        impl EventName {
+            /// Every name, in catalog order.
+            pub const ALL: [EventName; EVENT_COUNT] = [$(Self::$variant),+];
+
+            /// The wire name, e.g. `offer:accepted`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $wire,)+
+                }
+            }
+
+            /// Durable events go through the event log and carry `{ id, at }`; typing,
+            /// presence and the replay notice are live only.
+            pub fn is_durable(self) -> bool {
+                match self {
+                    $(Self::$variant => catalog_events!(@durable $kind),)+
+                }
+            }
+
+            /// The rooms a durable event is emitted to (their union, one copy per socket),
+            /// and that decide who may replay or list it; empty for live-only events, which
+            /// the gateway routes itself.
+            pub fn rooms(self) -> &'static [RoomRule] {
+                match self {
+                    $(Self::$variant => {
+                        const RULES: &[RoomRule] = catalog_events!(@rules $kind [$($rooms)*]);
+                        RULES
+                    })+
+                }
+            }
+
+            /// Where the gateway sends a live-only event, as the documents describe it.
+            pub fn live_rooms(self) -> Option<&'static str> {
+                match self {
+                    $(Self::$variant => catalog_events!(@live $kind [$($rooms)*]),)+
+                }
+            }
+
+            /// Hands this event's payload type to `visitor` (e.g. to document its schema).
+            pub fn payload<V: PayloadVisitor>(self, visitor: &mut V) -> V::Output {
+                match self {
+                    $(Self::$variant => visitor.visit::<$payload>(),)+
+                }
+            }
+        }
+
+        $(catalog_events!(@event $kind $variant $payload);)+
+    };
+}
+
+// The catalog. Order is the documents' order.
+catalog_events! {
+    NotificationReceived => "notification:received", durable, NotificationReceived, rooms [User(RecipientId)];
+    NotificationRead => "notification:read", durable, NotificationRead, rooms [User(RecipientId)];
+    RequestCreated => "request:created", durable, RequestCreated, rooms [Sellers];
+    RequestOfferReceived => "request:offer-received", durable, RequestOfferReceived, rooms [User(BuyerId), Request];
+    RequestStatusUpdated => "request:status-updated", durable, RequestStatusUpdated, rooms [Request, User(BuyerId)];
+    OfferNegotiationUpdate => "offer:negotiation-update", durable, OfferNegotiationUpdate, rooms [Request];
+    OfferAccepted => "offer:accepted", durable, OfferAccepted, rooms [Seller(SellerId), User(BuyerId)];
+    PaymentCreated => "payment:created", durable, PaymentCreated, rooms [User(BuyerId)];
+    PaymentStatusUpdated => "payment:status-updated", durable, PaymentStatusUpdated, rooms [User(BuyerId), Request];
+    PaymentCompleted => "payment:completed", durable, PaymentCompleted, rooms [User(BuyerId), User(SellerId), Request];
+    PayoutCreated => "payout:created", durable, PayoutCreated, rooms [User(RecipientId)];
+    PayoutCompleted => "payout:completed", durable, PayoutCompleted, rooms [User(RecipientId)];
+    PayoutFailed => "payout:failed", durable, PayoutFailed, rooms [User(RecipientId), Admin];
+    ChatNewMessage => "chat:new-message", durable, ChatNewMessage, rooms [Chat, User(OtherParticipantId)];
+    ChatMessageRead => "chat:message-read", durable, ChatMessageRead, rooms [Chat];
+    ChatTyping => "chat:typing", live, ChatTyping, rooms ["chat-{chatId} (not the sender's own sockets)"];
+    ChatStoppedTyping => "chat:stopped-typing", live, ChatTyping, rooms ["chat-{chatId} (not the sender's own sockets)"];
+    DisputeOpened => "dispute:opened", durable, DisputeOpened, rooms [Request, Admin];
+    DisputeEvidenceAdded => "dispute:evidence-added", durable, DisputeEvidenceAdded, rooms [Request, Admin];
+    DisputeResolved => "dispute:resolved", durable, DisputeResolved, rooms [Request, User(BuyerId), User(SellerId), Admin];
+    UserOnline => "user:online", live, UserPresence, rooms ["chat-{chatId} of each of the user's chats"];
+    UserOffline => "user:offline", live, UserPresence, rooms ["chat-{chatId} of each of the user's chats"];
+    SystemMaintenance => "system:maintenance", durable, SystemMaintenance, rooms [Everyone];
+    SystemAnnouncement => "system:announcement", durable, SystemAnnouncement, rooms [Everyone];
+    EventsReplayTruncated => "events:replay-truncated", live, ReplayTruncated, rooms ["the reconnecting socket only"];
 }
 
 impl EventName {
-    /// Every name, in catalog order.
-    pub const ALL: [EventName; 25] = [
-        Self::NotificationReceived,
-        Self::NotificationRead,
-        Self::RequestCreated,
-        Self::RequestOfferReceived,
-        Self::RequestStatusUpdated,
-        Self::OfferNegotiationUpdate,
-        Self::OfferAccepted,
-        Self::PaymentCreated,
-        Self::PaymentStatusUpdated,
-        Self::PaymentCompleted,
-        Self::PayoutCreated,
-        Self::PayoutCompleted,
-        Self::PayoutFailed,
-        Self::ChatNewMessage,
-        Self::ChatMessageRead,
-        Self::ChatTyping,
-        Self::ChatStoppedTyping,
-        Self::DisputeOpened,
-        Self::DisputeEvidenceAdded,
-        Self::DisputeResolved,
-        Self::UserOnline,
-        Self::UserOffline,
-        Self::SystemMaintenance,
-        Self::SystemAnnouncement,
-        Self::EventsReplayTruncated,
-    ];
-
-    /// The wire name, e.g. `offer:accepted`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NotificationReceived => "notification:received",
-            Self::NotificationRead => "notification:read",
-            Self::RequestCreated => "request:created",
-            Self::RequestOfferReceived => "request:offer-received",
-            Self::RequestStatusUpdated => "request:status-updated",
-            Self::OfferNegotiationUpdate => "offer:negotiation-update",
-            Self::OfferAccepted => "offer:accepted",
-            Self::PaymentCreated => "payment:created",
-            Self::PaymentStatusUpdated => "payment:status-updated",
-            Self::PaymentCompleted => "payment:completed",
-            Self::PayoutCreated => "payout:created",
-            Self::PayoutCompleted => "payout:completed",
-            Self::PayoutFailed => "payout:failed",
-            Self::ChatNewMessage => "chat:new-message",
-            Self::ChatMessageRead => "chat:message-read",
-            Self::ChatTyping => "chat:typing",
-            Self::ChatStoppedTyping => "chat:stopped-typing",
-            Self::DisputeOpened => "dispute:opened",
-            Self::DisputeEvidenceAdded => "dispute:evidence-added",
-            Self::DisputeResolved => "dispute:resolved",
-            Self::UserOnline => "user:online",
-            Self::UserOffline => "user:offline",
-            Self::SystemMaintenance => "system:maintenance",
-            Self::SystemAnnouncement => "system:announcement",
-            Self::EventsReplayTruncated => "events:replay-truncated",
-        }
-    }
-
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|n| n.as_str() == name)
-    }
-
-    /// Durable events go through the event log and carry `{ id, at }`; typing, presence and
-    /// the replay notice are live only.
-    pub fn is_durable(self) -> bool {
-        !matches!(
-            self,
-            Self::ChatTyping
-                | Self::ChatStoppedTyping
-                | Self::UserOnline
-                | Self::UserOffline
-                | Self::EventsReplayTruncated
-        )
     }
 }
 
@@ -155,7 +150,36 @@ impl std::fmt::Display for EventName {
     }
 }
 
-/// Who an event concerns, stored with it in the log. The room table of `connections` turns
+/// Receives an event's payload type from [`EventName::payload`].
+pub trait PayloadVisitor {
+    type Output;
+    fn visit<T: ToSchema>(&mut self) -> Self::Output;
+}
+
+/// An event of the catalog that goes through the durable log: implemented by the table for
+/// the payload of every `durable` row.
+pub trait CatalogEvent:
+    HasAudience + Serialize + DeserializeOwned + ToSchema + Send + Sync + 'static
+{
+    const NAME: EventName;
+}
+
+/// The routing facts of a durable payload (written beside its struct with `audience!`).
+pub trait HasAudience {
+    fn audience(&self) -> Audience;
+}
+
+macro_rules! audience {
+    ($ty:ty, |$s:ident| $audience:expr) => {
+        impl HasAudience for $ty {
+            fn audience(&$s) -> Audience {
+                $audience
+            }
+        }
+    };
+}
+
+/// Who an event concerns, stored with it in the log. The rooms of the event's row turn
 /// these into rooms; `notifications` into recipients. `actor_id` is who caused it (never
 /// notified about their own action).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,36 +201,14 @@ pub struct Audience {
     pub actor_id: Option<Uuid>,
 }
 
-/// An event of the catalog that goes through the durable log.
-pub trait CatalogEvent: Serialize + DeserializeOwned + ToSchema + Send + Sync + 'static {
-    const NAME: EventName;
-    /// The routing facts of this event.
-    fn audience(&self) -> Audience;
-}
-
-macro_rules! catalog_event {
-    ($ty:ty, $name:expr, |$s:ident| $audience:expr) => {
-        impl CatalogEvent for $ty {
-            const NAME: EventName = $name;
-            fn audience(&$s) -> Audience {
-                $audience
-            }
-        }
-    };
-}
-
 /// `notification:received` → `user-{recipientId}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(transparent)]
 pub struct NotificationReceived(pub Notification);
-catalog_event!(
-    NotificationReceived,
-    EventName::NotificationReceived,
-    |self| Audience {
-        recipient_id: Some(self.0.recipient_id),
-        ..Default::default()
-    }
-);
+audience!(NotificationReceived, |self| Audience {
+    recipient_id: Some(self.0.recipient_id),
+    ..Default::default()
+});
 
 /// `notification:read` → `user-{recipientId}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -217,7 +219,7 @@ pub struct NotificationRead {
     #[serde(skip)]
     pub recipient_id: Uuid,
 }
-catalog_event!(NotificationRead, EventName::NotificationRead, |self| {
+audience!(NotificationRead, |self| {
     Audience {
         recipient_id: Some(self.recipient_id),
         actor_id: Some(self.recipient_id),
@@ -229,7 +231,7 @@ catalog_event!(NotificationRead, EventName::NotificationRead, |self| {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(transparent)]
 pub struct RequestCreated(pub PurchaseRequest);
-catalog_event!(RequestCreated, EventName::RequestCreated, |self| Audience {
+audience!(RequestCreated, |self| Audience {
     buyer_id: Some(self.0.buyer_id),
     request_id: Some(self.0.id),
     actor_id: Some(self.0.buyer_id),
@@ -245,17 +247,13 @@ pub struct RequestOfferReceived {
     #[serde(skip)]
     pub buyer_id: Uuid,
 }
-catalog_event!(
-    RequestOfferReceived,
-    EventName::RequestOfferReceived,
-    |self| Audience {
-        buyer_id: Some(self.buyer_id),
-        seller_id: Some(self.offer.seller_id),
-        request_id: Some(self.request_id),
-        actor_id: Some(self.offer.seller_id),
-        ..Default::default()
-    }
-);
+audience!(RequestOfferReceived, |self| Audience {
+    buyer_id: Some(self.buyer_id),
+    seller_id: Some(self.offer.seller_id),
+    request_id: Some(self.request_id),
+    actor_id: Some(self.offer.seller_id),
+    ..Default::default()
+});
 
 /// `request:status-updated` → `request-{requestId}`, `user-{buyerId}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -269,16 +267,12 @@ pub struct RequestStatusUpdated {
     #[serde(skip)]
     pub actor_id: Option<Uuid>,
 }
-catalog_event!(
-    RequestStatusUpdated,
-    EventName::RequestStatusUpdated,
-    |self| Audience {
-        buyer_id: Some(self.buyer_id),
-        request_id: Some(self.request_id),
-        actor_id: self.actor_id,
-        ..Default::default()
-    }
-);
+audience!(RequestStatusUpdated, |self| Audience {
+    buyer_id: Some(self.buyer_id),
+    request_id: Some(self.request_id),
+    actor_id: self.actor_id,
+    ..Default::default()
+});
 
 /// `offer:negotiation-update` → `request-{requestId}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -292,17 +286,13 @@ pub struct OfferNegotiationUpdate {
     #[serde(skip)]
     pub seller_id: Uuid,
 }
-catalog_event!(
-    OfferNegotiationUpdate,
-    EventName::OfferNegotiationUpdate,
-    |self| Audience {
-        buyer_id: Some(self.buyer_id),
-        seller_id: Some(self.seller_id),
-        request_id: Some(self.request_id),
-        actor_id: Some(self.message.author_id),
-        ..Default::default()
-    }
-);
+audience!(OfferNegotiationUpdate, |self| Audience {
+    buyer_id: Some(self.buyer_id),
+    seller_id: Some(self.seller_id),
+    request_id: Some(self.request_id),
+    actor_id: Some(self.message.author_id),
+    ..Default::default()
+});
 
 /// `offer:accepted` → `seller-{sellerId}`, `user-{buyerId}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -315,7 +305,7 @@ pub struct OfferAccepted {
     #[serde(skip)]
     pub buyer_id: Uuid,
 }
-catalog_event!(OfferAccepted, EventName::OfferAccepted, |self| Audience {
+audience!(OfferAccepted, |self| Audience {
     buyer_id: Some(self.buyer_id),
     seller_id: Some(self.seller_id),
     request_id: Some(self.request_id),
@@ -327,7 +317,7 @@ catalog_event!(OfferAccepted, EventName::OfferAccepted, |self| Audience {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(transparent)]
 pub struct PaymentCreated(pub Payment);
-catalog_event!(PaymentCreated, EventName::PaymentCreated, |self| Audience {
+audience!(PaymentCreated, |self| Audience {
     buyer_id: Some(self.0.buyer_id),
     seller_id: Some(self.0.seller_id),
     request_id: Some(self.0.request_id),
@@ -346,15 +336,11 @@ pub struct PaymentStatusUpdated {
     #[serde(skip)]
     pub buyer_id: Uuid,
 }
-catalog_event!(
-    PaymentStatusUpdated,
-    EventName::PaymentStatusUpdated,
-    |self| Audience {
-        buyer_id: Some(self.buyer_id),
-        request_id: Some(self.request_id),
-        ..Default::default()
-    }
-);
+audience!(PaymentStatusUpdated, |self| Audience {
+    buyer_id: Some(self.buyer_id),
+    request_id: Some(self.request_id),
+    ..Default::default()
+});
 
 /// `payment:completed` → `user-{buyerId}`, `user-{sellerId}`, `request-{requestId}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -367,7 +353,7 @@ pub struct PaymentCompleted {
     #[serde(skip)]
     pub seller_id: Uuid,
 }
-catalog_event!(PaymentCompleted, EventName::PaymentCompleted, |self| {
+audience!(PaymentCompleted, |self| {
     Audience {
         buyer_id: Some(self.buyer_id),
         seller_id: Some(self.seller_id),
@@ -380,7 +366,7 @@ catalog_event!(PaymentCompleted, EventName::PaymentCompleted, |self| {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(transparent)]
 pub struct PayoutCreated(pub Payout);
-catalog_event!(PayoutCreated, EventName::PayoutCreated, |self| Audience {
+audience!(PayoutCreated, |self| Audience {
     recipient_id: Some(self.0.recipient_id),
     request_id: Some(self.0.request_id),
     ..Default::default()
@@ -397,7 +383,7 @@ pub struct PayoutCompleted {
     #[serde(skip)]
     pub request_id: Uuid,
 }
-catalog_event!(PayoutCompleted, EventName::PayoutCompleted, |self| {
+audience!(PayoutCompleted, |self| {
     Audience {
         recipient_id: Some(self.recipient_id),
         request_id: Some(self.request_id),
@@ -416,7 +402,7 @@ pub struct PayoutFailed {
     #[serde(skip)]
     pub request_id: Uuid,
 }
-catalog_event!(PayoutFailed, EventName::PayoutFailed, |self| Audience {
+audience!(PayoutFailed, |self| Audience {
     recipient_id: Some(self.recipient_id),
     request_id: Some(self.request_id),
     ..Default::default()
@@ -433,7 +419,7 @@ pub struct ChatNewMessage {
     #[serde(skip)]
     pub request_id: Uuid,
 }
-catalog_event!(ChatNewMessage, EventName::ChatNewMessage, |self| Audience {
+audience!(ChatNewMessage, |self| Audience {
     other_participant_id: Some(self.other_participant_id),
     chat_id: Some(self.message.chat_id),
     request_id: Some(self.request_id),
@@ -450,7 +436,7 @@ pub struct ChatMessageRead {
     pub user_id: Uuid,
     pub read_at: DateTime<Utc>,
 }
-catalog_event!(ChatMessageRead, EventName::ChatMessageRead, |self| {
+audience!(ChatMessageRead, |self| {
     Audience {
         chat_id: Some(self.chat_id),
         actor_id: Some(self.user_id),
@@ -469,7 +455,7 @@ pub struct DisputeOpened {
     #[serde(skip)]
     pub seller_id: Uuid,
 }
-catalog_event!(DisputeOpened, EventName::DisputeOpened, |self| Audience {
+audience!(DisputeOpened, |self| Audience {
     buyer_id: Some(self.buyer_id),
     seller_id: Some(self.seller_id),
     request_id: Some(self.dispute.request_id),
@@ -490,17 +476,13 @@ pub struct DisputeEvidenceAdded {
     #[serde(skip)]
     pub seller_id: Uuid,
 }
-catalog_event!(
-    DisputeEvidenceAdded,
-    EventName::DisputeEvidenceAdded,
-    |self| Audience {
-        buyer_id: Some(self.buyer_id),
-        seller_id: Some(self.seller_id),
-        request_id: Some(self.request_id),
-        actor_id: Some(self.evidence.author_id),
-        ..Default::default()
-    }
-);
+audience!(DisputeEvidenceAdded, |self| Audience {
+    buyer_id: Some(self.buyer_id),
+    seller_id: Some(self.seller_id),
+    request_id: Some(self.request_id),
+    actor_id: Some(self.evidence.author_id),
+    ..Default::default()
+});
 
 /// `dispute:resolved` → `request-{requestId}`, `user-{buyerId}`, `user-{sellerId}`, `admin`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -517,7 +499,7 @@ pub struct DisputeResolved {
     #[serde(skip)]
     pub actor_id: Uuid,
 }
-catalog_event!(DisputeResolved, EventName::DisputeResolved, |self| {
+audience!(DisputeResolved, |self| {
     Audience {
         buyer_id: Some(self.buyer_id),
         seller_id: Some(self.seller_id),
@@ -534,9 +516,7 @@ pub struct SystemMaintenance {
     pub message: String,
     pub starts_at: DateTime<Utc>,
 }
-catalog_event!(SystemMaintenance, EventName::SystemMaintenance, |self| {
-    Audience::default()
-});
+audience!(SystemMaintenance, |self| Audience::default());
 
 /// `system:announcement` → everyone.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -544,9 +524,7 @@ catalog_event!(SystemMaintenance, EventName::SystemMaintenance, |self| {
 pub struct SystemAnnouncement {
     pub message: String,
 }
-catalog_event!(SystemAnnouncement, EventName::SystemAnnouncement, |self| {
-    Audience::default()
-});
+audience!(SystemAnnouncement, |self| Audience::default());
 
 /// Live-only payloads (not in the log).
 /// `chat:typing` / `chat:stopped-typing` → `chat-{chatId}` except the sender.
@@ -577,4 +555,42 @@ pub struct ReplayTruncated {
 pub struct EventMeta {
     pub id: i64,
     pub at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands back the description of a payload's schema.
+    struct Description;
+
+    impl PayloadVisitor for Description {
+        type Output = Option<String>;
+        fn visit<T: ToSchema>(&mut self) -> Option<String> {
+            let schema = serde_json::to_value(T::schema()).ok()?;
+            schema["description"].as_str().map(str::to_owned)
+        }
+    }
+
+    /// The documents show each payload's doc comment; for a durable event it must say the
+    /// rooms of its row, so the prose cannot drift from the table.
+    #[test]
+    fn durable_payload_docs_name_the_rooms_of_their_row() {
+        for name in EventName::ALL.into_iter().filter(|n| n.is_durable()) {
+            let rooms: Vec<String> = name
+                .rooms()
+                .iter()
+                .map(|rule| match rule {
+                    RoomRule::Everyone => "everyone".to_owned(),
+                    other => format!("`{}`", other.pattern()),
+                })
+                .collect();
+            let expected = format!("`{}` → {}.", name.as_str(), rooms.join(", "));
+            assert_eq!(
+                name.payload(&mut Description).as_deref(),
+                Some(expected.as_str()),
+                "the doc comment of {name}'s payload"
+            );
+        }
+    }
 }
