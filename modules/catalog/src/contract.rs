@@ -257,20 +257,6 @@ impl RequestStatus {
             _ => return None,
         })
     }
-    /// The contract's state machine: `open → accepted → paid → completed`,
-    /// `open|accepted → cancelled`, `paid → disputed → completed | refunded`.
-    pub fn can_become(self, next: RequestStatus) -> bool {
-        use RequestStatus::*;
-        matches!(
-            (self, next),
-            (Open, Accepted)
-                | (Accepted, Paid)
-                | (Paid, Completed)
-                | (Open | Accepted, Cancelled)
-                | (Paid, Disputed)
-                | (Disputed, Completed | Refunded)
-        )
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -389,15 +375,6 @@ impl PaymentStatus {
             "refunded" => Self::Refunded,
             _ => return None,
         })
-    }
-    /// Order used to refuse backward moves.
-    pub fn rank(self) -> u8 {
-        match self {
-            Self::Pending => 0,
-            Self::PartiallyPaid => 1,
-            Self::Completed => 2,
-            Self::Refunded => 3,
-        }
     }
 }
 

@@ -237,6 +237,26 @@ async fn claim<C: ConnectionTrait>(conn: &C, key: String, event_id: Uuid) -> Res
 
 type Applied = (&'static str, Option<String>);
 
+/// The payment's state machine as provider callbacks drive it: `pending → partially_paid →
+/// completed`, forward only (a late or repeated callback never moves a payment back), and
+/// `refunded` is final (a refund payout sets it from `completed`, in [`payouts`]). The status
+/// a payment in `current` has after a callback reporting `reported`.
+fn after_callback(current: PaymentStatus, reported: PaymentStatus) -> PaymentStatus {
+    fn rank(status: PaymentStatus) -> u8 {
+        match status {
+            PaymentStatus::Pending => 0,
+            PaymentStatus::PartiallyPaid => 1,
+            PaymentStatus::Completed => 2,
+            PaymentStatus::Refunded => 3,
+        }
+    }
+    if rank(reported) > rank(current) && current != PaymentStatus::Refunded {
+        reported
+    } else {
+        current
+    }
+}
+
 fn rejected(why: &str) -> Applied {
     ("rejected", Some(why.to_owned()))
 }
@@ -314,11 +334,7 @@ async fn apply_payment(tx: &mut Tx, event_id: Uuid, v: &Value, cb: &Callback) ->
     let paid_crypto = reported_crypto
         .unwrap_or(Decimal::ZERO)
         .max(dec(&current.paid_crypto));
-    let next = if target.rank() > old.rank() && old != PaymentStatus::Refunded {
-        target
-    } else {
-        old
-    };
+    let next = after_callback(old, target);
     let open = matches!(next, PaymentStatus::Pending | PaymentStatus::PartiallyPaid);
     payment::Entity::update_many()
         .col_expr(payment::Column::Status, Expr::value(next.as_str()))
@@ -550,4 +566,21 @@ pub async fn simulate(
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(updated.to_api())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use PaymentStatus::*;
+
+    #[test]
+    fn callbacks_move_a_payment_forward_only_and_never_out_of_refunded() {
+        assert_eq!(after_callback(Pending, PartiallyPaid), PartiallyPaid);
+        assert_eq!(after_callback(Pending, Completed), Completed);
+        assert_eq!(after_callback(PartiallyPaid, Completed), Completed);
+        assert_eq!(after_callback(Completed, PartiallyPaid), Completed);
+        assert_eq!(after_callback(PartiallyPaid, PartiallyPaid), PartiallyPaid);
+        assert_eq!(after_callback(Refunded, Completed), Refunded);
+        assert_eq!(after_callback(Refunded, PartiallyPaid), Refunded);
+    }
 }

@@ -210,9 +210,24 @@ async fn by_its_buyer(
     Ok(updated)
 }
 
+/// The contract's state machine of a request: `open → accepted → paid → completed`,
+/// `open|accepted → cancelled`, `paid → disputed → completed | refunded`.
+fn can_become(current: RequestStatus, next: RequestStatus) -> bool {
+    use RequestStatus::*;
+    matches!(
+        (current, next),
+        (Open, Accepted)
+            | (Accepted, Paid)
+            | (Paid, Completed)
+            | (Open | Accepted, Cancelled)
+            | (Paid, Disputed)
+            | (Disputed, Completed | Refunded)
+    )
+}
+
 /// Moves a request to `next` inside `tx` — the one place the state machine is enforced.
 ///
-/// Reads the current status, checks [`RequestStatus::can_become`], and writes with a
+/// Reads the current status, checks [`can_become`], and writes with a
 /// compare-and-set (`UPDATE .. WHERE id = ? AND status = <current>`), so two racing
 /// transitions cannot both win. Publishes `request:status-updated` (audience: the buyer,
 /// the request; `actor` is who caused it, `None` for the system).
@@ -240,7 +255,7 @@ async fn transition_from(
         .await?
         .ok_or(ApiError::NotFound)?;
     let current = row.status();
-    if from.is_some_and(|allowed| !allowed.contains(&current)) || !current.can_become(next) {
+    if from.is_some_and(|allowed| !allowed.contains(&current)) || !can_become(current, next) {
         return Err(invalid_transition(current, next));
     }
     let at = now();
@@ -320,4 +335,36 @@ pub async fn record_offerer(tx: &mut Tx, request_id: Uuid, seller_id: Uuid) -> R
         .exec(tx.conn())
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RequestStatus::*;
+
+    #[test]
+    fn the_state_machine_allows_exactly_the_contracts_moves() {
+        let all = [
+            Open, Accepted, Paid, Completed, Cancelled, Disputed, Refunded,
+        ];
+        let allowed = [
+            (Open, Accepted),
+            (Accepted, Paid),
+            (Paid, Completed),
+            (Open, Cancelled),
+            (Accepted, Cancelled),
+            (Paid, Disputed),
+            (Disputed, Completed),
+            (Disputed, Refunded),
+        ];
+        for from in all {
+            for to in all {
+                assert_eq!(
+                    can_become(from, to),
+                    allowed.contains(&(from, to)),
+                    "{from:?} → {to:?}"
+                );
+            }
+        }
+    }
 }
