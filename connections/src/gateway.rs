@@ -128,7 +128,7 @@ impl Ack {
             }
         };
         Self {
-            code: Some(e.code()),
+            code: Some(e.code().as_str()),
             ..Self::err(error)
         }
     }

@@ -8,6 +8,7 @@
 //! lag, dead letters, payouts by status) are refreshed when `/metrics` is scraped. Every family is shown from
 //! start-up, at zero for each known label value, so dashboards never see a gap.
 
+use kernel::error::ErrorCode;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -274,7 +275,7 @@ async fn scrape(
     }
     let Some(handle) = handle() else {
         return Err(ApiError::Unavailable {
-            code: "metrics_unavailable",
+            code: ErrorCode::MetricsUnavailable,
             detail: "another metrics recorder was installed in this process".into(),
         });
     };

@@ -2,6 +2,7 @@
 
 use catalog::Role;
 use catalog::contract::{User, new_id, now};
+use kernel::error::ErrorCode;
 use kernel::validate::Fields;
 use kernel::{ApiError, AuthUser, JwtKeys, Result};
 use sea_orm::{
@@ -95,7 +96,7 @@ pub async fn register(
         Ok(m) => m,
         Err(e) if kernel::error::is_unique_violation(&e) => {
             return Err(ApiError::conflict(
-                "email_taken",
+                ErrorCode::EmailTaken,
                 "an account with this email already exists",
             ));
         }
@@ -178,7 +179,7 @@ pub async fn update_me(
     // Release payouts go to the seller's address; once set, it may change but not vanish.
     if payout == Some(None) && current.role() == Role::Seller && current.payout_address.is_some() {
         return Err(ApiError::invalid_with_code(
-            "payout_address_required",
+            ErrorCode::PayoutAddressRequired,
             "payoutAddress",
             "a seller's payout address can be changed but not removed",
         ));

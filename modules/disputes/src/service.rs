@@ -8,6 +8,7 @@ use catalog::contract::{
 use catalog::events::{
     DisputeEvidenceAdded, DisputeOpened, DisputeResolved, SystemAnnouncement, SystemMaintenance,
 };
+use kernel::error::ErrorCode;
 use kernel::pagination::{PageParams, page};
 use kernel::validate::{Fields, http_url};
 use kernel::{ApiError, AuthUser, EventBus, Result};
@@ -57,7 +58,7 @@ pub async fn open(
     }
     let Some(seller_id) = seller_id else {
         return Err(ApiError::conflict(
-            "invalid_transition",
+            ErrorCode::InvalidTransition,
             "a request without an accepted offer cannot be disputed",
         ));
     };
@@ -67,7 +68,7 @@ pub async fn open(
         .await?;
     if already.is_some() {
         return Err(ApiError::conflict(
-            "dispute_open",
+            ErrorCode::DisputeOpen,
             "this request already has an open dispute",
         ));
     }
@@ -101,7 +102,7 @@ pub async fn open(
         Ok(_) => {}
         Err(e) if kernel::error::is_unique_violation(&e) => {
             return Err(ApiError::conflict(
-                "dispute_open",
+                ErrorCode::DisputeOpen,
                 "this request already has an open dispute",
             ));
         }
@@ -168,7 +169,7 @@ pub async fn add_evidence(
         .await?;
     if still_open.rows_affected != 1 {
         return Err(ApiError::conflict(
-            "dispute_closed",
+            ErrorCode::DisputeClosed,
             "the dispute is resolved; no more evidence is taken",
         ));
     }
@@ -309,7 +310,7 @@ pub async fn resolve(
         .await?;
     if res.rows_affected != 1 {
         return Err(ApiError::conflict(
-            "dispute_closed",
+            ErrorCode::DisputeClosed,
             "the dispute is already resolved",
         ));
     }

@@ -1,6 +1,7 @@
 //! Small helpers that turn client strings into checked values, collecting every invalid field
 //! into one 422.
 
+use crate::error::ErrorCode;
 use catalog::FieldError;
 
 use crate::error::ApiError;
@@ -66,7 +67,7 @@ impl Fields {
             Ok(())
         } else {
             Err(ApiError::Validation {
-                code: "validation_failed",
+                code: ErrorCode::ValidationFailed,
                 errors: self.errors,
             })
         }

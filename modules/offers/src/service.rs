@@ -7,6 +7,7 @@ use catalog::contract::{OfferMessage, OfferStatus, Page, RequestStatus, SellerOf
 use catalog::events::{
     EventName, OfferAccepted, OfferNegotiationUpdate, RequestOfferReceived, RequestStatusUpdated,
 };
+use kernel::error::ErrorCode;
 use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AuthUser, EventBus, Result, StoredEvent, Tx};
 use requests::entity::request;
@@ -22,13 +23,13 @@ use crate::entity::{offer, offer_message};
 
 fn not_pending(offer: &offer::Model) -> ApiError {
     ApiError::conflict(
-        "invalid_transition",
+        ErrorCode::InvalidTransition,
         format!("the offer is {}, not pending", offer.status),
     )
 }
 
 fn request_not_open() -> ApiError {
-    ApiError::conflict("request_not_open", "the request is not open")
+    ApiError::conflict(ErrorCode::RequestNotOpen, "the request is not open")
 }
 
 /// The offer with this id, whoever may see it. `None` when it does not exist.
@@ -91,7 +92,7 @@ pub async fn create(
         .is_none_or(|a| a.trim().is_empty())
     {
         return Err(ApiError::invalid_with_code(
-            "payout_address_required",
+            ErrorCode::PayoutAddressRequired,
             "payoutAddress",
             "set a payout address (PATCH /api/users/me) before making offers",
         ));
@@ -115,7 +116,7 @@ pub async fn create(
         Ok(m) => m,
         Err(e) if kernel::error::is_unique_violation(&e) => {
             return Err(ApiError::conflict(
-                "offer_exists",
+                ErrorCode::OfferExists,
                 "you already have a pending offer on this request",
             ));
         }

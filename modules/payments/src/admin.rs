@@ -11,6 +11,7 @@
 
 use catalog::Role;
 use catalog::contract::{Page, PaymentStatus, Payout, PayoutKind, PayoutStatus, RequestStatus};
+use kernel::error::ErrorCode;
 use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AuthUser, EventBus, Result, Tx};
 use sea_orm::sea_query::{Expr, Query};
@@ -159,7 +160,7 @@ async fn refuse_other_kind(tx: &Tx, payment_id: Uuid, kind: PayoutKind) -> Resul
         .await?;
     match live {
         Some(p) => Err(ApiError::conflict(
-            "payment_paid_out",
+            ErrorCode::PaymentPaidOut,
             format!(
                 "a {} payout ({}) of this payment is {}; it cannot also be paid the other way",
                 kind_str(other),
@@ -198,7 +199,7 @@ pub async fn retry_payout(bus: &EventBus, caller: AuthUser, payout_id: Uuid) -> 
         .ok_or(ApiError::NotFound)?;
     if failed.status() != PayoutStatus::Failed {
         return Err(ApiError::conflict(
-            "payout_not_failed",
+            ErrorCode::PayoutNotFailed,
             format!(
                 "only a failed payout can be retried; this one is {}",
                 failed.status
@@ -210,7 +211,7 @@ pub async fn retry_payout(bus: &EventBus, caller: AuthUser, payout_id: Uuid) -> 
         && newer.id != failed.id
     {
         return Err(ApiError::conflict(
-            "payout_superseded",
+            ErrorCode::PayoutSuperseded,
             format!(
                 "payout {} replaced this one (it is {}); act on that one",
                 newer.id, newer.status
@@ -219,7 +220,7 @@ pub async fn retry_payout(bus: &EventBus, caller: AuthUser, payout_id: Uuid) -> 
     }
     if pay.status() != PaymentStatus::Completed {
         return Err(ApiError::conflict(
-            "payment_not_completed",
+            ErrorCode::PaymentNotCompleted,
             format!(
                 "the payment is {}: there is nothing left to pay out",
                 pay.status
@@ -229,7 +230,7 @@ pub async fn retry_payout(bus: &EventBus, caller: AuthUser, payout_id: Uuid) -> 
     refuse_other_kind(&tx, pay.id, kind).await?;
     let created = create_payout(&mut tx, &pay, kind).await?.ok_or_else(|| {
         ApiError::conflict(
-            "payout_exists",
+            ErrorCode::PayoutExists,
             "a payout of this payment and kind is already under way",
         )
     })?;
@@ -255,7 +256,7 @@ pub async fn refund_payment(bus: &EventBus, caller: AuthUser, payment_id: Uuid) 
         .ok_or(ApiError::NotFound)?;
     if pay.status() != PaymentStatus::Completed {
         return Err(ApiError::conflict(
-            "payment_not_completed",
+            ErrorCode::PaymentNotCompleted,
             format!(
                 "only a completed payment can be refunded; this one is {}",
                 pay.status
@@ -267,7 +268,7 @@ pub async fn refund_payment(bus: &EventBus, caller: AuthUser, payment_id: Uuid) 
         .ok_or_else(|| ApiError::internal("a payment's request is missing"))?;
     if req.status() != RequestStatus::Cancelled {
         return Err(ApiError::conflict(
-            "request_not_cancelled",
+            ErrorCode::RequestNotCancelled,
             format!(
                 "the request is {}; only a payment of a cancelled request is refunded here \
                  (disputes refund through their resolution)",
@@ -277,7 +278,7 @@ pub async fn refund_payment(bus: &EventBus, caller: AuthUser, payment_id: Uuid) 
     }
     if let Some(existing) = newest_for(tx.conn(), pay.id, PayoutKind::Refund).await? {
         return Err(ApiError::conflict(
-            "refund_exists",
+            ErrorCode::RefundExists,
             format!(
                 "refund payout {} was already started (it is {}); retry it if it failed",
                 existing.id, existing.status
@@ -289,7 +290,7 @@ pub async fn refund_payment(bus: &EventBus, caller: AuthUser, payment_id: Uuid) 
         .await?
         .ok_or_else(|| {
             ApiError::conflict(
-                "refund_exists",
+                ErrorCode::RefundExists,
                 "a refund of this payment is already under way",
             )
         })?;

@@ -6,6 +6,7 @@
 //! with a counted attempt is looked up at the provider by `external_id` before any new
 //! submission, so a crash or a lost answer between "sent" and "recorded" cannot send it again.
 
+use kernel::error::ErrorCode;
 use std::sync::Arc;
 
 use catalog::contract::{
@@ -72,7 +73,7 @@ pub fn payout_amount(p: &payment::Model, kind: PayoutKind) -> Option<Decimal> {
 pub async fn ensure_payout(tx: &mut Tx, request_id: Uuid, kind: PayoutKind) -> Result<Payout> {
     let pay = paid_payment(tx.conn(), request_id).await?.ok_or_else(|| {
         ApiError::conflict(
-            "no_payment",
+            ErrorCode::NoPayment,
             "the request has no completed payment to pay out from",
         )
     })?;
@@ -117,19 +118,19 @@ pub(crate) async fn create_payout(
                 "buyer"
             };
             ApiError::conflict(
-                "no_payout_address",
+                ErrorCode::NoPayoutAddress,
                 format!("the {who} has no payoutAddress to pay to"),
             )
         })?;
     let amount = payout_amount(pay, kind).ok_or_else(|| {
         ApiError::conflict(
-            "amount_out_of_range",
+            ErrorCode::AmountOutOfRange,
             "the payout amount is out of range; the payment needs a person",
         )
     })?;
     if amount <= Decimal::ZERO {
         return Err(ApiError::conflict(
-            "nothing_to_pay",
+            ErrorCode::NothingToPay,
             "the payment received nothing to pay out",
         ));
     }

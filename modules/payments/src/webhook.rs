@@ -12,6 +12,7 @@
 use axum::http::{HeaderMap, HeaderValue};
 use catalog::contract::{Page, Payment, PaymentStatus, RequestStatus, now};
 use catalog::events::{PaymentCompleted, PaymentStatusUpdated};
+use kernel::error::ErrorCode;
 use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AppState, AuthUser, Result, Tx};
 use rust_decimal::Decimal;
@@ -134,7 +135,7 @@ async fn receive_uncounted(
     )
     .map_err(|r| {
         tracing::warn!(reason = r.message(), "provider callback refused");
-        ApiError::unauthenticated("invalid_signature", r.message())
+        ApiError::unauthenticated(ErrorCode::InvalidSignature, r.message())
     })?;
     let raw = String::from_utf8_lossy(body).into_owned();
     let parsed: Option<Value> = serde_json::from_slice(body).ok().filter(Value::is_object);
@@ -168,7 +169,7 @@ async fn receive_uncounted(
         )
         .await?;
         return Err(ApiError::bad_request(
-            "malformed_json",
+            ErrorCode::MalformedJson,
             "the callback body is not a JSON object",
         ));
     };
@@ -501,7 +502,7 @@ pub async fn simulate(
     };
     let out_of_range = || {
         ApiError::conflict(
-            "amount_out_of_range",
+            ErrorCode::AmountOutOfRange,
             "the payment's amounts are out of range",
         )
     };

@@ -4,6 +4,7 @@
 use catalog::Role;
 use catalog::contract::{Page, PurchaseRequest, RequestStatus, new_id, now};
 use catalog::events::{RequestCreated, RequestStatusUpdated};
+use kernel::error::ErrorCode;
 use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AuthUser, EventBus, Result, Tx};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
@@ -18,7 +19,7 @@ use crate::entity::{request, request_seller};
 
 fn invalid_transition(from: RequestStatus, to: RequestStatus) -> ApiError {
     ApiError::conflict(
-        "invalid_transition",
+        ErrorCode::InvalidTransition,
         format!(
             "a request that is {} cannot become {}",
             from.as_str(),
@@ -293,7 +294,7 @@ pub async fn set_accepted_offer(tx: &mut Tx, request_id: Uuid, offer_id: Uuid) -
         .await?;
     if res.rows_affected != 1 {
         return Err(ApiError::conflict(
-            "invalid_transition",
+            ErrorCode::InvalidTransition,
             "the request already has an accepted offer",
         ));
     }

@@ -5,6 +5,7 @@
 //! moves on so later events keep flowing. An admin can ask for a retry now
 //! ([`EventBus::retry_dead_letter`]); it still runs on the lease holder.
 
+use crate::error::ErrorCode;
 use std::time::Duration;
 
 use sea_orm::ActiveValue::Set;
@@ -201,7 +202,7 @@ impl EventBus {
             .ok_or(ApiError::NotFound)?;
         if row.resolved_at.is_some() {
             return Err(ApiError::conflict(
-                "dead_letter_resolved",
+                ErrorCode::DeadLetterResolved,
                 "this dead letter was handled already",
             ));
         }
