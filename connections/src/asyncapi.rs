@@ -1,17 +1,18 @@
-//! The AsyncAPI 3.0 document of the Socket.IO interface, generated from the routing table
-//! ([`crate::routing::ROUTES`]), the room-event table of the gateway and the utoipa schemas
-//! of the payload types, so the document cannot drift from what the server does.
+//! The AsyncAPI 3.0 document of the Socket.IO interface, generated from the event table of
+//! the catalog (each event's name, durability, payload type and rooms), the room-event table
+//! of the gateway and the utoipa schemas of the payload types, so the document cannot drift
+//! from what the server does.
 
 use std::collections::BTreeMap;
 
-use kernel::events::{self, EventMeta, EventName};
+use catalog::events::{self, EventMeta, EventName};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa::openapi::{RefOr, schema::Schema};
 
 use crate::gateway::{ChatReadArgs, ChatSendArgs, ChatTypingArgs, ROOM_EVENTS, RoomKind};
 use crate::replay::REPLAY_LIMIT;
-use crate::routing::{ROUTES, RoomRule};
+use catalog::rooms::RoomRule;
 
 type Schemas = Vec<(String, RefOr<Schema>)>;
 
@@ -22,47 +23,13 @@ fn add<T: ToSchema>(schemas: &mut Schemas) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-/// The payload schema of every event name (an exhaustive match: a new name does not
-/// compile until it is documented).
-fn payload_schema(name: EventName, s: &mut Schemas) -> Value {
-    match name {
-        EventName::NotificationReceived => add::<events::NotificationReceived>(s),
-        EventName::NotificationRead => add::<events::NotificationRead>(s),
-        EventName::RequestCreated => add::<events::RequestCreated>(s),
-        EventName::RequestOfferReceived => add::<events::RequestOfferReceived>(s),
-        EventName::RequestStatusUpdated => add::<events::RequestStatusUpdated>(s),
-        EventName::OfferNegotiationUpdate => add::<events::OfferNegotiationUpdate>(s),
-        EventName::OfferAccepted => add::<events::OfferAccepted>(s),
-        EventName::PaymentCreated => add::<events::PaymentCreated>(s),
-        EventName::PaymentStatusUpdated => add::<events::PaymentStatusUpdated>(s),
-        EventName::PaymentCompleted => add::<events::PaymentCompleted>(s),
-        EventName::PayoutCreated => add::<events::PayoutCreated>(s),
-        EventName::PayoutCompleted => add::<events::PayoutCompleted>(s),
-        EventName::PayoutFailed => add::<events::PayoutFailed>(s),
-        EventName::ChatNewMessage => add::<events::ChatNewMessage>(s),
-        EventName::ChatMessageRead => add::<events::ChatMessageRead>(s),
-        EventName::ChatTyping | EventName::ChatStoppedTyping => add::<events::ChatTyping>(s),
-        EventName::DisputeOpened => add::<events::DisputeOpened>(s),
-        EventName::DisputeEvidenceAdded => add::<events::DisputeEvidenceAdded>(s),
-        EventName::DisputeResolved => add::<events::DisputeResolved>(s),
-        EventName::UserOnline | EventName::UserOffline => add::<events::UserPresence>(s),
-        EventName::SystemMaintenance => add::<events::SystemMaintenance>(s),
-        EventName::SystemAnnouncement => add::<events::SystemAnnouncement>(s),
-        EventName::EventsReplayTruncated => add::<events::ReplayTruncated>(s),
-    }
-}
+/// Adds each payload schema [`EventName::payload`] hands over.
+struct PayloadSchemas<'a>(&'a mut Schemas);
 
-/// Rooms of the live-only events (routed by the gateway, not the table).
-fn live_rooms(name: EventName) -> Vec<String> {
-    match name {
-        EventName::ChatTyping | EventName::ChatStoppedTyping => {
-            vec!["chat-{chatId} (not the sender's own sockets)".into()]
-        }
-        EventName::UserOnline | EventName::UserOffline => {
-            vec!["chat-{chatId} of each of the user's chats".into()]
-        }
-        EventName::EventsReplayTruncated => vec!["the reconnecting socket only".into()],
-        _ => Vec::new(),
+impl events::PayloadVisitor for PayloadSchemas<'_> {
+    type Output = Value;
+    fn visit<T: ToSchema>(&mut self) -> Value {
+        add::<T>(self.0)
     }
 }
 
@@ -163,17 +130,12 @@ pub fn document() -> Value {
     let mut channel_keys: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
 
     for name in EventName::ALL {
-        let payload = payload_schema(name, &mut schemas);
+        let payload = name.payload(&mut PayloadSchemas(&mut schemas));
         let durable = name.is_durable();
-        let rules: &[RoomRule] = ROUTES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, r)| *r)
-            .unwrap_or(&[]);
-        let rooms: Vec<String> = if durable {
-            rules.iter().map(|r| r.pattern()).collect()
-        } else {
-            live_rooms(name)
+        let rules = name.rooms();
+        let rooms: Vec<String> = match name.live_rooms() {
+            Some(live) => vec![live.to_owned()],
+            None => rules.iter().map(|r| r.pattern()).collect(),
         };
         let key = format!("server.{}", name.as_str().replace(':', "."));
         let args = if durable {
@@ -407,15 +369,11 @@ mod tests {
         let doc = document();
         for name in EventName::ALL {
             let key = format!("server.{}", name.as_str().replace(':', "."));
-            assert_eq!(doc["components"]["messages"][&key]["name"], name.as_str());
-        }
-        for (name, rules) in ROUTES {
-            let key = format!("server.{}", name.as_str().replace(':', "."));
-            let rooms = doc["components"]["messages"][&key]["x-rooms"]
-                .as_array()
-                .unwrap()
-                .len();
-            assert_eq!(rooms, rules.len());
+            let message = &doc["components"]["messages"][&key];
+            assert_eq!(message["name"], name.as_str());
+            assert_eq!(message["x-durable"], name.is_durable());
+            let rooms = message["x-rooms"].as_array().unwrap().len();
+            assert_eq!(rooms, name.rooms().len().max(1), "{name}");
         }
         assert!(doc["components"]["schemas"]["EventMeta"].is_object());
         let room = &doc["channels"]["room-request"];

@@ -15,7 +15,7 @@ use socketioxide::operators::BroadcastOperators;
 use socketioxide::{BroadcastError, SocketIo};
 use uuid::Uuid;
 
-use crate::routing::{self, Target};
+use catalog::rooms::{self, Target};
 
 /// Counts one emit handed to Socket.IO (`marketplace_socket_emits_total{event}`).
 fn count_emit(event: &str) {
@@ -126,7 +126,7 @@ impl<A: Adapter> SocketEmitter<A> {
         event: &str,
         data: &T,
     ) -> Result<(), EmitError> {
-        self.emit_to_room(routing::user_room(user_id), event, data)
+        self.emit_to_room(rooms::user_room(user_id), event, data)
             .await
     }
 
@@ -135,7 +135,7 @@ impl<A: Adapter> SocketEmitter<A> {
         event: &str,
         data: &T,
     ) -> Result<(), EmitError> {
-        self.emit_to_room(routing::SELLERS.to_owned(), event, data)
+        self.emit_to_room(rooms::SELLERS.to_owned(), event, data)
             .await
     }
 
@@ -144,7 +144,7 @@ impl<A: Adapter> SocketEmitter<A> {
         event: &str,
         data: &T,
     ) -> Result<(), EmitError> {
-        self.emit_to_room(routing::BUYERS.to_owned(), event, data)
+        self.emit_to_room(rooms::BUYERS.to_owned(), event, data)
             .await
     }
 

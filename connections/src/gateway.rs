@@ -6,9 +6,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kernel::events::{ChatTyping, EventMeta, EventName};
+use catalog::Role;
+use catalog::events::{ChatTyping, EventMeta, EventName};
 use kernel::ports::{ChatPort, RequestAccess};
-use kernel::{ApiError, AppState, AuthUser, Quota, Role, StoredEvent};
+use kernel::{ApiError, AppState, AuthUser, Quota, StoredEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use socketioxide::SocketIo;
@@ -19,7 +20,7 @@ use uuid::Uuid;
 
 use crate::emitter::SocketEmitter;
 use crate::presence::Presence;
-use crate::routing::{self, own_rooms};
+use catalog::rooms::{self, own_rooms};
 
 /// What every socket handler shares. Stored as the Socket.IO state and as an axum extension.
 pub(crate) struct Gateway {
@@ -76,7 +77,7 @@ pub struct Ack {
     pub rooms: Option<Vec<String>>,
     /// `chat:send` only: the stored message.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<kernel::contract::Message>,
+    pub message: Option<catalog::contract::Message>,
 }
 
 impl Ack {
@@ -127,7 +128,7 @@ impl Ack {
             }
         };
         Self {
-            code: Some(e.code()),
+            code: Some(e.code().as_str()),
             ..Self::err(error)
         }
     }
@@ -393,7 +394,7 @@ pub(crate) async fn on_connect<A: Adapter>(
         return;
     };
     let emitter = SocketEmitter::new(io);
-    let rooms = own_rooms(&user);
+    let rooms = own_rooms(user.id, user.role);
     match auth.ok().as_ref().and_then(last_event_id) {
         Some(after) => gw.replay_then_join(&emitter, &s, user, after, rooms).await,
         None => join_rooms(&s, rooms),
@@ -464,12 +465,12 @@ impl Gateway {
             return Ack::err("bad_request");
         };
         let rooms = match kind {
-            RoomKind::User if id == user.id || user.is_admin() => vec![routing::user_room(id)],
+            RoomKind::User if id == user.id || user.is_admin() => vec![rooms::user_room(id)],
             RoomKind::Seller if user.role == Role::Seller && id == user.id => {
-                vec![routing::seller_room(id), routing::SELLERS.to_owned()]
+                vec![rooms::seller_room(id), rooms::SELLERS.to_owned()]
             }
             RoomKind::Buyer if user.role == Role::Buyer && id == user.id => {
-                vec![routing::buyer_room(id), routing::BUYERS.to_owned()]
+                vec![rooms::buyer_room(id), rooms::BUYERS.to_owned()]
             }
             RoomKind::User | RoomKind::Seller | RoomKind::Buyer => return Ack::err("forbidden"),
             RoomKind::Request => match self
@@ -478,7 +479,7 @@ impl Gateway {
                 .await
                 .unwrap_or_else(log_false)
             {
-                true => vec![routing::request_room(id)],
+                true => vec![rooms::request_room(id)],
                 false => return Ack::err("not_found"),
             },
             RoomKind::Chat => match self
@@ -487,7 +488,7 @@ impl Gateway {
                 .await
                 .unwrap_or_else(log_false)
             {
-                true => vec![routing::chat_room(id)],
+                true => vec![rooms::chat_room(id)],
                 false => return Ack::err("not_found"),
             },
         };
@@ -558,8 +559,8 @@ impl Gateway {
         let emitter = SocketEmitter::new(io);
         if let Err(e) = emitter
             .emit_to_rooms_except(
-                vec![routing::chat_room(args.chat_id)],
-                routing::user_room(user.id),
+                vec![rooms::chat_room(args.chat_id)],
+                rooms::user_room(user.id),
                 event.as_str(),
                 &payload,
             )
@@ -581,7 +582,7 @@ impl Gateway {
             return;
         }
         let mut live = self.live.lock().await;
-        let target = routing::target(event.name, &event.audience);
+        let target = rooms::target(event.name, &event.audience);
         let meta = EventMeta {
             id: event.id,
             at: event.at,
@@ -593,7 +594,7 @@ impl Gateway {
             // Per-socket failures (closed, buffer full); the other sockets got it.
             tracing::debug!(event_id = event.id, error = %e, "event not delivered to every socket");
         }
-        let since_commit = (kernel::contract::now() - event.at)
+        let since_commit = (catalog::contract::now() - event.at)
             .to_std()
             .unwrap_or_default();
         metrics::histogram!(kernel::monitor::EVENT_DELIVERY).record(since_commit.as_secs_f64());

@@ -4,7 +4,8 @@
 //!   layer (`/socket.io`, namespace `/`), subscribes to the bus as `connections.sockets`,
 //!   serves `GET /api/events`, `GET /api/users/{id}/presence` and `GET /api/asyncapi.json`,
 //!   and closes every socket when the server shuts down, after the last delivery pass.
-//! - [`routing::ROUTES`] is the one table from catalog events to rooms.
+//! - Which rooms an event reaches is declared once, in the `catalog` crate's event table;
+//!   this crate turns those rules into emits, replay and the AsyncAPI document.
 //! - [`SocketEmitter`] is the only caller of socketioxide's `emit`.
 //! - With a [`cluster::RedisLink`] the node joins a cluster: the Socket.IO Redis adapter
 //!   carries typing and presence to the other nodes, presence is counted in Redis, and durable
@@ -23,7 +24,6 @@ pub mod nodes;
 mod presence;
 mod replay;
 mod routes;
-pub mod routing;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -193,7 +193,7 @@ impl Connections {
         Self {
             gw,
             io,
-            node_id: kernel::contract::new_id().to_string(),
+            node_id: catalog::contract::new_id().to_string(),
         }
     }
 

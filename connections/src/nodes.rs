@@ -3,7 +3,7 @@
 //! cluster (or of the one process) without Redis. The row is removed on a clean shutdown; a
 //! killed node's row simply stops being refreshed and drops out of the live list.
 
-use kernel::contract::{Timestamp, now};
+use catalog::contract::{Timestamp, now};
 use kernel::monitor::NODE_HEARTBEAT;
 use kernel::monitor::entity::node;
 use sea_orm::sea_query::OnConflict;

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kernel::contract::{Timestamp, now};
-use kernel::events::{EventName, UserPresence};
+use catalog::contract::{Timestamp, now};
+use catalog::events::{EventName, UserPresence};
 use kernel::{ApiError, AuthUser};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::cluster::RedisLink;
 use crate::emitter::SocketEmitter;
 use crate::gateway::{Counted, Gateway};
-use crate::routing::chat_room;
+use catalog::rooms::chat_room;
 
 /// The `user_presence` table: when each user was last seen.
 pub mod entity {

@@ -1,4 +1,4 @@
-//! Who may see a durable event (the rooms of [`crate::routing::ROUTES`] evaluated for one
+//! Who may see a durable event (its rooms in the catalog's event table, evaluated for one
 //! user), replay on reconnect, and the pages of `GET /api/events`.
 //!
 //! Replay without gap or duplicate: the bus subscriber emits each event while holding
@@ -8,10 +8,11 @@
 
 use std::collections::HashMap;
 
+use catalog::Role;
+use catalog::events::{Audience, EventMeta, EventName, ReplayTruncated};
 use kernel::bus::entity::subscriber_cursor;
-use kernel::events::{Audience, EventMeta, EventName, ReplayTruncated};
 use kernel::ports::{ChatPort, RequestAccess};
-use kernel::{ApiError, AuthUser, Role, StoredEvent};
+use kernel::{ApiError, AuthUser, StoredEvent};
 use sea_orm::EntityTrait;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
@@ -19,7 +20,7 @@ use uuid::Uuid;
 
 use crate::emitter::SocketEmitter;
 use crate::gateway::{Gateway, join_rooms};
-use crate::routing::{RoomRule, rules_of};
+use catalog::rooms::RoomRule;
 
 /// The stable name of the subscriber that emits durable events to sockets.
 pub const SUBSCRIBER: &str = "connections.sockets";
@@ -52,7 +53,7 @@ impl<'a> Viewer<'a> {
     }
 
     pub async fn may_see(&mut self, event: &StoredEvent) -> Result<bool, ApiError> {
-        for rule in rules_of(event.name) {
+        for rule in event.name.rooms() {
             if self.may_be_in(*rule, &event.audience).await? {
                 return Ok(true);
             }

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use axum::Extension;
-use kernel::contract::{Page, now};
+use catalog::contract::{Page, now};
+use catalog::events::EventName;
 use kernel::error::Problem;
-use kernel::events::EventName;
 use kernel::extract::{Path, Query};
 use kernel::pagination::{DEFAULT_LIMIT, MAX_LIMIT};
 use kernel::{ApiError, AppState, AuthUser, Result};

@@ -8,8 +8,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use catalog::events::{EventName, SystemAnnouncement};
 use kernel::bus::DispatchOptions;
-use kernel::events::{EventName, SystemAnnouncement};
 use kernel::{EventBus, StoredEvent, subscriber};
 use marketplace_tests::{eventually, fresh_database};
 use sea_orm_migration::MigratorTrait;
@@ -301,7 +301,7 @@ async fn an_event_this_version_does_not_know_is_skipped_not_stuck_on() {
         name: Set("future:event".into()),
         payload: Set(serde_json::json!({})),
         audience: Set(serde_json::json!({})),
-        created_at: Set(kernel::contract::now()),
+        created_at: Set(catalog::contract::now()),
         ..Default::default()
     })
     .exec(&db)

@@ -197,7 +197,7 @@ pub fn state(config: &Config, db: DatabaseConnection) -> AppState {
 #[openapi(
     info(title = "Marketplace API", description = "Purchase requests, offers, chat, payments, disputes. Live events over Socket.IO: see /api/asyncapi.json."),
     modifiers(&BearerAuth),
-    components(schemas(kernel::error::Problem, kernel::error::FieldError))
+    components(schemas(kernel::error::Problem, catalog::FieldError))
 )]
 struct ApiDoc;
 

@@ -8,6 +8,7 @@
 //! lag, dead letters, payouts by status) are refreshed when `/metrics` is scraped. Every family is shown from
 //! start-up, at zero for each known label value, so dashboards never see a gap.
 
+use kernel::error::ErrorCode;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
-use kernel::events::EventName;
+use catalog::events::EventName;
 use kernel::monitor::{self as m};
 use kernel::{ApiError, AppState};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -274,7 +275,7 @@ async fn scrape(
     }
     let Some(handle) = handle() else {
         return Err(ApiError::Unavailable {
-            code: "metrics_unavailable",
+            code: ErrorCode::MetricsUnavailable,
             detail: "another metrics recorder was installed in this process".into(),
         });
     };

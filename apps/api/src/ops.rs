@@ -1,5 +1,6 @@
 //! Operational routes (`/healthz`, `/readyz`) and the HTTP layers every route shares.
 
+use kernel::error::ErrorCode;
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -47,7 +48,7 @@ async fn readyz(
     redis: Option<Extension<Arc<RedisLink>>>,
 ) -> Result<axum::Json<Health>, ApiError> {
     let unavailable = || ApiError::Unavailable {
-        code: "database_unavailable",
+        code: ErrorCode::DatabaseUnavailable,
         detail: "the database does not answer".into(),
     };
     match tokio::time::timeout(Duration::from_secs(2), db.ping()).await {
@@ -63,7 +64,7 @@ async fn readyz(
     {
         tracing::warn!(reason = %why, "readiness check failed: redis");
         return Err(ApiError::Unavailable {
-            code: "redis_unavailable",
+            code: ErrorCode::RedisUnavailable,
             detail: format!("{why}; REST and durable events work, typing and presence are paused"),
         });
     }

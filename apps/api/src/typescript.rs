@@ -6,7 +6,7 @@
 //!   AsyncAPI document (event payloads, socket arguments, acks) becomes an exported type of
 //!   the same name;
 //! - `ServerToClientEvents` / `ClientToServerEvents` come from the AsyncAPI messages, which
-//!   are generated from the event catalog and `connections::routing::ROUTES`: durable events'
+//!   are generated from the catalog's event table (`catalog::events`): durable events'
 //!   listeners take `(payload, meta: EventMeta)`, live-only ones `(payload)`, and client
 //!   events take their argument and an ack callback whose answer is a union on `ok`;
 //! - `Endpoints` maps every REST operation (`"GET /api/requests/{id}"`) to its path and
@@ -14,7 +14,7 @@
 //!
 //! Why a translator and not `ts-rs`/`specta` derives: the schemas already exist (utoipa
 //! derives them for the OpenAPI document), so translating them keeps one source of truth, and
-//! the socket interfaces need the routing table's knowledge (durable or not, acks), which no
+//! the socket interfaces need the event table's knowledge (durable or not, acks), which no
 //! derive has. The output is deterministic (schemas by name, events by name,
 //! operations by path then method), so it can be diffed and checked in by a frontend.
 

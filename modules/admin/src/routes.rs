@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use kernel::contract::Page;
+use catalog::contract::Page;
 use kernel::error::Problem;
 use kernel::extract::{Json, Path, Query};
 use kernel::{AppState, AuthUser, EventBus, Result};

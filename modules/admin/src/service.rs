@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
+use catalog::Role;
+use catalog::contract::Page;
+use catalog::events::{SystemAnnouncement, SystemMaintenance};
 use kernel::bus::RetryOutcome;
 use kernel::bus::entity::dead_letter;
-use kernel::contract::Page;
-use kernel::events::{SystemAnnouncement, SystemMaintenance};
 use kernel::pagination::{PageParams, page};
 use kernel::validate::Fields;
-use kernel::{ApiError, AuthUser, EventBus, Role};
+use kernel::{ApiError, AuthUser, EventBus};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 

@@ -4,8 +4,8 @@
 //! node's heartbeat in `connections`; `subscriber_cursors` of the bus).
 
 use axum::extract::State;
+use catalog::contract::now;
 use chrono::{DateTime, Utc};
-use kernel::contract::now;
 use kernel::error::Problem;
 use kernel::monitor::entity::node;
 use kernel::monitor::{NODE_LIVE_WITHIN, SubscriberLag};

@@ -1,6 +1,6 @@
 //! What comes in and goes out of the auth routes.
 
-use kernel::contract::User;
+use catalog::contract::User;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
-use kernel::contract::User;
+use catalog::contract::User;
 use kernel::error::Problem;
 use kernel::extract::Json;
 use kernel::{AppState, AuthUser, Authenticator, Limits, Result};

@@ -1,8 +1,10 @@
 //! The rules of accounts: who may register, how passwords are kept, what a profile may hold.
 
-use kernel::contract::{User, new_id, now};
+use catalog::Role;
+use catalog::contract::{User, new_id, now};
+use kernel::error::ErrorCode;
 use kernel::validate::Fields;
-use kernel::{ApiError, AuthUser, JwtKeys, Result, Role};
+use kernel::{ApiError, AuthUser, JwtKeys, Result};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
     EntityTrait, QueryFilter,
@@ -94,7 +96,7 @@ pub async fn register(
         Ok(m) => m,
         Err(e) if kernel::error::is_unique_violation(&e) => {
             return Err(ApiError::conflict(
-                "email_taken",
+                ErrorCode::EmailTaken,
                 "an account with this email already exists",
             ));
         }
@@ -183,7 +185,7 @@ pub async fn update_me(
     // Release payouts go to the seller's address; once set, it may change but not vanish.
     if payout == Some(None) && current.role() == Role::Seller && current.payout_address.is_some() {
         return Err(ApiError::invalid_with_code(
-            "payout_address_required",
+            ErrorCode::PayoutAddressRequired,
             "payoutAddress",
             "a seller's payout address can be changed but not removed",
         ));

@@ -15,7 +15,7 @@ pub(crate) mod entity;
 pub mod routes;
 pub mod service;
 
-use kernel::contract::Message;
+use catalog::contract::Message;
 use kernel::ports::ChatPort;
 use kernel::{ApiError, AppState, AuthUser, EventBus, Limits, Module};
 use sea_orm::DatabaseConnection;

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use kernel::contract::{Chat, Message, Page};
+use catalog::contract::{Chat, Message, Page};
 use kernel::error::Problem;
 use kernel::extract::{Json, Path, Query};
 use kernel::pagination::PageParams;

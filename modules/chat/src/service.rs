@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use kernel::contract::{Chat, Message, Page, new_id, now};
-use kernel::events::{ChatMessageRead, ChatNewMessage};
+use catalog::contract::{Chat, Message, Page, new_id, now};
+use catalog::events::{ChatMessageRead, ChatNewMessage};
 use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AuthUser, EventBus, Limits, Quota, Result, Tx};
 use sea_orm::sea_query::{Expr, OnConflict};

@@ -1,6 +1,6 @@
 //! What comes in and goes out of the disputes routes.
 
-use kernel::contract::{Dispute, Evidence};
+use catalog::contract::{Dispute, Evidence};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

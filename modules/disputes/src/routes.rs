@@ -2,8 +2,8 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use catalog::contract::{Dispute, Evidence, Page};
 use kernel::AppState;
-use kernel::contract::{Dispute, Evidence, Page};
 use kernel::error::Problem;
 use kernel::extract::{Json, Path, Query};
 use kernel::{AuthUser, EventBus, Result};

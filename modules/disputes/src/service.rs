@@ -1,13 +1,15 @@
 //! The rules of disputes: who may open one and when, who may add evidence and see it, and a
 //! resolution that moves the request and starts its payout in the same transaction.
 
-use kernel::contract::{
+use catalog::Role;
+use catalog::contract::{
     Dispute, DisputeStatus, Evidence, Page, PayoutKind, RequestStatus, Resolution, new_id, now,
 };
-use kernel::events::{DisputeEvidenceAdded, DisputeOpened, DisputeResolved};
+use catalog::events::{DisputeEvidenceAdded, DisputeOpened, DisputeResolved};
+use kernel::error::ErrorCode;
 use kernel::pagination::{PageParams, page};
 use kernel::validate::{Fields, http_url};
-use kernel::{ApiError, AuthUser, EventBus, Result, Role};
+use kernel::{ApiError, AuthUser, EventBus, Result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Iterable, QueryFilter,
@@ -55,7 +57,7 @@ pub async fn open(
     }
     let Some(seller_id) = seller_id else {
         return Err(ApiError::conflict(
-            "invalid_transition",
+            ErrorCode::InvalidTransition,
             "a request without an accepted offer cannot be disputed",
         ));
     };
@@ -65,7 +67,7 @@ pub async fn open(
         .await?;
     if already.is_some() {
         return Err(ApiError::conflict(
-            "dispute_open",
+            ErrorCode::DisputeOpen,
             "this request already has an open dispute",
         ));
     }
@@ -99,7 +101,7 @@ pub async fn open(
         Ok(_) => {}
         Err(e) if kernel::error::is_unique_violation(&e) => {
             return Err(ApiError::conflict(
-                "dispute_open",
+                ErrorCode::DisputeOpen,
                 "this request already has an open dispute",
             ));
         }
@@ -166,7 +168,7 @@ pub async fn add_evidence(
         .await?;
     if still_open.rows_affected != 1 {
         return Err(ApiError::conflict(
-            "dispute_closed",
+            ErrorCode::DisputeClosed,
             "the dispute is resolved; no more evidence is taken",
         ));
     }
@@ -312,7 +314,7 @@ pub async fn resolve(
         .await?;
     if res.rows_affected != 1 {
         return Err(ApiError::conflict(
-            "dispute_closed",
+            ErrorCode::DisputeClosed,
             "the dispute is already resolved",
         ));
     }

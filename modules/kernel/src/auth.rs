@@ -8,37 +8,11 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
+use catalog::Role;
+
 use crate::error::ApiError;
-
-/// What a user is allowed to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Buyer,
-    Seller,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Buyer => "buyer",
-            Role::Seller => "seller",
-            Role::Admin => "admin",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "buyer" => Some(Role::Buyer),
-            "seller" => Some(Role::Seller),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-}
 
 /// The claims of our tokens.
 #[derive(Debug, Clone, Serialize, Deserialize)]

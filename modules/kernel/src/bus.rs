@@ -54,9 +54,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::contract::{Timestamp, now};
 use crate::error::ApiError;
-use crate::events::{Audience, CatalogEvent, EventName};
+use catalog::contract::{Timestamp, now};
+use catalog::events::{Audience, CatalogEvent, EventName};
 
 /// Tables of the event log. Created by the `migrations` crate.
 pub mod entity {

@@ -3,29 +3,93 @@
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use catalog::FieldError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// `Result` with [`ApiError`] as the default error.
-pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+/// Declares [`ErrorCode`]: each variant with its wire word, written once.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])* $variant:ident = $code:literal,)+) => {
+        /// Every stable machine word a problem document's `code` (and a socket ack's `code`)
+        /// can carry. Clients branch on these; they never change once shipped.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])* #[serde(rename = $code)] $variant,)+
+        }
 
-/// One invalid field of a 422 answer.
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
-pub struct FieldError {
-    /// The camelCase name of the field, as the client sent it.
-    pub field: String,
-    /// What is wrong with it, for a human.
-    pub message: String,
+        impl ErrorCode {
+            /// Every code.
+            pub const ALL: &[ErrorCode] = &[$(Self::$variant),+];
+
+            /// The wire word, e.g. `not_found`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $code,)+
+                }
+            }
+        }
+    };
 }
 
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+error_codes! {
+    // Any route.
+    Unauthorized = "unauthorized",
+    Forbidden = "forbidden",
+    NotFound = "not_found",
+    MethodNotAllowed = "method_not_allowed",
+    RouteNotFound = "route_not_found",
+    PayloadTooLarge = "payload_too_large",
+    UnsupportedMediaType = "unsupported_media_type",
+    MalformedJson = "malformed_json",
+    UnreadableBody = "unreadable_body",
+    InvalidBody = "invalid_body",
+    InvalidQuery = "invalid_query",
+    ValidationFailed = "validation_failed",
+    RateLimited = "rate_limited",
+    Busy = "busy",
+    Internal = "internal",
+    DatabaseUnavailable = "database_unavailable",
+    // Operations.
+    RedisUnavailable = "redis_unavailable",
+    MetricsUnavailable = "metrics_unavailable",
+    DeadLetterResolved = "dead_letter_resolved",
+    // Accounts.
+    EmailTaken = "email_taken",
+    PayoutAddressRequired = "payout_address_required",
+    // Requests and offers.
+    InvalidTransition = "invalid_transition",
+    RequestNotOpen = "request_not_open",
+    OfferExists = "offer_exists",
+    // Payments, payouts and provider callbacks.
+    RequestNotAccepted = "request_not_accepted",
+    RequestNotCancelled = "request_not_cancelled",
+    PaymentConflict = "payment_conflict",
+    NothingToPay = "nothing_to_pay",
+    NoPayment = "no_payment",
+    PaymentNotCompleted = "payment_not_completed",
+    PaymentPaidOut = "payment_paid_out",
+    NoPayoutAddress = "no_payout_address",
+    PayoutExists = "payout_exists",
+    PayoutNotFailed = "payout_not_failed",
+    PayoutSuperseded = "payout_superseded",
+    RefundExists = "refund_exists",
+    AmountOutOfRange = "amount_out_of_range",
+    InvalidSignature = "invalid_signature",
+    ProviderError = "provider_error",
+    ProviderUnavailable = "provider_unavailable",
+    // Disputes.
+    DisputeOpen = "dispute_open",
+    DisputeClosed = "dispute_closed",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
+
+/// `Result` with [`ApiError`] as the default error.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 /// An RFC 9457 problem document as this API sends it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,13 +112,13 @@ pub struct Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{detail}")]
-    BadRequest { code: &'static str, detail: String },
+    BadRequest { code: ErrorCode, detail: String },
     #[error("unauthorized")]
     Unauthorized,
     /// A 401 with its own code and detail, for credentials other than a bearer token (e.g. a
     /// provider callback's signature: `invalid_signature`).
     #[error("{detail}")]
-    Unauthenticated { code: &'static str, detail: String },
+    Unauthenticated { code: ErrorCode, detail: String },
     #[error("{0}")]
     Forbidden(String),
     #[error("not found")]
@@ -64,22 +128,22 @@ pub enum ApiError {
     #[error("no such route")]
     NoRoute,
     #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    Conflict { code: ErrorCode, detail: String },
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("{detail}")]
     UnsupportedMediaType { detail: String },
     #[error("validation failed")]
     Validation {
-        code: &'static str,
+        code: ErrorCode,
         errors: Vec<FieldError>,
     },
     #[error("too many attempts; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("{detail}")]
-    BadGateway { code: &'static str, detail: String },
+    BadGateway { code: ErrorCode, detail: String },
     #[error("{detail}")]
-    Unavailable { code: &'static str, detail: String },
+    Unavailable { code: ErrorCode, detail: String },
     /// 503 `busy` with `Retry-After`: the server sheds work it cannot take now (e.g. the
     /// password-hashing queue is full) instead of letting every request time out.
     #[error("the server is busy; retry after {retry_after_secs} s")]
@@ -90,20 +154,20 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
             detail: detail.into(),
         }
     }
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::Conflict {
             code,
             detail: detail.into(),
         }
     }
-    /// A 401 with a specific code, e.g. `invalid_signature`.
-    pub fn unauthenticated(code: &'static str, detail: impl Into<String>) -> Self {
+    /// A 401 with a specific code, e.g. [`ErrorCode::InvalidSignature`].
+    pub fn unauthenticated(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::Unauthenticated {
             code,
             detail: detail.into(),
@@ -115,13 +179,13 @@ impl ApiError {
     /// A 422 with a single invalid field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation {
-            code: "validation_failed",
+            code: ErrorCode::ValidationFailed,
             errors: vec![FieldError::new(field, message)],
         }
     }
-    /// A 422 with one field and a specific code (e.g. `payout_address_required`).
+    /// A 422 with one field and a specific code (e.g. [`ErrorCode::PayoutAddressRequired`]).
     pub fn invalid_with_code(
-        code: &'static str,
+        code: ErrorCode,
         field: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
@@ -155,24 +219,24 @@ impl ApiError {
     }
 
     /// The stable machine word of this error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             Self::BadRequest { code, .. }
             | Self::Conflict { code, .. }
             | Self::Unauthenticated { code, .. }
             | Self::Validation { code, .. }
             | Self::BadGateway { code, .. }
-            | Self::Unavailable { code, .. } => code,
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::NoRoute => "route_not_found",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Busy { .. } => "busy",
-            Self::Internal(_) => "internal",
+            | Self::Unavailable { code, .. } => *code,
+            Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::NoRoute => ErrorCode::RouteNotFound,
+            Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            Self::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Busy { .. } => ErrorCode::Busy,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -195,7 +259,7 @@ impl ApiError {
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail,
-            code: code.to_owned(),
+            code: code.as_str().to_owned(),
             errors: match self {
                 Self::Validation { errors, .. } => Some(errors.clone()),
                 _ => None,
@@ -225,13 +289,23 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// One invalid field (e.g. from `Money::parse`) is a 422 `validation_failed` naming it.
+impl From<FieldError> for ApiError {
+    fn from(err: FieldError) -> Self {
+        Self::Validation {
+            code: ErrorCode::ValidationFailed,
+            errors: vec![err],
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
         match &err {
             sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
                 tracing::error!(error = %err, "database unavailable");
                 Self::Unavailable {
-                    code: "database_unavailable",
+                    code: ErrorCode::DatabaseUnavailable,
                     detail: "the database is unavailable".into(),
                 }
             }
@@ -265,4 +339,37 @@ pub async fn method_not_allowed_fallback() -> ApiError {
 /// The answer for an unknown route.
 pub async fn not_found_fallback() -> ApiError {
     ApiError::NoRoute
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case_words_serialized_as_written() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let word = code.as_str();
+            assert!(seen.insert(word), "{word} twice");
+            assert!(
+                !word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{word}"
+            );
+            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(word));
+            assert_eq!(code.to_string(), word);
+        }
+    }
+
+    #[test]
+    fn a_problem_carries_the_code_as_its_word() {
+        let problem = ApiError::conflict(ErrorCode::EmailTaken, "taken").problem();
+        assert_eq!(
+            serde_json::to_string(&problem).unwrap(),
+            r#"{"type":"https://docs.marketplace.local/problems/email_taken","title":"Conflict","status":409,"detail":"taken","code":"email_taken"}"#
+        );
+        let invalid: ApiError = FieldError::new("price.amount", "must be positive").into();
+        assert_eq!(invalid.code(), ErrorCode::ValidationFailed);
+        assert_eq!(invalid.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(ApiError::NoRoute.code().as_str(), "route_not_found");
+    }
 }

@@ -1,12 +1,15 @@
 //! Extractors whose rejections are problem documents, so a malformed body, a bad path id or
 //! a bad query string answers the contract's status codes instead of axum's plain text.
 
+use crate::error::ErrorCode;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, FieldError};
+use catalog::FieldError;
+
+use crate::error::ApiError;
 
 /// A JSON body. Syntax errors → 400 `malformed_json`; wrong types or missing fields →
 /// 422 `invalid_body` naming the field; too large → 413; wrong content type → 415.
@@ -30,13 +33,18 @@ where
             Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
                 return Err(ApiError::PayloadTooLarge);
             }
-            Err(e) => return Err(ApiError::bad_request("unreadable_body", e.body_text())),
+            Err(e) => {
+                return Err(ApiError::bad_request(
+                    ErrorCode::UnreadableBody,
+                    e.body_text(),
+                ));
+            }
         };
         // Every body of this API is an object; serde would also read a struct from an array
         // (`[null, null]`), which no client means.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
             return Err(ApiError::Validation {
-                code: "invalid_body",
+                code: ErrorCode::InvalidBody,
                 errors: vec![FieldError::new("body", "must be a JSON object")],
             });
         }
@@ -64,7 +72,10 @@ where
             Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::PayloadTooLarge)
             }
-            Err(e) => Err(ApiError::bad_request("unreadable_body", e.body_text())),
+            Err(e) => Err(ApiError::bad_request(
+                ErrorCode::UnreadableBody,
+                e.body_text(),
+            )),
         }
     }
 }
@@ -89,7 +100,9 @@ fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("malformed_json", e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::bad_request(ErrorCode::MalformedJson, e.body_text())
+        }
         JsonRejection::JsonDataError(e) => {
             // serde_path_to_error formats as "path: message"; keep the field when present.
             let text = e.body_text();
@@ -101,7 +114,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
                 _ => ("body".to_owned(), inner.to_owned()),
             };
             ApiError::Validation {
-                code: "invalid_body",
+                code: ErrorCode::InvalidBody,
                 errors: vec![FieldError::new(field, message)],
             }
         }
@@ -112,10 +125,10 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
             } else {
-                ApiError::bad_request("unreadable_body", e.body_text())
+                ApiError::bad_request(ErrorCode::UnreadableBody, e.body_text())
             }
         }
-        other => ApiError::bad_request("malformed_json", other.body_text()),
+        other => ApiError::bad_request(ErrorCode::MalformedJson, other.body_text()),
     }
 }
 
@@ -152,10 +165,13 @@ where
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Self(v)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::Validation {
-                code: "invalid_query",
+                code: ErrorCode::InvalidQuery,
                 errors: vec![FieldError::new("query", e.body_text())],
             }),
-            Err(other) => Err(ApiError::bad_request("invalid_query", other.body_text())),
+            Err(other) => Err(ApiError::bad_request(
+                ErrorCode::InvalidQuery,
+                other.body_text(),
+            )),
         }
     }
 }

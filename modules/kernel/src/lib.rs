@@ -1,12 +1,11 @@
-//! The shared kernel every module depends on, and nothing more: the contract's shapes, the
-//! event catalog, the durable event bus, the error type, the auth extractor, pagination,
-//! input checks and rate limits.
+//! The shared kernel every module depends on, and nothing more: the durable event bus, the
+//! error type, the extractors, pagination, the `Module` trait, and the infrastructure they
+//! need (JWT auth, input checks, rate limits, node monitoring, ports). The contract's shapes,
+//! the event catalog and the room rules are data and live in the `catalog` crate.
 
 pub mod auth;
 pub mod bus;
-pub mod contract;
 pub mod error;
-pub mod events;
 pub mod extract;
 pub mod limits;
 pub mod monitor;
@@ -17,8 +16,8 @@ pub mod state;
 pub mod stored;
 pub mod validate;
 
-pub use auth::{AuthUser, Authenticator, JwtKeys, Role, UserDirectory};
+pub use auth::{AuthUser, Authenticator, JwtKeys, UserDirectory};
 pub use bus::{EventBus, StoredEvent, Subscriber, Tx, subscriber};
-pub use error::{ApiError, FieldError, Result};
+pub use error::{ApiError, Result};
 pub use limits::{Limits, Quota};
 pub use state::{AppState, Module, Runtime};

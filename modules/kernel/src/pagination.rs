@@ -62,7 +62,7 @@ pub fn page<T, P: Serialize>(
     mut rows: Vec<T>,
     limit: u64,
     position: impl Fn(&T) -> P,
-) -> crate::contract::Page<T> {
+) -> catalog::contract::Page<T> {
     let has_more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if has_more {
@@ -70,7 +70,7 @@ pub fn page<T, P: Serialize>(
     } else {
         None
     };
-    crate::contract::Page {
+    catalog::contract::Page {
         items: rows,
         next_cursor,
     }

@@ -4,8 +4,8 @@
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::contract::Message;
 use crate::error::ApiError;
+use catalog::contract::Message;
 
 /// Answered by the offers module (it knows requests and who has an offer on them).
 #[async_trait::async_trait]

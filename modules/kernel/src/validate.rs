@@ -1,7 +1,10 @@
 //! Small helpers that turn client strings into checked values, collecting every invalid field
 //! into one 422.
 
-use crate::error::{ApiError, FieldError};
+use crate::error::ErrorCode;
+use catalog::FieldError;
+
+use crate::error::ApiError;
 
 /// Collects field errors; [`Fields::finish`] answers 422 with all of them.
 #[derive(Debug, Default)]
@@ -44,8 +47,8 @@ impl Fields {
     }
 
     /// Records the field errors of a failed parse (e.g. `Money::parse`).
-    pub fn absorb<T>(&mut self, result: Result<T, ApiError>) -> Option<T> {
-        match result {
+    pub fn absorb<T, E: Into<ApiError>>(&mut self, result: Result<T, E>) -> Option<T> {
+        match result.map_err(Into::<ApiError>::into) {
             Ok(v) => Some(v),
             Err(ApiError::Validation { errors, .. }) => {
                 self.errors.extend(errors);
@@ -64,7 +67,7 @@ impl Fields {
             Ok(())
         } else {
             Err(ApiError::Validation {
-                code: "validation_failed",
+                code: ErrorCode::ValidationFailed,
                 errors: self.errors,
             })
         }

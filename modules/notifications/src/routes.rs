@@ -1,7 +1,7 @@
 //! `/api/notifications/*`.
 
 use axum::extract::State;
-use kernel::contract::{Notification, Page};
+use catalog::contract::{Notification, Page};
 use kernel::error::Problem;
 use kernel::extract::{Path, Query};
 use kernel::pagination::PageParams;

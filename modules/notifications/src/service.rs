@@ -1,7 +1,7 @@
 //! The rules of notifications: what each event tells whom, and their read state.
 
-use kernel::contract::{Notification, Page, now};
-use kernel::events::{NotificationRead, NotificationReceived};
+use catalog::contract::{Notification, Page, now};
+use catalog::events::{NotificationRead, NotificationReceived};
 use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AuthUser, EventBus, Result};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -30,7 +30,7 @@ pub async fn record(
     let mut created = 0;
     for draft in drafts {
         let row = notification::Model {
-            id: kernel::contract::new_id(),
+            id: catalog::contract::new_id(),
             recipient_id: draft.recipient_id,
             kind: kind.to_owned(),
             title: draft.title,

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use kernel::contract::{Money, Resolution};
-use kernel::events::*;
+use catalog::contract::{Money, Resolution};
+use catalog::events::*;
 use kernel::{AppState, EventBus, Result, StoredEvent, Subscriber};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -197,8 +197,8 @@ fn preview(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use catalog::contract::*;
     use chrono::Utc;
-    use kernel::contract::*;
 
     use super::*;
 

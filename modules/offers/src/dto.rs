@@ -1,7 +1,7 @@
 //! What comes in and goes out of the offers routes.
 
+use catalog::contract::{Money, MoneyInput};
 use kernel::Result;
-use kernel::contract::{Money, MoneyInput};
 use kernel::validate::Fields;
 use serde::Deserialize;
 use utoipa::ToSchema;

@@ -2,11 +2,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use kernel::contract::{OfferMessage, Page, SellerOffer};
+use catalog::Role;
+use catalog::contract::{OfferMessage, Page, SellerOffer};
 use kernel::error::Problem;
 use kernel::extract::{Json, Path, Query};
 use kernel::pagination::PageParams;
-use kernel::{AppState, AuthUser, EventBus, Result, Role};
+use kernel::{AppState, AuthUser, EventBus, Result};
 use sea_orm::DatabaseConnection;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;

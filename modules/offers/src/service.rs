@@ -2,14 +2,16 @@
 //! status change is a compare-and-set from `pending`; accepting also moves the request
 //! through [`requests::service::transition`], so two racing accepts cannot both win.
 
-use kernel::contract::{
+use catalog::Role;
+use catalog::contract::{
     OfferMessage, OfferStatus, Page, PurchaseRequest, RequestStatus, SellerOffer, new_id, now,
 };
-use kernel::events::{
+use catalog::events::{
     EventName, OfferAccepted, OfferNegotiationUpdate, RequestOfferReceived, RequestStatusUpdated,
 };
+use kernel::error::ErrorCode;
 use kernel::pagination::{PageParams, page};
-use kernel::{ApiError, AuthUser, EventBus, Result, Role, StoredEvent, Tx};
+use kernel::{ApiError, AuthUser, EventBus, Result, StoredEvent, Tx};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
@@ -22,13 +24,13 @@ use crate::entity::{offer, offer_message};
 
 fn not_pending(offer: &offer::Model) -> ApiError {
     ApiError::conflict(
-        "invalid_transition",
+        ErrorCode::InvalidTransition,
         format!("the offer is {}, not pending", offer.status),
     )
 }
 
 fn request_not_open() -> ApiError {
-    ApiError::conflict("request_not_open", "the request is not open")
+    ApiError::conflict(ErrorCode::RequestNotOpen, "the request is not open")
 }
 
 /// The offer with this id, whoever may see it. `None` when it does not exist.
@@ -93,7 +95,7 @@ pub async fn create(
         .is_none_or(|a| a.trim().is_empty())
     {
         return Err(ApiError::invalid_with_code(
-            "payout_address_required",
+            ErrorCode::PayoutAddressRequired,
             "payoutAddress",
             "set a payout address (PATCH /api/users/me) before making offers",
         ));
@@ -117,7 +119,7 @@ pub async fn create(
         Ok(m) => m,
         Err(e) if kernel::error::is_unique_violation(&e) => {
             return Err(ApiError::conflict(
-                "offer_exists",
+                ErrorCode::OfferExists,
                 "you already have a pending offer on this request",
             ));
         }

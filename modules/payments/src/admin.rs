@@ -9,9 +9,11 @@
 //! kind is started while a payout of the other kind is live or done (a payment is either
 //! released to the seller or refunded to the buyer, never both).
 
-use kernel::contract::{Page, PaymentStatus, Payout, PayoutKind, PayoutStatus, RequestStatus};
+use catalog::Role;
+use catalog::contract::{Page, PaymentStatus, Payout, PayoutKind, PayoutStatus, RequestStatus};
+use kernel::error::ErrorCode;
 use kernel::pagination::{PageParams, page};
-use kernel::{ApiError, AuthUser, EventBus, Result, Role, Tx};
+use kernel::{ApiError, AuthUser, EventBus, Result, Tx};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
@@ -150,7 +152,7 @@ async fn refuse_other_kind(tx: &Tx, payment_id: Uuid, kind: PayoutKind) -> Resul
         .await?;
     match live {
         Some(p) => Err(ApiError::conflict(
-            "payment_paid_out",
+            ErrorCode::PaymentPaidOut,
             format!(
                 "a {} payout ({}) of this payment is {}; it cannot also be paid the other way",
                 kind_str(other),
@@ -189,7 +191,7 @@ pub async fn retry_payout(bus: &EventBus, caller: AuthUser, payout_id: Uuid) -> 
         .ok_or(ApiError::NotFound)?;
     if failed.status() != PayoutStatus::Failed {
         return Err(ApiError::conflict(
-            "payout_not_failed",
+            ErrorCode::PayoutNotFailed,
             format!(
                 "only a failed payout can be retried; this one is {}",
                 failed.status
@@ -201,7 +203,7 @@ pub async fn retry_payout(bus: &EventBus, caller: AuthUser, payout_id: Uuid) -> 
         && newer.id != failed.id
     {
         return Err(ApiError::conflict(
-            "payout_superseded",
+            ErrorCode::PayoutSuperseded,
             format!(
                 "payout {} replaced this one (it is {}); act on that one",
                 newer.id, newer.status
@@ -210,7 +212,7 @@ pub async fn retry_payout(bus: &EventBus, caller: AuthUser, payout_id: Uuid) -> 
     }
     if pay.status() != PaymentStatus::Completed {
         return Err(ApiError::conflict(
-            "payment_not_completed",
+            ErrorCode::PaymentNotCompleted,
             format!(
                 "the payment is {}: there is nothing left to pay out",
                 pay.status
@@ -220,7 +222,7 @@ pub async fn retry_payout(bus: &EventBus, caller: AuthUser, payout_id: Uuid) -> 
     refuse_other_kind(&tx, pay.id, kind).await?;
     let created = create_payout(&mut tx, &pay, kind).await?.ok_or_else(|| {
         ApiError::conflict(
-            "payout_exists",
+            ErrorCode::PayoutExists,
             "a payout of this payment and kind is already under way",
         )
     })?;
@@ -246,7 +248,7 @@ pub async fn refund_payment(bus: &EventBus, caller: AuthUser, payment_id: Uuid) 
         .ok_or(ApiError::NotFound)?;
     if pay.status() != PaymentStatus::Completed {
         return Err(ApiError::conflict(
-            "payment_not_completed",
+            ErrorCode::PaymentNotCompleted,
             format!(
                 "only a completed payment can be refunded; this one is {}",
                 pay.status
@@ -258,7 +260,7 @@ pub async fn refund_payment(bus: &EventBus, caller: AuthUser, payment_id: Uuid) 
         .ok_or_else(|| ApiError::internal("a payment's request is missing"))?;
     if req.status != RequestStatus::Cancelled {
         return Err(ApiError::conflict(
-            "request_not_cancelled",
+            ErrorCode::RequestNotCancelled,
             format!(
                 "the request is {}; only a payment of a cancelled request is refunded here \
                  (disputes refund through their resolution)",
@@ -268,7 +270,7 @@ pub async fn refund_payment(bus: &EventBus, caller: AuthUser, payment_id: Uuid) 
     }
     if let Some(existing) = newest_for(tx.conn(), pay.id, PayoutKind::Refund).await? {
         return Err(ApiError::conflict(
-            "refund_exists",
+            ErrorCode::RefundExists,
             format!(
                 "refund payout {} was already started (it is {}); retry it if it failed",
                 existing.id, existing.status
@@ -280,7 +282,7 @@ pub async fn refund_payment(bus: &EventBus, caller: AuthUser, payment_id: Uuid) 
         .await?
         .ok_or_else(|| {
             ApiError::conflict(
-                "refund_exists",
+                ErrorCode::RefundExists,
                 "a refund of this payment is already under way",
             )
         })?;

@@ -104,9 +104,9 @@ pub struct AttentionItem {
     /// set a `payoutAddress` first).
     pub blocked_by: Option<String>,
     /// The failed payout (`payout_failed`).
-    pub payout: Option<kernel::contract::Payout>,
+    pub payout: Option<catalog::contract::Payout>,
     /// The payment (`paid_after_cancel`).
-    pub payment: Option<kernel::contract::Payment>,
+    pub payment: Option<catalog::contract::Payment>,
     /// When it started needing attention (the payout's or payment's last change).
     pub since: DateTime<Utc>,
 }

@@ -6,10 +6,13 @@
 //! with a counted attempt is looked up at the provider by `external_id` before any new
 //! submission, so a crash or a lost answer between "sent" and "recorded" cannot send it again.
 
+use kernel::error::ErrorCode;
 use std::sync::Arc;
 
-use kernel::contract::{Page, PaymentStatus, Payout, PayoutKind, PayoutStatus, RequestStatus, now};
-use kernel::events::{
+use catalog::contract::{
+    Page, PaymentStatus, Payout, PayoutKind, PayoutStatus, RequestStatus, now,
+};
+use catalog::events::{
     PaymentStatusUpdated, PayoutCompleted, PayoutCreated, PayoutFailed, RequestStatusUpdated,
 };
 use kernel::pagination::{PageParams, page};
@@ -70,7 +73,7 @@ pub(crate) fn payout_amount(p: &payment::Model, kind: PayoutKind) -> Option<Deci
 pub async fn ensure_payout(tx: &mut Tx, request_id: Uuid, kind: PayoutKind) -> Result<Payout> {
     let pay = paid_payment(tx.conn(), request_id).await?.ok_or_else(|| {
         ApiError::conflict(
-            "no_payment",
+            ErrorCode::NoPayment,
             "the request has no completed payment to pay out from",
         )
     })?;
@@ -115,24 +118,24 @@ pub(crate) async fn create_payout(
                 "buyer"
             };
             ApiError::conflict(
-                "no_payout_address",
+                ErrorCode::NoPayoutAddress,
                 format!("the {who} has no payoutAddress to pay to"),
             )
         })?;
     let amount = payout_amount(pay, kind).ok_or_else(|| {
         ApiError::conflict(
-            "amount_out_of_range",
+            ErrorCode::AmountOutOfRange,
             "the payout amount is out of range; the payment needs a person",
         )
     })?;
     if amount <= Decimal::ZERO {
         return Err(ApiError::conflict(
-            "nothing_to_pay",
+            ErrorCode::NothingToPay,
             "the payment received nothing to pay out",
         ));
     }
     let at = now();
-    let id = kernel::contract::new_id();
+    let id = catalog::contract::new_id();
     let row = payout::ActiveModel {
         id: Set(id),
         payment_id: Set(pay.id),
@@ -318,7 +321,7 @@ pub fn wake_subscriber(ctx: Arc<Payments>) -> Arc<dyn Subscriber> {
     kernel::subscriber("payments.payout-wake", move |event: StoredEvent| {
         let ctx = ctx.clone();
         async move {
-            if event.name == kernel::events::EventName::PayoutCreated {
+            if event.name == catalog::events::EventName::PayoutCreated {
                 ctx.payout_wake.notify_one();
             }
             Ok(())

@@ -4,6 +4,7 @@
 //! answered 502 `provider_error`), or fails because it could not be reached in time
 //! ([`ProviderError::Unavailable`], answered 503 `provider_unavailable`).
 
+use kernel::error::ErrorCode;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -28,11 +29,11 @@ impl From<ProviderError> for kernel::ApiError {
     fn from(e: ProviderError) -> Self {
         match e {
             ProviderError::Rejected(m) => kernel::ApiError::BadGateway {
-                code: "provider_error",
+                code: ErrorCode::ProviderError,
                 detail: format!("payment provider: {m}"),
             },
             ProviderError::Unavailable(m) => kernel::ApiError::Unavailable {
-                code: "provider_unavailable",
+                code: ErrorCode::ProviderUnavailable,
                 detail: format!("the payment provider is unavailable: {m}"),
             },
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use kernel::contract::{Page, Payment, Payout};
+use catalog::contract::{Page, Payment, Payout};
 use kernel::error::Problem;
 use kernel::extract::{Json, Path, Query, RawBody};
 use kernel::pagination::PageParams;

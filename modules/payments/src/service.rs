@@ -1,9 +1,11 @@
 //! The rules of payments: who may pay what, idempotent creation, who may see a payment.
 
-use kernel::contract::{Page, Payment, PaymentStatus, RequestStatus, new_id, now};
-use kernel::events::PaymentCreated;
+use catalog::Role;
+use catalog::contract::{Page, Payment, PaymentStatus, RequestStatus, new_id, now};
+use catalog::events::PaymentCreated;
+use kernel::error::ErrorCode;
 use kernel::pagination::{PageParams, page};
-use kernel::{ApiError, AppState, AuthUser, Result, Role};
+use kernel::{ApiError, AppState, AuthUser, Result};
 use rust_decimal::Decimal;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
@@ -84,14 +86,17 @@ pub async fn create(
     }
     if req.status != RequestStatus::Accepted {
         return Err(ApiError::conflict(
-            "request_not_accepted",
+            ErrorCode::RequestNotAccepted,
             "only an accepted request can be paid",
         ));
     }
     let offer = offers::service::accepted_offer(&state.db, request_id)
         .await?
         .ok_or_else(|| {
-            ApiError::conflict("request_not_accepted", "the request has no accepted offer")
+            ApiError::conflict(
+                ErrorCode::RequestNotAccepted,
+                "the request has no accepted offer",
+            )
         })?;
     let price = offer.price;
 
@@ -117,7 +122,7 @@ pub async fn create(
             return Ok((false, existing.to_api()));
         }
         return Err(ApiError::conflict(
-            "request_not_accepted",
+            ErrorCode::RequestNotAccepted,
             "only an accepted request can be paid",
         ));
     }
@@ -153,7 +158,7 @@ pub async fn create(
             tracing::info!(%request_id, "a concurrent create won; answering its payment");
             let existing = open_payment(&state.db, request_id).await?.ok_or_else(|| {
                 ApiError::conflict(
-                    "payment_conflict",
+                    ErrorCode::PaymentConflict,
                     "another payment of this request changed meanwhile; try again",
                 )
             })?;

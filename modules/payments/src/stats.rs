@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use catalog::contract::PayoutStatus;
 use kernel::Result;
-use kernel::contract::PayoutStatus;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{DatabaseConnection, EntityTrait, QuerySelect};
 

@@ -10,8 +10,9 @@
 //! Every refusal is an [`ApiError`], so it answers a problem document like any other route.
 
 use axum::http::{HeaderMap, HeaderValue};
-use kernel::contract::{Page, Payment, PaymentStatus, RequestStatus, now};
-use kernel::events::{PaymentCompleted, PaymentStatusUpdated};
+use catalog::contract::{Page, Payment, PaymentStatus, RequestStatus, now};
+use catalog::events::{PaymentCompleted, PaymentStatusUpdated};
+use kernel::error::ErrorCode;
 use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AppState, AuthUser, Result, Tx};
 use rust_decimal::Decimal;
@@ -134,12 +135,12 @@ async fn receive_uncounted(
     )
     .map_err(|r| {
         tracing::warn!(reason = r.message(), "provider callback refused");
-        ApiError::unauthenticated("invalid_signature", r.message())
+        ApiError::unauthenticated(ErrorCode::InvalidSignature, r.message())
     })?;
     let raw = String::from_utf8_lossy(body).into_owned();
     let parsed: Option<Value> = serde_json::from_slice(body).ok().filter(Value::is_object);
     let cb = parsed.as_ref().map(|v| read_callback(kind, v));
-    let event_id = kernel::contract::new_id();
+    let event_id = catalog::contract::new_id();
     let row = webhook_event::ActiveModel {
         id: Set(event_id),
         kind: Set(kind.as_str().to_owned()),
@@ -168,7 +169,7 @@ async fn receive_uncounted(
         )
         .await?;
         return Err(ApiError::bad_request(
-            "malformed_json",
+            ErrorCode::MalformedJson,
             "the callback body is not a JSON object",
         ));
     };
@@ -236,6 +237,26 @@ async fn claim<C: ConnectionTrait>(conn: &C, key: String, event_id: Uuid) -> Res
 }
 
 type Applied = (&'static str, Option<String>);
+
+/// The payment's state machine as provider callbacks drive it: `pending → partially_paid →
+/// completed`, forward only (a late or repeated callback never moves a payment back), and
+/// `refunded` is final (a refund payout sets it from `completed`, in [`payouts`]). The status
+/// a payment in `current` has after a callback reporting `reported`.
+fn after_callback(current: PaymentStatus, reported: PaymentStatus) -> PaymentStatus {
+    fn rank(status: PaymentStatus) -> u8 {
+        match status {
+            PaymentStatus::Pending => 0,
+            PaymentStatus::PartiallyPaid => 1,
+            PaymentStatus::Completed => 2,
+            PaymentStatus::Refunded => 3,
+        }
+    }
+    if rank(reported) > rank(current) && current != PaymentStatus::Refunded {
+        reported
+    } else {
+        current
+    }
+}
 
 fn rejected(why: &str) -> Applied {
     ("rejected", Some(why.to_owned()))
@@ -314,11 +335,7 @@ async fn apply_payment(tx: &mut Tx, event_id: Uuid, v: &Value, cb: &Callback) ->
     let paid_crypto = reported_crypto
         .unwrap_or(Decimal::ZERO)
         .max(current.paid_crypto.0);
-    let next = if target.rank() > old.rank() && old != PaymentStatus::Refunded {
-        target
-    } else {
-        old
-    };
+    let next = after_callback(old, target);
     let open = matches!(next, PaymentStatus::Pending | PaymentStatus::PartiallyPaid);
     payment::Entity::update_many()
         .col_expr(payment::Column::Status, Expr::value(next.as_str()))
@@ -413,7 +430,7 @@ pub async fn list<C: ConnectionTrait>(
     caller: AuthUser,
     params: WebhookListParams,
 ) -> Result<Page<WebhookEventView>> {
-    caller.require(&[kernel::Role::Admin])?;
+    caller.require(&[catalog::Role::Admin])?;
     let paging = PageParams {
         limit: params.limit,
         cursor: params.cursor,
@@ -466,7 +483,7 @@ pub async fn simulate(
     status: &str,
 ) -> Result<Payment> {
     // A payment's buyer or an admin: sellers never pay, so 403 for them whatever the id.
-    caller.require(&[kernel::Role::Buyer, kernel::Role::Admin])?;
+    caller.require(&[catalog::Role::Buyer, catalog::Role::Admin])?;
     let p = match payment::Entity::find_by_id(payment_id)
         .one(&state.db)
         .await?
@@ -487,7 +504,7 @@ pub async fn simulate(
     };
     let out_of_range = || {
         ApiError::conflict(
-            "amount_out_of_range",
+            ErrorCode::AmountOutOfRange,
             "the payment's amounts are out of range",
         )
     };
@@ -552,4 +569,21 @@ pub async fn simulate(
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(updated.to_api())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use PaymentStatus::*;
+
+    #[test]
+    fn callbacks_move_a_payment_forward_only_and_never_out_of_refunded() {
+        assert_eq!(after_callback(Pending, PartiallyPaid), PartiallyPaid);
+        assert_eq!(after_callback(Pending, Completed), Completed);
+        assert_eq!(after_callback(PartiallyPaid, Completed), Completed);
+        assert_eq!(after_callback(Completed, PartiallyPaid), Completed);
+        assert_eq!(after_callback(PartiallyPaid, PartiallyPaid), PartiallyPaid);
+        assert_eq!(after_callback(Refunded, Completed), Refunded);
+        assert_eq!(after_callback(Refunded, PartiallyPaid), Refunded);
+    }
 }

@@ -1,6 +1,6 @@
 //! What comes in and goes out of the requests routes.
 
-use kernel::contract::{Money, MoneyInput, RequestStatus};
+use catalog::contract::{Money, MoneyInput, RequestStatus};
 use kernel::pagination::PageParams;
 use kernel::validate::Fields;
 use kernel::{ApiError, Result};

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use kernel::contract::{Page, PurchaseRequest};
+use catalog::contract::{Page, PurchaseRequest};
 use kernel::error::Problem;
 use kernel::extract::{Json, Path, Query};
 use kernel::{AppState, AuthUser, EventBus, Result};
@@ -38,7 +38,7 @@ async fn create_request(
     caller: AuthUser,
     Json(body): Json<CreateRequestBody>,
 ) -> Result<(StatusCode, axum::Json<PurchaseRequest>)> {
-    caller.require(&[kernel::Role::Buyer])?;
+    caller.require(&[catalog::Role::Buyer])?;
     let new = NewRequest::parse(body)?;
     Ok((
         StatusCode::CREATED,

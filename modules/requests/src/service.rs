@@ -1,10 +1,12 @@
 //! The rules of purchase requests: who may create and see them, and the state machine —
 //! [`transition`] is the only code that changes a request's status.
 
-use kernel::contract::{Page, PurchaseRequest, RequestStatus, new_id, now};
-use kernel::events::{RequestCreated, RequestStatusUpdated};
+use catalog::Role;
+use catalog::contract::{Page, PurchaseRequest, RequestStatus, new_id, now};
+use catalog::events::{RequestCreated, RequestStatusUpdated};
+use kernel::error::ErrorCode;
 use kernel::pagination::{PageParams, page};
-use kernel::{ApiError, AuthUser, EventBus, Result, Role, Tx};
+use kernel::{ApiError, AuthUser, EventBus, Result, Tx};
 use sea_orm::sea_query::{Expr, OnConflict, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
@@ -17,7 +19,7 @@ use crate::entity::{request, request_seller};
 
 fn invalid_transition(from: RequestStatus, to: RequestStatus) -> ApiError {
     ApiError::conflict(
-        "invalid_transition",
+        ErrorCode::InvalidTransition,
         format!(
             "a request that is {} cannot become {}",
             from.as_str(),
@@ -229,9 +231,24 @@ async fn by_its_buyer(
     Ok(updated)
 }
 
+/// The contract's state machine of a request: `open → accepted → paid → completed`,
+/// `open|accepted → cancelled`, `paid → disputed → completed | refunded`.
+fn can_become(current: RequestStatus, next: RequestStatus) -> bool {
+    use RequestStatus::*;
+    matches!(
+        (current, next),
+        (Open, Accepted)
+            | (Accepted, Paid)
+            | (Paid, Completed)
+            | (Open | Accepted, Cancelled)
+            | (Paid, Disputed)
+            | (Disputed, Completed | Refunded)
+    )
+}
+
 /// Moves a request to `next` inside `tx` — the one place the state machine is enforced.
 ///
-/// Reads the current status, checks [`RequestStatus::can_become`], and writes with a
+/// Reads the current status, checks [`can_become`], and writes with a
 /// compare-and-set (`UPDATE .. WHERE id = ? AND status = <current>`), so two racing
 /// transitions cannot both win. Publishes `request:status-updated` (audience: the buyer,
 /// the request; `actor` is who caused it, `None` for the system).
@@ -259,7 +276,7 @@ async fn transition_from(
         .await?
         .ok_or(ApiError::NotFound)?;
     let current = row.status();
-    if from.is_some_and(|allowed| !allowed.contains(&current)) || !current.can_become(next) {
+    if from.is_some_and(|allowed| !allowed.contains(&current)) || !can_become(current, next) {
         return Err(invalid_transition(current, next));
     }
     let at = now();
@@ -297,7 +314,7 @@ pub async fn set_accepted_offer(tx: &mut Tx, request_id: Uuid, offer_id: Uuid) -
         .await?;
     if res.rows_affected != 1 {
         return Err(ApiError::conflict(
-            "invalid_transition",
+            ErrorCode::InvalidTransition,
             "the request already has an accepted offer",
         ));
     }
@@ -339,4 +356,36 @@ pub async fn record_offerer(tx: &mut Tx, request_id: Uuid, seller_id: Uuid) -> R
         .exec(tx.conn())
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RequestStatus::*;
+
+    #[test]
+    fn the_state_machine_allows_exactly_the_contracts_moves() {
+        let all = [
+            Open, Accepted, Paid, Completed, Cancelled, Disputed, Refunded,
+        ];
+        let allowed = [
+            (Open, Accepted),
+            (Accepted, Paid),
+            (Paid, Completed),
+            (Open, Cancelled),
+            (Accepted, Cancelled),
+            (Paid, Disputed),
+            (Disputed, Completed),
+            (Disputed, Refunded),
+        ];
+        for from in all {
+            for to in all {
+                assert_eq!(
+                    can_become(from, to),
+                    allowed.contains(&(from, to)),
+                    "{from:?} → {to:?}"
+                );
+            }
+        }
+    }
 }

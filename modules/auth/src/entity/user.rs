@@ -1,8 +1,8 @@
-use kernel::Role as ContractRole;
+use catalog::Role as ContractRole;
 use sea_orm::entity::prelude::*;
 
 kernel::stored_enum! {
-    /// [`kernel::Role`] as stored in `users.role`. A user whose role cannot be read fails to
+    /// [`catalog::Role`] as stored in `users.role`. A user whose role cannot be read fails to
     /// load (a 500 for their requests), never becomes a buyer by default.
     pub enum Role for ContractRole {
         Buyer = "buyer",
@@ -37,8 +37,8 @@ impl Model {
         self.role.into()
     }
 
-    pub fn to_api(&self) -> kernel::contract::User {
-        kernel::contract::User {
+    pub fn to_api(&self) -> catalog::contract::User {
+        catalog::contract::User {
             id: self.id,
             email: self.email.clone(),
             name: self.name.clone(),

@@ -35,8 +35,8 @@ impl Model {
         }
     }
 
-    pub fn to_api(&self, unread_count: u64) -> kernel::contract::Chat {
-        kernel::contract::Chat {
+    pub fn to_api(&self, unread_count: u64) -> catalog::contract::Chat {
+        catalog::contract::Chat {
             id: self.id,
             request_id: self.request_id,
             buyer_id: self.buyer_id,

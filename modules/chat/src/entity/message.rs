@@ -18,8 +18,8 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
-    pub fn to_api(&self) -> kernel::contract::Message {
-        kernel::contract::Message {
+    pub fn to_api(&self) -> catalog::contract::Message {
+        catalog::contract::Message {
             id: self.id,
             chat_id: self.chat_id,
             sender_id: self.sender_id,

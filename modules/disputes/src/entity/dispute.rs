@@ -1,6 +1,6 @@
 //! `disputes`: a disagreement over a paid request, settled by an admin.
 
-use kernel::contract::{DisputeStatus, Resolution as ContractResolution};
+use catalog::contract::{DisputeStatus, Resolution as ContractResolution};
 use sea_orm::entity::prelude::*;
 
 kernel::stored_enum! {
@@ -12,7 +12,7 @@ kernel::stored_enum! {
 }
 
 kernel::stored_enum! {
-    /// [`kernel::contract::Resolution`] as stored in `disputes.resolution`.
+    /// [`catalog::contract::Resolution`] as stored in `disputes.resolution`.
     pub enum Resolution for ContractResolution {
         ReleaseToSeller = "release_to_seller",
         RefundBuyer = "refund_buyer",
@@ -50,8 +50,8 @@ impl Model {
         self.status.into()
     }
 
-    pub fn to_api(&self) -> kernel::contract::Dispute {
-        kernel::contract::Dispute {
+    pub fn to_api(&self) -> catalog::contract::Dispute {
+        catalog::contract::Dispute {
             id: self.id,
             request_id: self.request_id,
             opened_by: self.opened_by,

@@ -20,8 +20,8 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
-    pub fn to_api(&self) -> kernel::contract::Evidence {
-        kernel::contract::Evidence {
+    pub fn to_api(&self) -> catalog::contract::Evidence {
+        catalog::contract::Evidence {
             id: self.id,
             dispute_id: self.dispute_id,
             author_id: self.author_id,

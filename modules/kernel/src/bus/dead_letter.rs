@@ -5,6 +5,7 @@
 //! moves on so later events keep flowing. An admin can ask for a retry now
 //! ([`EventBus::retry_dead_letter`]); it still runs on the lease holder.
 
+use crate::error::ErrorCode;
 use std::time::Duration;
 
 use sea_orm::ActiveValue::Set;
@@ -18,8 +19,8 @@ use uuid::Uuid;
 
 use super::entity::{dead_letter, event};
 use super::{DEAD_LETTERS_CHANNEL, DispatchOptions, EventBus, StoredEvent, Subscriber};
-use crate::contract::{Timestamp, now};
 use crate::error::ApiError;
+use catalog::contract::{Timestamp, now};
 
 /// Dead letters retried per look; more due ones are taken on the next loop.
 const RETRY_BATCH: u64 = 20;
@@ -201,7 +202,7 @@ impl EventBus {
             .ok_or(ApiError::NotFound)?;
         if row.resolved_at.is_some() {
             return Err(ApiError::conflict(
-                "dead_letter_resolved",
+                ErrorCode::DeadLetterResolved,
                 "this dead letter was handled already",
             ));
         }

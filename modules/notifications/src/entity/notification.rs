@@ -25,8 +25,8 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
-    pub fn to_api(&self) -> kernel::contract::Notification {
-        kernel::contract::Notification {
+    pub fn to_api(&self) -> catalog::contract::Notification {
+        catalog::contract::Notification {
             id: self.id,
             recipient_id: self.recipient_id,
             kind: self.kind.clone(),

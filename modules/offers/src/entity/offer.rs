@@ -1,4 +1,4 @@
-use kernel::contract::{Money, OfferStatus, SellerOffer};
+use catalog::contract::{Money, OfferStatus, SellerOffer};
 use kernel::stored::DecimalText;
 use sea_orm::entity::prelude::*;
 

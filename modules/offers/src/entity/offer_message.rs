@@ -1,4 +1,4 @@
-use kernel::contract::{Money, OfferMessage};
+use catalog::contract::{Money, OfferMessage};
 use kernel::stored::DecimalText;
 use sea_orm::entity::prelude::*;
 

@@ -1,6 +1,6 @@
 //! `payments`: one invoice at the provider for a request's accepted offer.
 
-use kernel::contract::{Money, PaymentStatus};
+use catalog::contract::{Money, PaymentStatus};
 use kernel::stored::DecimalText;
 use sea_orm::entity::prelude::*;
 
@@ -58,8 +58,8 @@ impl Model {
         self.status.into()
     }
 
-    pub fn to_api(&self) -> kernel::contract::Payment {
-        kernel::contract::Payment {
+    pub fn to_api(&self) -> catalog::contract::Payment {
+        catalog::contract::Payment {
             id: self.id,
             request_id: self.request_id,
             offer_id: self.offer_id,

@@ -1,6 +1,6 @@
 //! `payouts`: money sent out of a payment, at most one per (payment, kind).
 
-use kernel::contract::{PayoutKind, PayoutStatus};
+use catalog::contract::{PayoutKind, PayoutStatus};
 use kernel::stored::DecimalText;
 use sea_orm::entity::prelude::*;
 
@@ -71,8 +71,8 @@ impl Model {
         self.status.into()
     }
 
-    pub fn to_api(&self) -> kernel::contract::Payout {
-        kernel::contract::Payout {
+    pub fn to_api(&self) -> catalog::contract::Payout {
+        catalog::contract::Payout {
             id: self.id,
             payment_id: self.payment_id,
             request_id: self.request_id,

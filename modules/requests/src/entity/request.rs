@@ -1,4 +1,4 @@
-use kernel::contract::{Money, PurchaseRequest, RequestStatus};
+use catalog::contract::{Money, PurchaseRequest, RequestStatus};
 use kernel::stored::DecimalText;
 use sea_orm::entity::prelude::*;
 

@@ -1,15 +1,14 @@
 //! The public shapes of the contract (`CONTRACT.md`): what REST answers and what socket
-//! events carry. They live in the kernel because events of one module carry another's shapes
-//! (a notification for an offer, a payment for a request) and the catalog must name them all.
+//! events carry. They live in the catalog, not in their modules, because events of one module
+//! carry another's shapes (a notification for an offer, a payment for a request) and the
+//! catalog must name them all. Status machines (which move is allowed) live in the module
+//! that owns the status.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-use crate::auth::Role;
-use crate::error::ApiError;
 
 /// RFC 3339 in UTC with millisecond precision, as every timestamp of this API is written.
 pub type Timestamp = DateTime<Utc>;
@@ -24,6 +23,51 @@ pub fn now() -> Timestamp {
 /// A new time-ordered id (UUID v7): ids sort like their creation time, which cursors rely on.
 pub fn new_id() -> Uuid {
     Uuid::now_v7()
+}
+
+/// What a user is allowed to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Buyer,
+    Seller,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Buyer => "buyer",
+            Role::Seller => "seller",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "buyer" => Some(Role::Buyer),
+            "seller" => Some(Role::Seller),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// One invalid field of a 422 answer.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// The camelCase name of the field, as the client sent it.
+    pub field: String,
+    /// What is wrong with it, for a human.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// A user as the API shows it.
@@ -112,22 +156,22 @@ impl ToSchema for MoneyInput {
 impl Money {
     /// Parses a money value from the client: a positive decimal string with at most two
     /// decimals (none for zero-decimal currencies) and a known ISO currency. `field` names the
-    /// field in the 422 answer.
-    pub fn parse(field: &str, input: &MoneyInput) -> Result<Money, ApiError> {
+    /// field of the 422 answer the error becomes.
+    pub fn parse(field: &str, input: &MoneyInput) -> Result<Money, FieldError> {
         let amount_text = input.amount.as_str().ok_or_else(|| {
-            ApiError::invalid(
+            FieldError::new(
                 format!("{field}.amount"),
                 "must be a decimal string such as \"12.50\"",
             )
         })?;
         let currency = input.currency.as_str().ok_or_else(|| {
-            ApiError::invalid(
+            FieldError::new(
                 format!("{field}.currency"),
                 "must be an ISO 4217 code such as \"USD\"",
             )
         })?;
         if !CURRENCIES.contains(&currency) {
-            return Err(ApiError::invalid(
+            return Err(FieldError::new(
                 format!("{field}.currency"),
                 "unknown ISO 4217 currency code",
             ));
@@ -144,13 +188,13 @@ impl Money {
             None
         }
         .ok_or_else(|| {
-            ApiError::invalid(
+            FieldError::new(
                 format!("{field}.amount"),
                 "must be a decimal string such as \"12.50\"",
             )
         })?;
         if amount <= Decimal::ZERO {
-            return Err(ApiError::invalid(
+            return Err(FieldError::new(
                 format!("{field}.amount"),
                 "must be positive",
             ));
@@ -161,13 +205,13 @@ impl Money {
             2
         };
         if amount.normalize().scale() > max_scale {
-            return Err(ApiError::invalid(
+            return Err(FieldError::new(
                 format!("{field}.amount"),
                 format!("at most {max_scale} decimals"),
             ));
         }
         if amount > Decimal::from(1_000_000_000_000i64) {
-            return Err(ApiError::invalid(format!("{field}.amount"), "too large"));
+            return Err(FieldError::new(format!("{field}.amount"), "too large"));
         }
         Ok(Money {
             amount: amount.round_dp(max_scale),
@@ -212,20 +256,6 @@ impl RequestStatus {
             "refunded" => Self::Refunded,
             _ => return None,
         })
-    }
-    /// The contract's state machine: `open → accepted → paid → completed`,
-    /// `open|accepted → cancelled`, `paid → disputed → completed | refunded`.
-    pub fn can_become(self, next: RequestStatus) -> bool {
-        use RequestStatus::*;
-        matches!(
-            (self, next),
-            (Open, Accepted)
-                | (Accepted, Paid)
-                | (Paid, Completed)
-                | (Open | Accepted, Cancelled)
-                | (Paid, Disputed)
-                | (Disputed, Completed | Refunded)
-        )
     }
 }
 
@@ -345,15 +375,6 @@ impl PaymentStatus {
             "refunded" => Self::Refunded,
             _ => return None,
         })
-    }
-    /// Order used to refuse backward moves.
-    pub fn rank(self) -> u8 {
-        match self {
-            Self::Pending => 0,
-            Self::PartiallyPaid => 1,
-            Self::Completed => 2,
-            Self::Refunded => 3,
-        }
     }
 }
 

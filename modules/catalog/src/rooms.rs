@@ -1,10 +1,12 @@
-//! Where each durable catalog event goes: ONE data table, [`ROUTES`], read by the live
-//! emitter, by replay and `GET /api/events` (who may see an event), and by the AsyncAPI
-//! generator (which rooms a message reaches). Change a room here and all three follow.
+//! The room rules the event table ([`crate::events`]) is written in, and the room names.
+//! Each durable event's rules are read by the live emitter ([`target`]), by replay and
+//! `GET /api/events` (who may see an event), and by the AsyncAPI generator (which rooms a
+//! message reaches). Pure data: the sockets themselves are the `connections` crate's.
 
-use kernel::events::{Audience, EventName};
-use kernel::{AuthUser, Role};
 use uuid::Uuid;
+
+use crate::contract::Role;
+use crate::events::{Audience, EventName};
 
 /// Which field of an event's [`Audience`] names the user of a per-user room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,49 +91,6 @@ impl RoomRule {
     }
 }
 
-use AudienceField::*;
-use RoomRule::*;
-
-/// Every durable event of the catalog and its rooms, exactly as the contract's table.
-/// Typing, presence and the replay notice are live-only and routed by the gateway itself.
-pub const ROUTES: &[(EventName, &[RoomRule])] = &[
-    (EventName::NotificationReceived, &[User(RecipientId)]),
-    (EventName::NotificationRead, &[User(RecipientId)]),
-    (EventName::RequestCreated, &[Sellers]),
-    (EventName::RequestOfferReceived, &[User(BuyerId), Request]),
-    (EventName::RequestStatusUpdated, &[Request, User(BuyerId)]),
-    (EventName::OfferNegotiationUpdate, &[Request]),
-    (EventName::OfferAccepted, &[Seller(SellerId), User(BuyerId)]),
-    (EventName::PaymentCreated, &[User(BuyerId)]),
-    (EventName::PaymentStatusUpdated, &[User(BuyerId), Request]),
-    (
-        EventName::PaymentCompleted,
-        &[User(BuyerId), User(SellerId), Request],
-    ),
-    (EventName::PayoutCreated, &[User(RecipientId)]),
-    (EventName::PayoutCompleted, &[User(RecipientId)]),
-    (EventName::PayoutFailed, &[User(RecipientId), Admin]),
-    (EventName::ChatNewMessage, &[Chat, User(OtherParticipantId)]),
-    (EventName::ChatMessageRead, &[Chat]),
-    (EventName::DisputeOpened, &[Request, Admin]),
-    (EventName::DisputeEvidenceAdded, &[Request, Admin]),
-    (
-        EventName::DisputeResolved,
-        &[Request, User(BuyerId), User(SellerId), Admin],
-    ),
-    (EventName::SystemMaintenance, &[Everyone]),
-    (EventName::SystemAnnouncement, &[Everyone]),
-];
-
-/// The room rules of a durable event; empty for live-only names.
-pub fn rules_of(name: EventName) -> &'static [RoomRule] {
-    ROUTES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, r)| *r)
-        .unwrap_or(&[])
-}
-
 /// Where one emit goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -143,8 +102,8 @@ pub enum Target {
 
 /// The target of a durable event with this audience.
 pub fn target(name: EventName, audience: &Audience) -> Target {
-    let rules = rules_of(name);
-    if rules.contains(&Everyone) {
+    let rules = name.rooms();
+    if rules.contains(&RoomRule::Everyone) {
         return Target::Everyone;
     }
     let mut rooms: Vec<String> = Vec::with_capacity(rules.len());
@@ -180,12 +139,12 @@ pub fn chat_room(id: Uuid) -> String {
     format!("chat-{id}")
 }
 
-/// The rooms a socket of `user` joins on connect.
-pub fn own_rooms(user: &AuthUser) -> Vec<String> {
-    let mut rooms = vec![user_room(user.id)];
-    match user.role {
-        Role::Seller => rooms.extend([seller_room(user.id), SELLERS.to_owned()]),
-        Role::Buyer => rooms.extend([buyer_room(user.id), BUYERS.to_owned()]),
+/// The rooms a socket of user `id` with `role` joins on connect.
+pub fn own_rooms(id: Uuid, role: Role) -> Vec<String> {
+    let mut rooms = vec![user_room(id)];
+    match role {
+        Role::Seller => rooms.extend([seller_room(id), SELLERS.to_owned()]),
+        Role::Buyer => rooms.extend([buyer_room(id), BUYERS.to_owned()]),
         Role::Admin => rooms.push(ADMIN.to_owned()),
     }
     rooms
@@ -196,16 +155,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_durable_event_has_exactly_one_route_and_live_ones_none() {
+    fn durable_events_have_room_rules_and_live_ones_a_description() {
         for name in EventName::ALL {
-            let n = ROUTES.iter().filter(|(r, _)| *r == name).count();
             if name.is_durable() {
-                assert_eq!(n, 1, "{name} must be routed exactly once");
-                assert!(!rules_of(name).is_empty(), "{name} has no rooms");
+                assert!(!name.rooms().is_empty(), "{name} has no rooms");
+                assert_eq!(name.live_rooms(), None, "{name}");
             } else {
-                assert_eq!(n, 0, "{name} is live-only and must not be in the table");
+                assert!(name.rooms().is_empty(), "{name} is live-only");
+                assert!(
+                    name.live_rooms().is_some(),
+                    "{name} says nowhere where it goes"
+                );
             }
         }
+        assert_eq!(
+            EventName::ChatNewMessage.rooms(),
+            &[
+                RoomRule::Chat,
+                RoomRule::User(AudienceField::OtherParticipantId)
+            ]
+        );
+    }
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        for name in EventName::ALL {
+            assert_eq!(EventName::parse(name.as_str()), Some(name));
+            assert_eq!(
+                serde_json::to_value(name).unwrap(),
+                serde_json::Value::from(name.as_str())
+            );
+        }
+        let mut wire: Vec<&str> = EventName::ALL.iter().map(|n| n.as_str()).collect();
+        wire.sort_unstable();
+        wire.dedup();
+        assert_eq!(wire.len(), EventName::ALL.len());
+        assert_eq!(
+            EventName::parse("offer:accepted"),
+            Some(EventName::OfferAccepted)
+        );
+        assert_eq!(EventName::parse("offer:unknown"), None);
     }
 
     #[test]
