@@ -598,3 +598,92 @@ async fn a_holder_whose_lease_connection_dies_stops_and_the_subscriber_carries_o
     run_a.stop().await;
     run_b.stop().await;
 }
+
+/// The id-order guarantee on PostgreSQL: a transaction draws its event ids from the sequence
+/// only once it holds the commit-order lock (and keeps it until its commit). Were an id drawn
+/// before the lock, a transaction could hold a small id while another committed a larger one,
+/// and a reader past the larger one would never see the smaller.
+#[tokio::test]
+async fn an_event_id_is_drawn_only_once_the_commit_order_lock_is_held() {
+    if marketplace_tests::engine() != "postgres" {
+        eprintln!("skipped: SQLite serializes writers by itself (no commit-order lock)");
+        return;
+    }
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+    let db = database().await;
+    let bus = EventBus::new(db.clone());
+    announce(&bus, "first").await;
+    let first = bus.latest_id().await.unwrap();
+    let last_drawn = || {
+        let db = db.clone();
+        async move {
+            let row = db
+                .query_one_raw(Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT pg_sequence_last_value(pg_get_serial_sequence('events', 'id')::regclass) AS v",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get::<i64>("", "v").unwrap()
+        }
+    };
+    assert_eq!(last_drawn().await, first);
+
+    // Another writer holds the lock (as if it were between its insert and its commit).
+    let holder = db.begin().await.unwrap();
+    holder
+        .execute_unprepared("SELECT pg_advisory_xact_lock(7242001)")
+        .await
+        .unwrap();
+    let writer = {
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            let mut tx = bus.begin().await.unwrap();
+            for message in ["second", "third"] {
+                tx.publish(SystemAnnouncement {
+                    message: message.to_owned(),
+                });
+            }
+            tx.commit().await.unwrap();
+        })
+    };
+    let waiting = eventually(Duration::from_secs(10), || {
+        let db = db.clone();
+        async move {
+            let row = db
+                .query_one_raw(Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT COUNT(*) AS n FROM pg_locks \
+                     WHERE locktype = 'advisory' AND NOT granted AND classid = 0 AND objid = 7242001",
+                ))
+                .await
+                .ok()??;
+            (row.try_get::<i64>("", "n").ok()? == 1).then_some(())
+        }
+    })
+    .await;
+    assert!(waiting.is_some(), "the writer waits for the lock");
+    assert_eq!(
+        last_drawn().await,
+        first,
+        "no id is drawn while the writer waits for the lock"
+    );
+    assert!(!writer.is_finished());
+
+    holder.rollback().await.unwrap();
+    writer.await.unwrap();
+    let log = bus.read_after(first, 10).await.unwrap();
+    let got: Vec<(i64, String)> = log
+        .iter()
+        .map(|e| (e.id, e.payload["message"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (first + 1, "second".to_owned()),
+            (first + 2, "third".to_owned())
+        ],
+        "the transaction's events take the next ids, in publish order"
+    );
+}

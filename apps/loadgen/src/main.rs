@@ -20,7 +20,15 @@
 //! loadgen --mode login-storm --url http://127.0.0.1:3000 --accounts 30 --logins 300 \
 //!         --server-pid $(pgrep -n marketplace)
 //! ```
+//!
+//! `--mode rest-latency` and `--mode write-throughput` time the REST side of the event path
+//! (see [`rest`]):
+//! ```text
+//! loadgen --mode rest-latency --url http://127.0.0.1:3000 --rate 1000 --duration 20
+//! loadgen --mode write-throughput --url http://127.0.0.1:3000 --clients 32 --duration 20
+//! ```
 
+mod rest;
 mod storm;
 
 use std::net::{IpAddr, SocketAddr};
@@ -43,6 +51,10 @@ enum Mode {
     Sockets,
     /// Logins at once: logins/s, status counts, RSS, latency of a non-hashing call.
     LoginStorm,
+    /// Open-loop `POST /api/requests` at `--rate`: REST and action → socket latency.
+    RestLatency,
+    /// `--clients` clients posting `POST /api/requests` back to back: requests/s.
+    WriteThroughput,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -122,6 +134,24 @@ struct Args {
     /// instead of logging in or registering.
     #[arg(long)]
     trigger_token: Option<String>,
+    /// rest-latency: `POST /api/requests` per second (open loop).
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// rest-latency, write-throughput: seconds of load.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// write-throughput: clients posting back to back.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// rest-latency, write-throughput: buyer accounts the requests are spread over.
+    #[arg(long, default_value_t = 8)]
+    buyers: usize,
+    /// rest-latency: seller sockets (one account each) timing `request:created`.
+    #[arg(long, default_value_t = 4)]
+    sellers: usize,
+    /// rest-latency, write-throughput: print one JSON object with the figures instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Writes the deliveries to `--marks-file`, if given.
@@ -297,6 +327,22 @@ async fn main() -> Result<()> {
         );
     }
     let nodes = servers.len();
+    if let Mode::RestLatency | Mode::WriteThroughput = args.mode {
+        let rest_args = rest::RestArgs {
+            base,
+            server: servers[0],
+            rate: args.rate,
+            duration: Duration::from_secs(args.duration),
+            clients: args.clients,
+            buyers: args.buyers,
+            sellers: args.sellers,
+            json: args.json,
+        };
+        return match args.mode {
+            Mode::RestLatency => rest::rest_latency(rest_args).await,
+            _ => rest::write_throughput(rest_args).await,
+        };
+    }
     let http = reqwest::Client::new();
 
     let mut tokens = Vec::with_capacity(args.users);
