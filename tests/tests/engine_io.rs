@@ -79,8 +79,20 @@ async fn next_text(ws: &mut Ws) -> Option<String> {
     }
 }
 
+// On a one-worker runtime (the tests' default) engineioxide writes websocket frames in the
+// sender's task; with several workers, through the connection task. Both are tested.
+
 #[tokio::test]
 async fn a_websocket_that_stops_answering_pings_is_closed_after_the_ping_timeout() {
+    websocket_heartbeat().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_that_stops_answering_pings_is_closed_after_the_ping_timeout_on_two_workers() {
+    websocket_heartbeat().await;
+}
+
+async fn websocket_heartbeat() {
     let app = fast_heartbeat_app().await;
     let user = app.seller().await;
     let (mut silent, open, mut pings) = raw_ws(&app, &user.token, None, false).await;
@@ -246,6 +258,15 @@ const BURST: usize = 300;
 /// arrives once, in order (the packets that could not be written at once wait in the queue).
 #[tokio::test]
 async fn a_burst_larger_than_the_socket_buffers_reaches_a_slow_reader_in_order() {
+    burst().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_larger_than_the_socket_buffers_reaches_a_slow_reader_in_order_on_two_workers() {
+    burst().await;
+}
+
+async fn burst() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     let user = app.seller().await;
