@@ -4,7 +4,7 @@
 //! Other functions are used internally to handle the websocket connection through tasks and channels
 //! and to handle upgrade from polling to ws
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use futures_util::{SinkExt, StreamExt, TryStreamExt, stream::SplitStream};
 use http::{HeaderValue, Request, Response, StatusCode, request::Parts};
@@ -119,19 +119,57 @@ pub async fn on_init<H: EngineIoHandler, S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // The handshake runs boxed: its state (the websocket stream before the split, the upgrade
+    // timers, the request head) is freed once done instead of sizing the connection task
+    // that every socket keeps for its whole life.
+    let (socket, ws, heartbeat) =
+        Box::pin(handshake(&engine, conn, protocol, sid, req_data)).await?;
+    let (tx, rx) = ws.split();
+
+    // One task per websocket: the reader, the writer and the heartbeat run concurrently in
+    // it. The writer is woken only when packets could not be written directly (see
+    // `PacketQueue`). The reader closes the session when it ends, which stops the other two.
+    let writer = forward_to_socket(&socket, Box::pin(tx));
+    let heartbeat = async {
+        if let Some((interval, timeout)) = heartbeat {
+            socket.heartbeat(interval, timeout).await;
+        }
+    };
+    let reader = read_until_closed(&engine, rx, &socket);
+    futures_util::future::join3(reader, writer, heartbeat).await;
+    Ok(())
+}
+
+/// A new session's or an upgraded session's socket, its websocket, and for a new session the
+/// heartbeat (interval, timeout) to run: a session upgraded from polling keeps the heartbeat
+/// task it started with.
+type Opened<D, S> = (
+    Arc<Socket<D>>,
+    WebSocketStream<S>,
+    Option<(Duration, Duration)>,
+);
+
+/// The open packet of a new session, or the upgrade handshake of a polling one.
+async fn handshake<H: EngineIoHandler, S>(
+    engine: &Arc<EngineIo<H>>,
+    conn: S,
+    protocol: ProtocolVersion,
+    sid: Option<Sid>,
+    req_data: Parts,
+) -> Result<Opened<H::Data, S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(engine.config.ws_read_buffer_size)
         .max_message_size(Some(engine.config.ws_max_message_size))
         .max_frame_size(Some(engine.config.ws_max_frame_size));
 
     let ws_init = move || WebSocketStream::from_raw_socket(conn, Role::Server, Some(ws_config));
-    // A new websocket session runs its heartbeat in this task (an upgraded polling session
-    // keeps the heartbeat task it started with).
-    let mut heartbeat = None;
-    let (socket, ws) = if let Some(sid) = sid {
+    if let Some(sid) = sid {
         match engine.get_socket(sid) {
-            None => return Err(Error::UnknownSessionID(sid)),
-            Some(socket) if socket.is_ws() => return Err(Error::MultipleWebsocketRequests),
+            None => Err(Error::UnknownSessionID(sid)),
+            Some(socket) if socket.is_ws() => Err(Error::MultipleWebsocketRequests),
             Some(socket) => {
                 let mut ws = ws_init().await;
 
@@ -153,7 +191,7 @@ where
                         return Err(Error::Upgrade);
                     }
                 }
-                (socket, ws)
+                Ok((socket, ws, None))
             }
         }
     } else {
@@ -164,23 +202,9 @@ where
 
         let mut ws = ws_init().await;
         init_handshake(socket.id, &mut ws, &engine.config).await?;
-        heartbeat = Some((engine.config.ping_interval, engine.config.ping_timeout));
-        (socket, ws)
-    };
-    let (tx, rx) = ws.split();
-
-    // One task per websocket: the reader, the writer and the heartbeat run concurrently in
-    // it. The writer is woken only when packets could not be written directly (see
-    // `PacketQueue`). The reader closes the session when it ends, which stops the other two.
-    let writer = forward_to_socket(&socket, Box::pin(tx));
-    let heartbeat = async {
-        if let Some((interval, timeout)) = heartbeat {
-            socket.heartbeat(interval, timeout).await;
-        }
-    };
-    let reader = read_until_closed(&engine, rx, &socket);
-    futures_util::future::join3(reader, writer, heartbeat).await;
-    Ok(())
+        let heartbeat = (engine.config.ping_interval, engine.config.ping_timeout);
+        Ok((socket, ws, Some(heartbeat)))
+    }
 }
 
 /// Reads the websocket until it or the session is closed, then closes the session.
@@ -300,7 +324,10 @@ async fn forward_to_socket<D: Default + Send + Sync + 'static>(socket: &Socket<D
     let Some((mut tx, rest)) = socket.queue.detach_ws() else {
         return;
     };
-    for msg in PacketQueue::ws_messages(rest, socket.protocol) {
+    // Collected first: a flattening iterator over `PacketBuf`s would weigh ~400 bytes in the
+    // connection task of every socket.
+    let messages: Vec<Message> = PacketQueue::ws_messages(rest, socket.protocol).collect();
+    for msg in messages {
         if let Err(_e) = tx.feed(msg).await {
             #[cfg(feature = "tracing")]
             tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
