@@ -6,6 +6,17 @@ use marketplace_tests::js::{ensure_packages, node_test};
 
 #[tokio::test]
 async fn the_official_socket_io_client_passes_its_wire_tests_on_both_transports() {
+    wire_tests().await;
+}
+
+/// The same with the server on two worker threads: the patched engineioxide then writes
+/// websocket frames through each socket's connection task instead of in the sender's task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_socket_io_client_passes_its_wire_tests_on_two_workers() {
+    wire_tests().await;
+}
+
+async fn wire_tests() {
     ensure_packages(&["socket.io-client"]).await;
     let app = TestApp::spawn().await;
     let stdout = node_test(
