@@ -1,11 +1,14 @@
 //! The test harness: [`TestApp::spawn`] starts the real server on a random loopback port
 //! with a fresh database (SQLite always; PostgreSQL when `TEST_DATABASE_URL` is set), and
-//! gives typed helpers for HTTP calls.
+//! gives typed helpers for HTTP calls; [`story`] adds one typed helper per step of the
+//! marketplace story (an open request ... a resolved dispute, a chat with messages), and
+//! [`TestApp::socket`] a connected Socket.IO client of a user.
 
 pub mod cluster;
 pub mod js;
 pub mod shkeeper;
 pub mod socket;
+pub mod story;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 pub const ADMIN_EMAIL: &str = "admin@test.local";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
+/// The message of every offer the kit makes (the first entry of its negotiation thread).
+pub const OFFER_MESSAGE: &str = "In stock.";
 pub const JWT_SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
 
 /// Which engine this run tests: `sqlite`, or `postgres` when `TEST_DATABASE_URL` is set.
@@ -333,30 +338,43 @@ impl TestApp {
         self.register("buyer").await
     }
 
-    /// A new purchase request of `buyer`; its id.
+    /// A new purchase request of `buyer` (a bike, no budget); its id.
+    /// Events: `request:created`.
     pub async fn create_request(&self, buyer: &TestUser) -> String {
         let body = self
-            .post(
-                "/api/requests",
-                Some(&buyer.token),
+            .post_request(
+                buyer,
                 json!({ "title": "A used road bike", "description": "56 cm frame, good shape", "category": "bikes" }),
             )
-            .await
-            .expect(201);
+            .await;
         body["id"].as_str().expect("request id").to_owned()
     }
 
-    /// `seller`'s offer of `amount` USD on the request; its id.
-    pub async fn make_offer(&self, seller: &TestUser, request_id: &str, amount: &str) -> String {
-        let body = self
-            .post(
-                &format!("/api/requests/{request_id}/offers"),
-                Some(&seller.token),
-                json!({ "price": { "amount": amount, "currency": "USD" }, "message": "In stock." }),
-            )
+    /// `POST /api/requests` with this body as `buyer`; the 201 `PurchaseRequest`.
+    /// Events: `request:created`.
+    pub async fn post_request(&self, buyer: &TestUser, body: Value) -> Value {
+        self.post("/api/requests", Some(&buyer.token), body)
             .await
-            .expect(201);
+            .expect(201)
+    }
+
+    /// `seller`'s offer of `amount` USD on the request; its id.
+    /// Events: `request:offer-received` (and the chat of the pair opens).
+    pub async fn make_offer(&self, seller: &TestUser, request_id: &str, amount: &str) -> String {
+        let body = self.post_offer(seller, request_id, amount).await;
         body["id"].as_str().expect("offer id").to_owned()
+    }
+
+    /// `seller`'s offer of `amount` USD on the request, message "In stock."; the 201
+    /// `SellerOffer`. Events: `request:offer-received`.
+    pub async fn post_offer(&self, seller: &TestUser, request_id: &str, amount: &str) -> Value {
+        self.post(
+            &format!("/api/requests/{request_id}/offers"),
+            Some(&seller.token),
+            json!({ "price": { "amount": amount, "currency": "USD" }, "message": OFFER_MESSAGE }),
+        )
+        .await
+        .expect(201)
     }
 
     /// The request's status as `token`'s holder sees it.
