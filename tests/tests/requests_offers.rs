@@ -505,6 +505,13 @@ async fn watched_request(app: &TestApp) -> WatchedRequest {
     }
 }
 
+/// [`watched_request`], cancelled by its buyer.
+async fn closed_watched_request(app: &TestApp) -> WatchedRequest {
+    let w = watched_request(app).await;
+    app.cancel_request(&w.buyer, &w.rid).await;
+    w
+}
+
 #[tokio::test]
 async fn a_seller_who_may_see_an_open_request_sees_no_other_sellers_offer() {
     let app = TestApp::spawn().await;
@@ -552,13 +559,11 @@ async fn a_seller_who_may_see_an_open_request_sees_no_other_sellers_offer() {
 async fn a_closed_request_is_gone_for_sellers_without_an_offer_and_kept_for_the_one_with_one() {
     let app = TestApp::spawn().await;
     let WatchedRequest {
-        buyer,
         offering,
         watching,
         rid,
         ..
-    } = watched_request(&app).await;
-    app.cancel_request(&buyer, &rid).await;
+    } = closed_watched_request(&app).await;
 
     // Closed: gone for the seller without an offer, still there for the one with an offer.
     assert_eq!(
@@ -616,13 +621,11 @@ async fn a_closed_request_is_gone_for_sellers_without_an_offer_and_kept_for_the_
 async fn offering_on_a_closed_request_is_404_if_invisible_and_409_if_not_open() {
     let app = TestApp::spawn().await;
     let WatchedRequest {
-        buyer,
         offering,
         watching,
         rid,
         ..
-    } = watched_request(&app).await;
-    app.cancel_request(&buyer, &rid).await;
+    } = closed_watched_request(&app).await;
 
     // Offering on it now: invisible → 404 for one, not open → 409 for the other.
     let body = json!({ "price": { "amount": "5", "currency": "USD" }, "message": "m" });
