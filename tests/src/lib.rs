@@ -72,7 +72,6 @@ async fn postgres_template(admin_url: &str) -> &'static str {
     static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     TEMPLATE
         .get_or_init(|| async {
-            use sea_orm_migration::MigratorTrait;
             let name = format!("mk_test_template_{}", uuid::Uuid::now_v7().simple());
             admin_execute(admin_url, &format!("CREATE DATABASE {name}")).await;
             let mut opts = sea_orm::ConnectOptions::new(database_url(admin_url, &name));
@@ -80,7 +79,8 @@ async fn postgres_template(admin_url: &str) -> &'static str {
             let db = sea_orm::Database::connect(opts)
                 .await
                 .expect("connect to the template database");
-            migrations::Migrator::up(&db, None)
+            // The app's own migration step, so the template has exactly what a start applies.
+            marketplace_api::migrate(&db)
                 .await
                 .expect("migrate the template database");
             // A template may have no open session while it is copied.
