@@ -1,7 +1,8 @@
 //! A stand-in SHKeeper for payment tests: an HTTP server on 127.0.0.1:0 speaking the
 //! contract's formats (invoices, crypto list, payouts, tasks, payout status by external id),
 //! recording every request, with scriptable answers and delays. Also: signing callbacks the
-//! way SHKeeper does, and the buyer/seller story up to an accepted offer.
+//! way SHKeeper does, and the story's payment steps by signed callback (the counterparts of
+//! the sandbox steps in [`crate::story`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::{TestApp, TestUser};
+use crate::TestApp;
+use crate::story::{AcceptedRequest, CompletedRequest, PaidAfterCancel, PaidRequest};
 
 pub const API_KEY: &str = "standin-api-key-0123456789";
 pub const PAYOUT_USER: &str = "payout-bot";
@@ -388,13 +390,18 @@ pub async fn post_raw(
 
 /// Posts a correctly signed callback, as SHKeeper 2.5.16+ does.
 pub async fn post_signed(app: &TestApp, path: &str, body: &Value) -> crate::Resp {
-    let raw = serde_json::to_string(body).expect("json");
+    post_signed_raw(app, path, &serde_json::to_string(body).expect("json")).await
+}
+
+/// Posts `raw` (any text, JSON or not) to a callback path, correctly signed with the API key
+/// and the current timestamp.
+pub async fn post_signed_raw(app: &TestApp, path: &str, raw: &str) -> crate::Resp {
     let ts = now_secs();
     let sig = sign(API_KEY, ts, raw.as_bytes());
     post_raw(
         app,
         path,
-        &raw,
+        raw,
         &[
             ("X-Shkeeper-Timestamp", ts.to_string()),
             ("X-Shkeeper-Signature", sig),
@@ -429,62 +436,90 @@ pub fn payment_callback(
     })
 }
 
-/// A buyer's request with a seller's offer at `price` USD, accepted. Answers
-/// (buyer, seller, request id, offer id).
-pub async fn accepted_request(app: &TestApp, price: &str) -> (TestUser, TestUser, String, String) {
-    let buyer = app.buyer().await;
-    let seller = app.seller().await;
-    let request_id = app.create_request(&buyer).await;
-    let offer_id = app.make_offer(&seller, &request_id, price).await;
-    app.post(
-        &format!("/api/offers/{offer_id}/accept"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
-    (buyer, seller, request_id, offer_id)
-}
-
 /// An app whose provider is the stand-in SHKeeper `standin`.
 pub async fn app_with(standin: &StandIn) -> TestApp {
     TestApp::spawn_with(|env| standin.env(env)).await
 }
 
-/// `POST /api/payments` for `request_id` in BTC as `buyer`; the 201 body.
-pub async fn pay(app: &TestApp, buyer: &TestUser, request_id: &str) -> Value {
-    app.post(
-        "/api/payments",
-        Some(&buyer.token),
-        json!({ "requestId": request_id, "crypto": "BTC" }),
-    )
-    .await
-    .expect(201)
+/// The buyer pays and the stand-in's signed `PAID` callback for `price` USD and
+/// `balance_crypto` BTC (transaction `tx`) reaches the real webhook, which applies it.
+/// Leaves: payment `completed`, request `paid`, one `applied` webhook on record.
+/// Events: `payment:created`, `payment:status-updated`, `request:status-updated`,
+/// `payment:completed`.
+pub async fn pay_by_callback(
+    app: &TestApp,
+    accepted: AcceptedRequest,
+    balance_crypto: &str,
+    tx: &str,
+) -> PaidRequest {
+    let payment = app
+        .create_payment(&accepted.buyer, &accepted.request_id)
+        .await;
+    let payment_id = payment["id"].as_str().expect("payment id");
+    apply_paid_callback(app, payment_id, &accepted.price, balance_crypto, tx).await;
+    assert_eq!(
+        app.request_status(&accepted.buyer.token, &accepted.request_id)
+            .await,
+        "paid"
+    );
+    accepted.paid(payment)
 }
 
-/// A request paid in full through the sandbox (its signed callback through the real webhook).
-/// Answers (buyer, seller, request id, payment).
-pub async fn paid_request(app: &TestApp, price: &str) -> (TestUser, TestUser, String, Value) {
-    let (buyer, seller, request_id, _) = accepted_request(app, price).await;
-    let p = app
-        .post(
-            "/api/payments",
-            Some(&buyer.token),
-            json!({ "requestId": request_id, "crypto": "BTC" }),
-        )
-        .await
-        .expect(201);
-    let id = p["id"].as_str().expect("payment id");
-    let paid = app
-        .post(
-            &format!("/api/sandbox/payments/{id}/simulate"),
-            Some(&buyer.token),
-            json!({ "status": "PAID" }),
-        )
-        .await
-        .expect(200);
-    assert_eq!(paid["status"], "completed");
-    (buyer, seller, request_id, paid)
+/// Posts the signed `PAID` callback for the payment (`price` USD, `balance_crypto` BTC,
+/// transaction `tx`) and asserts the webhook applied it.
+async fn apply_paid_callback(
+    app: &TestApp,
+    payment_id: &str,
+    price: &str,
+    balance_crypto: &str,
+    tx: &str,
+) {
+    let res = post_signed(
+        app,
+        "/api/webhooks/shkeeper",
+        &payment_callback(payment_id, "PAID", price, balance_crypto, tx),
+    )
+    .await;
+    assert_eq!(res.expect(202)["outcome"], "applied");
+}
+
+/// A new accepted request of `price` USD paid by callback ([`TestApp::accepted_request`]
+/// then [`pay_by_callback`]).
+pub async fn paid_request(
+    app: &TestApp,
+    price: &str,
+    balance_crypto: &str,
+    tx: &str,
+) -> PaidRequest {
+    let accepted = app.accepted_request(price).await;
+    pay_by_callback(app, accepted, balance_crypto, tx).await
+}
+
+/// A new request of `price` USD paid by callback ([`paid_request`]) and completed by its
+/// buyer ([`TestApp::complete`]), so its release payout to the seller starts.
+/// Events: those of both, then `payout:created`.
+pub async fn completed_request(
+    app: &TestApp,
+    price: &str,
+    balance_crypto: &str,
+    tx: &str,
+) -> CompletedRequest {
+    let paid = paid_request(app, price, balance_crypto, tx).await;
+    app.complete(paid).await
+}
+
+/// A 100.00 USD request whose buyer created a payment and cancelled the request, after which
+/// the stand-in's signed `PAID` callback for `balance_crypto` BTC (transaction `tx`) arrived
+/// and was applied: payment `completed`, request `cancelled` (see [`PaidAfterCancel`]).
+/// Events: `payment:created`, `request:status-updated`, `payment:status-updated`,
+/// `payment:completed`.
+pub async fn paid_after_cancel(app: &TestApp, balance_crypto: &str, tx: &str) -> PaidAfterCancel {
+    let a = app.accepted_request("100.00").await;
+    let payment = app.create_payment(&a.buyer, &a.request_id).await;
+    let payment_id = payment["id"].as_str().expect("payment id").to_owned();
+    app.cancel_request(&a.buyer, &a.request_id).await;
+    apply_paid_callback(app, &payment_id, &a.price, balance_crypto, tx).await;
+    a.paid_after_cancel(payment_id)
 }
 
 /// Names of the durable events in the log, oldest first.

@@ -319,3 +319,29 @@ impl SocketClient {
         self.reader.abort();
     }
 }
+
+impl crate::TestApp {
+    /// A socket of `user` on this app, authenticated with `auth: { token }`; panics when it
+    /// is refused. Causes `user:online` when it is the user's first socket.
+    pub async fn socket(&self, user: &crate::TestUser) -> SocketClient {
+        SocketClient::connect(&self.base, &user.token)
+            .await
+            .expect("socket connects")
+    }
+
+    /// A socket of `user` that asks for the events after `last_event_id` to be replayed
+    /// (`auth: { token, lastEventId }`); panics when it is refused.
+    pub async fn socket_after(&self, user: &crate::TestUser, last_event_id: i64) -> SocketClient {
+        SocketClient::open(
+            &self.base,
+            SocketOptions {
+                auth: Some(
+                    serde_json::json!({ "token": user.token, "lastEventId": last_event_id }),
+                ),
+                headers: vec![],
+            },
+        )
+        .await
+        .expect("socket connects")
+    }
+}

@@ -3,7 +3,6 @@
 //! the object is unknown, not the caller's, or not visible to them. One test per route that
 //! used to answer 404 to a role that may never act there (or 403 to an owner check).
 
-use marketplace_tests::shkeeper::{accepted_request, pay};
 use marketplace_tests::{Resp, TestApp, TestUser};
 use serde_json::{Value, json};
 
@@ -226,15 +225,17 @@ async fn writing_in_a_chat_is_403_for_admins_whatever_the_chat() {
 #[tokio::test]
 async fn simulating_a_payment_is_403_for_sellers_even_its_own() {
     let app = TestApp::spawn().await;
-    let (buyer, seller, rid, _) = accepted_request(&app, "50.00").await;
+    let accepted = app.accepted_request("50.00").await;
+    let (buyer, rid) = (&accepted.buyer, &accepted.request_id);
+    let seller = &accepted.seller;
     let other_buyer = app.buyer().await;
-    let payment = pay(&app, &buyer, &rid).await;
+    let payment = app.create_payment(buyer, rid).await;
     let simulate = format!(
         "/api/sandbox/payments/{}/simulate",
         payment["id"].as_str().unwrap()
     );
     let paid = json!({ "status": "PAID" });
-    forbidden(&post(&app, &simulate, &seller, paid.clone()).await);
+    forbidden(&post(&app, &simulate, seller, paid.clone()).await);
     not_found(&post(&app, &simulate, &other_buyer, paid).await);
-    assert_eq!(app.request_status(&buyer.token, &rid).await, "accepted");
+    assert_eq!(app.request_status(&buyer.token, rid).await, "accepted");
 }

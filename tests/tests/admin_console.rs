@@ -10,9 +10,7 @@
 use std::path::Path;
 
 use marketplace_tests::js::{ensure_packages, node_test};
-use marketplace_tests::shkeeper::{accepted_request, paid_request};
 use marketplace_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
-use serde_json::json;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -24,34 +22,11 @@ async fn an_admin_follows_and_resolves_a_dispute_live_in_a_browser() {
     );
     ensure_packages(&["playwright-core"]).await;
     let app = TestApp::spawn().await;
-    let (buyer, seller, request_id, _) = paid_request(&app, "250.00").await;
+    let paid = app.paid_request("250.00").await;
+    let (buyer, seller, request_id) = (&paid.buyer, &paid.seller, &paid.request_id);
     // Money that needs a person: paid after the buyer cancelled, and no payout address yet.
-    let (late_buyer, _, late_request, _) = accepted_request(&app, "80.00").await;
-    let late = app
-        .post(
-            "/api/payments",
-            Some(&late_buyer.token),
-            json!({ "requestId": late_request, "crypto": "BTC" }),
-        )
-        .await
-        .expect(201);
-    let late_payment = late["id"].as_str().expect("payment id").to_owned();
-    app.post(
-        &format!("/api/requests/{late_request}/cancel"),
-        Some(&late_buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
-    let paid = app
-        .post(
-            &format!("/api/sandbox/payments/{late_payment}/simulate"),
-            Some(&late_buyer.token),
-            json!({ "status": "PAID" }),
-        )
-        .await
-        .expect(200);
-    assert_eq!(paid["status"], "completed");
+    let late = app.paid_after_cancel("80.00").await;
+    let (late_buyer, late_payment) = (&late.buyer, &late.payment_id);
 
     let screenshot = std::env::var("CONSOLE_SCREENSHOT").unwrap_or_default();
     let mut env = vec![
@@ -73,7 +48,7 @@ async fn an_admin_follows_and_resolves_a_dispute_live_in_a_browser() {
 
     // What the page did, seen over REST from here as well.
     assert_eq!(
-        app.request_status(&buyer.token, &request_id).await,
+        app.request_status(&buyer.token, request_id).await,
         "completed"
     );
     let payout = app

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use marketplace_tests::story::Chat;
 use marketplace_tests::{TestApp, TestUser};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
@@ -25,33 +26,25 @@ async fn all_chats(app: &TestApp, user: &TestUser) -> Vec<Value> {
     }
 }
 
-/// A buyer, a seller, and the chat the seller's offer opened (as the buyer sees it).
-async fn chat_between(app: &TestApp) -> (TestUser, TestUser, Value) {
-    let buyer = app.buyer().await;
-    let seller = app.seller().await;
-    let request_id = app.create_request(&buyer).await;
-    app.make_offer(&seller, &request_id, "120.00").await;
-    let chats = all_chats(app, &buyer).await;
-    assert_eq!(chats.len(), 1, "{chats:?}");
-    (buyer, seller, chats[0].clone())
-}
-
-async fn send(app: &TestApp, user: &TestUser, chat_id: &str, content: &str) -> Value {
-    app.post(
-        &format!("/api/chats/{chat_id}/messages"),
-        Some(&user.token),
-        json!({ "content": content }),
-    )
-    .await
-    .expect(201)
-}
-
 async fn unread(app: &TestApp, user: &TestUser, chat_id: &str) -> u64 {
     app.get(&format!("/api/chats/{chat_id}"), Some(&user.token))
         .await
         .expect(200)["unreadCount"]
         .as_u64()
         .expect("unreadCount")
+}
+
+/// How many messages the chat holds, as `user` lists them (up to 100).
+async fn message_count(app: &TestApp, user: &TestUser, chat_id: &str) -> usize {
+    app.get(
+        &format!("/api/chats/{chat_id}/messages?limit=100"),
+        Some(&user.token),
+    )
+    .await
+    .expect(200)["items"]
+        .as_array()
+        .expect("items")
+        .len()
 }
 
 fn id(v: &Value) -> &str {
@@ -94,20 +87,26 @@ async fn an_offer_opens_one_chat_per_request_and_seller_visible_to_both() {
     assert_eq!(all_chats(&app, &buyer).await.len(), 2);
 }
 
+/// The buyer sends three messages to the chat (the first with spaces around it); their 201
+/// bodies, oldest first.
+async fn buyer_writes_three(app: &TestApp, c: &Chat) -> [Value; 3] {
+    let mut sent = Vec::new();
+    for content in ["  hello  ", "is it still available?", "I can pick it up"] {
+        sent.push(app.send_message(&c.buyer, &c.chat_id, content).await);
+    }
+    sent.try_into().expect("three messages")
+}
+
 #[tokio::test]
-async fn messages_come_newest_first_and_count_as_unread_for_the_other_participant_only() {
+async fn messages_are_trimmed_and_listed_newest_first() {
     let app = TestApp::spawn().await;
-    let (buyer, seller, chat) = chat_between(&app).await;
-    let chat_id = id(&chat);
-    let m1 = send(&app, &buyer, chat_id, "  hello  ").await;
-    let m2 = send(&app, &buyer, chat_id, "is it still available?").await;
-    let m3 = send(&app, &buyer, chat_id, "I can pick it up").await;
+    let c = app.chat().await;
+    let (buyer, seller, chat_id) = (&c.buyer, &c.seller, c.chat_id.as_str());
+    let [m1, m2, m3] = buyer_writes_three(&app, &c).await;
     assert_eq!(m1["content"], "hello");
     assert_eq!(m1["chatId"], chat_id);
     assert_eq!(m1["senderId"], buyer.id.as_str());
 
-    assert_eq!(unread(&app, &seller, chat_id).await, 3);
-    assert_eq!(unread(&app, &buyer, chat_id).await, 0);
     let listed = app
         .get(
             &format!("/api/chats/{chat_id}/messages"),
@@ -123,6 +122,16 @@ async fn messages_come_newest_first_and_count_as_unread_for_the_other_participan
         .await
         .expect(200);
     assert_eq!(seen["lastMessageAt"], m3["createdAt"]);
+}
+
+#[tokio::test]
+async fn messages_count_as_unread_for_the_other_participant_until_the_read_marker_passes_them() {
+    let app = TestApp::spawn().await;
+    let c = app.chat().await;
+    let (buyer, seller, chat_id) = (&c.buyer, &c.seller, c.chat_id.as_str());
+    let [m1, m2, m3] = buyer_writes_three(&app, &c).await;
+    assert_eq!(unread(&app, seller, chat_id).await, 3);
+    assert_eq!(unread(&app, buyer, chat_id).await, 0);
 
     let read = |m: &Value| json!({ "messageId": id(m) });
     let res = app
@@ -133,7 +142,7 @@ async fn messages_come_newest_first_and_count_as_unread_for_the_other_participan
         )
         .await;
     assert_eq!(res.status, 204, "{}", res.body);
-    assert_eq!(unread(&app, &seller, chat_id).await, 1);
+    assert_eq!(unread(&app, seller, chat_id).await, 1);
     // Marking an older message read does not move the marker back.
     app.post(
         &format!("/api/chats/{chat_id}/read"),
@@ -142,12 +151,12 @@ async fn messages_come_newest_first_and_count_as_unread_for_the_other_participan
     )
     .await
     .expect(204);
-    assert_eq!(unread(&app, &seller, chat_id).await, 1);
+    assert_eq!(unread(&app, seller, chat_id).await, 1);
 
     // The seller's own reply is not unread for the seller, and is for the buyer.
-    send(&app, &seller, chat_id, "yes it is").await;
-    assert_eq!(unread(&app, &seller, chat_id).await, 1);
-    assert_eq!(unread(&app, &buyer, chat_id).await, 1);
+    app.send_message(seller, chat_id, "yes it is").await;
+    assert_eq!(unread(&app, seller, chat_id).await, 1);
+    assert_eq!(unread(&app, buyer, chat_id).await, 1);
     app.post(
         &format!("/api/chats/{chat_id}/read"),
         Some(&seller.token),
@@ -155,10 +164,10 @@ async fn messages_come_newest_first_and_count_as_unread_for_the_other_participan
     )
     .await
     .expect(204);
-    assert_eq!(unread(&app, &seller, chat_id).await, 0);
-    let listed = all_chats(&app, &seller).await;
+    assert_eq!(unread(&app, seller, chat_id).await, 0);
+    let listed = all_chats(&app, seller).await;
     assert_eq!(listed[0]["unreadCount"], 0);
-    assert_eq!(all_chats(&app, &buyer).await[0]["unreadCount"], 1);
+    assert_eq!(all_chats(&app, buyer).await[0]["unreadCount"], 1);
 }
 
 #[tokio::test]
@@ -189,7 +198,8 @@ async fn chats_are_listed_by_newest_activity_and_page_without_repeats() {
     );
 
     // A message moves the oldest chat to the top.
-    send(&app, &buyer, &chat_ids[0], "still selling?").await;
+    app.send_message(&buyer, &chat_ids[0], "still selling?")
+        .await;
     let order: Vec<String> = all_chats(&app, &buyer)
         .await
         .iter()
@@ -243,12 +253,17 @@ async fn chats_are_listed_by_newest_activity_and_page_without_repeats() {
 #[tokio::test]
 async fn message_pages_neither_skip_nor_repeat_while_messages_arrive() {
     let app = TestApp::spawn().await;
-    let (buyer, seller, chat) = chat_between(&app).await;
-    let chat_id = id(&chat);
+    let c = app.chat().await;
+    let (buyer, seller, chat_id) = (&c.buyer, &c.seller, c.chat_id.as_str());
     let mut sent = Vec::new();
     for i in 0..25 {
         let who = if i % 2 == 0 { &buyer } else { &seller };
-        sent.push(id(&send(&app, who, chat_id, &format!("message {i}")).await).to_owned());
+        sent.push(
+            id(&app
+                .send_message(who, chat_id, &format!("message {i}"))
+                .await)
+            .to_owned(),
+        );
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -268,7 +283,8 @@ async fn message_pages_neither_skip_nor_repeat_while_messages_arrive() {
                 .map(|m| id(m).to_owned()),
         );
         // New messages arrive between pages.
-        send(&app, &seller, chat_id, &format!("late {pages}")).await;
+        app.send_message(seller, chat_id, &format!("late {pages}"))
+            .await;
         match page["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,
@@ -283,8 +299,9 @@ async fn message_pages_neither_skip_nor_repeat_while_messages_arrive() {
 #[tokio::test]
 async fn content_must_be_1_to_4000_characters_after_trimming() {
     let app = TestApp::spawn().await;
-    let (buyer, _seller, chat) = chat_between(&app).await;
-    let path = format!("/api/chats/{}/messages", id(&chat));
+    let c = app.chat().await;
+    let (buyer, chat_id) = (&c.buyer, c.chat_id.as_str());
+    let path = format!("/api/chats/{}/messages", chat_id);
     for content in [
         String::new(),
         "   \n\t ".to_owned(),
@@ -307,25 +324,19 @@ async fn content_must_be_1_to_4000_characters_after_trimming() {
     for body in [json!({}), json!({ "content": 5 })] {
         assert_eq!(app.post(&path, Some(&buyer.token), body).await.status, 422);
     }
-    let longest = send(
-        &app,
-        &buyer,
-        id(&chat),
-        &format!("  {}  ", "é".repeat(4000)),
-    )
-    .await;
+    let longest = app
+        .send_message(buyer, chat_id, &format!("  {}  ", "é".repeat(4000)))
+        .await;
     assert_eq!(longest["content"].as_str().unwrap().chars().count(), 4000);
-    let listed = app.get(&path, Some(&buyer.token)).await.expect(200);
-    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    assert_eq!(message_count(&app, buyer, chat_id).await, 1);
 }
 
 #[tokio::test]
-async fn outsiders_get_404_and_admins_may_read_but_not_write() {
+async fn outsiders_and_unknown_chats_get_404() {
     let app = TestApp::spawn().await;
-    let (buyer, _seller, chat) = chat_between(&app).await;
-    let chat_id = id(&chat);
-    let m = send(&app, &buyer, chat_id, "hello").await;
-    let read = json!({ "messageId": id(&m) });
+    let c = app.chat_with_messages(1).await;
+    let (buyer, chat_id) = (&c.buyer, c.chat_id.as_str());
+    let read = json!({ "messageId": id(&c.messages[0]) });
     let other_buyer = app.buyer().await;
     let other_seller = app.seller().await;
     for outsider in [&other_buyer, &other_seller] {
@@ -370,6 +381,16 @@ async fn outsiders_get_404_and_admins_may_read_but_not_write() {
             .status,
         404
     );
+    // Nothing the refused writers tried was stored.
+    assert_eq!(message_count(&app, buyer, chat_id).await, 1);
+}
+
+#[tokio::test]
+async fn admins_may_read_a_chat_but_not_write_to_it() {
+    let app = TestApp::spawn().await;
+    let c = app.chat_with_messages(1).await;
+    let (buyer, chat_id, m) = (&c.buyer, c.chat_id.as_str(), &c.messages[0]);
+    let read = json!({ "messageId": id(m) });
 
     let admin = app.admin().await;
     let t = Some(admin.token.as_str());
@@ -404,19 +425,17 @@ async fn outsiders_get_404_and_admins_may_read_but_not_write() {
         "admins list only their own chats"
     );
     // Nothing the refused writers tried was stored.
-    let listed = app
-        .get(
-            &format!("/api/chats/{chat_id}/messages"),
-            Some(&buyer.token),
-        )
-        .await
-        .expect(200);
-    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    assert_eq!(message_count(&app, buyer, chat_id).await, 1);
+}
 
+#[tokio::test]
+async fn chats_without_a_token_are_401() {
+    let app = TestApp::spawn().await;
+    let c = app.chat().await;
     assert_eq!(app.get("/api/chats", None).await.status, 401);
     assert_eq!(
         app.post(
-            &format!("/api/chats/{chat_id}/messages"),
+            &format!("/api/chats/{}/messages", c.chat_id),
             None,
             json!({ "content": "x" })
         )
@@ -429,18 +448,21 @@ async fn outsiders_get_404_and_admins_may_read_but_not_write() {
 #[tokio::test]
 async fn marking_read_needs_a_message_of_that_chat() {
     let app = TestApp::spawn().await;
-    let (buyer, seller, chat) = chat_between(&app).await;
-    let other_request = app.create_request(&buyer).await;
-    app.make_offer(&seller, &other_request, "120.00").await;
-    let chats = all_chats(&app, &seller).await;
+    let c = app.chat().await;
+    let (buyer, seller, chat_id) = (&c.buyer, &c.seller, c.chat_id.as_str());
+    let other_request = app.create_request(buyer).await;
+    app.make_offer(seller, &other_request, "120.00").await;
+    let chats = all_chats(&app, seller).await;
     let other_chat = chats
         .iter()
-        .find(|c| c["id"] != chat["id"])
+        .find(|c| c["id"] != chat_id)
         .expect("second chat");
-    let elsewhere = send(&app, &buyer, id(other_chat), "about the other one").await;
-    send(&app, &buyer, id(&chat), "about this one").await;
+    let elsewhere = app
+        .send_message(buyer, id(other_chat), "about the other one")
+        .await;
+    app.send_message(buyer, chat_id, "about this one").await;
 
-    let path = format!("/api/chats/{}/read", id(&chat));
+    let path = format!("/api/chats/{}/read", chat_id);
     let res = app
         .post(
             &path,
@@ -468,17 +490,18 @@ async fn marking_read_needs_a_message_of_that_chat() {
         app.post(&path, Some(&seller.token), json!({})).await.status,
         422
     );
-    assert_eq!(unread(&app, &seller, id(&chat)).await, 1);
-    assert_eq!(unread(&app, &seller, id(other_chat)).await, 1);
+    assert_eq!(unread(&app, seller, chat_id).await, 1);
+    assert_eq!(unread(&app, seller, id(other_chat)).await, 1);
 }
 
 #[tokio::test]
 async fn sending_and_reading_write_their_events_to_the_log() {
     let app = TestApp::spawn().await;
-    let (buyer, seller, chat) = chat_between(&app).await;
-    let m = send(&app, &buyer, id(&chat), "hello").await;
+    let c = app.chat().await;
+    let (buyer, seller, chat_id) = (&c.buyer, &c.seller, c.chat_id.as_str());
+    let m = app.send_message(buyer, chat_id, "hello").await;
     app.post(
-        &format!("/api/chats/{}/read", id(&chat)),
+        &format!("/api/chats/{}/read", chat_id),
         Some(&seller.token),
         json!({ "messageId": id(&m) }),
     )
@@ -515,10 +538,10 @@ async fn sending_and_reading_write_their_events_to_the_log() {
     assert_eq!(events[0].0, "chat:new-message");
     assert_eq!(events[0].1, m);
     assert_eq!(events[0].2["otherParticipantId"], seller.id.as_str());
-    assert_eq!(events[0].2["chatId"], chat["id"]);
-    assert_eq!(events[0].2["requestId"], chat["requestId"]);
+    assert_eq!(events[0].2["chatId"], chat_id);
+    assert_eq!(events[0].2["requestId"], c.request_id.as_str());
     assert_eq!(events[1].0, "chat:message-read");
-    assert_eq!(events[1].1["chatId"], chat["id"]);
+    assert_eq!(events[1].1["chatId"], chat_id);
     assert_eq!(events[1].1["messageId"], m["id"]);
     assert_eq!(events[1].1["userId"], seller.id.as_str());
     assert!(events[1].1["readAt"].is_string());
@@ -527,10 +550,10 @@ async fn sending_and_reading_write_their_events_to_the_log() {
 #[tokio::test]
 async fn concurrent_messages_from_both_sides_are_all_kept_in_one_order() {
     let app = TestApp::spawn().await;
-    let (buyer, seller, chat) = chat_between(&app).await;
-    let chat_id = id(&chat).to_owned();
+    let c = app.chat().await;
+    let (buyer, seller, chat_id) = (&c.buyer, &c.seller, c.chat_id.as_str());
     let sends = (0..20).map(|i| {
-        let (app, chat_id) = (&app, chat_id.clone());
+        let (app, chat_id) = (&app, chat_id);
         let who = if i % 2 == 0 { &buyer } else { &seller };
         async move {
             app.post(
@@ -566,21 +589,16 @@ async fn concurrent_messages_from_both_sides_are_all_kept_in_one_order() {
         .expect(200);
     assert_eq!(time(&seen["lastMessageAt"]), newest_time);
     assert_eq!(seen["unreadCount"], 10);
-    assert_eq!(unread(&app, &seller, &chat_id).await, 10);
+    assert_eq!(unread(&app, seller, chat_id).await, 10);
 }
 
 #[tokio::test]
 async fn socket_send_and_read_follow_the_same_rules_as_rest() {
-    use marketplace_tests::socket::SocketClient;
     let app = TestApp::spawn().await;
-    let (buyer, seller, chat) = chat_between(&app).await;
-    let chat_id = id(&chat).to_owned();
-    let b = SocketClient::connect(&app.base, &buyer.token)
-        .await
-        .expect("buyer socket");
-    let s = SocketClient::connect(&app.base, &seller.token)
-        .await
-        .expect("seller socket");
+    let c = app.chat().await;
+    let (buyer, seller, chat_id) = (&c.buyer, &c.seller, c.chat_id.as_str());
+    let b = app.socket(buyer).await;
+    let s = app.socket(seller).await;
 
     let ack = b
         .ack(
@@ -590,7 +608,7 @@ async fn socket_send_and_read_follow_the_same_rules_as_rest() {
         .await;
     assert_eq!(ack["ok"], true, "{ack}");
     assert_eq!(ack["message"]["content"], "over the socket");
-    assert_eq!(unread(&app, &seller, &chat_id).await, 1);
+    assert_eq!(unread(&app, seller, chat_id).await, 1);
     let listed = app
         .get(
             &format!("/api/chats/{chat_id}/messages"),
@@ -607,7 +625,7 @@ async fn socket_send_and_read_follow_the_same_rules_as_rest() {
         )
         .await;
     assert_eq!(read["ok"], true, "{read}");
-    assert_eq!(unread(&app, &seller, &chat_id).await, 0);
+    assert_eq!(unread(&app, seller, chat_id).await, 0);
 
     let too_long = b
         .ack(
@@ -617,19 +635,10 @@ async fn socket_send_and_read_follow_the_same_rules_as_rest() {
         .await;
     assert_eq!(too_long["ok"], false, "{too_long}");
     let admin = app.admin().await;
-    let a = SocketClient::connect(&app.base, &admin.token)
-        .await
-        .expect("admin socket");
+    let a = app.socket(&admin).await;
     let refused = a
         .ack("chat:send", json!({ "chatId": chat_id, "content": "hi" }))
         .await;
     assert_eq!(refused["error"], "forbidden", "{refused}");
-    let listed = app
-        .get(
-            &format!("/api/chats/{chat_id}/messages"),
-            Some(&buyer.token),
-        )
-        .await
-        .expect(200);
-    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    assert_eq!(message_count(&app, buyer, chat_id).await, 1);
 }

@@ -6,18 +6,12 @@ use std::time::Duration;
 
 use marketplace_tests::cluster::{Cluster, RedisServer, postgres_or_skip};
 use marketplace_tests::socket::{Received, SocketClient, SocketOptions};
-use marketplace_tests::{TestApp, TestUser, eventually};
+use marketplace_tests::{TestApp, eventually};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// How long a socket is watched to show that something does NOT arrive.
 const QUIET: Duration = Duration::from_millis(1500);
-
-async fn connect(node: &TestApp, user: &TestUser) -> SocketClient {
-    SocketClient::connect(&node.base, &user.token)
-        .await
-        .expect("socket connects")
-}
 
 fn ok(ack: &Value) -> bool {
     ack["ok"] == true
@@ -36,23 +30,6 @@ async fn requests_until(s: &mut SocketClient, marker: &str) -> Vec<(String, i64)
             return seen;
         }
     }
-}
-
-/// A buyer and a seller with the chat the seller's offer opened (offer made on `offer_on`).
-async fn chat_pair(a: &TestApp, offer_on: &TestApp) -> (TestUser, TestUser, String, String) {
-    let buyer = a.buyer().await;
-    let seller = offer_on.seller().await;
-    let request = a.create_request(&buyer).await;
-    offer_on.make_offer(&seller, &request, "120.00").await;
-    let chats = a
-        .get("/api/chats?limit=100", Some(&buyer.token))
-        .await
-        .expect(200);
-    let chat = chats["items"][0]["id"]
-        .as_str()
-        .expect("the offer opened a chat")
-        .to_owned();
-    (buyer, seller, chat, request)
 }
 
 /// How many `event`s with exactly this first argument arrive within `within` (returns at the
@@ -95,9 +72,9 @@ async fn an_event_caused_on_one_node_reaches_sockets_on_every_node_once_with_one
     let seller = a.seller().await;
     let buyer = b.buyer().await;
     let mut sockets = [
-        connect(a, &seller).await,
-        connect(b, &seller).await,
-        connect(c, &seller).await,
+        a.socket(&seller).await,
+        b.socket(&seller).await,
+        c.socket(&seller).await,
     ];
 
     let first = b.create_request(&buyer).await;
@@ -132,7 +109,7 @@ async fn an_offer_made_on_one_node_notifies_the_buyer_on_another_once() {
     let buyer = a.buyer().await;
     let seller = c.seller().await;
     let request = b.create_request(&buyer).await;
-    let mut live = connect(a, &buyer).await;
+    let mut live = a.socket(&buyer).await;
 
     let offer = c.make_offer(&seller, &request, "99.00").await;
 
@@ -166,11 +143,15 @@ async fn typing_on_one_node_reaches_the_partner_on_another_and_never_the_senders
     }
     let cluster = Cluster::start(3).await;
     let (a, b, c) = (cluster.node(0), cluster.node(1), cluster.node(2));
-    let (buyer, seller, chat, _) = chat_pair(a, b).await;
+    // The request is made on a, the offer on b.
+    let pair = a
+        .chat_of(b.offer_on(a.open_request().await, "120.00").await)
+        .await;
+    let (buyer, seller, chat) = (pair.buyer, pair.seller, pair.chat_id);
 
-    let typing_tab = connect(a, &buyer).await;
-    let mut other_tab = connect(c, &buyer).await;
-    let mut partner = connect(b, &seller).await;
+    let typing_tab = a.socket(&buyer).await;
+    let mut other_tab = c.socket(&buyer).await;
+    let mut partner = b.socket(&seller).await;
     for s in [&typing_tab, &other_tab, &partner] {
         assert!(ok(&s.ack("join-chat-room", json!(chat)).await));
     }
@@ -206,20 +187,24 @@ async fn presence_counts_tabs_on_every_node_and_goes_offline_with_the_last() {
     }
     let cluster = Cluster::start(3).await;
     let (a, b, c) = (cluster.node(0), cluster.node(1), cluster.node(2));
-    let (buyer, seller, chat, _) = chat_pair(c, a).await;
+    // The request is made on c, the offer on a.
+    let pair = c
+        .chat_of(a.offer_on(c.open_request().await, "120.00").await)
+        .await;
+    let (buyer, seller, chat) = (pair.buyer, pair.seller, pair.chat_id);
     let url = format!("/api/users/{}/presence", seller.id);
     let presence = async |node: &TestApp| node.get(&url, Some(&buyer.token)).await;
 
-    let mut watcher = connect(c, &buyer).await;
+    let mut watcher = c.socket(&buyer).await;
     assert!(ok(&watcher.ack("join-chat-room", json!(chat)).await));
     let seller_presence = json!({ "userId": seller.id });
 
-    let tab_a = connect(a, &seller).await;
+    let tab_a = a.socket(&seller).await;
     assert_eq!(
         count_payload(&mut watcher, "user:online", &seller_presence, WAIT, true).await,
         1
     );
-    let tab_b = connect(b, &seller).await;
+    let tab_b = b.socket(&seller).await;
     assert_eq!(
         count_payload(&mut watcher, "user:online", &seller_presence, QUIET, false).await,
         0,
@@ -293,8 +278,12 @@ async fn a_redis_outage_keeps_rest_and_durable_events_and_typing_and_presence_co
     let mut redis = RedisServer::start().await;
     let cluster = Cluster::start_with(2, &redis.url(), |_| {}).await;
     let (a, b) = (cluster.node(0), cluster.node(1));
-    let (buyer, seller, chat, _) = chat_pair(a, b).await;
-    let mut seller_on_b = connect(b, &seller).await;
+    // The request is made on a, the offer on b.
+    let pair = a
+        .chat_of(b.offer_on(a.open_request().await, "120.00").await)
+        .await;
+    let (buyer, seller, chat) = (pair.buyer, pair.seller, pair.chat_id);
+    let mut seller_on_b = b.socket(&seller).await;
     assert!(ok(&seller_on_b.ack("join-chat-room", json!(chat)).await));
 
     redis.kill();
@@ -322,7 +311,7 @@ async fn a_redis_outage_keeps_rest_and_durable_events_and_typing_and_presence_co
     }
 
     // Typing crosses nodes again.
-    let buyer_on_a = connect(a, &buyer).await;
+    let buyer_on_a = a.socket(&buyer).await;
     assert!(ok(&buyer_on_a.ack("join-chat-room", json!(chat)).await));
     assert!(ok(&buyer_on_a
         .ack("chat:typing", json!({ "chatId": chat }))
@@ -378,8 +367,8 @@ async fn a_killed_node_loses_nothing_its_subscriber_is_taken_over_and_its_client
     let buyer = p.buyer().await;
     let seller = p.seller().await;
     let request = p.create_request(&buyer).await;
-    let _seller_on_p = connect(p, &seller).await;
-    let mut on_p = connect(p, &buyer).await;
+    let _seller_on_p = p.socket(&seller).await;
+    let mut on_p = p.socket(&buyer).await;
     let first = p.make_offer(&seller, &request, "100.00").await;
     on_p.expect("request:offer-received", WAIT).await;
     on_p.expect("notification:received", WAIT).await;
@@ -397,13 +386,7 @@ async fn a_killed_node_loses_nothing_its_subscriber_is_taken_over_and_its_client
                 .and_then(|e| e["id"].as_i64())
                 .unwrap_or(0),
         );
-    let chat = a
-        .get("/api/chats?limit=100", Some(&buyer.token))
-        .await
-        .expect(200)["items"][0]["id"]
-        .as_str()
-        .expect("the first offer opened a chat")
-        .to_owned();
+    let chat = a.chat_id(&seller, &request).await;
 
     doomed.kill9();
 

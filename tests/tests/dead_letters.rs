@@ -84,15 +84,14 @@ async fn open_dead_letters(app: &TestApp, admin: &TestUser) -> Vec<Value> {
 
 /// Makes a poisoned offer and waits for its dead letter; returns the buyer and the letter.
 async fn poisoned_offer(app: &TestApp, admin: &TestUser, seller: &TestUser) -> (TestUser, Value) {
-    let buyer = app.buyer().await;
-    let request = app.create_request(&buyer).await;
-    app.make_offer(seller, &request, POISON).await;
+    let open = app.open_request().await;
+    app.make_offer(seller, &open.request_id, POISON).await;
     let letter = eventually(Duration::from_secs(20), || async {
         open_dead_letters(app, admin).await.into_iter().next()
     })
     .await
     .expect("the failing event is listed as a dead letter");
-    (buyer, letter)
+    (open.buyer, letter)
 }
 
 #[tokio::test]

@@ -1,22 +1,17 @@
 //! The dispute story as live clients see it: the buyer, the seller, an unrelated buyer, an
-//! unrelated seller and an admin each hold a real Socket.IO connection while the case goes
-//! from open to resolution; then admin broadcasts reach every socket of every role.
+//! unrelated seller and an admin each hold a real Socket.IO connection while the request is
+//! paid, and while the case goes from open to resolution; then admin broadcasts reach every
+//! socket of every role.
 
 use std::time::Duration;
 
-use marketplace_tests::shkeeper::accepted_request;
+use marketplace_tests::TestApp;
 use marketplace_tests::socket::SocketClient;
-use marketplace_tests::{TestApp, TestUser};
+use marketplace_tests::story::Party;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(600);
-
-async fn connect(app: &TestApp, user: &TestUser) -> SocketClient {
-    SocketClient::connect(&app.base, &user.token)
-        .await
-        .expect("socket connects")
-}
 
 /// Asserts `event` arrives exactly once on this socket, and returns its (payload, meta).
 async fn once(socket: &mut SocketClient, event: &str) -> (Value, Value) {
@@ -42,30 +37,38 @@ async fn sees_none(socket: &mut SocketClient, prefixes: &[&str]) {
     assert!(leaked.is_empty(), "leaked to an outsider: {leaked:?}");
 }
 
+/// Every socket of `sockets` asks to join the request's room; each is admitted or not as given.
+async fn join_request_room(sockets: &[(&SocketClient, bool)], request_id: &str) {
+    for (socket, ok) in sockets {
+        let ack = socket.ack("join-request-room", json!(request_id)).await;
+        assert_eq!(ack["ok"], *ok, "{ack}");
+        if !ok {
+            assert_eq!(
+                ack["error"], "not_found",
+                "tampering is answered like an unknown room"
+            );
+        }
+    }
+}
+
 #[tokio::test]
-async fn each_party_sees_the_dispute_live_and_outsiders_see_nothing() {
+async fn paying_is_seen_live_by_buyer_and_seller_and_outsiders_see_nothing() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
-    let (buyer, seller, request_id, _) = accepted_request(&app, "250.00").await;
+    let accepted = app.accepted_request("250.00").await;
+    let (buyer, seller, request_id) = (&accepted.buyer, &accepted.seller, &accepted.request_id);
     let stranger = app.buyer().await;
     let other_seller = app.seller().await;
 
-    let mut b = connect(&app, &buyer).await;
-    let mut s = connect(&app, &seller).await;
-    let mut a = connect(&app, &admin).await;
-    let mut o = connect(&app, &stranger).await;
-    let mut os = connect(&app, &other_seller).await;
+    let mut b = app.socket(buyer).await;
+    let mut s = app.socket(seller).await;
+    let a = app.socket(&admin).await;
+    let mut o = app.socket(&stranger).await;
+    let mut os = app.socket(&other_seller).await;
 
     // Paying: the buyer sees the invoice; completion reaches buyer and seller on their user
     // rooms, each once.
-    let payment = app
-        .post(
-            "/api/payments",
-            Some(&buyer.token),
-            json!({ "requestId": request_id, "crypto": "BTC" }),
-        )
-        .await
-        .expect(201);
+    let payment = app.create_payment(buyer, request_id).await;
     let payment_id = payment["id"].as_str().unwrap().to_owned();
     let (created, _) = once(&mut b, "payment:created").await;
     assert_eq!(created["id"], payment_id.as_str());
@@ -86,56 +89,79 @@ async fn each_party_sees_the_dispute_live_and_outsiders_see_nothing() {
             json!({ "paymentId": payment_id, "requestId": request_id })
         );
     }
-    assert_eq!(app.request_status(&buyer.token, &request_id).await, "paid");
-    for (socket, ok) in [
-        (&b, true),
-        (&s, true),
-        (&a, true),
-        (&o, false),
-        (&os, false),
-    ] {
-        let ack = socket.ack("join-request-room", json!(request_id)).await;
-        assert_eq!(ack["ok"], ok, "{ack}");
-        if !ok {
-            assert_eq!(
-                ack["error"], "not_found",
-                "tampering is answered like an unknown room"
-            );
-        }
-    }
-    // The parties' earlier events are checked; the outsiders keep theirs for the final check.
+    assert_eq!(app.request_status(&buyer.token, request_id).await, "paid");
+    join_request_room(
+        &[
+            (&b, true),
+            (&s, true),
+            (&a, true),
+            (&o, false),
+            (&os, false),
+        ],
+        request_id,
+    )
+    .await;
+
+    // The unrelated buyer and seller saw nothing of it.
+    sees_none(&mut o, &["request:", "payment:", "payout:"]).await;
+    sees_none(&mut os, &["request:", "payment:", "payout:"]).await;
+}
+
+#[tokio::test]
+async fn a_dispute_is_seen_live_by_both_parties_and_admins_from_open_to_refund() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let accepted = app.accepted_request("250.00").await;
+    let stranger = app.buyer().await;
+    let other_seller = app.seller().await;
+
+    let mut b = app.socket(&accepted.buyer).await;
+    let mut s = app.socket(&accepted.seller).await;
+    let mut a = app.socket(&admin).await;
+    let mut o = app.socket(&stranger).await;
+    let mut os = app.socket(&other_seller).await;
+    join_request_room(
+        &[
+            (&b, true),
+            (&s, true),
+            (&a, true),
+            (&o, false),
+            (&os, false),
+        ],
+        &accepted.request_id,
+    )
+    .await;
+    let paid = app.pay_in_sandbox(accepted).await;
+    // The payment's events are checked by the test above; the parties' are set aside (the
+    // outsiders keep theirs for the final check).
+    b.expect("payment:completed", WAIT).await;
+    s.expect("payment:completed", WAIT).await;
     for socket in [&mut b, &mut s, &mut a] {
         socket.drain(QUIET).await;
     }
 
     // Opened by the buyer: the request room and the admin room (the admin is in both: once).
-    let dispute = app
-        .post(
-            &format!("/api/requests/{request_id}/disputes"),
-            Some(&buyer.token),
-            json!({ "reason": "The frame is cracked." }),
-        )
-        .await
-        .expect(201);
-    let dispute_id = dispute["id"].as_str().unwrap().to_owned();
+    let d = app
+        .dispute(paid, Party::Buyer, "The frame is cracked.")
+        .await;
     for socket in [&mut b, &mut s, &mut a] {
         let (payload, _) = once(socket, "dispute:opened").await;
-        assert_eq!(payload["id"], dispute_id.as_str());
-        assert_eq!(payload["requestId"], request_id.as_str());
+        assert_eq!(payload["id"], d.dispute_id.as_str());
+        assert_eq!(payload["requestId"], d.request_id.as_str());
         assert_eq!(payload["status"], "open");
     }
 
     // Evidence from the seller reaches the same three.
     app.post(
-        &format!("/api/disputes/{dispute_id}/evidence"),
-        Some(&seller.token),
+        &format!("/api/disputes/{}/evidence", d.dispute_id),
+        Some(&d.seller.token),
         json!({ "description": "Shipped intact", "attachmentUrl": "https://example.com/box.jpg" }),
     )
     .await
     .expect(201);
     for socket in [&mut b, &mut s, &mut a] {
         let (payload, _) = once(socket, "dispute:evidence-added").await;
-        assert_eq!(payload["disputeId"], dispute_id.as_str());
+        assert_eq!(payload["disputeId"], d.dispute_id.as_str());
         assert_eq!(
             payload["evidence"]["attachmentUrl"],
             "https://example.com/box.jpg"
@@ -145,23 +171,17 @@ async fn each_party_sees_the_dispute_live_and_outsiders_see_nothing() {
     // Resolved with a refund: request room + both users + admin, one copy each.
     app.patch(
         "/api/users/me",
-        Some(&buyer.token),
+        Some(&d.buyer.token),
         json!({ "payoutAddress": "bc1qbuyer" }),
     )
     .await
     .expect(200);
-    app.post(
-        &format!("/api/disputes/{dispute_id}/resolve"),
-        Some(&admin.token),
-        json!({ "resolution": "refund_buyer", "note": "Damaged in transit" }),
-    )
-    .await
-    .expect(200);
+    let r = app.resolve(d, "refund_buyer", "Damaged in transit").await;
     for socket in [&mut b, &mut s, &mut a] {
         let (payload, _) = once(socket, "dispute:resolved").await;
         assert_eq!(
             payload,
-            json!({ "disputeId": dispute_id, "resolution": "refund_buyer" })
+            json!({ "disputeId": r.dispute_id, "resolution": "refund_buyer" })
         );
     }
     // Status updates arrive in order: disputed (on opening), then refunded.
@@ -186,10 +206,10 @@ async fn announcements_and_maintenance_reach_every_socket_of_every_role() {
     let buyer = app.buyer().await;
     let seller = app.seller().await;
     let mut sockets = [
-        connect(&app, &admin).await,
-        connect(&app, &buyer).await,
-        connect(&app, &buyer).await,
-        connect(&app, &seller).await,
+        app.socket(&admin).await,
+        app.socket(&buyer).await,
+        app.socket(&buyer).await,
+        app.socket(&seller).await,
     ];
 
     let res = app

@@ -12,23 +12,6 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(5);
 
-async fn connect(app: &TestApp, user: &TestUser) -> SocketClient {
-    SocketClient::connect(&app.base, &user.token)
-        .await
-        .expect("socket connects")
-}
-
-/// A buyer, a seller, and the id of the chat the seller's offer opened.
-async fn chat_between(app: &TestApp) -> (TestUser, TestUser, String) {
-    let buyer = app.buyer().await;
-    let seller = app.seller().await;
-    let request_id = app.create_request(&buyer).await;
-    app.make_offer(&seller, &request_id, "120.00").await;
-    let chats = app.get("/api/chats", Some(&buyer.token)).await.expect(200);
-    let chat_id = chats["items"][0]["id"].as_str().expect("a chat").to_owned();
-    (buyer, seller, chat_id)
-}
-
 async fn post_message(app: &TestApp, user: &TestUser, chat_id: &str, n: usize) -> u16 {
     app.post(
         &format!("/api/chats/{chat_id}/messages"),
@@ -98,7 +81,8 @@ async fn a_successful_login_clears_the_failures_before_it() {
 #[tokio::test]
 async fn presence_is_for_the_user_their_chat_partners_and_admins_and_404_for_anyone_else() {
     let app = TestApp::spawn().await;
-    let (buyer, seller, _chat) = chat_between(&app).await;
+    let c = app.chat().await;
+    let (buyer, seller) = (c.buyer, c.seller);
     let stranger = app.buyer().await;
     let other_seller = app.seller().await;
     let admin = app.admin().await;
@@ -142,7 +126,8 @@ async fn presence_is_for_the_user_their_chat_partners_and_admins_and_404_for_any
 #[tokio::test]
 async fn a_chat_flood_over_rest_and_the_socket_is_limited_while_the_partner_still_sends() {
     let app = TestApp::spawn().await;
-    let (buyer, seller, chat_id) = chat_between(&app).await;
+    let c = app.chat().await;
+    let (buyer, seller, chat_id) = (c.buyer, c.seller, c.chat_id);
     let mut accepted = 0;
 
     // 19 over REST fit the burst of 20.
@@ -151,7 +136,7 @@ async fn a_chat_flood_over_rest_and_the_socket_is_limited_while_the_partner_stil
         accepted += 1;
     }
     // The socket shares that count: it is refused long before 20 of its own.
-    let socket = connect(&app, &buyer).await;
+    let socket = app.socket(&buyer).await;
     let mut socket_ok = 0;
     let mut refused = None;
     for n in 0..40 {
@@ -215,7 +200,7 @@ async fn a_chat_flood_over_rest_and_the_socket_is_limited_while_the_partner_stil
 
     // The partner is not slowed by it, on REST nor on the socket.
     assert_eq!(post_message(&app, &seller, &chat_id, 0).await, 201);
-    let seller_socket = connect(&app, &seller).await;
+    let seller_socket = app.socket(&seller).await;
     assert!(ok(&seller_socket
         .ack(
             "chat:send",
@@ -245,10 +230,11 @@ async fn a_chat_flood_over_rest_and_the_socket_is_limited_while_the_partner_stil
 #[tokio::test]
 async fn typing_beyond_5_per_second_per_user_is_dropped_across_all_of_that_users_sockets() {
     let app = TestApp::spawn().await;
-    let (buyer, seller, chat_id) = chat_between(&app).await;
-    let mut watcher = connect(&app, &buyer).await;
+    let c = app.chat().await;
+    let (buyer, seller, chat_id) = (c.buyer, c.seller, c.chat_id);
+    let mut watcher = app.socket(&buyer).await;
     assert!(ok(&watcher.ack("join-chat-room", json!(chat_id)).await));
-    let (tab1, tab2) = (connect(&app, &seller).await, connect(&app, &seller).await);
+    let (tab1, tab2) = (app.socket(&seller).await, app.socket(&seller).await);
     // Each tab relays once (its chat access is checked and remembered), then the user's
     // budget refills.
     for tab in [&tab1, &tab2] {

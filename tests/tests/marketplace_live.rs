@@ -4,18 +4,12 @@
 
 use std::time::Duration;
 
+use marketplace_tests::TestApp;
 use marketplace_tests::socket::SocketClient;
-use marketplace_tests::{TestApp, TestUser};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(600);
-
-async fn connect(app: &TestApp, user: &TestUser) -> SocketClient {
-    SocketClient::connect(&app.base, &user.token)
-        .await
-        .expect("socket connects")
-}
 
 async fn once(socket: &mut SocketClient, event: &str) -> Value {
     let args = socket.expect(event, WAIT).await;
@@ -39,11 +33,11 @@ async fn from_request_to_accepted_offer_each_party_sees_exactly_its_events() {
     let (buyer, winner, loser) = (app.buyer().await, app.seller().await, app.seller().await);
     let stranger = app.buyer().await;
     let admin = app.admin().await;
-    let mut b = connect(&app, &buyer).await;
-    let mut w = connect(&app, &winner).await;
-    let mut l = connect(&app, &loser).await;
-    let mut o = connect(&app, &stranger).await;
-    let mut a = connect(&app, &admin).await;
+    let mut b = app.socket(&buyer).await;
+    let mut w = app.socket(&winner).await;
+    let mut l = app.socket(&loser).await;
+    let mut o = app.socket(&stranger).await;
+    let mut a = app.socket(&admin).await;
 
     // A new request reaches the sellers, not the buyers.
     let request_id = app.create_request(&buyer).await;
@@ -137,15 +131,9 @@ async fn from_request_to_accepted_offer_each_party_sees_exactly_its_events() {
     );
 
     // A chat message reaches the buyer on its user room without joining the chat.
-    let chats = app.get("/api/chats", Some(&winner.token)).await.expect(200);
-    let chat_id = chats["items"][0]["id"].as_str().unwrap().to_owned();
-    app.post(
-        &format!("/api/chats/{chat_id}/messages"),
-        Some(&winner.token),
-        json!({ "content": "Shipping tomorrow" }),
-    )
-    .await
-    .expect(201);
+    let chat_id = app.chat_id(&winner, &request_id).await;
+    app.send_message(&winner, &chat_id, "Shipping tomorrow")
+        .await;
     assert_eq!(
         once(&mut b, "chat:new-message").await["content"],
         "Shipping tomorrow"

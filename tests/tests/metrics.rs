@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use marketplace_tests::shkeeper::paid_request;
 use marketplace_tests::socket::SocketClient;
 use marketplace_tests::{TestApp, eventually};
 use serde_json::{Value, json};
@@ -216,7 +215,8 @@ async fn metrics_parse_as_prometheus_text_and_move_with_real_traffic() {
         .expect("a stale cursor");
         let _ = db.close().await;
     }
-    let (buyer, _seller, request_id, _) = paid_request(&app, "120.00").await;
+    let paid = app.paid_request("120.00").await;
+    let (buyer, request_id) = (&paid.buyer, &paid.request_id);
     let forged = app
         .http
         .post(app.url("/api/webhooks/shkeeper"))
@@ -305,7 +305,7 @@ async fn metrics_parse_as_prometheus_text_and_move_with_real_traffic() {
     for s in after.samples() {
         let route = s["labels"]["route"].as_str().unwrap_or_default();
         assert!(
-            !route.contains(&request_id) && !route.contains(&buyer.id),
+            !route.contains(request_id.as_str()) && !route.contains(&buyer.id),
             "a raw id in a route label: {route}"
         );
     }

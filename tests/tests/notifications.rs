@@ -7,11 +7,6 @@ use marketplace_tests::{TestApp, TestUser, eventually};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 
-async fn chat_id(app: &TestApp, seller: &TestUser) -> String {
-    let page = app.get("/api/chats", Some(&seller.token)).await.expect(200);
-    page["items"][0]["id"].as_str().expect("chat id").to_owned()
-}
-
 /// The user's notifications (first page, up to 100).
 async fn notifications(app: &TestApp, user: &TestUser, query: &str) -> Vec<Value> {
     let page = app
@@ -68,23 +63,21 @@ async fn subscriber_caught_up(app: &TestApp) {
 #[tokio::test]
 async fn an_offer_notifies_the_buyer_and_never_the_seller_who_made_it() {
     let app = TestApp::spawn().await;
-    let buyer = app.buyer().await;
-    let seller = app.seller().await;
-    let request_id = app.create_request(&buyer).await;
-    let offer_id = app.make_offer(&seller, &request_id, "120.00").await;
+    let o = app.offered_request("120.00").await;
+    let (buyer, seller) = (&o.buyer, &o.seller);
 
-    let items = wait_for(&app, &buyer, 1).await;
+    let items = wait_for(&app, buyer, 1).await;
     let n = &items[0];
     assert_eq!(n["kind"], "request:offer-received");
     assert_eq!(n["recipientId"], buyer.id.as_str());
-    assert_eq!(n["data"]["requestId"], request_id.as_str());
-    assert_eq!(n["data"]["offerId"], offer_id.as_str());
+    assert_eq!(n["data"]["requestId"], o.request_id.as_str());
+    assert_eq!(n["data"]["offerId"], o.offer_id.as_str());
     assert!(n["title"].as_str().is_some_and(|t| !t.is_empty()));
     assert!(n["body"].as_str().unwrap().contains("120.00 USD"), "{n}");
     assert_eq!(n["readAt"], Value::Null);
     assert!(n["createdAt"].is_string());
     subscriber_caught_up(&app).await;
-    assert!(notifications(&app, &seller, "").await.is_empty());
+    assert!(notifications(&app, seller, "").await.is_empty());
     let count = app
         .get("/api/notifications/unread-count", Some(&buyer.token))
         .await
@@ -93,96 +86,101 @@ async fn an_offer_notifies_the_buyer_and_never_the_seller_who_made_it() {
 }
 
 #[tokio::test]
-async fn negotiation_acceptance_and_chat_notify_only_the_other_party() {
+async fn a_counter_offer_notifies_only_the_other_party() {
     let app = TestApp::spawn().await;
-    let buyer = app.buyer().await;
-    let seller = app.seller().await;
-    let request_id = app.create_request(&buyer).await;
-    let offer_id = app.make_offer(&seller, &request_id, "120.00").await;
-    wait_for(&app, &buyer, 1).await;
+    let o = app.offered_request("120.00").await;
+    let (buyer, seller) = (&o.buyer, &o.seller);
+    wait_for(&app, buyer, 1).await;
 
     app.post(
-        &format!("/api/offers/{offer_id}/counter"),
+        &format!("/api/offers/{}/counter", o.offer_id),
         Some(&buyer.token),
         json!({ "message": "30 EUR?" }),
     )
     .await
     .expect(200);
-    let to_seller = wait_for(&app, &seller, 1).await;
+    let to_seller = wait_for(&app, seller, 1).await;
     assert_eq!(to_seller[0]["kind"], "offer:negotiation-update");
-    assert_eq!(to_seller[0]["data"]["offerId"], offer_id.as_str());
+    assert_eq!(to_seller[0]["data"]["offerId"], o.offer_id.as_str());
 
     app.post(
-        &format!("/api/offers/{offer_id}/counter"),
+        &format!("/api/offers/{}/counter", o.offer_id),
         Some(&seller.token),
         json!({ "message": "Meet at 32", "price": { "amount": "32.00", "currency": "EUR" } }),
     )
     .await
     .expect(200);
-    let to_buyer = wait_for(&app, &buyer, 2).await;
+    let to_buyer = wait_for(&app, buyer, 2).await;
     assert_eq!(to_buyer[0]["kind"], "offer:negotiation-update");
     assert!(to_buyer[0]["body"].as_str().unwrap().contains("Meet at 32"));
 
-    let chat = chat_id(&app, &seller).await;
-    let m = app
-        .post(
-            &format!("/api/chats/{chat}/messages"),
-            Some(&seller.token),
-            json!({ "content": "When can you pick it up?" }),
-        )
-        .await
-        .expect(201);
-    let to_buyer = wait_for(&app, &buyer, 3).await;
-    assert_eq!(to_buyer[0]["kind"], "chat:new-message");
-    assert_eq!(to_buyer[0]["data"]["chatId"], chat.as_str());
-    assert_eq!(to_buyer[0]["data"]["messageId"], m["id"]);
-    assert_eq!(to_buyer[0]["data"]["requestId"], request_id.as_str());
-    assert_eq!(to_buyer[0]["body"], "When can you pick it up?");
-
-    app.post(
-        &format!("/api/offers/{offer_id}/accept"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
-    let to_seller = wait_for(&app, &seller, 2).await;
-    assert_eq!(to_seller[0]["kind"], "offer:accepted");
-    assert_eq!(
-        to_seller[0]["data"],
-        json!({ "requestId": request_id, "offerId": offer_id })
-    );
-
     subscriber_caught_up(&app).await;
     assert_eq!(
-        notifications(&app, &buyer, "").await.len(),
-        3,
+        notifications(&app, buyer, "").await.len(),
+        2,
         "the buyer is never told of their own acts"
     );
     assert_eq!(
-        notifications(&app, &seller, "").await.len(),
-        2,
+        notifications(&app, seller, "").await.len(),
+        1,
         "the seller is never told of their own acts"
+    );
+}
+
+#[tokio::test]
+async fn a_chat_message_notifies_only_the_other_participant() {
+    let app = TestApp::spawn().await;
+    let c = app.chat().await;
+    let (buyer, seller) = (&c.buyer, &c.seller);
+    wait_for(&app, buyer, 1).await;
+
+    let m = app
+        .send_message(seller, &c.chat_id, "When can you pick it up?")
+        .await;
+    let to_buyer = wait_for(&app, buyer, 2).await;
+    assert_eq!(to_buyer[0]["kind"], "chat:new-message");
+    assert_eq!(to_buyer[0]["data"]["chatId"], c.chat_id.as_str());
+    assert_eq!(to_buyer[0]["data"]["messageId"], m["id"]);
+    assert_eq!(to_buyer[0]["data"]["requestId"], c.request_id.as_str());
+    assert_eq!(to_buyer[0]["body"], "When can you pick it up?");
+
+    subscriber_caught_up(&app).await;
+    assert!(
+        notifications(&app, seller, "").await.is_empty(),
+        "the seller is never told of their own acts"
+    );
+}
+
+#[tokio::test]
+async fn accepting_an_offer_notifies_only_the_seller() {
+    let app = TestApp::spawn().await;
+    let o = app.offered_request("120.00").await;
+    wait_for(&app, &o.buyer, 1).await;
+    let a = app.accept(o).await;
+
+    let to_seller = wait_for(&app, &a.seller, 1).await;
+    assert_eq!(to_seller[0]["kind"], "offer:accepted");
+    assert_eq!(
+        to_seller[0]["data"],
+        json!({ "requestId": a.request_id, "offerId": a.offer_id })
+    );
+    subscriber_caught_up(&app).await;
+    assert_eq!(
+        notifications(&app, &a.buyer, "").await.len(),
+        1,
+        "the buyer is never told of their own acts"
     );
 }
 
 #[tokio::test]
 async fn handling_every_event_again_after_a_restart_creates_no_duplicates() {
     let mut app = TestApp::spawn().await;
-    let buyer = app.buyer().await;
-    let seller = app.seller().await;
-    let request_id = app.create_request(&buyer).await;
-    app.make_offer(&seller, &request_id, "120.00").await;
-    let chat = chat_id(&app, &seller).await;
+    let c = app.chat().await;
     for i in 0..3 {
-        app.post(
-            &format!("/api/chats/{chat}/messages"),
-            Some(&seller.token),
-            json!({ "content": format!("m{i}") }),
-        )
-        .await
-        .expect(201);
+        app.send_message(&c.seller, &c.chat_id, &format!("m{i}"))
+            .await;
     }
+    let buyer = c.buyer;
     let before = wait_for(&app, &buyer, 4).await;
     subscriber_caught_up(&app).await;
 
@@ -217,39 +215,36 @@ async fn handling_every_event_again_after_a_restart_creates_no_duplicates() {
     );
 }
 
-#[tokio::test]
-async fn read_marks_one_idempotently_and_read_all_marks_the_rest() {
-    let app = TestApp::spawn().await;
-    let buyer = app.buyer().await;
-    let request_id = app.create_request(&buyer).await;
-    for _ in 0..3 {
-        let seller = app.seller().await;
-        app.make_offer(&seller, &request_id, "120.00").await;
-    }
-    let items = wait_for(&app, &buyer, 3).await;
-    let ids: Vec<&str> = items.iter().map(|n| n["id"].as_str().unwrap()).collect();
-    let (first, second) = (ids[0], ids[1]);
+/// A buyer's open request with offers from `n` new sellers, once the buyer holds the `n`
+/// notifications (newest first).
+async fn buyer_with_offers(app: &TestApp, n: usize) -> (TestUser, Vec<Value>) {
+    let r = app.request_with_offers(&vec!["120.00"; n]).await;
+    let items = wait_for(app, &r.buyer, n).await;
+    (r.buyer, items)
+}
 
-    let read = app
-        .post(
-            &format!("/api/notifications/{second}/read"),
-            Some(&buyer.token),
-            json!({}),
-        )
-        .await
-        .expect(200);
-    assert_eq!(read["id"], second);
-    assert!(read["readAt"].is_string());
-    let again = app
-        .post(
-            &format!("/api/notifications/{second}/read"),
-            Some(&buyer.token),
-            json!({}),
-        )
-        .await
-        .expect(200);
+/// `user` marks the notification `id` read; the answer.
+async fn read(app: &TestApp, user: &TestUser, id: &str) -> marketplace_tests::Resp {
+    app.post(
+        &format!("/api/notifications/{id}/read"),
+        Some(&user.token),
+        json!({}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn reading_one_notification_marks_only_it_and_reading_again_keeps_the_first_time() {
+    let app = TestApp::spawn().await;
+    let (buyer, items) = buyer_with_offers(&app, 3).await;
+    let second = items[1]["id"].as_str().unwrap();
+
+    let read_once = read(&app, &buyer, second).await.expect(200);
+    assert_eq!(read_once["id"], second);
+    assert!(read_once["readAt"].is_string());
+    let again = read(&app, &buyer, second).await.expect(200);
     assert_eq!(
-        again["readAt"], read["readAt"],
+        again["readAt"], read_once["readAt"],
         "reading twice keeps the first time"
     );
 
@@ -266,40 +261,19 @@ async fn read_marks_one_idempotently_and_read_all_marks_the_rest() {
         .await
         .expect(200);
     assert_eq!(count["count"], 2);
+}
 
-    // Someone else's notification, or an unknown one, does not exist for the caller.
+#[tokio::test]
+async fn someone_elses_or_an_unknown_notification_does_not_exist_for_the_caller() {
+    let app = TestApp::spawn().await;
+    let (buyer, items) = buyer_with_offers(&app, 1).await;
+    let first = items[0]["id"].as_str().unwrap();
+
     let stranger = app.buyer().await;
-    assert_eq!(
-        app.post(
-            &format!("/api/notifications/{first}/read"),
-            Some(&stranger.token),
-            json!({})
-        )
-        .await
-        .status,
-        404
-    );
-    let unknown = uuid::Uuid::now_v7();
-    assert_eq!(
-        app.post(
-            &format!("/api/notifications/{unknown}/read"),
-            Some(&buyer.token),
-            json!({})
-        )
-        .await
-        .status,
-        404
-    );
-    assert_eq!(
-        app.post(
-            "/api/notifications/nope/read",
-            Some(&buyer.token),
-            json!({})
-        )
-        .await
-        .status,
-        404
-    );
+    assert_eq!(read(&app, &stranger, first).await.status, 404);
+    let unknown = uuid::Uuid::now_v7().to_string();
+    assert_eq!(read(&app, &buyer, &unknown).await.status, 404);
+    assert_eq!(read(&app, &buyer, "nope").await.status, 404);
     assert!(notifications(&app, &stranger, "").await.is_empty());
     assert_eq!(
         app.post(
@@ -313,9 +287,18 @@ async fn read_marks_one_idempotently_and_read_all_marks_the_rest() {
     );
     assert_eq!(
         notifications(&app, &buyer, "&unread=true").await.len(),
-        2,
+        1,
         "the stranger's read-all touched nothing"
     );
+}
+
+#[tokio::test]
+async fn read_all_marks_the_rest_once_with_one_event_per_change() {
+    let app = TestApp::spawn().await;
+    let (buyer, items) = buyer_with_offers(&app, 3).await;
+    read(&app, &buyer, items[1]["id"].as_str().unwrap())
+        .await
+        .expect(200);
 
     let all = app
         .post("/api/notifications/read-all", Some(&buyer.token), json!({}))
@@ -353,13 +336,7 @@ async fn read_marks_one_idempotently_and_read_all_marks_the_rest() {
 #[tokio::test]
 async fn notifications_are_listed_newest_first_in_pages() {
     let app = TestApp::spawn().await;
-    let buyer = app.buyer().await;
-    let request_id = app.create_request(&buyer).await;
-    for _ in 0..5 {
-        let seller = app.seller().await;
-        app.make_offer(&seller, &request_id, "120.00").await;
-    }
-    let all = wait_for(&app, &buyer, 5).await;
+    let (buyer, all) = buyer_with_offers(&app, 5).await;
     let times: Vec<chrono::DateTime<chrono::FixedOffset>> = all
         .iter()
         .map(|n| chrono::DateTime::parse_from_rfc3339(n["createdAt"].as_str().unwrap()).unwrap())
@@ -404,44 +381,6 @@ async fn notifications_are_listed_newest_first_in_pages() {
     );
 }
 
-/// A buyer's request with one seller's accepted offer, paid in full through the sandbox:
-/// (buyer, seller, request id, payment id).
-async fn paid_request(app: &TestApp) -> (TestUser, TestUser, String, String) {
-    let buyer = app.buyer().await;
-    let seller = app.seller().await;
-    let request_id = app.create_request(&buyer).await;
-    let offer_id = app.make_offer(&seller, &request_id, "120.00").await;
-    app.post(
-        &format!("/api/offers/{offer_id}/accept"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
-    let cryptos = app
-        .get("/api/payments/cryptos", Some(&buyer.token))
-        .await
-        .expect(200);
-    let crypto = cryptos[0]["name"].as_str().expect("a crypto").to_owned();
-    let payment = app
-        .post(
-            "/api/payments",
-            Some(&buyer.token),
-            json!({ "requestId": request_id, "crypto": crypto }),
-        )
-        .await
-        .expect(201);
-    let payment_id = payment["id"].as_str().expect("payment id").to_owned();
-    app.post(
-        &format!("/api/sandbox/payments/{payment_id}/simulate"),
-        Some(&buyer.token),
-        json!({ "status": "PAID" }),
-    )
-    .await
-    .expect(200);
-    (buyer, seller, request_id, payment_id)
-}
-
 /// Waits for the user's newest notification of this kind.
 async fn wait_kind(app: &TestApp, user: &TestUser, kind: &str) -> Value {
     eventually(Duration::from_secs(15), || async {
@@ -459,27 +398,35 @@ fn kinds(items: &[Value]) -> Vec<&str> {
 }
 
 #[tokio::test]
-async fn a_completed_payment_notifies_both_sides_and_a_payout_its_recipient() {
+async fn a_completed_payment_notifies_buyer_and_seller_once() {
     let app = TestApp::spawn().await;
-    let (buyer, seller, request_id, payment_id) = paid_request(&app).await;
-    for user in [&buyer, &seller] {
+    let paid = app.paid_request("120.00").await;
+    for user in [&paid.buyer, &paid.seller] {
         let n = wait_kind(&app, user, "payment:completed").await;
         assert_eq!(n["recipientId"], user.id.as_str());
         assert_eq!(
             n["data"],
-            json!({ "requestId": request_id, "paymentId": payment_id })
+            json!({ "requestId": paid.request_id, "paymentId": paid.payment_id })
         );
     }
+    subscriber_caught_up(&app).await;
+    assert_eq!(
+        kinds(&notifications(&app, &paid.buyer, "").await)
+            .iter()
+            .filter(|k| **k == "payment:completed")
+            .count(),
+        1
+    );
+}
 
-    app.post(
-        &format!("/api/requests/{request_id}/complete"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
-    let n = wait_kind(&app, &seller, "payout:completed").await;
-    assert_eq!(n["data"]["requestId"], request_id.as_str());
+#[tokio::test]
+async fn a_completed_payout_notifies_its_recipient_only() {
+    let app = TestApp::spawn().await;
+    let c = app.completed_request("120.00").await;
+    let (buyer, seller) = (&c.buyer, &c.seller);
+
+    let n = wait_kind(&app, seller, "payout:completed").await;
+    assert_eq!(n["data"]["requestId"], c.request_id.as_str());
     assert!(n["data"]["payoutId"].is_string(), "{n}");
     let payout = app
         .get(
@@ -490,61 +437,46 @@ async fn a_completed_payment_notifies_both_sides_and_a_payout_its_recipient() {
         .expect(200);
     assert_eq!(payout["recipientId"], seller.id.as_str());
     subscriber_caught_up(&app).await;
-    let to_buyer = notifications(&app, &buyer, "").await;
+    let to_buyer = notifications(&app, buyer, "").await;
     assert!(
         !kinds(&to_buyer).contains(&"payout:completed"),
         "{to_buyer:?}"
     );
+}
+
+#[tokio::test]
+async fn an_opened_dispute_notifies_the_other_party_only() {
+    let app = TestApp::spawn().await;
+    let d = app.open_dispute("120.00").await;
+    let n = wait_kind(&app, d.other_party(), "dispute:opened").await;
     assert_eq!(
-        kinds(&to_buyer)
-            .iter()
-            .filter(|k| **k == "payment:completed")
-            .count(),
-        1
+        n["data"],
+        json!({ "requestId": d.request_id, "disputeId": d.dispute_id })
+    );
+    assert!(n["body"].as_str().unwrap().contains("never arrived"));
+    subscriber_caught_up(&app).await;
+    assert!(
+        !kinds(&notifications(&app, d.opener(), "").await).contains(&"dispute:opened"),
+        "the buyer opened it"
     );
 }
 
 #[tokio::test]
-async fn a_dispute_notifies_the_other_party_when_opened_and_both_when_resolved() {
+async fn a_resolved_dispute_notifies_both_parties_and_not_the_admin() {
     let app = TestApp::spawn().await;
-    let (buyer, seller, request_id, _) = paid_request(&app).await;
-    let dispute = app
-        .post(
-            &format!("/api/requests/{request_id}/disputes"),
-            Some(&buyer.token),
-            json!({ "reason": "The lamp never arrived" }),
-        )
-        .await
-        .expect(201);
-    let dispute_id = dispute["id"].as_str().expect("dispute id");
-    let n = wait_kind(&app, &seller, "dispute:opened").await;
-    assert_eq!(
-        n["data"],
-        json!({ "requestId": request_id, "disputeId": dispute_id })
-    );
-    assert!(n["body"].as_str().unwrap().contains("never arrived"));
-
-    let admin = app.admin().await;
-    app.post(
-        &format!("/api/disputes/{dispute_id}/resolve"),
-        Some(&admin.token),
-        json!({ "resolution": "release_to_seller", "note": "Tracking shows delivery" }),
-    )
-    .await
-    .expect(200);
-    for user in [&buyer, &seller] {
+    let open = app.open_dispute("120.00").await;
+    let r = app
+        .resolve(open, "release_to_seller", "Tracking shows delivery")
+        .await;
+    for user in [&r.buyer, &r.seller] {
         let n = wait_kind(&app, user, "dispute:resolved").await;
-        assert_eq!(n["data"]["disputeId"], dispute_id);
-        assert_eq!(n["data"]["requestId"], request_id.as_str());
+        assert_eq!(n["data"]["disputeId"], r.dispute_id.as_str());
+        assert_eq!(n["data"]["requestId"], r.request_id.as_str());
         assert_eq!(n["data"]["resolution"], "release_to_seller");
     }
     subscriber_caught_up(&app).await;
     assert!(
-        !kinds(&notifications(&app, &buyer, "").await).contains(&"dispute:opened"),
-        "the buyer opened it"
-    );
-    assert!(
-        notifications(&app, &admin, "").await.is_empty(),
+        notifications(&app, &r.admin, "").await.is_empty(),
         "the admin acted"
     );
 }

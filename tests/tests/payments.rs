@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use marketplace_tests::shkeeper::{
-    API_KEY, InvoiceMode, PAYOUT_PASSWORD, PAYOUT_USER, StandIn, TaskMode, accepted_request,
-    app_with, count_events, event_payloads, now_secs, pay, payment_callback, post_raw, post_signed,
-    sign,
+    API_KEY, InvoiceMode, PAYOUT_PASSWORD, PAYOUT_USER, StandIn, TaskMode, app_with,
+    completed_request, count_events, event_payloads, now_secs, paid_request, payment_callback,
+    post_raw, post_signed, post_signed_raw, sign,
 };
-use marketplace_tests::{TestApp, TestUser, eventually};
+use marketplace_tests::{TestApp, eventually};
 use serde_json::{Value, json};
 
 const HOOK: &str = "/api/webhooks/shkeeper";
@@ -39,37 +39,17 @@ async fn webhook_outcomes(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
-/// A request paid in full through a signed PAID callback. Answers (buyer, seller, request id, payment).
-async fn paid_request(
-    app: &TestApp,
-    price: &str,
-    balance_crypto: &str,
-) -> (TestUser, TestUser, String, Value) {
-    let (buyer, seller, request_id, _) = accepted_request(app, price).await;
-    let p = pay(app, &buyer, &request_id).await;
-    let id = p["id"].as_str().expect("id");
-    post_signed(
-        app,
-        HOOK,
-        &payment_callback(id, "PAID", price, balance_crypto, "tx-paid"),
-    )
-    .await
-    .expect(202);
-    assert_eq!(app.request_status(&buyer.token, &request_id).await, "paid");
-    (buyer, seller, request_id, p)
-}
-
 #[tokio::test]
-async fn creating_a_payment_sends_the_contracts_invoice_request_and_is_idempotent() {
+async fn creating_a_payment_sends_the_contracts_invoice_request() {
     let standin = StandIn::start().await;
     let app = app_with(&standin).await;
-    let (buyer, seller, request_id, offer_id) = accepted_request(&app, "125.50").await;
+    let a = app.accepted_request("125.50").await;
 
-    let p = pay(&app, &buyer, &request_id).await;
+    let p = app.create_payment(&a.buyer, &a.request_id).await;
     assert_eq!(p["status"], "pending");
-    assert_eq!(p["requestId"], request_id.as_str());
-    assert_eq!(p["offerId"], offer_id.as_str());
-    assert_eq!(p["sellerId"], seller.id.as_str());
+    assert_eq!(p["requestId"], a.request_id.as_str());
+    assert_eq!(p["offerId"], a.offer_id.as_str());
+    assert_eq!(p["sellerId"], a.seller.id.as_str());
     assert_eq!(
         p["amount"],
         json!({ "amount": "125.50", "currency": "USD" })
@@ -102,22 +82,38 @@ async fn creating_a_payment_sends_the_contracts_invoice_request_and_is_idempoten
             "callback_url": "https://market.example/api/webhooks/shkeeper",
         })
     );
+}
 
-    // Asking again while it is pending answers 200 with the same payment, no new invoice.
+#[tokio::test]
+async fn asking_again_while_a_payment_is_pending_answers_it_without_a_new_invoice() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let a = app.accepted_request("125.50").await;
+    let p = app.create_payment(&a.buyer, &a.request_id).await;
+
     let again = app
         .post(
             "/api/payments",
-            Some(&buyer.token),
-            json!({ "requestId": request_id, "crypto": "BTC" }),
+            Some(&a.buyer.token),
+            json!({ "requestId": a.request_id, "crypto": "BTC" }),
         )
         .await
         .expect(200);
     assert_eq!(again["id"], p["id"]);
     assert_eq!(standin.calls("POST", "/payment_request").len(), 1);
     assert_eq!(count_events(&app, "payment:created").await, 1);
+}
 
-    // Visible to the buyer, the seller and admins; 404 to anyone else.
+#[tokio::test]
+async fn a_payment_is_visible_to_its_buyer_seller_and_admins_and_404_to_anyone_else() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let a = app.accepted_request("125.50").await;
+    let p = app.create_payment(&a.buyer, &a.request_id).await;
+    let (seller, request_id) = (&a.seller, &a.request_id);
+
     let id = p["id"].as_str().unwrap();
+    payment(&app, &a.buyer.token, id).await;
     payment(&app, &seller.token, id).await;
     payment(&app, &app.admin().await.token, id).await;
     let outsider = app.buyer().await;
@@ -144,33 +140,33 @@ async fn creating_a_payment_sends_the_contracts_invoice_request_and_is_idempoten
         .await
         .expect(200);
     assert_eq!(listed["items"][0]["id"], p["id"]);
+}
 
-    // Only the request's buyer pays; sellers are refused by role.
-    let res = app
-        .post(
-            "/api/payments",
-            Some(&seller.token),
-            json!({ "requestId": request_id, "crypto": "BTC" }),
-        )
-        .await;
-    assert_eq!(res.status, 403);
-    let res = app
-        .post(
-            "/api/payments",
-            Some(&outsider.token),
-            json!({ "requestId": request_id, "crypto": "BTC" }),
-        )
-        .await;
-    assert_eq!(res.status, 404);
-    let res = app
-        .post(
-            "/api/payments",
-            Some(&buyer.token),
-            json!({ "requestId": request_id, "crypto": "B T C" }),
-        )
-        .await;
-    assert_eq!(res.status, 422);
+#[tokio::test]
+async fn only_the_requests_buyer_pays_and_only_in_a_well_formed_crypto() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let a = app.accepted_request("125.50").await;
+    let outsider = app.buyer().await;
+    let pay_as = |token: String, crypto: &'static str| {
+        let body = json!({ "requestId": a.request_id, "crypto": crypto });
+        let app = &app;
+        async move { app.post("/api/payments", Some(&token), body).await }
+    };
 
+    // Sellers are refused by role; another buyer does not see the request.
+    assert_eq!(pay_as(a.seller.token.clone(), "BTC").await.status, 403);
+    assert_eq!(pay_as(outsider.token.clone(), "BTC").await.status, 404);
+    assert_eq!(pay_as(a.buyer.token.clone(), "B T C").await.status, 422);
+    assert!(standin.calls("POST", "/payment_request").is_empty());
+    assert_eq!(count_events(&app, "payment:created").await, 0);
+}
+
+#[tokio::test]
+async fn the_crypto_list_comes_from_the_provider() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let buyer = app.buyer().await;
     let cryptos = app
         .get("/api/payments/cryptos", Some(&buyer.token))
         .await
@@ -185,20 +181,12 @@ async fn creating_a_payment_sends_the_contracts_invoice_request_and_is_idempoten
 async fn a_request_that_is_not_accepted_cannot_be_paid() {
     let standin = StandIn::start().await;
     let app = app_with(&standin).await;
-    let buyer = app.buyer().await;
-    let req = app
-        .post(
-            "/api/requests",
-            Some(&buyer.token),
-            json!({ "title": "t", "description": "d", "category": "c" }),
-        )
-        .await
-        .expect(201);
+    let open = app.open_request().await;
     let res = app
         .post(
             "/api/payments",
-            Some(&buyer.token),
-            json!({ "requestId": req["id"], "crypto": "BTC" }),
+            Some(&open.buyer.token),
+            json!({ "requestId": open.request_id, "crypto": "BTC" }),
         )
         .await;
     assert_eq!(res.status, 409, "{}", res.body);
@@ -210,7 +198,8 @@ async fn a_provider_error_is_502_with_its_message_and_leaves_nothing_behind() {
     let standin = StandIn::start().await;
     standin.script(|s| s.invoice = InvoiceMode::Error("BTC payment gateway is unavailable".into()));
     let app = app_with(&standin).await;
-    let (buyer, _, request_id, _) = accepted_request(&app, "10.00").await;
+    let accepted = app.accepted_request("10.00").await;
+    let (buyer, request_id) = (&accepted.buyer, &accepted.request_id);
     let res = app
         .post(
             "/api/payments",
@@ -238,7 +227,7 @@ async fn a_provider_error_is_502_with_its_message_and_leaves_nothing_behind() {
 
     // Once the provider recovers, paying works.
     standin.script(|s| s.invoice = InvoiceMode::Success);
-    pay(&app, &buyer, &request_id).await;
+    app.create_payment(buyer, request_id).await;
 }
 
 #[tokio::test]
@@ -246,7 +235,8 @@ async fn a_slow_provider_is_503_and_leaves_nothing_behind() {
     let standin = StandIn::start().await;
     standin.script(|s| s.invoice = InvoiceMode::Slow(Duration::from_secs(12)));
     let app = app_with(&standin).await;
-    let (buyer, _, request_id, _) = accepted_request(&app, "10.00").await;
+    let accepted = app.accepted_request("10.00").await;
+    let (buyer, request_id) = (&accepted.buyer, &accepted.request_id);
     let started = std::time::Instant::now();
     let res = app
         .post(
@@ -278,7 +268,8 @@ async fn an_unreachable_provider_is_503() {
     let mut standin = StandIn::start().await;
     standin.base = "http://127.0.0.1:9".into();
     let app = app_with(&standin).await;
-    let (buyer, _, request_id, _) = accepted_request(&app, "10.00").await;
+    let accepted = app.accepted_request("10.00").await;
+    let (buyer, request_id) = (&accepted.buyer, &accepted.request_id);
     let res = app
         .post(
             "/api/payments",
@@ -295,7 +286,8 @@ async fn two_concurrent_creates_leave_one_payment() {
     let standin = StandIn::start().await;
     standin.script(|s| s.invoice = InvoiceMode::Slow(Duration::from_millis(300)));
     let app = app_with(&standin).await;
-    let (buyer, _, request_id, _) = accepted_request(&app, "10.00").await;
+    let accepted = app.accepted_request("10.00").await;
+    let (buyer, request_id) = (&accepted.buyer, &accepted.request_id);
     let body = json!({ "requestId": request_id, "crypto": "BTC" });
     let (a, b) = tokio::join!(
         app.post("/api/payments", Some(&buyer.token), body.clone()),
@@ -320,8 +312,9 @@ async fn two_concurrent_creates_leave_one_payment() {
 async fn callbacks_that_fail_authentication_are_401_and_change_nothing() {
     let standin = StandIn::start().await;
     let app = app_with(&standin).await;
-    let (buyer, _, request_id, _) = accepted_request(&app, "100.00").await;
-    let p = pay(&app, &buyer, &request_id).await;
+    let accepted = app.accepted_request("100.00").await;
+    let (buyer, request_id) = (&accepted.buyer, &accepted.request_id);
+    let p = app.create_payment(buyer, request_id).await;
     let id = p["id"].as_str().unwrap();
     let body =
         serde_json::to_string(&payment_callback(id, "PAID", "100.00", "0.002", "tx-1")).unwrap();
@@ -413,7 +406,7 @@ async fn callbacks_that_fail_authentication_are_401_and_change_nothing() {
     let p = payment(&app, &buyer.token, id).await;
     assert_eq!(p["status"], "pending");
     assert_eq!(
-        app.request_status(&buyer.token, &request_id).await,
+        app.request_status(&buyer.token, request_id).await,
         "accepted"
     );
     assert!(
@@ -444,8 +437,9 @@ async fn the_legacy_api_key_header_is_accepted_only_when_allowed() {
         env.insert("SHKEEPER_ALLOW_LEGACY_API_KEY".into(), "true".into());
     })
     .await;
-    let (buyer, _, request_id, _) = accepted_request(&app, "100.00").await;
-    let p = pay(&app, &buyer, &request_id).await;
+    let accepted = app.accepted_request("100.00").await;
+    let (buyer, request_id) = (&accepted.buyer, &accepted.request_id);
+    let p = app.create_payment(buyer, request_id).await;
     let id = p["id"].as_str().unwrap();
     let body =
         serde_json::to_string(&payment_callback(id, "PARTIAL", "40.00", "0.001", "tx-1")).unwrap();
@@ -470,8 +464,9 @@ async fn the_legacy_api_key_header_is_accepted_only_when_allowed() {
 async fn partial_then_paid_moves_payment_and_request_and_a_late_partial_changes_no_status() {
     let standin = StandIn::start().await;
     let app = app_with(&standin).await;
-    let (buyer, seller, request_id, _) = accepted_request(&app, "100.00").await;
-    let p = pay(&app, &buyer, &request_id).await;
+    let accepted = app.accepted_request("100.00").await;
+    let (buyer, seller, request_id) = (&accepted.buyer, &accepted.seller, &accepted.request_id);
+    let p = app.create_payment(buyer, request_id).await;
     let id = p["id"].as_str().unwrap();
 
     let res = post_signed(
@@ -488,7 +483,7 @@ async fn partial_then_paid_moves_payment_and_request_and_a_late_partial_changes_
         json!({ "amount": "40.00", "currency": "USD" })
     );
     assert_eq!(
-        app.request_status(&buyer.token, &request_id).await,
+        app.request_status(&buyer.token, request_id).await,
         "accepted"
     );
     // Still open: asking to pay again answers it.
@@ -511,7 +506,7 @@ async fn partial_then_paid_moves_payment_and_request_and_a_late_partial_changes_
     let now = payment(&app, &seller.token, id).await;
     assert_eq!(now["status"], "completed");
     assert_eq!(now["paidAmount"]["amount"], "100.00");
-    assert_eq!(app.request_status(&buyer.token, &request_id).await, "paid");
+    assert_eq!(app.request_status(&buyer.token, request_id).await, "paid");
 
     // A PARTIAL arriving late (another transaction) never moves the status back.
     let res = post_signed(
@@ -523,7 +518,7 @@ async fn partial_then_paid_moves_payment_and_request_and_a_late_partial_changes_
     assert_eq!(res.expect(202)["outcome"], "applied");
     let now = payment(&app, &buyer.token, id).await;
     assert_eq!(now["status"], "completed");
-    assert_eq!(app.request_status(&buyer.token, &request_id).await, "paid");
+    assert_eq!(app.request_status(&buyer.token, request_id).await, "paid");
 
     // An OVERPAID later raises paidAmount but the status stays.
     post_signed(
@@ -552,24 +547,31 @@ async fn partial_then_paid_moves_payment_and_request_and_a_late_partial_changes_
     );
     let outcomes = webhook_outcomes(&app).await;
     assert_eq!(outcomes, vec!["applied"; 4]);
+}
 
-    // A new payment of a paid request is refused.
+#[tokio::test]
+async fn a_new_payment_of_a_paid_request_is_refused() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let paid = paid_request(&app, "100.00", "0.002", "tx-paid").await;
     let res = app
         .post(
             "/api/payments",
-            Some(&buyer.token),
-            json!({ "requestId": request_id, "crypto": "BTC" }),
+            Some(&paid.buyer.token),
+            json!({ "requestId": paid.request_id, "crypto": "BTC" }),
         )
         .await;
     assert_eq!(res.status, 409);
+    assert_eq!(standin.calls("POST", "/payment_request").len(), 1);
 }
 
 #[tokio::test]
 async fn duplicate_callbacks_even_concurrent_ones_are_applied_once() {
     let standin = StandIn::start().await;
     let app = app_with(&standin).await;
-    let (buyer, _, request_id, _) = accepted_request(&app, "100.00").await;
-    let p = pay(&app, &buyer, &request_id).await;
+    let accepted = app.accepted_request("100.00").await;
+    let (buyer, request_id) = (&accepted.buyer, &accepted.request_id);
+    let p = app.create_payment(buyer, request_id).await;
     let id = p["id"].as_str().unwrap();
     let cb = payment_callback(id, "PAID", "100.00", "0.002", "tx-dup");
 
@@ -581,7 +583,7 @@ async fn duplicate_callbacks_even_concurrent_ones_are_applied_once() {
     post_signed(&app, HOOK, &cb).await.expect(202);
 
     assert_eq!(payment(&app, &buyer.token, id).await["status"], "completed");
-    assert_eq!(app.request_status(&buyer.token, &request_id).await, "paid");
+    assert_eq!(app.request_status(&buyer.token, request_id).await, "paid");
     assert_eq!(count_events(&app, "payment:completed").await, 1);
     assert_eq!(count_events(&app, "payment:status-updated").await, 1);
     let outcomes = webhook_outcomes(&app).await;
@@ -604,12 +606,9 @@ async fn duplicate_callbacks_even_concurrent_ones_are_applied_once() {
 }
 
 #[tokio::test]
-async fn unknown_ids_are_kept_unmatched_mempool_notices_change_nothing_and_non_json_is_400() {
+async fn callbacks_for_unknown_ids_are_kept_as_unmatched() {
     let standin = StandIn::start().await;
     let app = app_with(&standin).await;
-    let (buyer, _, request_id, _) = accepted_request(&app, "100.00").await;
-    let p = pay(&app, &buyer, &request_id).await;
-    let id = p["id"].as_str().unwrap();
 
     let res = post_signed(
         &app,
@@ -626,24 +625,6 @@ async fn unknown_ids_are_kept_unmatched_mempool_notices_change_nothing_and_non_j
     .await;
     assert_eq!(res.expect(202)["outcome"], "unmatched");
 
-    let notice = json!({ "status": "unconfirmed", "external_id": id, "crypto": "BTC", "addr": "bc1qstandin1", "txid": "tx-mempool", "amount": "0.002" });
-    post_signed(&app, HOOK, &notice).await.expect(202);
-    assert_eq!(payment(&app, &buyer.token, id).await["status"], "pending");
-
-    let raw = "this is not json";
-    let ts = now_secs();
-    let res = post_raw(
-        &app,
-        HOOK,
-        raw,
-        &[
-            ("X-Shkeeper-Timestamp", ts.to_string()),
-            ("X-Shkeeper-Signature", sign(API_KEY, ts, raw.as_bytes())),
-        ],
-    )
-    .await;
-    assert_eq!(res.status, 400);
-
     let admin = app.admin().await;
     let unmatched = app
         .get("/api/admin/webhooks?status=unmatched", Some(&admin.token))
@@ -652,22 +633,55 @@ async fn unknown_ids_are_kept_unmatched_mempool_notices_change_nothing_and_non_j
     assert_eq!(unmatched["items"].as_array().map(Vec::len), Some(2));
     assert_eq!(unmatched["items"][1]["externalId"], "order-that-never-was");
     assert_eq!(unmatched["items"][1]["body"]["status"], "PAID");
-    let rejected = app
-        .get("/api/admin/webhooks?status=rejected", Some(&admin.token))
-        .await
-        .expect(200);
-    assert_eq!(rejected["items"].as_array().map(Vec::len), Some(1));
-    let applied = app
-        .get("/api/admin/webhooks?status=applied", Some(&admin.token))
-        .await
-        .expect(200);
-    assert_eq!(applied["items"][0]["providerStatus"], "unconfirmed");
     assert_eq!(
         app.get("/api/admin/webhooks?status=weird", Some(&admin.token))
             .await
             .status,
         422
     );
+}
+
+#[tokio::test]
+async fn a_mempool_notice_is_applied_and_changes_no_status() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let a = app.accepted_request("100.00").await;
+    let p = app.create_payment(&a.buyer, &a.request_id).await;
+    let id = p["id"].as_str().unwrap();
+
+    let notice = json!({ "status": "unconfirmed", "external_id": id, "crypto": "BTC", "addr": "bc1qstandin1", "txid": "tx-mempool", "amount": "0.002" });
+    post_signed(&app, HOOK, &notice).await.expect(202);
+    assert_eq!(payment(&app, &a.buyer.token, id).await["status"], "pending");
+    let admin = app.admin().await;
+    let applied = app
+        .get("/api/admin/webhooks?status=applied", Some(&admin.token))
+        .await
+        .expect(200);
+    assert_eq!(applied["items"][0]["providerStatus"], "unconfirmed");
+}
+
+#[tokio::test]
+async fn a_signed_callback_that_is_not_json_is_a_400_problem_and_recorded_rejected() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+
+    for path in [HOOK, PAYOUT_HOOK] {
+        let res = post_signed_raw(&app, path, "this is not json").await;
+        assert_eq!(res.status, 400, "{path}");
+        assert!(
+            res.content_type.starts_with("application/problem+json")
+                && res.body["status"] == 400
+                && res.body["code"].is_string(),
+            "{path}: {res:?}"
+        );
+    }
+    let admin = app.admin().await;
+    let rejected = app
+        .get("/api/admin/webhooks?status=rejected", Some(&admin.token))
+        .await
+        .expect(200);
+    assert_eq!(rejected["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(webhook_outcomes(&app).await, vec!["rejected"; 2]);
 }
 
 #[tokio::test]
@@ -679,14 +693,8 @@ async fn completing_a_paid_request_pays_the_seller_by_polling_less_the_platform_
         env.insert("SHKEEPER_PAYOUT_FEE".into(), "7".into());
     })
     .await;
-    let (buyer, seller, request_id, p) = paid_request(&app, "100.00", "0.002").await;
-    app.post(
-        &format!("/api/requests/{request_id}/complete"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
+    let c = completed_request(&app, "100.00", "0.002", "tx-paid").await;
+    let (buyer, seller) = (&c.buyer, &c.seller);
 
     let done = app
         .wait_payout(&seller.token, "completed", Duration::from_secs(15))
@@ -694,7 +702,7 @@ async fn completing_a_paid_request_pays_the_seller_by_polling_less_the_platform_
     assert_eq!(done["kind"], "release");
     assert_eq!(done["amount"], "0.0018");
     assert_eq!(done["crypto"], "BTC");
-    assert_eq!(done["paymentId"], p["id"]);
+    assert_eq!(done["paymentId"], c.payment_id.as_str());
     assert_eq!(done["recipientId"], seller.id.as_str());
     let payout_id = done["id"].as_str().unwrap();
     assert_eq!(done["txHash"], format!("txid-{payout_id}"));
@@ -767,14 +775,9 @@ async fn the_payout_callback_can_finish_a_payout_and_the_later_poll_changes_noth
     let standin = StandIn::start().await;
     standin.script(|s| s.task = TaskMode::Pending);
     let app = app_with(&standin).await;
-    let (buyer, seller, request_id, _) = paid_request(&app, "100.00", "0.002").await;
-    app.post(
-        &format!("/api/requests/{request_id}/complete"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
+    let seller = completed_request(&app, "100.00", "0.002", "tx-paid")
+        .await
+        .seller;
     let processing = app
         .wait_payout(&seller.token, "processing", Duration::from_secs(15))
         .await;
@@ -801,14 +804,9 @@ async fn polling_and_the_payout_callback_racing_complete_the_payout_once() {
     let standin = StandIn::start().await;
     standin.script(|s| s.task = TaskMode::Pending);
     let app = app_with(&standin).await;
-    let (buyer, seller, request_id, _) = paid_request(&app, "100.00", "0.002").await;
-    app.post(
-        &format!("/api/requests/{request_id}/complete"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
+    let seller = completed_request(&app, "100.00", "0.002", "tx-paid")
+        .await
+        .seller;
     let processing = app
         .wait_payout(&seller.token, "processing", Duration::from_secs(15))
         .await;
@@ -833,14 +831,9 @@ async fn a_failed_payout_task_marks_it_failed_with_the_reason() {
     let standin = StandIn::start().await;
     standin.script(|s| s.task = TaskMode::Failure("insufficient funds".into()));
     let app = app_with(&standin).await;
-    let (buyer, seller, request_id, _) = paid_request(&app, "100.00", "0.002").await;
-    app.post(
-        &format!("/api/requests/{request_id}/complete"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
+    let seller = completed_request(&app, "100.00", "0.002", "tx-paid")
+        .await
+        .seller;
     let failed = app
         .wait_payout(&seller.token, "failed", Duration::from_secs(15))
         .await;
@@ -857,14 +850,9 @@ async fn a_payout_item_with_status_error_fails_the_payout() {
     let standin = StandIn::start().await;
     standin.script(|s| s.task = TaskMode::ItemError("bad destination".into()));
     let app = app_with(&standin).await;
-    let (buyer, seller, request_id, _) = paid_request(&app, "100.00", "0.002").await;
-    app.post(
-        &format!("/api/requests/{request_id}/complete"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
+    let seller = completed_request(&app, "100.00", "0.002", "tx-paid")
+        .await
+        .seller;
     app.wait_payout(&seller.token, "failed", Duration::from_secs(15))
         .await;
     assert_eq!(count_events(&app, "payout:completed").await, 0);
@@ -875,14 +863,9 @@ async fn a_crash_between_the_payout_call_and_its_answer_does_not_pay_twice() {
     let standin = StandIn::start().await;
     standin.script(|s| s.payout_delay = Duration::from_secs(30));
     let mut app = app_with(&standin).await;
-    let (buyer, seller, request_id, _) = paid_request(&app, "100.00", "0.002").await;
-    app.post(
-        &format!("/api/requests/{request_id}/complete"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
+    let seller = completed_request(&app, "100.00", "0.002", "tx-paid")
+        .await
+        .seller;
     eventually(Duration::from_secs(10), || async {
         (!standin.calls("POST", "/payout").is_empty()).then_some(())
     })
@@ -924,20 +907,14 @@ async fn a_payout_the_provider_never_received_is_resubmitted_after_a_look_up() {
     // The first submission is refused at the door (unreachable), the look-up then finds
     // nothing, so it is submitted again, once.
     let mut app = app_with(&standin).await;
-    let (buyer, seller, request_id, _) = paid_request(&app, "100.00", "0.002").await;
+    let paid = paid_request(&app, "100.00", "0.002", "tx-paid").await;
     let env = app.env.clone();
     app.kill();
     drop(app);
     let mut env2 = env.clone();
     env2.insert("SHKEEPER_URL".into(), "http://127.0.0.1:9".into());
     let app = TestApp::start(env2).await;
-    app.post(
-        &format!("/api/requests/{request_id}/complete"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
+    let seller = app.complete(paid).await.seller;
     app.wait_payout(&seller.token, "pending", Duration::from_secs(15))
         .await;
     let db = app.db().await;
@@ -976,14 +953,9 @@ async fn a_payout_the_provider_refuses_is_failed_with_its_message() {
     let standin = StandIn::start().await;
     standin.script(|s| s.payout_error = Some("Not enough funds to pay".into()));
     let app = app_with(&standin).await;
-    let (buyer, seller, request_id, _) = paid_request(&app, "100.00", "0.002").await;
-    app.post(
-        &format!("/api/requests/{request_id}/complete"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
+    let seller = completed_request(&app, "100.00", "0.002", "tx-paid")
+        .await
+        .seller;
     let failed = app
         .wait_payout(&seller.token, "failed", Duration::from_secs(15))
         .await;
@@ -1000,14 +972,9 @@ async fn a_failed_payout_callback_fails_the_payout_and_unknown_payouts_are_unmat
     let standin = StandIn::start().await;
     standin.script(|s| s.task = TaskMode::Pending);
     let app = app_with(&standin).await;
-    let (buyer, seller, request_id, _) = paid_request(&app, "100.00", "0.002").await;
-    app.post(
-        &format!("/api/requests/{request_id}/complete"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
+    let seller = completed_request(&app, "100.00", "0.002", "tx-paid")
+        .await
+        .seller;
     let processing = app
         .wait_payout(&seller.token, "processing", Duration::from_secs(15))
         .await;

@@ -7,38 +7,16 @@
 use std::time::Duration;
 
 use marketplace_tests::shkeeper::{
-    API_KEY, StandIn, accepted_request, app_with, count_events, now_secs, pay, payment_callback,
-    post_raw, post_signed, sign,
+    StandIn, app_with, completed_request, count_events, now_secs, paid_after_cancel, paid_request,
+    payment_callback, post_raw, post_signed, sign,
 };
+use marketplace_tests::story::CompletedRequest;
 use marketplace_tests::{TestApp, TestUser, eventually};
 use serde_json::{Value, json};
 
 const HOOK: &str = "/api/webhooks/shkeeper";
 const PAYOUT_HOOK: &str = "/api/webhooks/shkeeper/payout";
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A request paid in full (stand-in invoice: 0.00251 BTC) and completed by its buyer, so its
-/// release payout starts. Answers (buyer, seller, request id, payment).
-async fn completed_request(app: &TestApp, tx: &str) -> (TestUser, TestUser, String, Value) {
-    let (buyer, seller, request_id, _) = accepted_request(app, "100.00").await;
-    let p = pay(app, &buyer, &request_id).await;
-    let id = p["id"].as_str().expect("payment id");
-    let res = post_signed(
-        app,
-        HOOK,
-        &payment_callback(id, "PAID", "100.00", "0.00251", tx),
-    )
-    .await;
-    assert_eq!(res.expect(202)["outcome"], "applied");
-    app.post(
-        &format!("/api/requests/{request_id}/complete"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
-    (buyer, seller, request_id, p)
-}
 
 async fn webhooks(app: &TestApp, admin: &TestUser, status: Option<&str>) -> Vec<Value> {
     let path = match status {
@@ -84,8 +62,9 @@ async fn a_signed_callback_with_an_absurd_amount_is_rejected_and_payments_and_pa
     let standin = StandIn::start().await;
     let app = app_with(&standin).await;
     let admin = app.admin().await;
-    let (buyer, seller, request_id, _) = accepted_request(&app, "100.00").await;
-    let p = pay(&app, &buyer, &request_id).await;
+    let accepted = app.accepted_request("100.00").await;
+    let (buyer, seller, request_id) = (&accepted.buyer, &accepted.seller, &accepted.request_id);
+    let p = app.create_payment(buyer, request_id).await;
     let id = p["id"].as_str().unwrap();
     assert_eq!(p["cryptoAmount"], "0.00251");
 
@@ -125,7 +104,7 @@ async fn a_signed_callback_with_an_absurd_amount_is_rejected_and_payments_and_pa
     assert_eq!(now["status"], "pending");
     assert_eq!(now["paidAmount"]["amount"], "0.00");
     assert_eq!(
-        app.request_status(&buyer.token, &request_id).await,
+        app.request_status(&buyer.token, request_id).await,
         "accepted"
     );
     assert_eq!(count_events(&app, "payment:status-updated").await, 0);
@@ -154,23 +133,17 @@ async fn a_signed_callback_with_an_absurd_amount_is_rejected_and_payments_and_pa
     )
     .await;
     assert_eq!(res.expect(202)["outcome"], "applied");
-    assert_eq!(app.request_status(&buyer.token, &request_id).await, "paid");
+    assert_eq!(app.request_status(&buyer.token, request_id).await, "paid");
 
     // This seller's payout works...
-    app.post(
-        &format!("/api/requests/{request_id}/complete"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
+    app.complete(accepted.clone().paid(p.clone())).await;
     let done = app.wait_payout(&seller.token, "completed", WAIT).await;
     assert_eq!(done["amount"], "0.00251");
 
     // ...and so do the next buyer's payment and the next seller's payout.
-    let (_, seller2, request2, _) = completed_request(&app, "tx-next").await;
-    let done2 = app.wait_payout(&seller2.token, "completed", WAIT).await;
-    assert_eq!(done2["requestId"], request2.as_str());
+    let next = completed_request(&app, "100.00", "0.00251", "tx-next").await;
+    let done2 = app.wait_payout(&next.seller.token, "completed", WAIT).await;
+    assert_eq!(done2["requestId"], next.request_id.as_str());
     assert_eq!(standin.calls("POST", "/payout").len(), 2);
 }
 
@@ -183,8 +156,9 @@ async fn an_oversized_callback_is_413_problem_json_and_stores_nothing() {
     })
     .await;
     let admin = app.admin().await;
-    let (buyer, _, request_id, _) = accepted_request(&app, "100.00").await;
-    let p = pay(&app, &buyer, &request_id).await;
+    let accepted = app.accepted_request("100.00").await;
+    let buyer = &accepted.buyer;
+    let p = app.create_payment(buyer, &accepted.request_id).await;
     let id = p["id"].as_str().unwrap();
 
     let mut big = payment_callback(id, "PAID", "100.00", "0.00251", "tx-big");
@@ -209,7 +183,8 @@ async fn an_oversized_callback_is_413_problem_json_and_stores_nothing() {
         .expect(200);
     assert_eq!(now["status"], "pending");
 
-    // Every other refusal of the webhook is a problem document too.
+    // Every other refusal of the webhook is a problem document too (the signed non-JSON body:
+    // payments.rs).
     let raw = payment_callback(id, "PAID", "100.00", "0.00251", "tx-1").to_string();
     let ts = now_secs();
     let bad_sig = post_raw(
@@ -228,34 +203,31 @@ async fn an_oversized_callback_is_413_problem_json_and_stores_nothing() {
     assert_eq!(bad_sig.status, 401);
     assert!(is_problem(&bad_sig));
     assert_eq!(bad_sig.code(), "invalid_signature");
-    let text = "not json";
-    let not_json = post_raw(
-        &app,
-        HOOK,
-        text,
-        &[
-            ("X-Shkeeper-Timestamp", ts.to_string()),
-            ("X-Shkeeper-Signature", sign(API_KEY, ts, text.as_bytes())),
-        ],
-    )
-    .await;
-    assert_eq!(not_json.status, 400);
-    assert!(is_problem(&not_json));
     let wrong_method = app.get(HOOK, None).await;
     assert_eq!(wrong_method.status, 405);
     assert!(is_problem(&wrong_method));
-    // Still nothing but the signed non-JSON body on record.
-    assert_eq!(webhooks(&app, &admin, None).await.len(), 1);
+    // Still nothing on record (a signed non-JSON body is: payments.rs).
+    assert!(webhooks(&app, &admin, None).await.is_empty());
+}
+
+/// A completed request whose release payout the stand-in refused ("Not enough funds to pay"):
+/// the request and the failed payout. The stand-in accepts payouts again afterwards.
+async fn failed_payout(app: &TestApp, standin: &StandIn) -> (CompletedRequest, Value) {
+    standin.script(|s| s.payout_error = Some("Not enough funds to pay".into()));
+    let completed = completed_request(app, "100.00", "0.00251", "tx-paid").await;
+    let failed = app
+        .wait_payout(&completed.seller.token, "failed", WAIT)
+        .await;
+    standin.script(|s| s.payout_error = None);
+    (completed, failed)
 }
 
 #[tokio::test]
-async fn a_refused_payout_is_retried_as_a_new_payout_that_pays_once() {
+async fn a_refused_payout_needs_attention_with_its_reason_and_retry_path() {
     let standin = StandIn::start().await;
-    standin.script(|s| s.payout_error = Some("Not enough funds to pay".into()));
     let app = app_with(&standin).await;
     let admin = app.admin().await;
-    let (buyer, seller, _, p) = completed_request(&app, "tx-paid").await;
-    let failed = app.wait_payout(&seller.token, "failed", WAIT).await;
+    let (_, failed) = failed_payout(&app, &standin).await;
     let failed_id = failed["id"].as_str().unwrap().to_owned();
 
     let items = attention(&app, &admin).await;
@@ -272,15 +244,26 @@ async fn a_refused_payout_is_retried_as_a_new_payout_that_pays_once() {
     assert_eq!(item["reason"], "Not enough funds to pay");
     assert_eq!(item["payout"]["status"], "failed");
     assert!(item["blockedBy"].is_null());
+}
 
-    let retry = format!("/api/admin/payouts/{failed_id}/retry");
-    for who in [&seller, &buyer] {
+#[tokio::test]
+async fn only_admins_see_attention_and_retry_payouts_and_an_unknown_payout_is_404() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let admin = app.admin().await;
+    let (c, failed) = failed_payout(&app, &standin).await;
+    let retry = format!(
+        "/api/admin/payouts/{}/retry",
+        failed["id"].as_str().unwrap()
+    );
+
+    for who in [&c.seller, &c.buyer] {
         let res = app.post(&retry, Some(&who.token), json!({})).await;
         assert_eq!(res.status, 403);
         assert!(is_problem(&res));
     }
     assert_eq!(
-        app.get("/api/admin/attention", Some(&seller.token))
+        app.get("/api/admin/attention", Some(&c.seller.token))
             .await
             .status,
         403
@@ -294,8 +277,19 @@ async fn a_refused_payout_is_retried_as_a_new_payout_that_pays_once() {
         .await;
     assert_eq!(unknown.status, 404);
     assert!(is_problem(&unknown));
+    assert_eq!(count_events(&app, "payout:created").await, 1);
+}
 
-    standin.script(|s| s.payout_error = None);
+#[tokio::test]
+async fn a_refused_payout_is_retried_as_a_new_payout_that_pays_once() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let admin = app.admin().await;
+    let (c, failed) = failed_payout(&app, &standin).await;
+    let seller = &c.seller;
+    let failed_id = failed["id"].as_str().unwrap().to_owned();
+    let retry = format!("/api/admin/payouts/{failed_id}/retry");
+
     // Two admins click at once: one new payout, one refusal.
     let (a, b) = tokio::join!(
         app.post(&retry, Some(&admin.token), json!({})),
@@ -308,7 +302,7 @@ async fn a_refused_payout_is_retried_as_a_new_payout_that_pays_once() {
     let new_id = created["id"].as_str().unwrap().to_owned();
     assert_ne!(new_id, failed_id);
     assert_eq!(created["kind"], "release");
-    assert_eq!(created["paymentId"], p["id"]);
+    assert_eq!(created["paymentId"], c.payment_id.as_str());
     assert_eq!(created["recipientId"], seller.id.as_str());
     assert_eq!(created["amount"], failed["amount"]);
 
@@ -357,57 +351,64 @@ async fn a_refused_payout_is_retried_as_a_new_payout_that_pays_once() {
 }
 
 #[tokio::test]
-async fn a_payment_completed_after_cancel_is_refunded_to_the_buyer_once() {
+async fn a_payment_not_completed_yet_has_nothing_to_refund() {
     let standin = StandIn::start().await;
     let app = app_with(&standin).await;
     let admin = app.admin().await;
-    let (buyer, seller, request_id, _) = accepted_request(&app, "100.00").await;
-    let p = pay(&app, &buyer, &request_id).await;
-    let id = p["id"].as_str().unwrap().to_owned();
-    let refund = format!("/api/admin/payments/{id}/refund");
+    let accepted = app.accepted_request("100.00").await;
+    let p = app
+        .create_payment(&accepted.buyer, &accepted.request_id)
+        .await;
+    let refund = format!("/api/admin/payments/{}/refund", p["id"].as_str().unwrap());
 
-    // Not completed yet: nothing to refund.
     let pending = app.post(&refund, Some(&admin.token), json!({})).await;
     assert_eq!(pending.status, 409);
     assert_eq!(pending.code(), "payment_not_completed");
+}
 
-    app.post(
-        &format!("/api/requests/{request_id}/cancel"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
-    // The money arrives anyway.
-    let res = post_signed(
-        &app,
-        HOOK,
-        &payment_callback(&id, "PAID", "100.00", "0.0025", "tx-late"),
-    )
-    .await;
-    assert_eq!(res.expect(202)["outcome"], "applied");
+#[tokio::test]
+async fn a_payment_completed_after_cancel_needs_attention_until_the_buyer_has_an_address() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let admin = app.admin().await;
+    let late = paid_after_cancel(&app, "0.0025", "tx-late").await;
+    let id = late.payment_id.as_str();
+
     let now = app
-        .get(&format!("/api/payments/{id}"), Some(&buyer.token))
+        .get(&format!("/api/payments/{id}"), Some(&late.buyer.token))
         .await
         .expect(200);
     assert_eq!(now["status"], "completed");
     assert_eq!(
-        app.request_status(&buyer.token, &request_id).await,
+        app.request_status(&late.buyer.token, &late.request_id)
+            .await,
         "cancelled"
     );
 
     let items = attention(&app, &admin).await;
     let item = items
         .iter()
-        .find(|i| i["id"] == id.as_str())
+        .find(|i| i["id"] == id)
         .unwrap_or_else(|| panic!("the held payment needs attention: {items:?}"));
     assert_eq!(item["kind"], "paid_after_cancel");
     assert_eq!(item["action"], "refund_payment");
-    assert_eq!(item["actionPath"], refund.as_str());
+    assert_eq!(
+        item["actionPath"],
+        format!("/api/admin/payments/{id}/refund")
+    );
     assert_eq!(item["blockedBy"], "no_payout_address");
     assert_eq!(item["payment"]["status"], "completed");
+}
 
-    for who in [&buyer, &seller] {
+#[tokio::test]
+async fn only_admins_refund_an_existing_payment_to_a_known_payout_address() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let admin = app.admin().await;
+    let late = paid_after_cancel(&app, "0.0025", "tx-late").await;
+    let refund = format!("/api/admin/payments/{}/refund", late.payment_id);
+
+    for who in [&late.buyer, &late.seller] {
         let res = app.post(&refund, Some(&who.token), json!({})).await;
         assert_eq!(res.status, 403);
         assert!(is_problem(&res));
@@ -424,21 +425,34 @@ async fn a_payment_completed_after_cancel_is_refunded_to_the_buyer_once() {
     assert_eq!(no_address.status, 409);
     assert_eq!(no_address.code(), "no_payout_address");
     assert!(is_problem(&no_address));
+    assert_eq!(count_events(&app, "payout:created").await, 0);
+}
 
-    // A paid request that was not cancelled is not refunded here.
-    let (_, _, _, other) = completed_request(&app, "tx-other").await;
+#[tokio::test]
+async fn a_paid_request_that_was_not_cancelled_is_not_refunded_here() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let admin = app.admin().await;
+    let paid = paid_request(&app, "100.00", "0.00251", "tx-other").await;
     let not_cancelled = app
         .post(
-            &format!(
-                "/api/admin/payments/{}/refund",
-                other["id"].as_str().unwrap()
-            ),
+            &format!("/api/admin/payments/{}/refund", paid.payment_id),
             Some(&admin.token),
             json!({}),
         )
         .await;
     assert_eq!(not_cancelled.status, 409);
     assert_eq!(not_cancelled.code(), "request_not_cancelled");
+}
+
+#[tokio::test]
+async fn a_payment_completed_after_cancel_is_refunded_to_the_buyer_once() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let admin = app.admin().await;
+    let late = paid_after_cancel(&app, "0.0025", "tx-late").await;
+    let (buyer, id) = (&late.buyer, late.payment_id.as_str());
+    let refund = format!("/api/admin/payments/{id}/refund");
 
     app.patch(
         "/api/users/me",
@@ -460,7 +474,7 @@ async fn a_payment_completed_after_cancel_is_refunded_to_the_buyer_once() {
     assert_eq!(started["recipientId"], buyer.id.as_str());
     assert_eq!(started["destination"], "bc1qbuyerrefund");
     assert_eq!(started["amount"], "0.0025");
-    assert_eq!(started["paymentId"], id.as_str());
+    assert_eq!(started["paymentId"], id);
 
     let twice = app.post(&refund, Some(&admin.token), json!({})).await;
     assert_eq!(twice.status, 409);
@@ -487,12 +501,7 @@ async fn a_payment_completed_after_cancel_is_refunded_to_the_buyer_once() {
     assert_eq!(calls.len(), 1, "the buyer is paid once");
     assert_eq!(calls[0].body["destination"], "bc1qbuyerrefund");
     assert_eq!(calls[0].body["amount"], "0.0025");
-    assert!(
-        attention(&app, &admin)
-            .await
-            .iter()
-            .all(|i| i["id"] != id.as_str())
-    );
+    assert!(attention(&app, &admin).await.iter().all(|i| i["id"] != id));
 }
 
 #[tokio::test]
@@ -505,7 +514,9 @@ async fn a_new_payout_is_submitted_without_waiting_for_the_poll_interval() {
     .await;
     // The poller's first pass runs at start-up; after it, only a wake-up can submit.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, seller, _, _) = completed_request(&app, "tx-wake").await;
+    let seller = completed_request(&app, "100.00", "0.00251", "tx-wake")
+        .await
+        .seller;
     let submitted = eventually(WAIT, || async {
         let calls = standin.calls("POST", "/payout");
         (!calls.is_empty()).then_some(calls)

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use marketplace_tests::{TestApp, TestUser, eventually};
+use marketplace_tests::{OFFER_MESSAGE, TestApp, TestUser, eventually};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder};
 use serde_json::{Value, json};
@@ -17,22 +17,6 @@ fn request_body(title: &str) -> Value {
         "category": "bikes",
         "budget": { "amount": "450.00", "currency": "USD" }
     })
-}
-
-async fn create_request(app: &TestApp, buyer: &TestUser, title: &str) -> Value {
-    app.post("/api/requests", Some(&buyer.token), request_body(title))
-        .await
-        .expect(201)
-}
-
-async fn make_offer(app: &TestApp, seller: &TestUser, request_id: &str, amount: &str) -> Value {
-    app.post(
-        &format!("/api/requests/{request_id}/offers"),
-        Some(&seller.token),
-        json!({ "price": { "amount": amount, "currency": "USD" }, "message": "I have one in stock." }),
-    )
-    .await
-    .expect(201)
 }
 
 fn id(v: &Value) -> String {
@@ -62,7 +46,8 @@ async fn events(app: &TestApp) -> Vec<(String, Value, Value)> {
         .collect()
 }
 
-/// Sets a request's status behind the API's back (to arrange states other modules reach).
+/// Sets a request's status behind the API's back, for the one state the API never reaches:
+/// a cancelled request whose offer is still pending (cancelling rejects pending offers).
 async fn force_status(app: &TestApp, request_id: &str, status: &str) {
     let db = app.db().await;
     let stmt = Query::update()
@@ -75,12 +60,14 @@ async fn force_status(app: &TestApp, request_id: &str, status: &str) {
 }
 
 #[tokio::test]
-async fn a_buyer_request_gets_offers_negotiation_and_one_accepted_offer() {
+async fn a_new_request_is_open_with_trimmed_fields_and_sellers_see_it() {
     let app = TestApp::spawn().await;
     let buyer = app.buyer().await;
-    let (s1, s2) = (app.seller().await, app.seller().await);
+    let s1 = app.seller().await;
 
-    let req = create_request(&app, &buyer, "  Road bike  ").await;
+    let req = app
+        .post_request(&buyer, request_body("  Road bike  "))
+        .await;
     assert_eq!(req["title"], "Road bike");
     assert_eq!(req["buyerId"], buyer.id.as_str());
     assert_eq!(req["status"], "open");
@@ -100,28 +87,38 @@ async fn a_buyer_request_gets_offers_negotiation_and_one_accepted_offer() {
             .expect(200),
         req
     );
+}
 
-    let o1 = make_offer(&app, &s1, &rid, "430").await;
+#[tokio::test]
+async fn the_buyer_sees_every_offer_newest_first_and_each_seller_only_its_own() {
+    let app = TestApp::spawn().await;
+    let r = app.request_with_offers(&["430", "440.50"]).await;
+    let (s1, rid) = (&r.sellers[0], &r.request_id);
+    let (o1, o2) = (&r.offers[0], &r.offers[1]);
+
     assert_eq!(o1["status"], "pending");
     assert_eq!(o1["sellerId"], s1.id.as_str());
     assert_eq!(o1["requestId"], rid.as_str());
     assert_eq!(o1["price"], json!({ "amount": "430", "currency": "USD" }));
-    let o2 = make_offer(&app, &s2, &rid, "440.50").await;
-
-    // The buyer sees both (newest first), each seller only its own.
     let all = app
-        .get(&format!("/api/requests/{rid}/offers"), Some(&buyer.token))
+        .get(&format!("/api/requests/{rid}/offers"), Some(&r.buyer.token))
         .await
         .expect(200);
-    assert_eq!(ids(&all), vec![id(&o2), id(&o1)]);
+    assert_eq!(ids(&all), vec![id(o2), id(o1)]);
     let own = app
         .get(&format!("/api/requests/{rid}/offers"), Some(&s1.token))
         .await
         .expect(200);
-    assert_eq!(ids(&own), vec![id(&o1)]);
+    assert_eq!(ids(&own), vec![id(o1)]);
+}
 
-    // Negotiation: the buyer proposes a price, the seller answers without one.
-    let o1id = id(&o1);
+#[tokio::test]
+async fn a_negotiation_threads_its_messages_and_a_countered_price_becomes_the_offers_price() {
+    let app = TestApp::spawn().await;
+    let o = app.offered_request("430").await;
+    let (buyer, s1, rid, o1id) = (&o.buyer, &o.seller, &o.request_id, &o.offer_id);
+
+    // The buyer proposes a price, the seller answers without one.
     let m1 = app
         .post(
             &format!("/api/offers/{o1id}/counter"),
@@ -160,10 +157,7 @@ async fn a_buyer_request_gets_offers_negotiation_and_one_accepted_offer() {
         .iter()
         .map(|m| m["message"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        texts,
-        ["I have one in stock.", "Would you take 400?", "Deal."]
-    );
+    assert_eq!(texts, [OFFER_MESSAGE, "Would you take 400?", "Deal."]);
     assert_eq!(
         app.get(&format!("/api/offers/{o1id}/messages"), Some(&buyer.token))
             .await
@@ -171,7 +165,7 @@ async fn a_buyer_request_gets_offers_negotiation_and_one_accepted_offer() {
         thread
     );
 
-    // Accepting one offer rejects the other and moves the request.
+    // Accepted, the offer carries the negotiated price.
     let accepted = app
         .post(
             &format!("/api/offers/{o1id}/accept"),
@@ -182,6 +176,22 @@ async fn a_buyer_request_gets_offers_negotiation_and_one_accepted_offer() {
         .expect(200);
     assert_eq!(accepted["status"], "accepted");
     assert_eq!(accepted["price"]["amount"], "400");
+}
+
+#[tokio::test]
+async fn accepting_one_offer_rejects_the_others_and_moves_the_request() {
+    let app = TestApp::spawn().await;
+    let r = app.request_with_offers(&["430", "440.50"]).await;
+    let (buyer, s2, rid) = (&r.buyer, &r.sellers[1], &r.request_id);
+    let o1id = id(&r.offers[0]);
+
+    app.post(
+        &format!("/api/offers/{o1id}/accept"),
+        Some(&buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
     let req = app
         .get(&format!("/api/requests/{rid}"), Some(&buyer.token))
         .await
@@ -211,42 +221,31 @@ async fn a_buyer_request_gets_offers_negotiation_and_one_accepted_offer() {
         .await
         .expect(200);
     assert_eq!(ids(&mine), vec![rid.clone()]);
+}
 
-    // The first offer opened the chat of that buyer and seller.
-    let db = app.db().await;
-    let rows = db
-        .query_all(
-            &Query::select()
-                .columns([
-                    Alias::new("request_id"),
-                    Alias::new("buyer_id"),
-                    Alias::new("seller_id"),
-                ])
-                .from(Alias::new("chats"))
-                .to_owned(),
-        )
+#[tokio::test]
+async fn each_sellers_first_offer_opens_a_chat_with_the_buyer() {
+    let app = TestApp::spawn().await;
+    let r = app.request_with_offers(&["430", "440.50"]).await;
+
+    let page = app
+        .get("/api/chats?limit=100", Some(&r.buyer.token))
         .await
-        .expect("chats");
-    let chats: HashSet<(Uuid, Uuid, Uuid)> = rows
+        .expect(200);
+    let chats: HashSet<(String, String, String)> = page["items"]
+        .as_array()
+        .expect("items")
         .iter()
-        .map(|r| {
-            (
-                r.try_get("", "request_id").unwrap(),
-                r.try_get("", "buyer_id").unwrap(),
-                r.try_get("", "seller_id").unwrap(),
-            )
+        .map(|c| {
+            let field = |k: &str| c[k].as_str().expect("an id").to_owned();
+            (field("requestId"), field("buyerId"), field("sellerId"))
         })
         .collect();
-    let (r, b) = (
-        Uuid::parse_str(&rid).unwrap(),
-        Uuid::parse_str(&buyer.id).unwrap(),
-    );
-    let expected: HashSet<_> = [
-        (r, b, Uuid::parse_str(&s1.id).unwrap()),
-        (r, b, Uuid::parse_str(&s2.id).unwrap()),
-    ]
-    .into_iter()
-    .collect();
+    let expected: HashSet<_> = r
+        .sellers
+        .iter()
+        .map(|s| (r.request_id.clone(), r.buyer.id.clone(), s.id.clone()))
+        .collect();
     assert_eq!(chats, expected);
 }
 
@@ -373,10 +372,9 @@ async fn creating_a_request_checks_the_token_the_role_and_every_field() {
 #[tokio::test]
 async fn another_buyers_request_and_its_offers_are_404() {
     let app = TestApp::spawn().await;
-    let (buyer, other) = (app.buyer().await, app.buyer().await);
-    let seller = app.seller().await;
-    let rid = id(&create_request(&app, &buyer, "mine").await);
-    let oid = id(&make_offer(&app, &seller, &rid, "10").await);
+    let o = app.offered_request("10").await;
+    let (buyer, rid, oid) = (&o.buyer, &o.request_id, &o.offer_id);
+    let other = app.buyer().await;
 
     for res in [
         app.get(&format!("/api/requests/{rid}"), Some(&other.token))
@@ -433,6 +431,12 @@ async fn another_buyers_request_and_its_offers_are_404() {
             .expect(200)),
         vec![rid.clone()]
     );
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_request_and_offer_ids_are_404() {
+    let app = TestApp::spawn().await;
+    let buyer = app.buyer().await;
     // Unknown and malformed ids are 404 too.
     let unknown = Uuid::now_v7();
     assert_eq!(
@@ -457,6 +461,13 @@ async fn another_buyers_request_and_its_offers_are_404() {
         .status,
         404
     );
+}
+
+#[tokio::test]
+async fn the_admin_sees_every_request_its_offers_and_their_threads() {
+    let app = TestApp::spawn().await;
+    let o = app.offered_request("10").await;
+    let (rid, oid) = (&o.request_id, &o.offer_id);
     // The admin sees everything.
     let admin = app.admin().await;
     app.get(&format!("/api/requests/{rid}"), Some(&admin.token))
@@ -474,13 +485,39 @@ async fn another_buyers_request_and_its_offers_are_404() {
         .expect(200);
 }
 
+/// A request with `offering`'s offer, and `watching`, a seller who has none on it.
+struct WatchedRequest {
+    buyer: TestUser,
+    offering: TestUser,
+    watching: TestUser,
+    rid: String,
+    oid: String,
+}
+
+async fn watched_request(app: &TestApp) -> WatchedRequest {
+    let o = app.offered_request("10").await;
+    WatchedRequest {
+        buyer: o.buyer,
+        offering: o.seller,
+        watching: app.seller().await,
+        rid: o.request_id,
+        oid: o.offer_id,
+    }
+}
+
+/// [`watched_request`], cancelled by its buyer.
+async fn closed_watched_request(app: &TestApp) -> WatchedRequest {
+    let w = watched_request(app).await;
+    app.cancel_request(&w.buyer, &w.rid).await;
+    w
+}
+
 #[tokio::test]
-async fn sellers_see_open_requests_and_the_ones_they_offered_on_only() {
+async fn a_seller_who_may_see_an_open_request_sees_no_other_sellers_offer() {
     let app = TestApp::spawn().await;
-    let buyer = app.buyer().await;
-    let (offering, watching) = (app.seller().await, app.seller().await);
-    let rid = id(&create_request(&app, &buyer, "to be cancelled").await);
-    let oid = id(&make_offer(&app, &offering, &rid, "10").await);
+    let WatchedRequest {
+        watching, rid, oid, ..
+    } = watched_request(&app).await;
 
     // Another seller's offer is not visible to a seller who may see the request.
     assert!(
@@ -516,14 +553,17 @@ async fn sellers_see_open_requests_and_the_ones_they_offered_on_only() {
         )
         .await;
     assert_eq!(res.status, 404);
+}
 
-    app.post(
-        &format!("/api/requests/{rid}/cancel"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
+#[tokio::test]
+async fn a_closed_request_is_gone_for_sellers_without_an_offer_and_kept_for_the_one_with_one() {
+    let app = TestApp::spawn().await;
+    let WatchedRequest {
+        offering,
+        watching,
+        rid,
+        ..
+    } = closed_watched_request(&app).await;
 
     // Closed: gone for the seller without an offer, still there for the one with an offer.
     assert_eq!(
@@ -575,6 +615,18 @@ async fn sellers_see_open_requests_and_the_ones_they_offered_on_only() {
             .expect(200))
         .is_empty()
     );
+}
+
+#[tokio::test]
+async fn offering_on_a_closed_request_is_404_if_invisible_and_409_if_not_open() {
+    let app = TestApp::spawn().await;
+    let WatchedRequest {
+        offering,
+        watching,
+        rid,
+        ..
+    } = closed_watched_request(&app).await;
+
     // Offering on it now: invisible → 404 for one, not open → 409 for the other.
     let body = json!({ "price": { "amount": "5", "currency": "USD" }, "message": "m" });
     assert_eq!(
@@ -602,7 +654,7 @@ async fn sellers_see_open_requests_and_the_ones_they_offered_on_only() {
 async fn request_lists_filter_by_status_category_and_role() {
     let app = TestApp::spawn().await;
     let (buyer, seller, admin) = (app.buyer().await, app.seller().await, app.admin().await);
-    let bikes = id(&create_request(&app, &buyer, "bike").await);
+    let bikes = id(&app.post_request(&buyer, request_body("bike")).await);
     let books = id(&app
         .post(
             "/api/requests",
@@ -611,7 +663,7 @@ async fn request_lists_filter_by_status_category_and_role() {
         )
         .await
         .expect(201));
-    let cancelled = id(&create_request(&app, &buyer, "old").await);
+    let cancelled = id(&app.post_request(&buyer, request_body("old")).await);
     app.post(
         &format!("/api/requests/{cancelled}/cancel"),
         Some(&buyer.token),
@@ -692,7 +744,9 @@ async fn request_pages_neither_skip_nor_repeat_while_new_requests_arrive() {
     let (buyer, seller) = (app.buyer().await, app.seller().await);
     let mut before = Vec::new();
     for i in 0..7 {
-        before.push(id(&create_request(&app, &buyer, &format!("r{i}")).await));
+        before.push(id(&app
+            .post_request(&buyer, request_body(&format!("r{i}")))
+            .await));
     }
     before.reverse();
 
@@ -709,7 +763,7 @@ async fn request_pages_neither_skip_nor_repeat_while_new_requests_arrive() {
             seen.extend(ids(&page));
             pages += 1;
             // New requests between pages land before the first page, never in later ones.
-            create_request(&app, &buyer, "newcomer").await;
+            app.post_request(&buyer, request_body("newcomer")).await;
             match page["nextCursor"].as_str() {
                 Some(c) => cursor = Some(c.to_owned()),
                 None => break,
@@ -745,50 +799,26 @@ async fn request_pages_neither_skip_nor_repeat_while_new_requests_arrive() {
     assert_eq!(ids(&capped).len(), 14);
 }
 
-#[tokio::test]
-async fn cancel_and_complete_follow_the_state_machine() {
-    let app = TestApp::spawn().await;
-    let (buyer, seller, admin) = (app.buyer().await, app.seller().await, app.admin().await);
+/// `user` asks for `action` (`cancel` or `complete`) on the request; the answer.
+async fn act(app: &TestApp, user: &TestUser, rid: &str, action: &str) -> marketplace_tests::Resp {
+    app.post(
+        &format!("/api/requests/{rid}/{action}"),
+        Some(&user.token),
+        json!({}),
+    )
+    .await
+}
 
-    let rid = id(&create_request(&app, &buyer, "cancel me").await);
+#[tokio::test]
+async fn only_its_buyer_may_cancel_a_request() {
+    let app = TestApp::spawn().await;
+    let (seller, admin) = (app.seller().await, app.admin().await);
+    let open = app.open_request().await;
+    let rid = open.request_id.as_str();
+
     for who in [&seller, &admin] {
-        let res = app
-            .post(
-                &format!("/api/requests/{rid}/cancel"),
-                Some(&who.token),
-                json!({}),
-            )
-            .await;
+        let res = act(&app, who, rid, "cancel").await;
         assert_eq!(res.status, 403, "{}: {}", who.role, res.body);
-    }
-    let res = app
-        .post(
-            &format!("/api/requests/{rid}/complete"),
-            Some(&buyer.token),
-            json!({}),
-        )
-        .await;
-    assert_eq!(res.status, 409);
-    assert_eq!(res.code(), "invalid_transition");
-    let cancelled = app
-        .post(
-            &format!("/api/requests/{rid}/cancel"),
-            Some(&buyer.token),
-            json!({}),
-        )
-        .await
-        .expect(200);
-    assert_eq!(cancelled["status"], "cancelled");
-    for action in ["cancel", "complete"] {
-        let res = app
-            .post(
-                &format!("/api/requests/{rid}/{action}"),
-                Some(&buyer.token),
-                json!({}),
-            )
-            .await;
-        assert_eq!(res.status, 409, "{action}");
-        assert_eq!(res.code(), "invalid_transition");
     }
     assert_eq!(
         app.post(&format!("/api/requests/{rid}/cancel"), None, json!({}))
@@ -796,87 +826,73 @@ async fn cancel_and_complete_follow_the_state_machine() {
             .status,
         401
     );
-    let unknown = Uuid::now_v7();
-    assert_eq!(
-        app.post(
-            &format!("/api/requests/{unknown}/cancel"),
-            Some(&buyer.token),
-            json!({})
-        )
-        .await
-        .status,
-        404
-    );
-
-    // accepted → cancelled is allowed; accepted → completed is not.
-    let rid = id(&create_request(&app, &buyer, "accepted then cancelled").await);
-    let oid = id(&make_offer(&app, &seller, &rid, "10").await);
-    app.post(
-        &format!("/api/offers/{oid}/accept"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
-    let res = app
-        .post(
-            &format!("/api/requests/{rid}/complete"),
-            Some(&buyer.token),
-            json!({}),
-        )
-        .await;
-    assert_eq!((res.status, res.code()), (409, "invalid_transition"));
-    app.post(
-        &format!("/api/requests/{rid}/cancel"),
-        Some(&buyer.token),
-        json!({}),
-    )
-    .await
-    .expect(200);
-
-    // paid → completed by its buyer only; a paid request cannot be cancelled.
-    let rid = id(&create_request(&app, &buyer, "paid").await);
-    force_status(&app, &rid, "paid").await;
-    let res = app
-        .post(
-            &format!("/api/requests/{rid}/cancel"),
-            Some(&buyer.token),
-            json!({}),
-        )
-        .await;
-    assert_eq!((res.status, res.code()), (409, "invalid_transition"));
-    let done = app
-        .post(
-            &format!("/api/requests/{rid}/complete"),
-            Some(&buyer.token),
-            json!({}),
-        )
-        .await
-        .expect(200);
-    assert_eq!(done["status"], "completed");
-
-    // disputed → completed is the dispute's resolution, not the buyer's complete.
-    let rid = id(&create_request(&app, &buyer, "disputed").await);
-    force_status(&app, &rid, "disputed").await;
-    let res = app
-        .post(
-            &format!("/api/requests/{rid}/complete"),
-            Some(&buyer.token),
-            json!({}),
-        )
-        .await;
-    assert_eq!((res.status, res.code()), (409, "invalid_transition"));
+    let unknown = Uuid::now_v7().to_string();
+    assert_eq!(act(&app, &open.buyer, &unknown, "cancel").await.status, 404);
+    assert_eq!(app.request_status(&open.buyer.token, rid).await, "open");
 }
 
 #[tokio::test]
-async fn making_an_offer_answers_every_contract_error() {
+async fn an_open_request_is_cancelled_not_completed_and_a_cancelled_one_takes_neither() {
     let app = TestApp::spawn().await;
-    let buyer = app.buyer().await;
+    let open = app.open_request().await;
+    let (buyer, rid) = (&open.buyer, open.request_id.as_str());
+
+    let res = act(&app, buyer, rid, "complete").await;
+    assert_eq!(res.status, 409);
+    assert_eq!(res.code(), "invalid_transition");
+    let cancelled = act(&app, buyer, rid, "cancel").await.expect(200);
+    assert_eq!(cancelled["status"], "cancelled");
+    for action in ["cancel", "complete"] {
+        let res = act(&app, buyer, rid, action).await;
+        assert_eq!(res.status, 409, "{action}");
+        assert_eq!(res.code(), "invalid_transition");
+    }
+}
+
+#[tokio::test]
+async fn an_accepted_request_may_be_cancelled_but_not_completed() {
+    let app = TestApp::spawn().await;
+    let a = app.accepted_request("10").await;
+    let res = act(&app, &a.buyer, &a.request_id, "complete").await;
+    assert_eq!((res.status, res.code()), (409, "invalid_transition"));
+    act(&app, &a.buyer, &a.request_id, "cancel")
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn a_paid_request_is_completed_by_its_buyer_and_cannot_be_cancelled() {
+    let app = TestApp::spawn().await;
+    let p = app.paid_request("10").await;
+    let res = act(&app, &p.buyer, &p.request_id, "cancel").await;
+    assert_eq!((res.status, res.code()), (409, "invalid_transition"));
+    let done = act(&app, &p.buyer, &p.request_id, "complete")
+        .await
+        .expect(200);
+    assert_eq!(done["status"], "completed");
+}
+
+#[tokio::test]
+async fn a_disputed_request_is_completed_by_the_resolution_not_by_its_buyer() {
+    let app = TestApp::spawn().await;
+    let d = app.open_dispute("10").await;
+    let res = act(&app, &d.buyer, &d.request_id, "complete").await;
+    assert_eq!((res.status, res.code()), (409, "invalid_transition"));
+}
+
+/// The body of a valid offer (99.90 EUR).
+fn good_offer() -> Value {
+    json!({ "price": { "amount": "99.90", "currency": "EUR" }, "message": "Ready to ship." })
+}
+
+#[tokio::test]
+async fn only_a_seller_with_a_payout_address_offers_on_a_request_that_exists() {
+    let app = TestApp::spawn().await;
+    let open = app.open_request().await;
+    let (buyer, rid) = (&open.buyer, &open.request_id);
     let seller = app.seller().await;
-    let rid = id(&create_request(&app, &buyer, "offer errors").await);
     let path = format!("/api/requests/{rid}/offers");
-    let good =
-        json!({ "price": { "amount": "99.90", "currency": "EUR" }, "message": "Ready to ship." });
+    let good = good_offer();
 
     assert_eq!(app.post(&path, None, good.clone()).await.status, 401);
     let res = app.post(&path, Some(&buyer.token), good.clone()).await;
@@ -897,7 +913,25 @@ async fn making_an_offer_answers_every_contract_error() {
         "{}",
         res.body
     );
+    let unknown = Uuid::now_v7();
+    assert_eq!(
+        app.post(
+            &format!("/api/requests/{unknown}/offers"),
+            Some(&seller.token),
+            good.clone()
+        )
+        .await
+        .status,
+        404
+    );
+}
 
+#[tokio::test]
+async fn an_offer_with_a_bad_price_or_message_is_422_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let open = app.open_request().await;
+    let seller = app.seller().await;
+    let path = format!("/api/requests/{}/offers", open.request_id);
     for (body, field) in [
         (
             json!({ "price": { "amount": "0", "currency": "USD" }, "message": "m" }),
@@ -936,17 +970,17 @@ async fn making_an_offer_answers_every_contract_error() {
             .status,
         422
     );
-    let unknown = Uuid::now_v7();
-    assert_eq!(
-        app.post(
-            &format!("/api/requests/{unknown}/offers"),
-            Some(&seller.token),
-            good.clone()
-        )
-        .await
-        .status,
-        404
-    );
+    let own = app.get(&path, Some(&seller.token)).await.expect(200);
+    assert_eq!(own["items"], json!([]), "nothing was created");
+}
+
+#[tokio::test]
+async fn a_seller_has_one_live_offer_per_request_even_under_concurrent_tries() {
+    let app = TestApp::spawn().await;
+    let open = app.open_request().await;
+    let seller = app.seller().await;
+    let path = format!("/api/requests/{}/offers", open.request_id);
+    let good = good_offer();
 
     let first = app
         .post(&path, Some(&seller.token), good.clone())
@@ -997,18 +1031,18 @@ async fn making_an_offer_answers_every_contract_error() {
 }
 
 #[tokio::test]
-async fn offer_actions_check_who_may_act_and_that_the_offer_is_pending() {
+async fn offer_actions_check_who_may_act_and_what_they_send() {
     let app = TestApp::spawn().await;
-    let (buyer, seller, admin) = (app.buyer().await, app.seller().await, app.admin().await);
-    let rid = id(&create_request(&app, &buyer, "actions").await);
-    let oid = id(&make_offer(&app, &seller, &rid, "20").await);
+    let o = app.offered_request("20").await;
+    let (buyer, seller, oid) = (&o.buyer, &o.seller, &o.offer_id);
+    let admin = app.admin().await;
     let at = |action: &str| format!("/api/offers/{oid}/{action}");
 
     // Visible, but not theirs to do: 403.
     for (who, action) in [
-        (&seller, "accept"),
-        (&seller, "reject"),
-        (&buyer, "withdraw"),
+        (seller, "accept"),
+        (seller, "reject"),
+        (buyer, "withdraw"),
         (&admin, "accept"),
         (&admin, "withdraw"),
     ] {
@@ -1048,19 +1082,26 @@ async fn offer_actions_check_who_may_act_and_that_the_offer_is_pending() {
             422
         );
     }
+    assert_eq!(
+        app.request_status(&buyer.token, &o.request_id).await,
+        "open"
+    );
+}
 
-    // The buyer rejects; nothing else can happen to it afterwards.
+#[tokio::test]
+async fn a_rejected_offer_takes_no_further_action() {
+    let app = TestApp::spawn().await;
+    let o = app.offered_request("20").await;
+    let (buyer, seller, oid) = (&o.buyer, &o.seller, &o.offer_id);
+    let at = |action: &str| format!("/api/offers/{oid}/{action}");
+
     assert_eq!(
         app.post(&at("reject"), Some(&buyer.token), json!({}))
             .await
             .expect(200)["status"],
         "rejected"
     );
-    for (who, action) in [
-        (&buyer, "reject"),
-        (&buyer, "accept"),
-        (&seller, "withdraw"),
-    ] {
+    for (who, action) in [(buyer, "reject"), (buyer, "accept"), (seller, "withdraw")] {
         let res = app.post(&at(action), Some(&who.token), json!({})).await;
         assert_eq!(
             (res.status, res.code()),
@@ -1076,34 +1117,32 @@ async fn offer_actions_check_who_may_act_and_that_the_offer_is_pending() {
         )
         .await;
     assert_eq!(res.status, 409);
+}
 
-    // A new offer can be withdrawn once.
-    let oid2 = id(&make_offer(&app, &seller, &rid, "25").await);
+#[tokio::test]
+async fn an_offer_is_withdrawn_once() {
+    let app = TestApp::spawn().await;
+    let o = app.offered_request("25").await;
+    let withdraw = format!("/api/offers/{}/withdraw", o.offer_id);
     let w = app
-        .post(
-            &format!("/api/offers/{oid2}/withdraw"),
-            Some(&seller.token),
-            json!({}),
-        )
+        .post(&withdraw, Some(&o.seller.token), json!({}))
         .await
         .expect(200);
     assert_eq!(w["status"], "withdrawn");
-    let res = app
-        .post(
-            &format!("/api/offers/{oid2}/withdraw"),
-            Some(&seller.token),
-            json!({}),
-        )
-        .await;
+    let res = app.post(&withdraw, Some(&o.seller.token), json!({})).await;
     assert_eq!((res.status, res.code()), (409, "invalid_transition"));
+}
 
-    // Accepting on a request that is no longer open: 409 request_not_open.
-    let oid3 = id(&make_offer(&app, &seller, &rid, "30").await);
-    force_status(&app, &rid, "cancelled").await;
+#[tokio::test]
+async fn a_pending_offer_on_a_request_no_longer_open_is_409_request_not_open() {
+    let app = TestApp::spawn().await;
+    let o = app.offered_request("30").await;
+    let oid3 = &o.offer_id;
+    force_status(&app, &o.request_id, "cancelled").await;
     let res = app
         .post(
             &format!("/api/offers/{oid3}/accept"),
-            Some(&buyer.token),
+            Some(&o.buyer.token),
             json!({}),
         )
         .await;
@@ -1111,7 +1150,7 @@ async fn offer_actions_check_who_may_act_and_that_the_offer_is_pending() {
     let res = app
         .post(
             &format!("/api/offers/{oid3}/counter"),
-            Some(&buyer.token),
+            Some(&o.buyer.token),
             json!({ "message": "hello?" }),
         )
         .await;
@@ -1122,11 +1161,11 @@ async fn offer_actions_check_who_may_act_and_that_the_offer_is_pending() {
 async fn concurrent_accepts_on_one_request_let_exactly_one_win() {
     let app = TestApp::spawn().await;
     let buyer = app.buyer().await;
-    let rid = id(&create_request(&app, &buyer, "race").await);
+    let rid = id(&app.post_request(&buyer, request_body("race")).await);
     let mut offers = Vec::new();
     for _ in 0..3 {
         let s = app.seller().await;
-        offers.push(id(&make_offer(&app, &s, &rid, "50").await));
+        offers.push(id(&app.post_offer(&s, &rid, "50").await));
     }
 
     let attempts = (0..8).map(|i| {
@@ -1211,8 +1250,10 @@ async fn concurrent_accepts_on_one_request_let_exactly_one_win() {
 async fn cancelling_a_request_rejects_its_pending_offers() {
     let app = TestApp::spawn().await;
     let (buyer, seller) = (app.buyer().await, app.seller().await);
-    let rid = id(&create_request(&app, &buyer, "changed my mind").await);
-    let oid = id(&make_offer(&app, &seller, &rid, "10").await);
+    let rid = id(&app
+        .post_request(&buyer, request_body("changed my mind"))
+        .await);
+    let oid = id(&app.post_offer(&seller, &rid, "10").await);
     app.post(
         &format!("/api/requests/{rid}/cancel"),
         Some(&buyer.token),
@@ -1247,9 +1288,9 @@ async fn cancelling_a_request_rejects_its_pending_offers() {
 async fn every_change_is_in_the_durable_log_with_its_audience() {
     let app = TestApp::spawn().await;
     let (buyer, seller) = (app.buyer().await, app.seller().await);
-    let req = create_request(&app, &buyer, "logged").await;
+    let req = app.post_request(&buyer, request_body("logged")).await;
     let rid = id(&req);
-    let offer = make_offer(&app, &seller, &rid, "12.50").await;
+    let offer = app.post_offer(&seller, &rid, "12.50").await;
     let oid = id(&offer);
     let msg = app
         .post(
@@ -1333,8 +1374,15 @@ async fn every_change_is_in_the_durable_log_with_its_audience() {
 
     let (_, payload, _) = &log[5];
     assert_eq!(payload, &json!({ "requestId": rid, "status": "cancelled" }));
+}
 
-    // A refused change leaves nothing in the log.
+#[tokio::test]
+async fn a_refused_change_leaves_nothing_in_the_log() {
+    let app = TestApp::spawn().await;
+    let a = app.accepted_request("12.50").await;
+    let (buyer, rid, oid) = (&a.buyer, &a.request_id, &a.offer_id);
+    app.cancel_request(buyer, rid).await;
+
     let before = events(&app).await.len();
     assert_eq!(
         app.post(
@@ -1363,11 +1411,11 @@ async fn every_change_is_in_the_durable_log_with_its_audience() {
 async fn offer_lists_and_negotiation_threads_page_in_order() {
     let app = TestApp::spawn().await;
     let buyer = app.buyer().await;
-    let rid = id(&create_request(&app, &buyer, "paged").await);
+    let rid = id(&app.post_request(&buyer, request_body("paged")).await);
     let mut offers = Vec::new();
     for _ in 0..3 {
         let s = app.seller().await;
-        offers.push(id(&make_offer(&app, &s, &rid, "10").await));
+        offers.push(id(&app.post_offer(&s, &rid, "10").await));
     }
     let first = app
         .get(
@@ -1420,7 +1468,7 @@ async fn offer_lists_and_negotiation_threads_page_in_order() {
     }
     assert_eq!(
         texts,
-        ["I have one in stock.", "c1", "c2", "c3", "c4"],
+        [OFFER_MESSAGE, "c1", "c2", "c3", "c4"],
         "oldest first, each once"
     );
 }

@@ -11,62 +11,6 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(600);
 
-async fn connect(app: &TestApp, user: &TestUser) -> SocketClient {
-    SocketClient::connect(&app.base, &user.token)
-        .await
-        .expect("socket connects")
-}
-
-async fn connect_after(app: &TestApp, user: &TestUser, last: i64) -> SocketClient {
-    SocketClient::open(
-        &app.base,
-        SocketOptions {
-            auth: Some(json!({ "token": user.token, "lastEventId": last })),
-            headers: vec![],
-        },
-    )
-    .await
-    .expect("socket connects")
-}
-
-async fn create_request(app: &TestApp, buyer: &TestUser) -> String {
-    let body = app
-        .post(
-            "/api/requests",
-            Some(&buyer.token),
-            json!({ "title": "A bike", "description": "56 cm", "category": "bikes" }),
-        )
-        .await
-        .expect(201);
-    body["id"].as_str().unwrap().to_owned()
-}
-
-async fn make_offer(app: &TestApp, seller: &TestUser, request_id: &str) -> Value {
-    app.post(
-        &format!("/api/requests/{request_id}/offers"),
-        Some(&seller.token),
-        json!({ "price": { "amount": "10.00", "currency": "USD" }, "message": "I have one" }),
-    )
-    .await
-    .expect(201)
-}
-
-async fn chat_of(app: &TestApp, request_id: &str, seller: &TestUser) -> String {
-    let chats = app
-        .get("/api/chats?limit=100", Some(&seller.token))
-        .await
-        .expect(200);
-    chats["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["requestId"] == request_id)
-        .expect("the offer opened a chat")["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 fn ok(ack: &Value) -> bool {
     ack["ok"] == true
 }
@@ -192,31 +136,20 @@ async fn a_cookie_token_from_a_foreign_origin_is_refused() {
 async fn join_user_room_is_for_the_own_id_only_and_any_id_for_admins() {
     let app = TestApp::spawn().await;
     let (buyer, other, admin) = (app.buyer().await, app.seller().await, app.admin().await);
-    let s = connect(&app, &buyer).await;
+    let s = app.socket(&buyer).await;
     assert!(ok(&s.ack("join-user-room", json!(buyer.id)).await));
     assert_eq!(
         error(&s.ack("join-user-room", json!(other.id)).await),
         "forbidden"
     );
-    let a = connect(&app, &admin).await;
+    let a = app.socket(&admin).await;
     assert!(ok(&a.ack("join-user-room", json!(other.id)).await));
     // The admin now receives what goes to that user's room.
-    let request = create_request(&app, &buyer).await;
-    make_offer(&app, &other, &request).await;
+    let request = app.create_request(&buyer).await;
+    let offer_id = app.make_offer(&other, &request, "10.00").await;
     // offer:accepted goes to seller-{sellerId} and user-{buyerId}; the seller's notification
     // goes to user-{sellerId}, which the admin joined.
     let mut a = a;
-    let offers = app
-        .get(
-            &format!("/api/requests/{request}/offers"),
-            Some(&buyer.token),
-        )
-        .await
-        .expect(200);
-    let offer_id = offers["items"].as_array().or(offers.as_array()).unwrap()[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     app.post(
         &format!("/api/offers/{offer_id}/accept"),
         Some(&buyer.token),
@@ -237,7 +170,7 @@ async fn join_user_room_is_for_the_own_id_only_and_any_id_for_admins() {
 async fn seller_and_buyer_rooms_are_for_their_own_ids_and_roles() {
     let app = TestApp::spawn().await;
     let (buyer, seller, seller2) = (app.buyer().await, app.seller().await, app.seller().await);
-    let s = connect(&app, &seller).await;
+    let s = app.socket(&seller).await;
     let ack = s.ack("join-seller-room", json!(seller.id)).await;
     assert!(ok(&ack));
     assert_eq!(
@@ -253,7 +186,7 @@ async fn seller_and_buyer_rooms_are_for_their_own_ids_and_roles() {
         "forbidden"
     );
     assert!(ok(&s.ack("leave-seller-room", json!(seller.id)).await));
-    let b = connect(&app, &buyer).await;
+    let b = app.socket(&buyer).await;
     assert!(ok(&b.ack("join-buyer-room", json!(buyer.id)).await));
     assert!(ok(&b.ack("leave-buyer-room", json!(buyer.id)).await));
     assert_eq!(
@@ -267,8 +200,8 @@ async fn seller_and_buyer_rooms_are_for_their_own_ids_and_roles() {
 
     // After leaving `sellers`, request:created no longer reaches the seller's socket.
     let mut s = s;
-    let mut s2 = connect(&app, &seller2).await;
-    create_request(&app, &buyer).await;
+    let mut s2 = app.socket(&seller2).await;
+    app.create_request(&buyer).await;
     s2.expect("request:created", WAIT).await;
     assert_eq!(s.count("request:created", QUIET).await, 0);
 }
@@ -283,8 +216,8 @@ async fn request_rooms_are_for_its_buyer_sellers_with_an_offer_and_admins() {
         app.seller().await,
         app.admin().await,
     );
-    let request = create_request(&app, &buyer).await;
-    make_offer(&app, &seller, &request).await;
+    let request = app.create_request(&buyer).await;
+    app.make_offer(&seller, &request, "10.00").await;
     for (user, expected) in [
         (&buyer, None),
         (&seller, None),
@@ -292,7 +225,7 @@ async fn request_rooms_are_for_its_buyer_sellers_with_an_offer_and_admins() {
         (&buyer2, Some("not_found")),
         (&seller2, Some("not_found")),
     ] {
-        let s = connect(&app, user).await;
+        let s = app.socket(user).await;
         let ack = s.ack("join-request-room", json!(request)).await;
         match expected {
             None => assert!(ok(&ack), "{} should join: {ack}", user.role),
@@ -322,9 +255,9 @@ async fn chat_rooms_are_for_the_two_participants_and_admins() {
         app.buyer().await,
         app.admin().await,
     );
-    let request = create_request(&app, &buyer).await;
-    make_offer(&app, &seller, &request).await;
-    let chat = chat_of(&app, &request, &seller).await;
+    let request = app.create_request(&buyer).await;
+    app.make_offer(&seller, &request, "10.00").await;
+    let chat = app.chat_id(&seller, &request).await;
     for (user, allowed) in [
         (&buyer, true),
         (&seller, true),
@@ -332,7 +265,7 @@ async fn chat_rooms_are_for_the_two_participants_and_admins() {
         (&outsider, false),
         (&outsider_buyer, false),
     ] {
-        let s = connect(&app, user).await;
+        let s = app.socket(user).await;
         let ack = s.ack("join-chat-room", json!(chat)).await;
         if allowed {
             assert!(ok(&ack), "{}: {ack}", user.role);
@@ -348,7 +281,7 @@ async fn chat_rooms_are_for_the_two_participants_and_admins() {
 async fn malformed_arguments_answer_bad_request_and_the_socket_stays_usable() {
     let app = TestApp::spawn().await;
     let buyer = app.buyer().await;
-    let s = connect(&app, &buyer).await;
+    let s = app.socket(&buyer).await;
     for event in [
         "join-user-room",
         "join-seller-room",
@@ -415,22 +348,22 @@ async fn a_durable_event_reaches_exactly_the_sockets_of_its_rooms_once_with_its_
         app.seller().await,
         app.admin().await,
     );
-    let request = create_request(&app, &buyer).await;
+    let request = app.create_request(&buyer).await;
 
-    let mut b = connect(&app, &buyer).await;
-    let mut b_tab2 = connect(&app, &buyer).await;
-    let mut b2 = connect(&app, &buyer2).await;
-    let mut s = connect(&app, &seller).await;
-    let mut s2 = connect(&app, &seller2).await;
-    let mut a = connect(&app, &admin).await;
-    let mut a_in_room = connect(&app, &admin).await;
+    let mut b = app.socket(&buyer).await;
+    let mut b_tab2 = app.socket(&buyer).await;
+    let mut b2 = app.socket(&buyer2).await;
+    let mut s = app.socket(&seller).await;
+    let mut s2 = app.socket(&seller2).await;
+    let mut a = app.socket(&admin).await;
+    let mut a_in_room = app.socket(&admin).await;
     assert!(ok(&a_in_room
         .ack("join-request-room", json!(request))
         .await));
     // The buyer's first tab is in both rooms of request:offer-received: one copy still.
     assert!(ok(&b.ack("join-request-room", json!(request)).await));
 
-    make_offer(&app, &seller, &request).await;
+    app.make_offer(&seller, &request, "10.00").await;
 
     let args = b.expect("request:offer-received", WAIT).await;
     assert_eq!(args.len(), 2, "payload and meta: {args:?}");
@@ -472,10 +405,10 @@ async fn a_durable_event_reaches_exactly_the_sockets_of_its_rooms_once_with_its_
 async fn request_created_goes_to_sellers_only() {
     let app = TestApp::spawn().await;
     let (buyer, seller, admin) = (app.buyer().await, app.seller().await, app.admin().await);
-    let mut s = connect(&app, &seller).await;
-    let mut b = connect(&app, &buyer).await;
-    let mut a = connect(&app, &admin).await;
-    let id = create_request(&app, &buyer).await;
+    let mut s = app.socket(&seller).await;
+    let mut b = app.socket(&buyer).await;
+    let mut a = app.socket(&admin).await;
+    let id = app.create_request(&buyer).await;
     assert_eq!(
         s.expect("request:created", WAIT).await[0]["id"],
         id.as_str()
@@ -495,23 +428,23 @@ async fn reconnecting_with_last_event_id_replays_the_missed_visible_events_in_or
     let app = TestApp::spawn().await;
     let (buyer, seller, other_buyer) = (app.buyer().await, app.seller().await, app.buyer().await);
     let seller2 = app.seller().await;
-    let mut watcher = connect(&app, &seller2).await;
-    let mut s = connect(&app, &seller).await;
-    create_request(&app, &buyer).await;
+    let mut watcher = app.socket(&seller2).await;
+    let mut s = app.socket(&seller).await;
+    app.create_request(&buyer).await;
     let first = s.expect("request:created", WAIT).await;
     let last = first[1]["id"].as_i64().unwrap();
     s.close().await;
 
     // Missed while away: two requests for sellers, and an offer on another buyer's request
     // made by somebody else (not visible to this seller).
-    let r2 = create_request(&app, &buyer).await;
-    let r3 = create_request(&app, &other_buyer).await;
-    make_offer(&app, &seller2, &r3).await;
+    let r2 = app.create_request(&buyer).await;
+    let r3 = app.create_request(&other_buyer).await;
+    app.make_offer(&seller2, &r3, "10.00").await;
     for _ in 0..3 {
         watcher.expect("request:created", WAIT).await;
     }
 
-    let mut s = connect_after(&app, &seller, last).await;
+    let mut s = app.socket_after(&seller, last).await;
     let replayed = s.drain(Duration::from_millis(1500)).await;
     let names: Vec<&str> = replayed.iter().map(|r| r.event.as_str()).collect();
     assert_eq!(
@@ -524,7 +457,7 @@ async fn reconnecting_with_last_event_id_replays_the_missed_visible_events_in_or
     assert!(replayed[0].args[1]["id"].as_i64().unwrap() > last);
 
     // Then live.
-    let r4 = create_request(&app, &buyer).await;
+    let r4 = app.create_request(&buyer).await;
     assert_eq!(
         s.expect("request:created", WAIT).await[0]["id"],
         r4.as_str()
@@ -536,8 +469,8 @@ async fn reconnecting_with_last_event_id_replays_the_missed_visible_events_in_or
 async fn a_reconnect_racing_with_new_events_sees_each_event_exactly_once() {
     let app = TestApp::spawn().await;
     let (buyer, seller) = (app.buyer().await, app.seller().await);
-    let mut s = connect(&app, &seller).await;
-    create_request(&app, &buyer).await;
+    let mut s = app.socket(&seller).await;
+    app.create_request(&buyer).await;
     let last = s.expect("request:created", WAIT).await[1]["id"]
         .as_i64()
         .unwrap();
@@ -564,7 +497,7 @@ async fn a_reconnect_racing_with_new_events_sees_each_event_exactly_once() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut s = connect_after(&app, &seller, last).await;
+    let mut s = app.socket_after(&seller, last).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.cancel();
     let made = producer.await.unwrap();
@@ -609,9 +542,9 @@ async fn more_than_500_missed_events_replay_500_then_replay_truncated() {
     let app = TestApp::spawn().await;
     let (buyer, seller, watcher_seller) =
         (app.buyer().await, app.seller().await, app.seller().await);
-    let mut watcher = connect(&app, &watcher_seller).await;
+    let mut watcher = app.socket(&watcher_seller).await;
     for _ in 0..503 {
-        create_request(&app, &buyer).await;
+        app.create_request(&buyer).await;
     }
     // Everything has been emitted live before the reconnect (else the rest would come live).
     for _ in 0..503 {
@@ -619,7 +552,7 @@ async fn more_than_500_missed_events_replay_500_then_replay_truncated() {
             .expect("request:created", Duration::from_secs(30))
             .await;
     }
-    let mut s = connect_after(&app, &seller, 0).await;
+    let mut s = app.socket_after(&seller, 0).await;
     let got = s.drain(Duration::from_secs(3)).await;
     let created: Vec<i64> = got
         .iter()
@@ -653,15 +586,12 @@ async fn more_than_500_missed_events_replay_500_then_replay_truncated() {
     );
 }
 
-#[tokio::test]
-async fn the_events_endpoint_lists_only_what_the_caller_may_see_with_a_cursor() {
-    let app = TestApp::spawn().await;
-    let (buyer, buyer2, seller) = (app.buyer().await, app.buyer().await, app.seller().await);
-    let request = create_request(&app, &buyer).await;
-    make_offer(&app, &seller, &request).await;
-    assert_eq!(app.get("/api/events", None).await.status, 401);
-    // The buyer's notification is written by a subscriber after the offer: wait for it, so
-    // the log is settled before it is compared with a page-by-page walk.
+/// A buyer's request with a seller's offer, once the buyer's `notification:received` is in
+/// the log (a subscriber writes it after the offer), so the log is settled: the buyer and the
+/// first page of the buyer's `GET /api/events`.
+async fn settled_offer_events(app: &TestApp) -> (TestUser, Value) {
+    let o = app.offered_request("10.00").await;
+    let buyer = o.buyer;
     let mine = marketplace_tests::eventually(WAIT, || async {
         let page = app
             .get("/api/events?after=0&limit=100", Some(&buyer.token))
@@ -676,6 +606,14 @@ async fn the_events_endpoint_lists_only_what_the_caller_may_see_with_a_cursor() 
     })
     .await
     .expect("the buyer's notification:received is in the log");
+    (buyer, mine)
+}
+
+#[tokio::test]
+async fn the_events_endpoint_lists_only_what_the_caller_may_see() {
+    let app = TestApp::spawn().await;
+    let (_buyer, mine) = settled_offer_events(&app).await;
+    let buyer2 = app.buyer().await;
     let names: Vec<&str> = mine["items"]
         .as_array()
         .unwrap()
@@ -698,7 +636,12 @@ async fn the_events_endpoint_lists_only_what_the_caller_may_see_with_a_cursor() 
             .iter()
             .all(|i| i["event"] != "request:offer-received")
     );
-    // Paging one by one walks the same items.
+}
+
+#[tokio::test]
+async fn the_events_endpoint_pages_one_by_one_through_the_same_items() {
+    let app = TestApp::spawn().await;
+    let (buyer, mine) = settled_offer_events(&app).await;
     let mut cursor = "0".to_owned();
     let mut walked = Vec::new();
     for _ in 0..50 {
@@ -728,6 +671,13 @@ async fn the_events_endpoint_lists_only_what_the_caller_may_see_with_a_cursor() 
         .map(|i| i["id"].as_i64().unwrap())
         .collect();
     assert_eq!(walked, all);
+}
+
+#[tokio::test]
+async fn the_events_endpoint_needs_a_token_and_a_valid_cursor_and_limit() {
+    let app = TestApp::spawn().await;
+    let buyer = app.buyer().await;
+    assert_eq!(app.get("/api/events", None).await.status, 401);
     assert_eq!(
         app.get("/api/events?after=-1", Some(&buyer.token))
             .await
@@ -775,9 +725,9 @@ async fn presence_of(
 async fn presence_goes_online_with_the_first_tab_and_offline_with_the_last() {
     let app = TestApp::spawn().await;
     let (buyer, seller) = (app.buyer().await, app.seller().await);
-    let request = create_request(&app, &buyer).await;
-    make_offer(&app, &seller, &request).await;
-    let chat = chat_of(&app, &request, &seller).await;
+    let request = app.create_request(&buyer).await;
+    app.make_offer(&seller, &request, "10.00").await;
+    let chat = app.chat_id(&seller, &request).await;
     let presence = |id: String| {
         let app = &app;
         let token = buyer.token.clone();
@@ -793,17 +743,17 @@ async fn presence_goes_online_with_the_first_tab_and_offline_with_the_last() {
         json!({ "userId": seller.id, "online": false, "lastSeenAt": null })
     );
 
-    let mut watcher = connect(&app, &buyer).await;
+    let mut watcher = app.socket(&buyer).await;
     assert!(ok(&watcher.ack("join-chat-room", json!(chat)).await));
 
     // The watcher's own presence goes to the same chat room: look at the seller's only.
     let seller_presence = json!({ "userId": seller.id });
-    let tab1 = connect(&app, &seller).await;
+    let tab1 = app.socket(&seller).await;
     assert_eq!(
         presence_of(&mut watcher, "user:online", &seller_presence, WAIT).await,
         1
     );
-    let tab2 = connect(&app, &seller).await;
+    let tab2 = app.socket(&seller).await;
     assert_eq!(
         presence_of(&mut watcher, "user:online", &seller_presence, QUIET).await,
         0,
@@ -848,13 +798,13 @@ async fn presence_goes_online_with_the_first_tab_and_offline_with_the_last() {
 async fn typing_reaches_the_chat_room_except_the_senders_own_sockets() {
     let app = TestApp::spawn().await;
     let (buyer, seller, outsider) = (app.buyer().await, app.seller().await, app.seller().await);
-    let request = create_request(&app, &buyer).await;
-    make_offer(&app, &seller, &request).await;
-    let chat = chat_of(&app, &request, &seller).await;
+    let request = app.create_request(&buyer).await;
+    app.make_offer(&seller, &request, "10.00").await;
+    let chat = app.chat_id(&seller, &request).await;
 
-    let mut b = connect(&app, &buyer).await;
-    let s1 = connect(&app, &seller).await;
-    let mut s2 = connect(&app, &seller).await;
+    let mut b = app.socket(&buyer).await;
+    let s1 = app.socket(&seller).await;
+    let mut s2 = app.socket(&seller).await;
     for sock in [&b, &s1, &s2] {
         assert!(ok(&sock.ack("join-chat-room", json!(chat)).await));
     }
@@ -876,7 +826,7 @@ async fn typing_reaches_the_chat_room_except_the_senders_own_sockets() {
         "the sender's other tab got its own typing"
     );
 
-    let o = connect(&app, &outsider).await;
+    let o = app.socket(&outsider).await;
     assert_eq!(
         error(&o.ack("chat:typing", json!({ "chatId": chat })).await),
         "not_found"
@@ -910,11 +860,11 @@ async fn typing_reaches_the_chat_room_except_the_senders_own_sockets() {
 async fn chat_send_over_the_socket_acks_the_message_and_emits_chat_new_message() {
     let app = TestApp::spawn().await;
     let (buyer, seller, outsider) = (app.buyer().await, app.seller().await, app.buyer().await);
-    let request = create_request(&app, &buyer).await;
-    make_offer(&app, &seller, &request).await;
-    let chat = chat_of(&app, &request, &seller).await;
-    let b = connect(&app, &buyer).await;
-    let mut s = connect(&app, &seller).await;
+    let request = app.create_request(&buyer).await;
+    app.make_offer(&seller, &request, "10.00").await;
+    let chat = app.chat_id(&seller, &request).await;
+    let b = app.socket(&buyer).await;
+    let mut s = app.socket(&seller).await;
 
     let ack = b
         .ack("chat:send", json!({ "chatId": chat, "content": "hello" }))
@@ -934,7 +884,7 @@ async fn chat_send_over_the_socket_acks_the_message_and_emits_chat_new_message()
         .await;
     assert!(ok(&read), "{read}");
 
-    let o = connect(&app, &outsider).await;
+    let o = app.socket(&outsider).await;
     assert_eq!(
         error(
             &o.ack("chat:send", json!({ "chatId": chat, "content": "hi" }))
@@ -955,7 +905,7 @@ async fn chat_send_over_the_socket_acks_the_message_and_emits_chat_new_message()
 async fn stopping_the_server_closes_open_sockets_instead_of_hanging() {
     let mut app = TestApp::spawn().await;
     let buyer = app.buyer().await;
-    let _s = connect(&app, &buyer).await;
+    let _s = app.socket(&buyer).await;
     let started = std::time::Instant::now();
     app.stop().await;
     assert!(

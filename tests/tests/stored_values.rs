@@ -2,8 +2,7 @@
 //! every rule with raw SQL) is an error the API reports as a 500 problem, never a silent
 //! default: not `open`, not `withdrawn`, not a buyer, not zero.
 
-use marketplace_tests::shkeeper::{accepted_request, pay};
-use marketplace_tests::{Resp, TestApp, TestUser};
+use marketplace_tests::{Resp, TestApp};
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use serde_json::json;
@@ -32,14 +31,6 @@ fn assert_unreadable(r: &Resp, stored: &str) {
     );
     assert_eq!(r.code(), "internal");
     assert!(!r.body.to_string().contains(stored), "leaks: {}", r.body);
-}
-
-async fn offer_on_new_request(app: &TestApp) -> (TestUser, TestUser, String, String) {
-    let buyer = app.buyer().await;
-    let seller = app.seller().await;
-    let request_id = app.create_request(&buyer).await;
-    let offer_id = app.make_offer(&seller, &request_id, "120.00").await;
-    (buyer, seller, request_id, offer_id)
 }
 
 #[tokio::test]
@@ -72,8 +63,9 @@ async fn a_corrupted_request_status_is_an_error_not_open() {
 #[tokio::test]
 async fn a_corrupted_offer_price_is_an_error_not_zero() {
     let app = TestApp::spawn().await;
-    let (buyer, _seller, request_id, offer_id) = offer_on_new_request(&app).await;
-    corrupt(&app, "offers", "price_amount", &offer_id, "twelve").await;
+    let offered = app.offered_request("120.00").await;
+    let (buyer, request_id, offer_id) = (&offered.buyer, &offered.request_id, &offered.offer_id);
+    corrupt(&app, "offers", "price_amount", offer_id, "twelve").await;
 
     let list = app
         .get(
@@ -90,14 +82,16 @@ async fn a_corrupted_offer_price_is_an_error_not_zero() {
         )
         .await;
     assert_unreadable(&accept, "twelve");
-    assert_eq!(app.request_status(&buyer.token, &request_id).await, "open");
+    assert_eq!(app.request_status(&buyer.token, request_id).await, "open");
 }
 
 #[tokio::test]
 async fn a_corrupted_offer_status_is_an_error_not_withdrawn() {
     let app = TestApp::spawn().await;
-    let (buyer, seller, request_id, offer_id) = offer_on_new_request(&app).await;
-    corrupt(&app, "offers", "status", &offer_id, "lost").await;
+    let offered = app.offered_request("120.00").await;
+    let (buyer, seller) = (&offered.buyer, &offered.seller);
+    let (request_id, offer_id) = (&offered.request_id, &offered.offer_id);
+    corrupt(&app, "offers", "status", offer_id, "lost").await;
 
     let list = app
         .get(
@@ -131,8 +125,9 @@ async fn a_corrupted_role_is_an_error_not_a_buyer() {
 #[tokio::test]
 async fn a_corrupted_payment_amount_is_an_error_not_zero() {
     let app = TestApp::spawn().await;
-    let (buyer, _seller, request_id, _) = accepted_request(&app, "120.00").await;
-    let payment = pay(&app, &buyer, &request_id).await;
+    let accepted = app.accepted_request("120.00").await;
+    let (buyer, request_id) = (&accepted.buyer, &accepted.request_id);
+    let payment = app.create_payment(buyer, request_id).await;
     let payment_id = payment["id"].as_str().unwrap();
     corrupt(&app, "payments", "paid_amount", payment_id, "lots").await;
 
