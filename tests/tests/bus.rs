@@ -19,7 +19,11 @@ use tokio_util::task::TaskTracker;
 type Seen = Arc<Mutex<Vec<StoredEvent>>>;
 
 async fn database() -> sea_orm::DatabaseConnection {
-    let url = fresh_database().await;
+    database_at(&fresh_database().await).await
+}
+
+/// A pool of 8 on the database at `url`, migrated.
+async fn database_at(url: &str) -> sea_orm::DatabaseConnection {
     let mut opts = sea_orm::ConnectOptions::new(url);
     opts.sqlx_logging(false).max_connections(8);
     let db = sea_orm::Database::connect(opts).await.unwrap();
@@ -686,4 +690,47 @@ async fn an_event_id_is_drawn_only_once_the_commit_order_lock_is_held() {
         ],
         "the transaction's events take the next ids, in publish order"
     );
+}
+
+#[tokio::test]
+async fn delivery_reads_the_log_on_its_own_connections_while_the_main_pool_is_exhausted() {
+    if marketplace_tests::engine() != "postgres" {
+        eprintln!("skipped: the event log's own pool is PostgreSQL's (SQLite is one process)");
+        return;
+    }
+    // This node's main pool has one connection, and a request holds it (as REST requests
+    // waiting for the commit-order lock hold them under a burst of writes).
+    let url = fresh_database().await;
+    database_at(&url).await;
+    let mut opts = sea_orm::ConnectOptions::new(url.clone());
+    opts.sqlx_logging(false)
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(30));
+    let busy = sea_orm::Database::connect(opts).await.unwrap();
+    let node = EventBus::new(busy.clone());
+    let held = sea_orm::TransactionTrait::begin(&busy).await.unwrap();
+
+    let seen: Seen = Arc::default();
+    let sockets_like = kernel::bus::node_subscriber("sockets-like", {
+        let seen = seen.clone();
+        move |e: StoredEvent| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(e);
+                Ok(())
+            }
+        }
+    });
+    let running = Running::start(&node, vec![sockets_like]);
+    // Another node commits an event.
+    let other = EventBus::new(database_at(&url).await);
+    announce(&other, "while the pool is busy").await;
+    eventually(Duration::from_secs(10), || async {
+        (messages(&seen) == ["while the pool is busy"]).then_some(())
+    })
+    .await
+    .expect("delivered without a connection of the main pool");
+    assert_eq!(node.latest_id().await.unwrap(), bus_ids(&other).await[0]);
+    drop(held);
+    running.stop().await;
 }

@@ -383,10 +383,18 @@ enum Outcome {
 
 struct BusInner {
     db: DatabaseConnection,
+    /// Where the log is read and per-node cursors are written: on PostgreSQL a small pool of
+    /// its own, so that delivery to sockets (and replay) never queues behind REST requests
+    /// for a connection of the main pool; elsewhere the main pool.
+    log: DatabaseConnection,
     wake: watch::Sender<u64>,
     /// Wakes the holders of leases to look at their dead letters (an admin's "retry now").
     dead_wake: watch::Sender<u64>,
 }
+
+/// Connections of the event log's own pool on PostgreSQL (see [`EventBus::new`]): the
+/// subscribers read in turns and a read takes milliseconds.
+pub const LOG_CONNECTIONS: u32 = 2;
 
 /// The event bus: opens transactions that carry events, reads the log, runs subscribers.
 #[derive(Clone)]
@@ -395,12 +403,27 @@ pub struct EventBus {
 }
 
 impl EventBus {
+    /// A bus over `db`. On PostgreSQL it opens (lazily) a pool of [`LOG_CONNECTIONS`]
+    /// connections of its own for reading the log: under a burst of writes the main pool is
+    /// busy with requests waiting for the commit-order lock, and the readers that would
+    /// deliver those commits must not wait behind them.
     pub fn new(db: DatabaseConnection) -> Self {
         let (wake, _) = watch::channel(0);
         let (dead_wake, _) = watch::channel(0);
+        let log = if db.get_database_backend() == DatabaseBackend::Postgres {
+            let pool = sea_orm::sqlx::postgres::PgPoolOptions::new()
+                .max_connections(LOG_CONNECTIONS)
+                .min_connections(0)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_lazy_with(lease::dedicated_options(&db, "marketplace event log"));
+            sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
+        } else {
+            db.clone()
+        };
         Self {
             inner: Arc::new(BusInner {
                 db,
+                log,
                 wake,
                 dead_wake,
             }),
@@ -460,7 +483,7 @@ impl EventBus {
             .filter(event::Column::Id.gt(after))
             .order_by_asc(event::Column::Id)
             .limit(limit)
-            .all(&self.inner.db)
+            .all(&self.inner.log)
             .await?;
         let last = rows.last().map(|r| r.id);
         Ok((
@@ -473,7 +496,7 @@ impl EventBus {
     pub async fn latest_id(&self) -> Result<i64, ApiError> {
         let row = event::Entity::find()
             .order_by_desc(event::Column::Id)
-            .one(&self.inner.db)
+            .one(&self.inner.log)
             .await?;
         Ok(row.map(|r| r.id).unwrap_or(0))
     }
@@ -746,7 +769,7 @@ impl EventBus {
 
     async fn load_cursor(&self, name: &str) -> Result<i64, ApiError> {
         if let Some(row) = subscriber_cursor::Entity::find_by_id(name.to_owned())
-            .one(&self.inner.db)
+            .one(&self.inner.log)
             .await?
         {
             return Ok(row.last_event_id);
@@ -763,10 +786,10 @@ impl EventBus {
                     .to_owned(),
             )
             .try_insert()
-            .exec(&self.inner.db)
+            .exec(&self.inner.log)
             .await?;
         let row = subscriber_cursor::Entity::find_by_id(name.to_owned())
-            .one(&self.inner.db)
+            .one(&self.inner.log)
             .await?;
         Ok(row.map(|r| r.last_event_id).unwrap_or(0))
     }
@@ -795,7 +818,7 @@ impl EventBus {
                 .await?;
             return Ok(());
         }
-        let backend = self.inner.db.get_database_backend();
+        let backend = self.inner.log.get_database_backend();
         let sql = match backend {
             DatabaseBackend::Postgres => {
                 "UPDATE subscriber_cursors SET last_event_id = GREATEST(last_event_id, $1), updated_at = $2 WHERE name = $3"
@@ -805,7 +828,7 @@ impl EventBus {
             }
         };
         self.inner
-            .db
+            .log
             .execute_raw(Statement::from_sql_and_values(
                 backend,
                 sql,
