@@ -44,6 +44,20 @@ fn recorder(name: &'static str) -> (Arc<dyn kernel::Subscriber>, Seen) {
     (sub, seen)
 }
 
+/// Like [`recorder`], for a per-node subscriber (as socket delivery is).
+fn node_recorder(name: &'static str) -> (Arc<dyn kernel::Subscriber>, Seen) {
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let sub = kernel::bus::node_subscriber(name, move |e: StoredEvent| {
+        let s = s.clone();
+        async move {
+            s.lock().unwrap().push(e);
+            Ok(())
+        }
+    });
+    (sub, seen)
+}
+
 struct Running {
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -526,17 +540,7 @@ async fn a_commit_on_one_node_wakes_the_subscribers_of_another_without_waiting_f
     }
     let db = database().await;
     let (node_a, node_b) = (EventBus::new(db.clone()), EventBus::new(db));
-    let seen: Seen = Arc::default();
-    let sub_per_node = kernel::bus::node_subscriber("sockets-like", {
-        let seen = seen.clone();
-        move |e: StoredEvent| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().unwrap().push(e);
-                Ok(())
-            }
-        }
-    });
+    let (sub_per_node, seen) = node_recorder("sockets-like");
     let opts = DispatchOptions {
         poll_interval: Duration::from_secs(60),
         ..Default::default()
@@ -710,17 +714,7 @@ async fn delivery_reads_the_log_on_its_own_connections_while_the_main_pool_is_ex
     let node = EventBus::new(busy.clone());
     let held = sea_orm::TransactionTrait::begin(&busy).await.unwrap();
 
-    let seen: Seen = Arc::default();
-    let sockets_like = kernel::bus::node_subscriber("sockets-like", {
-        let seen = seen.clone();
-        move |e: StoredEvent| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().unwrap().push(e);
-                Ok(())
-            }
-        }
-    });
+    let (sockets_like, seen) = node_recorder("sockets-like");
     let running = Running::start(&node, vec![sockets_like]);
     // Another node commits an event.
     let other = EventBus::new(database_at(&url).await);
