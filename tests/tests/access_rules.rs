@@ -3,27 +3,29 @@
 //! the object is unknown, not the caller's, or not visible to them. One test per route that
 //! used to answer 404 to a role that may never act there (or 403 to an owner check).
 
-use marketplace_tests::{Resp, TestApp, TestUser};
+use marketplace_tests::{TestApp, TestUser};
 use serde_json::{Value, json};
-
-#[track_caller]
-fn forbidden(r: &Resp) {
-    assert_eq!(r.status, 403, "body: {}", r.body);
-    assert_eq!(r.code(), "forbidden");
-}
-
-#[track_caller]
-fn not_found(r: &Resp) {
-    assert_eq!(r.status, 404, "body: {}", r.body);
-    assert_eq!(r.code(), "not_found");
-}
 
 fn unknown() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-async fn post(app: &TestApp, path: &str, who: &TestUser, body: Value) -> Resp {
-    app.post(path, Some(&who.token), body).await
+/// POSTs `body` to `path` as `who` and expects `status`: 403 `forbidden` (the role may never
+/// do this) or 404 `not_found` (the object is unknown, not theirs, or not visible).
+async fn answers(app: &TestApp, path: &str, who: &TestUser, body: Value, status: u16) {
+    let r = app.post(path, Some(&who.token), body).await;
+    let code = if status == 403 {
+        "forbidden"
+    } else {
+        "not_found"
+    };
+    assert_eq!(
+        (r.status, r.code()),
+        (status, code),
+        "{path} as {}: {}",
+        who.email,
+        r.body
+    );
 }
 
 #[tokio::test]
@@ -34,34 +36,31 @@ async fn cancel_and_complete_are_403_for_sellers_and_admins_whatever_the_request
     let rid = app.create_request(&buyer).await;
     for action in ["cancel", "complete"] {
         for who in [&seller, &admin] {
-            forbidden(
-                &post(
-                    &app,
-                    &format!("/api/requests/{}/{action}", unknown()),
-                    who,
-                    json!({}),
-                )
-                .await,
-            );
-            forbidden(
-                &post(
-                    &app,
-                    &format!("/api/requests/{rid}/{action}"),
-                    who,
-                    json!({}),
-                )
-                .await,
-            );
-        }
-        not_found(
-            &post(
+            answers(
+                &app,
+                &format!("/api/requests/{}/{action}", unknown()),
+                who,
+                json!({}),
+                403,
+            )
+            .await;
+            answers(
                 &app,
                 &format!("/api/requests/{rid}/{action}"),
-                &other_buyer,
+                who,
                 json!({}),
+                403,
             )
-            .await,
-        );
+            .await;
+        }
+        answers(
+            &app,
+            &format!("/api/requests/{rid}/{action}"),
+            &other_buyer,
+            json!({}),
+            404,
+        )
+        .await;
     }
     assert_eq!(app.request_status(&buyer.token, &rid).await, "open");
 }
@@ -75,33 +74,30 @@ async fn accept_and_reject_are_403_for_sellers_whatever_the_offer() {
     let oid = app.make_offer(&seller, &rid, "50.00").await;
     for action in ["accept", "reject"] {
         // Another seller cannot see this offer: still 403, sellers never accept or reject.
-        forbidden(
-            &post(
-                &app,
-                &format!("/api/offers/{oid}/{action}"),
-                &other_seller,
-                json!({}),
-            )
-            .await,
-        );
-        forbidden(
-            &post(
-                &app,
-                &format!("/api/offers/{}/{action}", unknown()),
-                &seller,
-                json!({}),
-            )
-            .await,
-        );
-        not_found(
-            &post(
-                &app,
-                &format!("/api/offers/{oid}/{action}"),
-                &other_buyer,
-                json!({}),
-            )
-            .await,
-        );
+        answers(
+            &app,
+            &format!("/api/offers/{oid}/{action}"),
+            &other_seller,
+            json!({}),
+            403,
+        )
+        .await;
+        answers(
+            &app,
+            &format!("/api/offers/{}/{action}", unknown()),
+            &seller,
+            json!({}),
+            403,
+        )
+        .await;
+        answers(
+            &app,
+            &format!("/api/offers/{oid}/{action}"),
+            &other_buyer,
+            json!({}),
+            404,
+        )
+        .await;
     }
     assert_eq!(app.request_status(&buyer.token, &rid).await, "open");
 }
@@ -115,26 +111,31 @@ async fn withdraw_is_403_for_buyers_and_admins_whatever_the_offer() {
     let rid = app.create_request(&buyer).await;
     let oid = app.make_offer(&seller, &rid, "50.00").await;
     for who in [&other_buyer, &buyer, &admin] {
-        forbidden(&post(&app, &format!("/api/offers/{oid}/withdraw"), who, json!({})).await);
-    }
-    forbidden(
-        &post(
-            &app,
-            &format!("/api/offers/{}/withdraw", unknown()),
-            &other_buyer,
-            json!({}),
-        )
-        .await,
-    );
-    not_found(
-        &post(
+        answers(
             &app,
             &format!("/api/offers/{oid}/withdraw"),
-            &other_seller,
+            who,
             json!({}),
+            403,
         )
-        .await,
-    );
+        .await;
+    }
+    answers(
+        &app,
+        &format!("/api/offers/{}/withdraw", unknown()),
+        &other_buyer,
+        json!({}),
+        403,
+    )
+    .await;
+    answers(
+        &app,
+        &format!("/api/offers/{oid}/withdraw"),
+        &other_seller,
+        json!({}),
+        404,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -143,24 +144,22 @@ async fn negotiating_is_403_for_admins_whatever_the_offer() {
     let admin = app.admin().await;
     let other_seller = app.seller().await;
     let body = json!({ "message": "admins do not haggle" });
-    forbidden(
-        &post(
-            &app,
-            &format!("/api/offers/{}/counter", unknown()),
-            &admin,
-            body.clone(),
-        )
-        .await,
-    );
-    not_found(
-        &post(
-            &app,
-            &format!("/api/offers/{}/counter", unknown()),
-            &other_seller,
-            body,
-        )
-        .await,
-    );
+    answers(
+        &app,
+        &format!("/api/offers/{}/counter", unknown()),
+        &admin,
+        body.clone(),
+        403,
+    )
+    .await;
+    answers(
+        &app,
+        &format!("/api/offers/{}/counter", unknown()),
+        &other_seller,
+        body,
+        404,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -168,24 +167,22 @@ async fn opening_a_dispute_is_403_for_admins_whatever_the_request() {
     let app = TestApp::spawn().await;
     let (admin, buyer) = (app.admin().await, app.buyer().await);
     let body = json!({ "reason": "admins resolve, they do not open" });
-    forbidden(
-        &post(
-            &app,
-            &format!("/api/requests/{}/disputes", unknown()),
-            &admin,
-            body.clone(),
-        )
-        .await,
-    );
-    not_found(
-        &post(
-            &app,
-            &format!("/api/requests/{}/disputes", unknown()),
-            &buyer,
-            body,
-        )
-        .await,
-    );
+    answers(
+        &app,
+        &format!("/api/requests/{}/disputes", unknown()),
+        &admin,
+        body.clone(),
+        403,
+    )
+    .await;
+    answers(
+        &app,
+        &format!("/api/requests/{}/disputes", unknown()),
+        &buyer,
+        body,
+        404,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -193,33 +190,30 @@ async fn writing_in_a_chat_is_403_for_admins_whatever_the_chat() {
     let app = TestApp::spawn().await;
     let (admin, buyer) = (app.admin().await, app.buyer().await);
     let chat = unknown();
-    forbidden(
-        &post(
-            &app,
-            &format!("/api/chats/{chat}/messages"),
-            &admin,
-            json!({ "content": "hi" }),
-        )
-        .await,
-    );
-    forbidden(
-        &post(
-            &app,
-            &format!("/api/chats/{chat}/read"),
-            &admin,
-            json!({ "messageId": unknown() }),
-        )
-        .await,
-    );
-    not_found(
-        &post(
-            &app,
-            &format!("/api/chats/{chat}/messages"),
-            &buyer,
-            json!({ "content": "hi" }),
-        )
-        .await,
-    );
+    answers(
+        &app,
+        &format!("/api/chats/{chat}/messages"),
+        &admin,
+        json!({ "content": "hi" }),
+        403,
+    )
+    .await;
+    answers(
+        &app,
+        &format!("/api/chats/{chat}/read"),
+        &admin,
+        json!({ "messageId": unknown() }),
+        403,
+    )
+    .await;
+    answers(
+        &app,
+        &format!("/api/chats/{chat}/messages"),
+        &buyer,
+        json!({ "content": "hi" }),
+        404,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -235,7 +229,7 @@ async fn simulating_a_payment_is_403_for_sellers_even_its_own() {
         payment["id"].as_str().unwrap()
     );
     let paid = json!({ "status": "PAID" });
-    forbidden(&post(&app, &simulate, seller, paid.clone()).await);
-    not_found(&post(&app, &simulate, &other_buyer, paid).await);
+    answers(&app, &simulate, seller, paid.clone(), 403).await;
+    answers(&app, &simulate, &other_buyer, paid, 404).await;
     assert_eq!(app.request_status(&buyer.token, rid).await, "accepted");
 }
