@@ -246,6 +246,17 @@ pub async fn refund_payment(bus: &EventBus, caller: AuthUser, payment_id: Uuid) 
     let pay = lock_payment(&tx, payment_id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    // First: a refund already started (a completed one made the payment `refunded`) is
+    // what the admin needs to hear about, whatever the payment's status is now.
+    if let Some(existing) = newest_for(tx.conn(), pay.id, PayoutKind::Refund).await? {
+        return Err(ApiError::conflict(
+            ErrorCode::RefundExists,
+            format!(
+                "refund payout {} was already started (it is {}); retry it if it failed",
+                existing.id, existing.status
+            ),
+        ));
+    }
     if pay.status() != PaymentStatus::Completed {
         return Err(ApiError::conflict(
             ErrorCode::PaymentNotCompleted,
@@ -265,15 +276,6 @@ pub async fn refund_payment(bus: &EventBus, caller: AuthUser, payment_id: Uuid) 
                 "the request is {}; only a payment of a cancelled request is refunded here \
                  (disputes refund through their resolution)",
                 req.status.as_str()
-            ),
-        ));
-    }
-    if let Some(existing) = newest_for(tx.conn(), pay.id, PayoutKind::Refund).await? {
-        return Err(ApiError::conflict(
-            ErrorCode::RefundExists,
-            format!(
-                "refund payout {} was already started (it is {}); retry it if it failed",
-                existing.id, existing.status
             ),
         ));
     }
