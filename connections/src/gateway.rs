@@ -31,6 +31,8 @@ pub(crate) struct Gateway {
     /// The subscriber holds this lock while emitting; a replaying socket holds it while it
     /// replays and joins its rooms, so it sees every event exactly once.
     pub live: tokio::sync::Mutex<Option<i64>>,
+    /// `live` is `Some` (it never goes back to `None`): a connecting socket need not lock it.
+    pub live_known: std::sync::atomic::AtomicBool,
     pub presence: Presence,
     pub cors_origins: Vec<String>,
 }
@@ -325,6 +327,17 @@ pub(crate) async fn authenticate<A: Adapter>(
             return Err(Refusal::Unavailable);
         }
     };
+    // Without a replay the socket joins its rooms here, before socketioxide sends the connect
+    // packet: every event committed after the client saw `connect` then reaches it. (The
+    // connect handler runs only after that packet is out.) With `lastEventId` the connect
+    // handler replays and then joins, under the lock live delivery takes.
+    if last_event_id(&auth).is_none() {
+        if let Err(e) = gw.fix_live_start().await {
+            tracing::warn!(error = %e, "socket handshake could not fix where live delivery starts");
+            return Err(Refusal::Unavailable);
+        }
+        s.join(own_rooms(user.id, user.role));
+    }
     s.extensions.insert(user);
     register_handlers(&s);
     schedule_expiry(&s, until);
@@ -379,8 +392,8 @@ async fn on_event<A: Adapter>(
     send_ack(ack, &reply);
 }
 
-/// Connect handler: joins the socket's own rooms (after a replay when `auth.lastEventId` is
-/// given) and counts it for presence.
+/// Connect handler: with `auth.lastEventId`, replays and then joins the socket's own rooms
+/// (without it [`authenticate`] joined them); counts the socket for presence.
 pub(crate) async fn on_connect<A: Adapter>(
     s: SocketRef<A>,
     io: SocketIo<A>,
@@ -394,10 +407,10 @@ pub(crate) async fn on_connect<A: Adapter>(
         return;
     };
     let emitter = SocketEmitter::new(io);
-    let rooms = own_rooms(user.id, user.role);
-    match auth.ok().as_ref().and_then(last_event_id) {
-        Some(after) => gw.replay_then_join(&emitter, &s, user, after, rooms).await,
-        None => join_rooms(&s, rooms),
+    // Without `lastEventId` the middleware has joined the rooms already.
+    if let Some(after) = auth.ok().as_ref().and_then(last_event_id) {
+        let rooms = own_rooms(user.id, user.role);
+        gw.replay_then_join(&emitter, &s, user, after, rooms).await;
     }
     gw.presence.connected(&gw, &emitter, &s, user).await;
 }

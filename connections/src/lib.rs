@@ -145,6 +145,7 @@ impl Connections {
             requests,
             chats,
             live: tokio::sync::Mutex::new(None),
+            live_known: false.into(),
             presence,
             cors_origins: cfg.cors_origins.clone(),
         });

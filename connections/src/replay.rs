@@ -7,6 +7,7 @@
 //! releases: every later event is emitted after the join, every earlier one was replayed.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use catalog::Role;
 use catalog::events::{Audience, EventMeta, EventName, ReplayTruncated};
@@ -184,14 +185,31 @@ impl Gateway {
             .await?;
         let id = row.map(|r| r.last_event_id).unwrap_or(0);
         *live = Some(id);
+        self.live_known.store(true, Ordering::Release);
         Ok(id)
+    }
+
+    /// Fixes where this node's live delivery starts, if nothing has yet, before a socket joins
+    /// its rooms without a replay. Every event the live emitter will skip was then committed
+    /// before the join. Otherwise a socket that connects while the emitter has not started
+    /// (the node has just started) could miss an event: the emitter would start after the
+    /// shared cursor as it is then, which the other nodes may have moved past events committed
+    /// after the join.
+    pub(crate) async fn fix_live_start(&self) -> Result<(), ApiError> {
+        if self.live_known.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut live = self.live.lock().await;
+        self.last_emitted(&mut live).await.map(|_| ())
     }
 
     /// Where the live emitter of this node starts (the bus asks before it reads the log):
     /// after what replays were already told was emitted, else after `position`.
     pub(crate) async fn resume_live(&self, position: i64) -> i64 {
         let mut live = self.live.lock().await;
-        *live.get_or_insert(position)
+        let start = *live.get_or_insert(position);
+        self.live_known.store(true, Ordering::Release);
+        start
     }
 
     /// Replays to `s` the events after `after` that `user` may see (at most

@@ -99,6 +99,39 @@ async fn an_event_caused_on_one_node_reaches_sockets_on_every_node_once_with_one
     );
 }
 
+/// A node that has just started, whose live delivery may not have read the log yet, still
+/// gives its sockets every event committed after they connected, though the running nodes
+/// may already have moved the shared cursor past it. (It once started after that cursor and
+/// skipped the event: seen in CI as a socket on the last node missing one.)
+#[tokio::test]
+async fn sockets_of_a_node_that_has_just_started_get_every_event_committed_after_they_connected() {
+    if !postgres_or_skip(
+        "sockets_of_a_node_that_has_just_started_get_every_event_committed_after_they_connected",
+    ) {
+        return;
+    }
+    let cluster = Cluster::start(2).await;
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    let seller = a.seller().await;
+    let buyer = b.buyer().await;
+    // Sockets on the running nodes: they deliver each event, and move the cursor, at once.
+    let mut running = [a.socket(&seller).await, b.socket(&seller).await];
+    for round in 0..4 {
+        let fresh = TestApp::start(cluster.env()).await;
+        let mut socket = fresh.socket(&seller).await;
+        let request = b.create_request(&buyer).await;
+        for s in running.iter_mut() {
+            requests_until(s, &request).await;
+        }
+        let seen = requests_until(&mut socket, &request).await;
+        assert_eq!(
+            seen.iter().filter(|(id, _)| *id == request).count(),
+            1,
+            "round {round}: the new node's socket got {seen:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_offer_made_on_one_node_notifies_the_buyer_on_another_once() {
     if !postgres_or_skip("an_offer_made_on_one_node_notifies_the_buyer_on_another_once") {
