@@ -338,7 +338,8 @@ pub fn document() -> Value {
                  the `Authorization: Bearer` header, or the cookie `token` (same origin or a `CORS_ORIGINS` origin only). \
                  Missing, invalid or expired: `connect_error` with a message containing `unauthorized`.\n\n\
                  On connect a socket joins `user-{{id}}`; sellers also `seller-{{id}}` and `sellers`; buyers also \
-                 `buyer-{{id}}` and `buyers`; admins also `admin`.\n\n\
+                 `buyer-{{id}}` and `buyers`; admins also `admin`, before the client sees `connect`: every durable \
+                 event committed after that reaches it, on whichever node it is connected.\n\n\
                  Durable events carry a second argument `{{ id, at }}`. Reconnecting with `auth.lastEventId` first \
                  replays, in order, the durable events after it whose rooms the user may be in now (at most {REPLAY_LIMIT}; \
                  then `events:replay-truncated` `{{ lastEventId }}`: continue with `GET /api/events?after=`), then live ones, \

@@ -266,17 +266,42 @@ impl RedisServer {
             .spawn()
             .expect("redis-server must be installed for the outage test");
         self.child = Some(child);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
+        // It answers PING once it is loaded; under a loaded CI machine that can take seconds.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.ping().await.is_err() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("redis-server on port {} exited: {status}", self.port);
+            }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "redis-server did not start"
+                "redis-server on port {} did not answer within 30 s",
+                self.port
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        redis::Client::open(self.url())?
+            .get_multiplexed_async_connection()
+            .await
+    }
+
+    async fn ping(&self) -> redis::RedisResult<String> {
+        let mut conn = self.connection().await?;
+        redis::cmd("PING").query_async(&mut conn).await
+    }
+
+    /// Every key it holds, sorted.
+    pub async fn keys(&self) -> Vec<String> {
+        let mut conn = self.connection().await.expect("the private redis-server");
+        let mut keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        keys.sort();
+        keys
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use kernel::limits::redis::RedisLimiter;
 use kernel::{Limits, Quota};
+use marketplace_tests::cluster::RedisServer;
 use marketplace_tests::socket::{ConnectError, SocketClient, SocketOptions};
 use marketplace_tests::{JWT_SECRET, TestApp, TestUser, eventually, mint_token};
 use serde_json::{Value, json};
@@ -364,75 +365,18 @@ async fn with_redis_unreachable_the_limiter_counts_in_memory_and_never_fails() {
     assert_eq!(limits.check(&QUOTA, "user-1").await, Ok(()));
 }
 
-/// A `redis-server` of this test's own on a free port.
-struct OwnRedis {
-    port: u16,
-    child: tokio::process::Child,
-}
-
-impl OwnRedis {
-    async fn start(port: u16) -> OwnRedis {
-        let child = tokio::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server must be installed");
-        let url = format!("redis://127.0.0.1:{port}/");
-        let up = eventually(WAIT, || {
-            let url = url.clone();
-            async move {
-                let client = redis::Client::open(url).ok()?;
-                let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-                redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .ok()
-            }
-        })
-        .await;
-        assert!(up.is_some(), "redis-server did not start on {port}");
-        OwnRedis { port, child }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
-    }
-
-    async fn keys(&self) -> Vec<String> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        redis::cmd("KEYS")
-            .arg("*")
-            .query_async(&mut conn)
-            .await
-            .unwrap()
-    }
-}
-
 #[tokio::test]
 async fn when_redis_goes_away_the_limiter_falls_back_and_uses_redis_again_when_it_returns() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let redis = OwnRedis::start(port).await;
+    let mut redis = RedisServer::start().await;
     let limiter = std::sync::Arc::new(RedisLimiter::new(
-        manager(&format!("redis://127.0.0.1:{port}/")).await,
+        manager(&format!("{}/", redis.url())).await,
         "p",
     ));
     let limits = Limits::new(limiter.clone());
     assert_eq!(limits.check(&QUOTA, "before").await, Ok(()));
     assert_eq!(redis.keys().await, vec!["p:limits:test:before".to_owned()]);
 
-    redis.stop().await;
+    redis.kill();
     // Requests keep being answered, counted in memory.
     for _ in 0..3 {
         assert_eq!(limits.check(&QUOTA, "during").await, Ok(()));
@@ -440,7 +384,7 @@ async fn when_redis_goes_away_the_limiter_falls_back_and_uses_redis_again_when_i
     assert!(limits.check(&QUOTA, "during").await.is_err());
     assert!(!limiter.using_redis());
 
-    let redis = OwnRedis::start(port).await;
+    redis.restart().await;
     let back = eventually(Duration::from_secs(15), || {
         let limiter = limiter.clone();
         async move { limiter.using_redis().then_some(()) }
@@ -449,5 +393,4 @@ async fn when_redis_goes_away_the_limiter_falls_back_and_uses_redis_again_when_i
     assert!(back.is_some(), "the limiter never went back to Redis");
     assert_eq!(limits.check(&QUOTA, "after").await, Ok(()));
     assert_eq!(redis.keys().await, vec!["p:limits:test:after".to_owned()]);
-    redis.stop().await;
 }
