@@ -586,8 +586,9 @@ async fn a_holder_whose_lease_connection_dies_stops_and_the_subscriber_carries_o
     let killed = db
         .execute_unprepared(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE application_name = 'marketplace lease cut-off' AND state IS NOT NULL \
-             AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)",
+             WHERE application_name = 'marketplace leases' AND datname = current_database() \
+             AND pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                         AND classid = 7242 AND objsubid = 2)",
         )
         .await
         .unwrap();
@@ -608,6 +609,59 @@ async fn a_holder_whose_lease_connection_dies_stops_and_the_subscriber_carries_o
     })
     .await
     .expect("a node holds the lease again within 15 s and handles what came meanwhile");
+    run_a.stop().await;
+    run_b.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_holds_all_its_leases_on_one_connection_whatever_the_number_of_subscribers() {
+    if marketplace_tests::engine() != "postgres" {
+        eprintln!("skipped: leases exist on PostgreSQL only (SQLite is always one node)");
+        return;
+    }
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = database().await;
+    let (node_a, node_b) = (EventBus::new(db.clone()), EventBus::new(db.clone()));
+    let names = [
+        "first-effect",
+        "second-effect",
+        "third-effect",
+        "fourth-effect",
+    ];
+    let (mut subs_a, mut subs_b, mut seen) = (Vec::new(), Vec::new(), Vec::new());
+    for name in names {
+        let (a, seen_a) = recorder(name);
+        let (b, seen_b) = recorder(name);
+        subs_a.push(a);
+        subs_b.push(b);
+        seen.push((seen_a, seen_b));
+    }
+    let run_a = Running::start(&node_a, subs_a);
+    let run_b = Running::start(&node_b, subs_b);
+    announce(&node_a, "once").await;
+    eventually(Duration::from_secs(10), || async {
+        seen.iter()
+            .all(|(a, b)| messages(a).len() + messages(b).len() == 1)
+            .then_some(())
+    })
+    .await
+    .expect("each subscriber handles the event on one node");
+
+    let sessions = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE application_name = 'marketplace leases' AND datname = current_database()",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(sessions, 2, "one lease connection per node");
+    for (a, b) in &seen {
+        assert_eq!(messages(a).len() + messages(b).len(), 1, "handled once");
+    }
     run_a.stop().await;
     run_b.stop().await;
 }

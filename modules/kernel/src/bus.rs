@@ -22,8 +22,8 @@
 //!   the log once, since notifications sent meanwhile are lost; `poll_interval` stays as the
 //!   fallback.
 //! - **Leases**: a [`Delivery::OncePerCluster`] subscriber runs on one node at a time: the node
-//!   holding `pg_try_advisory_lock(7242, hash(name))` on a dedicated connection with TCP
-//!   keepalives (`lease.rs`). Others retry every `lease_retry`; PostgreSQL frees the lock when
+//!   holding `pg_try_advisory_lock(7242, hash(name))` on its lease connection, one dedicated
+//!   connection per node with TCP keepalives for all its subscribers (`lease.rs`). Others retry every `lease_retry`; PostgreSQL frees the lock when
 //!   the holder's connection dies, and the holder stops handling at once when it notices.
 //! - **Dead letters**: an event that still fails after its retries is stored in `dead_letters`
 //!   (`dead_letter.rs`), retried by the lease holder with growing pauses (at most 10 minutes),
@@ -390,6 +390,8 @@ struct BusInner {
     wake: watch::Sender<u64>,
     /// Wakes the holders of leases to look at their dead letters (an admin's "retry now").
     dead_wake: watch::Sender<u64>,
+    /// This node's lease connection (PostgreSQL only; opened at the first attempt).
+    leases: Option<lease::Leases>,
 }
 
 /// Connections of the event log's own pool on PostgreSQL (see [`EventBus::new`]): the
@@ -410,7 +412,9 @@ impl EventBus {
     pub fn new(db: DatabaseConnection) -> Self {
         let (wake, _) = watch::channel(0);
         let (dead_wake, _) = watch::channel(0);
-        let log = if db.get_database_backend() == DatabaseBackend::Postgres {
+        let postgres = db.get_database_backend() == DatabaseBackend::Postgres;
+        let leases = postgres.then(|| lease::Leases::new(&db));
+        let log = if postgres {
             let pool = sea_orm::sqlx::postgres::PgPoolOptions::new()
                 .max_connections(LOG_CONNECTIONS)
                 .min_connections(0)
@@ -426,6 +430,7 @@ impl EventBus {
                 log,
                 wake,
                 dead_wake,
+                leases,
             }),
         }
     }
@@ -594,14 +599,14 @@ impl EventBus {
         stop: CancellationToken,
         position: Arc<AtomicI64>,
     ) {
-        let needs_lease = sub.delivery() == Delivery::OncePerCluster && self.is_postgres();
-        if !needs_lease {
-            self.work(&*sub, &options, &stop, None, &position).await;
-            return;
-        }
-        let Some(lease) =
-            lease::Lease::acquire(self.db(), sub.name(), options.lease_retry, &stop).await
-        else {
+        let leases = match (&self.inner.leases, sub.delivery()) {
+            (Some(leases), Delivery::OncePerCluster) => leases,
+            _ => {
+                self.work(&*sub, &options, &stop, None, &position).await;
+                return;
+            }
+        };
+        let Some(lease) = leases.acquire(sub.name(), options.lease_retry, &stop).await else {
             return;
         };
         let lost = lease.lost();
