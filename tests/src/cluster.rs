@@ -43,6 +43,21 @@ pub struct Cluster {
     pub prefix: String,
     /// In-process nodes, in start order.
     pub nodes: Vec<TestApp>,
+    /// This cluster's place among those running at once (dropped last, after the nodes).
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Clusters that run at once in one test process, whatever the number of test threads. A
+/// node keeps up to 8 PostgreSQL connections (its pool of `DB_MAX_CONNECTIONS` = 4, 2 for the
+/// event log, the listener's, the leases'), a test adds its own, and PostgreSQL refuses
+/// clients beyond `max_connections` (100 by default).
+const CLUSTERS_AT_ONCE: usize = 2;
+
+fn cluster_slots() -> std::sync::Arc<tokio::sync::Semaphore> {
+    static SLOTS: OnceLock<std::sync::Arc<tokio::sync::Semaphore>> = OnceLock::new();
+    SLOTS
+        .get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(CLUSTERS_AT_ONCE)))
+        .clone()
 }
 
 impl Cluster {
@@ -57,7 +72,12 @@ impl Cluster {
         redis: &str,
         adjust: impl Fn(&mut HashMap<String, String>),
     ) -> Cluster {
+        let slot = cluster_slots()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let mut cluster = Cluster {
+            _slot: slot,
             database_url: fresh_database().await,
             redis_url: redis.to_owned(),
             prefix: format!("mk-test-{}", uuid::Uuid::now_v7().simple()),
@@ -94,6 +114,15 @@ impl Cluster {
     /// Starts one more node of this cluster as a real `marketplace` process.
     pub async fn spawn_process(&self) -> ProcessNode {
         ProcessNode::spawn(self.env()).await
+    }
+
+    /// Stops every in-process node gracefully, so its PostgreSQL connections are closed
+    /// before the next test opens its own. (A test's runtime ends right after the test; a node
+    /// only cancelled then leaves its pool's connections open until the process exits.)
+    pub async fn stop(mut self) {
+        for node in &mut self.nodes {
+            node.stop().await;
+        }
     }
 
     /// Node `i`.

@@ -471,6 +471,35 @@ impl TestApp {
             .await
             .expect("db")
     }
+
+    /// Waits until every subscriber's cursor has reached the newest event in the log: the
+    /// side effects of what the test did so far (notifications, offer rejections, ...) and
+    /// the events they wrote are all in. Panics after 30 s.
+    pub async fn settled(&self) {
+        use kernel::bus::entity::{event, subscriber_cursor};
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+        let db = self.db().await;
+        let done = eventually(Duration::from_secs(30), || async {
+            let newest = event::Entity::find()
+                .order_by_desc(event::Column::Id)
+                .one(&db)
+                .await
+                .ok()?
+                .map_or(0, |e| e.id);
+            let behind = subscriber_cursor::Entity::find()
+                .filter(subscriber_cursor::Column::LastEventId.lt(newest))
+                .count(&db)
+                .await
+                .ok()?;
+            (behind == 0).then_some(())
+        })
+        .await;
+        assert!(
+            done.is_some(),
+            "the subscribers did not catch up within 30 s"
+        );
+        db.close().await.ok();
+    }
 }
 
 impl Drop for TestApp {

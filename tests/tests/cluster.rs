@@ -97,6 +97,7 @@ async fn an_event_caused_on_one_node_reaches_sockets_on_every_node_once_with_one
         ids.iter().all(|id| *id == ids[0]),
         "one event, one id on every node: {ids:?}"
     );
+    cluster.stop().await;
 }
 
 /// A node that has just started, whose live delivery may not have read the log yet, still
@@ -117,7 +118,7 @@ async fn sockets_of_a_node_that_has_just_started_get_every_event_committed_after
     // Sockets on the running nodes: they deliver each event, and move the cursor, at once.
     let mut running = [a.socket(&seller).await, b.socket(&seller).await];
     for round in 0..4 {
-        let fresh = TestApp::start(cluster.env()).await;
+        let mut fresh = TestApp::start(cluster.env()).await;
         let mut socket = fresh.socket(&seller).await;
         let request = b.create_request(&buyer).await;
         for s in running.iter_mut() {
@@ -129,7 +130,11 @@ async fn sockets_of_a_node_that_has_just_started_get_every_event_committed_after
             1,
             "round {round}: the new node's socket got {seen:?}"
         );
+        // Its PostgreSQL connections go before the next node opens its own.
+        socket.close().await;
+        fresh.stop().await;
     }
+    cluster.stop().await;
 }
 
 #[tokio::test]
@@ -165,6 +170,7 @@ async fn an_offer_made_on_one_node_notifies_the_buyer_on_another_once() {
         assert_eq!(items.len(), 1, "stored once: {stored}");
         assert_eq!(items[0]["id"], note[0]["id"]);
     }
+    cluster.stop().await;
 }
 
 #[tokio::test]
@@ -211,6 +217,7 @@ async fn typing_on_one_node_reaches_the_partner_on_another_and_never_the_senders
     );
     let mut typing_tab = typing_tab;
     assert_eq!(typing_tab.count("chat:typing", Duration::ZERO).await, 0);
+    cluster.stop().await;
 }
 
 #[tokio::test]
@@ -269,6 +276,7 @@ async fn presence_counts_tabs_on_every_node_and_goes_offline_with_the_last() {
         assert_eq!(p["online"], false, "{p}");
         assert!(p["lastSeenAt"].is_string(), "{p}");
     }
+    cluster.stop().await;
 }
 
 #[tokio::test]
@@ -299,6 +307,7 @@ async fn ten_failed_logins_spread_over_nodes_lock_the_account_on_every_node() {
             .await;
         assert_eq!(res.status, 429, "locked on every node: {:?}", res.body);
     }
+    cluster.stop().await;
 }
 
 #[tokio::test]
@@ -372,6 +381,7 @@ async fn a_redis_outage_keeps_rest_and_durable_events_and_typing_and_presence_co
         1,
         "the seller's last socket left: offline reaches node A"
     );
+    cluster.stop().await;
 }
 
 /// The durable events (those with `{ id, at }`) among `received`, as (id, event).
@@ -518,4 +528,5 @@ async fn a_killed_node_loses_nothing_its_subscriber_is_taken_over_and_its_client
         )
         .await;
     assert_eq!(offline, 1, "the seller went offline once");
+    cluster.stop().await;
 }

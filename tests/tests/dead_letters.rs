@@ -161,13 +161,19 @@ async fn a_fault_longer_than_the_retries_is_a_listed_dead_letter_and_its_effect_
     })
     .await
     .expect("the effect happens by itself once the fault ends");
-    let resolved = app
-        .get(
-            "/api/admin/dead-letters?status=resolved",
-            Some(&admin.token),
-        )
-        .await
-        .expect(200);
+    // The dead letter is marked resolved just after its handler returns.
+    let resolved = eventually(Duration::from_secs(10), || async {
+        let page = app
+            .get(
+                "/api/admin/dead-letters?status=resolved",
+                Some(&admin.token),
+            )
+            .await
+            .expect(200);
+        (page["items"].as_array().is_some_and(|i| !i.is_empty())).then_some(page)
+    })
+    .await
+    .expect("the dead letter is listed as resolved");
     let items = resolved["items"].as_array().cloned().unwrap_or_default();
     assert_eq!(items.len(), 1, "{resolved}");
     assert_eq!(items[0]["id"], letter["id"]);

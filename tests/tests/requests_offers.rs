@@ -1382,6 +1382,8 @@ async fn a_refused_change_leaves_nothing_in_the_log() {
     let a = app.accepted_request("12.50").await;
     let (buyer, rid, oid) = (&a.buyer, &a.request_id, &a.offer_id);
     app.cancel_request(buyer, rid).await;
+    // The side effects of the cancellation write events of their own, after the answer.
+    app.settled().await;
 
     let before = events(&app).await.len();
     assert_eq!(
