@@ -390,8 +390,8 @@ struct BusInner {
     wake: watch::Sender<u64>,
     /// Wakes the holders of leases to look at their dead letters (an admin's "retry now").
     dead_wake: watch::Sender<u64>,
-    /// This node's lease connection (PostgreSQL only; opened at the first attempt).
-    leases: Option<lease::Leases>,
+    /// Where this node's lease connection is found (PostgreSQL only).
+    leases: Option<lease::LeaseHome>,
 }
 
 /// Connections of the event log's own pool on PostgreSQL (see [`EventBus::new`]): the
@@ -413,7 +413,7 @@ impl EventBus {
         let (wake, _) = watch::channel(0);
         let (dead_wake, _) = watch::channel(0);
         let postgres = db.get_database_backend() == DatabaseBackend::Postgres;
-        let leases = postgres.then(|| lease::Leases::new(&db));
+        let leases = postgres.then(|| lease::LeaseHome::new(&db));
         let log = if postgres {
             let pool = sea_orm::sqlx::postgres::PgPoolOptions::new()
                 .max_connections(LOG_CONNECTIONS)
@@ -600,7 +600,7 @@ impl EventBus {
         position: Arc<AtomicI64>,
     ) {
         let leases = match (&self.inner.leases, sub.delivery()) {
-            (Some(leases), Delivery::OncePerCluster) => leases,
+            (Some(home), Delivery::OncePerCluster) => home.leases(),
             _ => {
                 self.work(&*sub, &options, &stop, None, &position).await;
                 return;

@@ -55,7 +55,39 @@ fn lease_key(name: &str) -> i32 {
     h as i32
 }
 
-/// This node's lease connection and the leases held on it. Opened at the first attempt.
+/// Where a node's subscriber tasks find its lease connection. It is held weakly here, and
+/// strongly by the tasks that hold or wait for a lease: the connection closes with them, also
+/// when a runtime ends without a graceful stop (an in-process server in a test).
+pub(super) struct LeaseHome {
+    options: PgConnectOptions,
+    current: std::sync::Mutex<Weak<Inner>>,
+}
+
+impl LeaseHome {
+    pub(super) fn new(db: &DatabaseConnection) -> Self {
+        Self {
+            options: dedicated_options(db, APPLICATION_NAME),
+            current: std::sync::Mutex::new(Weak::new()),
+        }
+    }
+
+    /// The node's leases: the ones in use, or a new set (its connection opened at the first
+    /// attempt).
+    pub(super) fn leases(&self) -> Leases {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(inner) = current.upgrade() {
+            return Leases { inner };
+        }
+        let inner = Arc::new(Inner {
+            options: self.options.clone(),
+            session: Mutex::new(None),
+        });
+        *current = Arc::downgrade(&inner);
+        Leases { inner }
+    }
+}
+
+/// This node's lease connection and the leases held on it.
 #[derive(Clone)]
 pub(super) struct Leases {
     inner: Arc<Inner>,
@@ -86,15 +118,6 @@ fn end_session(slot: &mut Option<Session>) {
 }
 
 impl Leases {
-    pub(super) fn new(db: &DatabaseConnection) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                options: dedicated_options(db, APPLICATION_NAME),
-                session: Mutex::new(None),
-            }),
-        }
-    }
-
     /// Waits until this node holds the lease of `name` (trying every `retry`), or returns
     /// `None` when `stop` fires first.
     pub(super) async fn acquire(
