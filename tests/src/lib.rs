@@ -160,6 +160,8 @@ pub struct TestApp {
     pub env: HashMap<String, String>,
     cancel: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Drops the server at once, without a graceful stop ([`TestApp::kill`]).
+    abort: Option<tokio::sync::oneshot::Sender<()>>,
     /// This process's server's hasher; `None` for a server attached from another process.
     hasher: Option<std::sync::Arc<auth::Hasher>>,
 }
@@ -192,22 +194,51 @@ impl TestApp {
     }
 
     /// Starts a server with exactly this environment (the database must exist).
+    ///
+    /// The server runs on a runtime of its own, of the same kind as the test's (one worker
+    /// thread, or as many as the test has), on a blocking thread of the test's runtime. So
+    /// when the test drops it, it stops gracefully even though the test's runtime ends: its
+    /// sockets are closed and its database connections with them. (Run on the test's own
+    /// runtime, a server with sockets still open when the test ended kept its pools, and their
+    /// PostgreSQL connections, until the process exited: socketioxide's sockets and namespaces
+    /// refer to each other, so nothing but a graceful close frees them.) The test's runtime
+    /// waits for that stop when it ends.
     pub async fn start(mut env: HashMap<String, String>) -> TestApp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
         let addr = listener.local_addr().expect("addr");
         env.insert("PORT".into(), addr.port().to_string());
         let lookup = env.clone();
         let config = Config::from_lookup(|k| lookup.get(k).cloned()).expect("test config");
         let cancel = CancellationToken::new();
         let hasher = marketplace_api::hasher(&config).expect("hashing threads");
-        let handle = tokio::spawn(marketplace_api::run_with_hasher(
-            config,
-            listener,
-            cancel.clone(),
-            hasher.clone(),
-        ));
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        let (abort, aborted) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::task::spawn_blocking({
+            let (cancel, hasher) = (cancel.clone(), hasher.clone());
+            move || -> anyhow::Result<()> {
+                let runtime = if workers > 1 {
+                    tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(workers)
+                        .enable_all()
+                        .build()?
+                } else {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?
+                };
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    let run = marketplace_api::run_with_hasher(config, listener, cancel, hasher);
+                    tokio::select! {
+                        r = run => r,
+                        Ok(()) = aborted => Err(anyhow::anyhow!("killed")),
+                    }
+                })
+            }
+        });
         let mut app = TestApp {
             addr,
             base: format!("http://{addr}"),
@@ -219,6 +250,7 @@ impl TestApp {
             env,
             cancel,
             handle: Some(handle),
+            abort: Some(abort),
             hasher: Some(hasher),
         };
         app.wait_ready().await;
@@ -239,6 +271,7 @@ impl TestApp {
             env,
             cancel: CancellationToken::new(),
             handle: None,
+            abort: None,
             hasher: None,
         };
         app.wait_ready().await;
@@ -280,10 +313,13 @@ impl TestApp {
         }
     }
 
-    /// Kills the server without a graceful stop (the task is aborted mid-flight).
-    pub fn kill(&mut self) {
+    /// Kills the server without a graceful stop: it is dropped mid-flight, with its runtime.
+    pub async fn kill(&mut self) {
+        if let Some(abort) = self.abort.take() {
+            let _ = abort.send(());
+        }
         if let Some(h) = self.handle.take() {
-            h.abort();
+            let _ = tokio::time::timeout(Duration::from_secs(30), h).await;
         }
     }
 

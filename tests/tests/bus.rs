@@ -279,7 +279,7 @@ async fn a_killed_server_delivers_its_committed_events_after_restart() {
     // the same database; the subscribers' cursors pick up whatever the log holds beyond them.
     let mut app = marketplace_tests::TestApp::spawn().await;
     let db = app.db().await;
-    app.kill();
+    app.kill().await;
     let bus = EventBus::new(db.clone());
     announce(&bus, "written while the server was down").await;
     let app = marketplace_tests::TestApp::start(app.env.clone()).await;

@@ -874,7 +874,7 @@ async fn a_crash_between_the_payout_call_and_its_answer_does_not_pay_twice() {
 
     // Crash while the provider has not answered, then start again on the same database.
     let env = app.env.clone();
-    app.kill();
+    app.kill().await;
     drop(app);
     standin.script(|s| s.payout_delay = Duration::ZERO);
     let app = TestApp::start(env).await;
@@ -909,7 +909,7 @@ async fn a_payout_the_provider_never_received_is_resubmitted_after_a_look_up() {
     let mut app = app_with(&standin).await;
     let paid = paid_request(&app, "100.00", "0.002", "tx-paid").await;
     let env = app.env.clone();
-    app.kill();
+    app.kill().await;
     drop(app);
     let mut env2 = env.clone();
     env2.insert("SHKEEPER_URL".into(), "http://127.0.0.1:9".into());
@@ -934,7 +934,7 @@ async fn a_payout_the_provider_never_received_is_resubmitted_after_a_look_up() {
     .expect("a submission was attempted");
     let _ = db.close().await;
     let mut app = app;
-    app.kill();
+    app.kill().await;
     drop(app);
     let app = TestApp::start(env).await;
     let done = app
