@@ -35,32 +35,15 @@ async fn cancel_and_complete_are_403_for_sellers_and_admins_whatever_the_request
     let (seller, admin) = (app.seller().await, app.admin().await);
     let rid = app.create_request(&buyer).await;
     for action in ["cancel", "complete"] {
+        let (unknown_one, real) = (
+            format!("/api/requests/{}/{action}", unknown()),
+            format!("/api/requests/{rid}/{action}"),
+        );
         for who in [&seller, &admin] {
-            answers(
-                &app,
-                &format!("/api/requests/{}/{action}", unknown()),
-                who,
-                json!({}),
-                403,
-            )
-            .await;
-            answers(
-                &app,
-                &format!("/api/requests/{rid}/{action}"),
-                who,
-                json!({}),
-                403,
-            )
-            .await;
+            answers(&app, &unknown_one, who, json!({}), 403).await;
+            answers(&app, &real, who, json!({}), 403).await;
         }
-        answers(
-            &app,
-            &format!("/api/requests/{rid}/{action}"),
-            &other_buyer,
-            json!({}),
-            404,
-        )
-        .await;
+        answers(&app, &real, &other_buyer, json!({}), 404).await;
     }
     assert_eq!(app.request_status(&buyer.token, &rid).await, "open");
 }
@@ -73,31 +56,14 @@ async fn accept_and_reject_are_403_for_sellers_whatever_the_offer() {
     let rid = app.create_request(&buyer).await;
     let oid = app.make_offer(&seller, &rid, "50.00").await;
     for action in ["accept", "reject"] {
+        let (real, unknown_one) = (
+            format!("/api/offers/{oid}/{action}"),
+            format!("/api/offers/{}/{action}", unknown()),
+        );
         // Another seller cannot see this offer: still 403, sellers never accept or reject.
-        answers(
-            &app,
-            &format!("/api/offers/{oid}/{action}"),
-            &other_seller,
-            json!({}),
-            403,
-        )
-        .await;
-        answers(
-            &app,
-            &format!("/api/offers/{}/{action}", unknown()),
-            &seller,
-            json!({}),
-            403,
-        )
-        .await;
-        answers(
-            &app,
-            &format!("/api/offers/{oid}/{action}"),
-            &other_buyer,
-            json!({}),
-            404,
-        )
-        .await;
+        answers(&app, &real, &other_seller, json!({}), 403).await;
+        answers(&app, &unknown_one, &seller, json!({}), 403).await;
+        answers(&app, &real, &other_buyer, json!({}), 404).await;
     }
     assert_eq!(app.request_status(&buyer.token, &rid).await, "open");
 }
@@ -110,32 +76,13 @@ async fn withdraw_is_403_for_buyers_and_admins_whatever_the_offer() {
     let (seller, other_seller) = (app.seller().await, app.seller().await);
     let rid = app.create_request(&buyer).await;
     let oid = app.make_offer(&seller, &rid, "50.00").await;
+    let real = format!("/api/offers/{oid}/withdraw");
     for who in [&other_buyer, &buyer, &admin] {
-        answers(
-            &app,
-            &format!("/api/offers/{oid}/withdraw"),
-            who,
-            json!({}),
-            403,
-        )
-        .await;
+        answers(&app, &real, who, json!({}), 403).await;
     }
-    answers(
-        &app,
-        &format!("/api/offers/{}/withdraw", unknown()),
-        &other_buyer,
-        json!({}),
-        403,
-    )
-    .await;
-    answers(
-        &app,
-        &format!("/api/offers/{oid}/withdraw"),
-        &other_seller,
-        json!({}),
-        404,
-    )
-    .await;
+    let unknown_one = format!("/api/offers/{}/withdraw", unknown());
+    answers(&app, &unknown_one, &other_buyer, json!({}), 403).await;
+    answers(&app, &real, &other_seller, json!({}), 404).await;
 }
 
 #[tokio::test]
@@ -144,22 +91,10 @@ async fn negotiating_is_403_for_admins_whatever_the_offer() {
     let admin = app.admin().await;
     let other_seller = app.seller().await;
     let body = json!({ "message": "admins do not haggle" });
-    answers(
-        &app,
-        &format!("/api/offers/{}/counter", unknown()),
-        &admin,
-        body.clone(),
-        403,
-    )
-    .await;
-    answers(
-        &app,
-        &format!("/api/offers/{}/counter", unknown()),
-        &other_seller,
-        body,
-        404,
-    )
-    .await;
+    let counter = format!("/api/offers/{}/counter", unknown());
+    answers(&app, &counter, &admin, body.clone(), 403).await;
+    let counter = format!("/api/offers/{}/counter", unknown());
+    answers(&app, &counter, &other_seller, body, 404).await;
 }
 
 #[tokio::test]
@@ -167,22 +102,10 @@ async fn opening_a_dispute_is_403_for_admins_whatever_the_request() {
     let app = TestApp::spawn().await;
     let (admin, buyer) = (app.admin().await, app.buyer().await);
     let body = json!({ "reason": "admins resolve, they do not open" });
-    answers(
-        &app,
-        &format!("/api/requests/{}/disputes", unknown()),
-        &admin,
-        body.clone(),
-        403,
-    )
-    .await;
-    answers(
-        &app,
-        &format!("/api/requests/{}/disputes", unknown()),
-        &buyer,
-        body,
-        404,
-    )
-    .await;
+    let open = format!("/api/requests/{}/disputes", unknown());
+    answers(&app, &open, &admin, body.clone(), 403).await;
+    let open = format!("/api/requests/{}/disputes", unknown());
+    answers(&app, &open, &buyer, body, 404).await;
 }
 
 #[tokio::test]
@@ -190,30 +113,14 @@ async fn writing_in_a_chat_is_403_for_admins_whatever_the_chat() {
     let app = TestApp::spawn().await;
     let (admin, buyer) = (app.admin().await, app.buyer().await);
     let chat = unknown();
-    answers(
-        &app,
-        &format!("/api/chats/{chat}/messages"),
-        &admin,
-        json!({ "content": "hi" }),
-        403,
-    )
-    .await;
-    answers(
-        &app,
-        &format!("/api/chats/{chat}/read"),
-        &admin,
-        json!({ "messageId": unknown() }),
-        403,
-    )
-    .await;
-    answers(
-        &app,
-        &format!("/api/chats/{chat}/messages"),
-        &buyer,
-        json!({ "content": "hi" }),
-        404,
-    )
-    .await;
+    let (send, read) = (
+        format!("/api/chats/{chat}/messages"),
+        format!("/api/chats/{chat}/read"),
+    );
+    let message = json!({ "content": "hi" });
+    answers(&app, &send, &admin, message.clone(), 403).await;
+    answers(&app, &read, &admin, json!({ "messageId": unknown() }), 403).await;
+    answers(&app, &send, &buyer, message, 404).await;
 }
 
 #[tokio::test]
