@@ -166,3 +166,165 @@ async fn from_request_to_accepted_offer_each_party_sees_exactly_its_events() {
         "{admin_saw:?}"
     );
 }
+
+/// Whether a seller other than `a_seller_id` may see this event (`name`, `payload`): only
+/// what REST shows a competing seller — new requests, a request's status, and its own offer.
+fn fine_for_a_competitor(name: &str, payload: &Value, a_seller_id: &str) -> bool {
+    match name {
+        "request:created" | "request:status-updated" => true,
+        "request:offer-received" => payload["offer"]["sellerId"] != a_seller_id,
+        "notification:received" | "notification:read" => true,
+        _ => false,
+    }
+}
+
+/// Issue 25, finding 1: seller B offered on the same request as seller A, so B may be in the
+/// request room. A's offer and price, the buyer's counter to A, A's acceptance, the payment
+/// and the dispute with its evidence must reach B neither live in the room, nor on replay,
+/// nor through `GET /api/events`.
+#[tokio::test]
+async fn a_competing_seller_sees_no_other_sellers_bid_payment_or_dispute_anywhere() {
+    let app = TestApp::spawn().await;
+    let buyer = app.buyer().await;
+    let (a, b) = (app.seller().await, app.seller().await);
+    let request_id = app.create_request(&buyer).await;
+    let b_offer = app.make_offer(&b, &request_id, "80.00").await;
+    let mut live = app.socket(&b).await;
+    let joined = live.ack("join-request-room", json!(request_id)).await;
+    assert_eq!(
+        joined["ok"], true,
+        "a seller who offered may follow: {joined}"
+    );
+
+    // A bids, the buyer counters A, accepts A, pays; A opens a dispute with evidence; an
+    // admin resolves it.
+    let a_offer = app.make_offer(&a, &request_id, "71.37").await;
+    app.post(
+        &format!("/api/offers/{a_offer}/counter"),
+        Some(&buyer.token),
+        json!({ "message": "Would you take 65.10?", "price": { "amount": "65.10", "currency": "USD" } }),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/offers/{a_offer}/accept"),
+        Some(&buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let payment = app.create_payment(&buyer, &request_id).await;
+    let payment_id = payment["id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/api/sandbox/payments/{payment_id}/simulate"),
+        Some(&buyer.token),
+        json!({ "status": "PAID" }),
+    )
+    .await
+    .expect(200);
+    let dispute = app
+        .post(
+            &format!("/api/requests/{request_id}/disputes"),
+            Some(&a.token),
+            json!({ "reason": "The buyer says it never came" }),
+        )
+        .await
+        .expect(201);
+    let dispute_id = dispute["id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/api/disputes/{dispute_id}/evidence"),
+        Some(&a.token),
+        json!({ "description": "Tracking number 1Z999" }),
+    )
+    .await
+    .expect(201);
+    let admin = app.admin().await;
+    app.post(
+        &format!("/api/disputes/{dispute_id}/resolve"),
+        Some(&admin.token),
+        json!({ "resolution": "release_to_seller", "note": "Delivered per tracking" }),
+    )
+    .await
+    .expect(200);
+    app.settled().await;
+
+    // Live, in the request room.
+    let got = live.drain(QUIET).await;
+    let leaked: Vec<&str> = got
+        .iter()
+        .filter(|r| !fine_for_a_competitor(&r.event, &r.args[0], &a.id))
+        .map(|r| r.event.as_str())
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "leaked live to the competitor: {leaked:?}"
+    );
+    assert!(
+        got.iter().any(|r| r.event == "request:status-updated"),
+        "the room still carries the request's status: {:?}",
+        got.iter().map(|r| &r.event).collect::<Vec<_>>()
+    );
+
+    // Replay from the start of the log.
+    let mut replayed = app.socket_after(&b, 0).await;
+    let again = replayed.drain(QUIET).await;
+    let leaked: Vec<&str> = again
+        .iter()
+        .filter(|r| !fine_for_a_competitor(&r.event, &r.args[0], &a.id))
+        .map(|r| r.event.as_str())
+        .collect();
+    assert!(leaked.is_empty(), "leaked on replay: {leaked:?}");
+    assert!(
+        again
+            .iter()
+            .any(|r| r.event == "request:offer-received"
+                && r.args[0]["offer"]["id"] == b_offer.as_str()),
+        "B's own offer is replayed to B"
+    );
+
+    // Over REST, the whole log.
+    let mut cursor = "0".to_owned();
+    let mut listed = Vec::new();
+    loop {
+        let page = app
+            .get(
+                &format!("/api/events?after={cursor}&limit=100"),
+                Some(&b.token),
+            )
+            .await
+            .expect(200);
+        listed.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    let leaked: Vec<&Value> = listed
+        .iter()
+        .filter(|i| !fine_for_a_competitor(i["event"].as_str().unwrap(), &i["payload"], &a.id))
+        .map(|i| &i["event"])
+        .collect();
+    assert!(leaked.is_empty(), "leaked over GET /api/events: {leaked:?}");
+    assert!(
+        !serde_json::to_string(&listed).unwrap().contains("71.37"),
+        "A's price reached B"
+    );
+
+    // The winner and the buyer still get theirs (user rooms), each once.
+    let mut w = app.socket_after(&a, 0).await;
+    let names: Vec<String> = w.drain(QUIET).await.into_iter().map(|r| r.event).collect();
+    for event in [
+        "offer:negotiation-update",
+        "payment:status-updated",
+        "payment:completed",
+        "dispute:opened",
+        "dispute:evidence-added",
+        "dispute:resolved",
+    ] {
+        assert_eq!(
+            names.iter().filter(|n| *n == event).count(),
+            1,
+            "{event} reaches the winning seller once: {names:?}"
+        );
+    }
+}

@@ -114,13 +114,13 @@ catalog_events! {
     NotificationReceived => "notification:received", durable, NotificationReceived, rooms [User(RecipientId)];
     NotificationRead => "notification:read", durable, NotificationRead, rooms [User(RecipientId)];
     RequestCreated => "request:created", durable, RequestCreated, rooms [Sellers];
-    RequestOfferReceived => "request:offer-received", durable, RequestOfferReceived, rooms [User(BuyerId), Request];
+    RequestOfferReceived => "request:offer-received", durable, RequestOfferReceived, rooms [User(BuyerId), User(SellerId)];
     RequestStatusUpdated => "request:status-updated", durable, RequestStatusUpdated, rooms [Request, User(BuyerId)];
-    OfferNegotiationUpdate => "offer:negotiation-update", durable, OfferNegotiationUpdate, rooms [Request];
+    OfferNegotiationUpdate => "offer:negotiation-update", durable, OfferNegotiationUpdate, rooms [User(BuyerId), User(SellerId)];
     OfferAccepted => "offer:accepted", durable, OfferAccepted, rooms [Seller(SellerId), User(BuyerId)];
     PaymentCreated => "payment:created", durable, PaymentCreated, rooms [User(BuyerId)];
-    PaymentStatusUpdated => "payment:status-updated", durable, PaymentStatusUpdated, rooms [User(BuyerId), Request];
-    PaymentCompleted => "payment:completed", durable, PaymentCompleted, rooms [User(BuyerId), User(SellerId), Request];
+    PaymentStatusUpdated => "payment:status-updated", durable, PaymentStatusUpdated, rooms [User(BuyerId), User(SellerId)];
+    PaymentCompleted => "payment:completed", durable, PaymentCompleted, rooms [User(BuyerId), User(SellerId)];
     PayoutCreated => "payout:created", durable, PayoutCreated, rooms [User(RecipientId)];
     PayoutCompleted => "payout:completed", durable, PayoutCompleted, rooms [User(RecipientId)];
     PayoutFailed => "payout:failed", durable, PayoutFailed, rooms [User(RecipientId), Admin];
@@ -128,9 +128,9 @@ catalog_events! {
     ChatMessageRead => "chat:message-read", durable, ChatMessageRead, rooms [Chat];
     ChatTyping => "chat:typing", live, ChatTyping, rooms ["chat-{chatId} (not the sender's own sockets)"];
     ChatStoppedTyping => "chat:stopped-typing", live, ChatTyping, rooms ["chat-{chatId} (not the sender's own sockets)"];
-    DisputeOpened => "dispute:opened", durable, DisputeOpened, rooms [Request, Admin];
-    DisputeEvidenceAdded => "dispute:evidence-added", durable, DisputeEvidenceAdded, rooms [Request, Admin];
-    DisputeResolved => "dispute:resolved", durable, DisputeResolved, rooms [Request, User(BuyerId), User(SellerId), Admin];
+    DisputeOpened => "dispute:opened", durable, DisputeOpened, rooms [User(BuyerId), User(SellerId), Admin];
+    DisputeEvidenceAdded => "dispute:evidence-added", durable, DisputeEvidenceAdded, rooms [User(BuyerId), User(SellerId), Admin];
+    DisputeResolved => "dispute:resolved", durable, DisputeResolved, rooms [User(BuyerId), User(SellerId), Admin];
     UserOnline => "user:online", live, UserPresence, rooms ["chat-{chatId} of each of the user's chats"];
     UserOffline => "user:offline", live, UserPresence, rooms ["chat-{chatId} of each of the user's chats"];
     SystemMaintenance => "system:maintenance", durable, SystemMaintenance, rooms [Everyone];
@@ -238,7 +238,7 @@ audience!(RequestCreated, |self| Audience {
     ..Default::default()
 });
 
-/// `request:offer-received` → `user-{buyerId}`, `request-{requestId}`.
+/// `request:offer-received` → `user-{buyerId}`, `user-{sellerId}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestOfferReceived {
@@ -274,7 +274,7 @@ audience!(RequestStatusUpdated, |self| Audience {
     ..Default::default()
 });
 
-/// `offer:negotiation-update` → `request-{requestId}`.
+/// `offer:negotiation-update` → `user-{buyerId}`, `user-{sellerId}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct OfferNegotiationUpdate {
@@ -325,7 +325,7 @@ audience!(PaymentCreated, |self| Audience {
     ..Default::default()
 });
 
-/// `payment:status-updated` → `user-{buyerId}`, `request-{requestId}`.
+/// `payment:status-updated` → `user-{buyerId}`, `user-{sellerId}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentStatusUpdated {
@@ -335,14 +335,18 @@ pub struct PaymentStatusUpdated {
     pub provider_payment_id: Option<String>,
     #[serde(skip)]
     pub buyer_id: Uuid,
+    /// The accepted seller's id: the payment is theirs to follow too.
+    #[serde(skip)]
+    pub seller_id: Uuid,
 }
 audience!(PaymentStatusUpdated, |self| Audience {
     buyer_id: Some(self.buyer_id),
+    seller_id: Some(self.seller_id),
     request_id: Some(self.request_id),
     ..Default::default()
 });
 
-/// `payment:completed` → `user-{buyerId}`, `user-{sellerId}`, `request-{requestId}`.
+/// `payment:completed` → `user-{buyerId}`, `user-{sellerId}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentCompleted {
@@ -444,7 +448,7 @@ audience!(ChatMessageRead, |self| {
     }
 });
 
-/// `dispute:opened` → `request-{requestId}`, `admin`.
+/// `dispute:opened` → `user-{buyerId}`, `user-{sellerId}`, `admin`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct DisputeOpened {
@@ -463,7 +467,7 @@ audience!(DisputeOpened, |self| Audience {
     ..Default::default()
 });
 
-/// `dispute:evidence-added` → `request-{requestId}`, `admin`.
+/// `dispute:evidence-added` → `user-{buyerId}`, `user-{sellerId}`, `admin`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct DisputeEvidenceAdded {
@@ -484,7 +488,7 @@ audience!(DisputeEvidenceAdded, |self| Audience {
     ..Default::default()
 });
 
-/// `dispute:resolved` → `request-{requestId}`, `user-{buyerId}`, `user-{sellerId}`, `admin`.
+/// `dispute:resolved` → `user-{buyerId}`, `user-{sellerId}`, `admin`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct DisputeResolved {

@@ -209,7 +209,11 @@ mod tests {
         let Target::Rooms(rooms) = target(EventName::PaymentCompleted, &a) else {
             panic!("rooms expected")
         };
-        assert_eq!(rooms, vec![user_room(buyer), request_room(buyer)]);
+        assert_eq!(rooms, vec![user_room(buyer)]);
+        let Target::Rooms(rooms) = target(EventName::RequestStatusUpdated, &a) else {
+            panic!("rooms expected")
+        };
+        assert_eq!(rooms, vec![request_room(buyer), user_room(buyer)]);
         assert_eq!(
             target(EventName::SystemAnnouncement, &Audience::default()),
             Target::Everyone

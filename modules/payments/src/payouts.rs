@@ -280,6 +280,7 @@ async fn mark_refunded(tx: &mut Tx, payment_id: Uuid) -> Result<()> {
             status: PaymentStatus::Refunded,
             provider_payment_id: p.provider_payment_id.clone(),
             buyer_id: p.buyer_id,
+            seller_id: p.seller_id,
         });
     }
     Ok(())
