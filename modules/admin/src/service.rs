@@ -43,7 +43,8 @@ pub async fn dead_letters(
         Some("resolved") => q = q.filter(dead_letter::Column::ResolvedAt.is_not_null()),
         Some(_) => return Err(ApiError::invalid("status", "must be open or resolved")),
     }
-    if let Some(s) = params.subscriber.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(s) = kernel::validate::query_text("subscriber", params.subscriber.as_deref(), 200)?
+    {
         q = q.filter(dead_letter::Column::Subscriber.eq(s));
     }
     if let Some(before) = cursor {

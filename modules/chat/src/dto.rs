@@ -27,20 +27,19 @@ pub struct MarkReadBody {
 pub struct Content(String);
 
 impl Content {
-    /// 422 on the field `content` when it is empty after trimming or too long.
+    /// 422 on the field `content` when it breaks the contract's text rule
+    /// ([`kernel::validate::check_text`]): a forbidden character, empty once trimmed, or too
+    /// long.
     pub fn parse(raw: &str) -> Result<Content, ApiError> {
-        let trimmed = raw.trim();
-        let n = trimmed.chars().count();
-        if n == 0 {
-            return Err(ApiError::invalid("content", "must not be empty"));
-        }
-        if n > MAX_CONTENT {
+        let text = kernel::validate::check_text("content", raw, 1, usize::MAX)
+            .map_err(|e| ApiError::invalid(e.field, e.message))?;
+        if text.chars().count() > MAX_CONTENT {
             return Err(ApiError::invalid(
                 "content",
                 format!("must be at most {MAX_CONTENT} characters"),
             ));
         }
-        Ok(Content(trimmed.to_owned()))
+        Ok(Content(text))
     }
 
     pub fn as_str(&self) -> &str {
@@ -75,5 +74,8 @@ mod tests {
         assert!(Content::parse(&"é".repeat(MAX_CONTENT)).is_ok());
         assert!(Content::parse(&"é".repeat(MAX_CONTENT + 1)).is_err());
         assert!(Content::parse(&format!("  {}  ", "x".repeat(MAX_CONTENT))).is_ok());
+        assert!(Content::parse("a\0b").is_err());
+        assert!(Content::parse("\u{202E}gnp.exe").is_err());
+        assert!(Content::parse("\u{200B}\u{200B}").is_err());
     }
 }

@@ -17,28 +17,17 @@ impl Fields {
         Self::default()
     }
 
-    /// A trimmed text: at least `min` characters after trimming, at most `max` as sent (so
-    /// the OpenAPI `maxLength` of the field is exactly what is accepted).
+    /// A trimmed text under the contract's one text rule ([`check_text`]): at least `min`
+    /// characters once whitespace and zero-width characters are trimmed, at most `max` as
+    /// sent (so the OpenAPI `maxLength` of the field is exactly what is accepted).
     pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) -> String {
-        let trimmed = value.trim();
-        let n = trimmed.chars().count();
-        let sent = value.chars().count();
-        if n < min {
-            self.errors.push(FieldError::new(
-                field,
-                if min == 1 {
-                    "must not be empty".to_owned()
-                } else {
-                    format!("must be at least {min} characters")
-                },
-            ));
-        } else if sent > max {
-            self.errors.push(FieldError::new(
-                field,
-                format!("must be at most {max} characters"),
-            ));
+        match check_text(field, value, min, max) {
+            Ok(v) => v,
+            Err(e) => {
+                self.errors.push(e);
+                trim_text(value).to_owned()
+            }
         }
-        trimmed.to_owned()
     }
 
     /// Records an error found by the caller.
@@ -87,5 +76,101 @@ pub fn http_url(field: &str, value: &str) -> Result<String, ApiError> {
         Ok(v.to_owned())
     } else {
         Err(ApiError::invalid(field, "must be an http(s) URL"))
+    }
+}
+
+/// Zero-width characters that render as nothing: trimmed like whitespace, so a title made of
+/// them counts as empty.
+const ZERO_WIDTH: [char; 5] = ['\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}'];
+
+/// `value` without leading and trailing whitespace and zero-width characters.
+pub fn trim_text(value: &str) -> &str {
+    value.trim_matches(|c: char| c.is_whitespace() || ZERO_WIDTH.contains(&c))
+}
+
+/// Why `c` may not appear in text people type: control characters other than line feed,
+/// carriage return and tab (NUL included: PostgreSQL cannot store it, so both engines refuse
+/// it alike), and the bidirectional override and isolate characters (U+202A–U+202E,
+/// U+2066–U+2069), which make a text display as something other than what it says.
+fn forbidden(c: char) -> Option<&'static str> {
+    if c.is_control() && !matches!(c, '\n' | '\r' | '\t') {
+        Some("must not contain control characters")
+    } else if matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') {
+        Some("must not contain bidirectional override or isolate characters")
+    } else {
+        None
+    }
+}
+
+/// The contract's one rule for text that people type (names, titles, descriptions, messages,
+/// reasons, notes): no forbidden character ([`forbidden`]); at least `min` characters once
+/// trimmed ([`trim_text`]); at most `max` characters as sent. Answers the trimmed text, or
+/// the field's error.
+pub fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<String, FieldError> {
+    if let Some(why) = value.chars().find_map(forbidden) {
+        return Err(FieldError::new(field, why));
+    }
+    let trimmed = trim_text(value);
+    if trimmed.chars().count() < min {
+        return Err(FieldError::new(
+            field,
+            if min <= 1 {
+                "must not be empty".to_owned()
+            } else {
+                format!("must be at least {min} characters")
+            },
+        ));
+    }
+    if value.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A text query filter (`?category=`): the same character rule as typed text, 422 naming the
+/// parameter; `None` when absent or empty once trimmed.
+pub fn query_text(
+    field: &str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    let Some(value) = value else { return Ok(None) };
+    match check_text(field, value, 0, max) {
+        Ok(v) if v.is_empty() => Ok(None),
+        Ok(v) => Ok(Some(v)),
+        Err(e) => Err(ApiError::Validation {
+            code: ErrorCode::ValidationFailed,
+            errors: vec![e],
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_rule_refuses_nul_controls_and_bidi_overrides_and_trims_zero_width() {
+        assert!(check_text("t", "a\0b", 1, 10).is_err());
+        assert!(check_text("t", "a\u{7}b", 1, 10).is_err());
+        assert!(check_text("t", "a\u{202E}b", 1, 10).is_err());
+        assert!(check_text("t", "a\u{2067}b", 1, 10).is_err());
+        assert_eq!(
+            check_text("t", "line\r\n\tnext", 1, 20).unwrap(),
+            "line\r\n\tnext"
+        );
+        let empty = check_text("title", "\u{200B}\u{200B} \u{FEFF}", 1, 10).unwrap_err();
+        assert_eq!(empty.field, "title");
+        assert_eq!(
+            check_text("t", "\u{200B} ok \u{200D}", 1, 10).unwrap(),
+            "ok"
+        );
+        assert_eq!(check_text("t", "héllo", 1, 5).unwrap(), "héllo");
+        assert!(check_text("t", "héllo!", 1, 5).is_err());
+        assert_eq!(query_text("category", Some("  "), 10).unwrap(), None);
+        assert!(query_text("category", Some("a\0b"), 10).is_err());
     }
 }

@@ -102,10 +102,7 @@ impl ListRequestsQuery {
                 )
             })?),
         };
-        let category = self
-            .category
-            .map(|c| c.trim().to_owned())
-            .filter(|c| !c.is_empty());
+        let category = kernel::validate::query_text("category", self.category.as_deref(), 100)?;
         Ok((
             RequestFilter {
                 status,
