@@ -584,3 +584,147 @@ async fn the_openapi_document_describes_every_answer_of_these_routes() {
         "the description says why an absurd amount is answered 202: {why}"
     );
 }
+
+/// Issue 25, finding 6: a signed `PAID` for 0.01 of a 70.00 USD invoice, or one in EUR, does
+/// not complete the payment: the first counts as a partial payment, the second moves nothing;
+/// both are listed for admins as callbacks that claimed more than they paid, the request is
+/// not `paid`, and the seller can never be paid out for it. A real `PAID` then completes it.
+#[tokio::test]
+async fn an_underpaid_or_other_currency_paid_never_completes_a_payment() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let admin = app.admin().await;
+    let accepted = app.accepted_request("70.00").await;
+    let (buyer, seller, request_id) = (&accepted.buyer, &accepted.seller, &accepted.request_id);
+    let p = app.create_payment(buyer, request_id).await;
+    let id = p["id"].as_str().unwrap();
+    let crypto = p["cryptoAmount"].as_str().unwrap().to_owned();
+
+    let short = post_signed(
+        &app,
+        HOOK,
+        &payment_callback(id, "PAID", "0.01", "0.0000001", "tx-short"),
+    )
+    .await
+    .expect(202);
+    assert_eq!(short["outcome"], "applied");
+    let mut euros = payment_callback(id, "PAID", "70.00", &crypto, "tx-euros");
+    euros["fiat"] = json!("EUR");
+    assert_eq!(
+        post_signed(&app, HOOK, &euros).await.expect(202)["outcome"],
+        "rejected"
+    );
+    let mut eth = payment_callback(id, "OVERPAID", "90.00", &crypto, "tx-eth");
+    eth["crypto"] = json!("ETH");
+    assert_eq!(
+        post_signed(&app, HOOK, &eth).await.expect(202)["outcome"],
+        "rejected"
+    );
+    // Just inside the default 0.5 % tolerance is not the point here; just outside it is short.
+    let almost = post_signed(
+        &app,
+        HOOK,
+        &payment_callback(id, "PAID", "69.60", &crypto, "tx-almost"),
+    )
+    .await
+    .expect(202);
+    assert_eq!(almost["outcome"], "applied");
+
+    let now = app
+        .get(&format!("/api/payments/{id}"), Some(&buyer.token))
+        .await
+        .expect(200);
+    assert_eq!(now["status"], "partially_paid", "{now}");
+    assert_eq!(now["paidAmount"]["amount"], "69.60");
+    assert_eq!(
+        app.request_status(&buyer.token, request_id).await,
+        "accepted"
+    );
+    assert_eq!(count_events(&app, "payment:completed").await, 0);
+    // The buyer cannot complete a request that was never paid, so no payout can start.
+    let complete = app
+        .post(
+            &format!("/api/requests/{request_id}/complete"),
+            Some(&buyer.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(complete.status, 409, "{}", complete.body);
+    assert!(app.latest_payout(&seller.token).await.is_none());
+
+    let items = attention(&app, &admin).await;
+    let kinds: Vec<&str> = items.iter().filter_map(|i| i["kind"].as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "underpaid_callback").count(),
+        2,
+        "{items:?}"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "other_currency_callback")
+            .count(),
+        2,
+        "{items:?}"
+    );
+    for item in &items {
+        assert_eq!(item["requestId"], request_id.as_str());
+        assert_eq!(item["payment"]["id"], id);
+        assert!(
+            item["action"].is_null() && item["actionPath"].is_null(),
+            "{item}"
+        );
+        assert!(
+            item["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{item}"
+        );
+    }
+    assert!(
+        items
+            .iter()
+            .any(|i| i["reason"].as_str().unwrap().contains("EUR")),
+        "the reason names the other currency: {items:?}"
+    );
+
+    // The provider's real `PAID` completes it; the claims leave the list.
+    post_signed(
+        &app,
+        HOOK,
+        &payment_callback(id, "PAID", "70.00", &crypto, "tx-real"),
+    )
+    .await
+    .expect(202);
+    assert_eq!(app.request_status(&buyer.token, request_id).await, "paid");
+    assert!(
+        attention(&app, &admin)
+            .await
+            .iter()
+            .all(|i| i["payment"]["id"] != id),
+        "a completed payment needs no attention"
+    );
+}
+
+#[tokio::test]
+async fn a_paid_within_the_underpaid_tolerance_completes_the_payment() {
+    let standin = StandIn::start().await;
+    let app = app_with(&standin).await;
+    let accepted = app.accepted_request("70.00").await;
+    let p = app
+        .create_payment(&accepted.buyer, &accepted.request_id)
+        .await;
+    let id = p["id"].as_str().unwrap();
+    let crypto = p["cryptoAmount"].as_str().unwrap().to_owned();
+    // 0.5 % of 70.00 is 0.35: 69.65 is covered.
+    post_signed(
+        &app,
+        HOOK,
+        &payment_callback(id, "PAID", "69.65", &crypto, "tx-fee"),
+    )
+    .await
+    .expect(202);
+    assert_eq!(
+        app.request_status(&accepted.buyer.token, &accepted.request_id)
+            .await,
+        "paid"
+    );
+}

@@ -353,7 +353,12 @@ async function resolve(ev, entry, form, error) {
 // ---------------------------------------------------------------- money, dead letters, system
 
 const ACTION_LABEL = { retry_payout: "Retry payout", refund_payment: "Refund the buyer" };
-const KIND_LABEL = { payout_failed: "Payout failed", paid_after_cancel: "Paid after cancel" };
+const KIND_LABEL = {
+  payout_failed: "Payout failed",
+  paid_after_cancel: "Paid after cancel",
+  underpaid_callback: "Provider said paid, but short",
+  other_currency_callback: "Provider said paid, other currency",
+};
 
 async function refreshMoney() {
   try {
@@ -371,8 +376,10 @@ async function refreshMoney() {
 function attentionRow(item) {
   const error = h("p", { class: "alert", role: "alert", hidden: true });
   const amount = item.payout ? `${item.payout.amount} ${item.payout.crypto}` : item.payment ? `${item.payment.amount?.amount ?? ""} ${item.payment.amount?.currency ?? ""}` : "";
-  const button = h("button", { type: "button", class: "small", text: ACTION_LABEL[item.action] || item.action });
-  button.addEventListener("click", async () => {
+  // Callbacks that claimed more than they paid have no action here: they are settled with
+  // the provider and the buyer.
+  const button = item.actionPath ? h("button", { type: "button", class: "small", text: ACTION_LABEL[item.action] || item.action }) : null;
+  button?.addEventListener("click", async () => {
     button.disabled = true;
     say(error, "");
     try {

@@ -1,6 +1,7 @@
-//! Money that needs a person: failed payouts and payments that completed for a cancelled
-//! request, listed for admins with the action that applies, and the two actions — retry a
-//! failed payout, refund a payment of a cancelled request.
+//! Money that needs a person: failed payouts, payments that completed for a cancelled
+//! request, and provider callbacks that claimed more than they paid (an underpaid or
+//! other-currency `PAID`), listed for admins with the action that applies, and the two
+//! actions — retry a failed payout, refund a payment of a cancelled request.
 //!
 //! Never paying twice: an action creates a NEW payout (a new id, so a new `external_id` at the
 //! provider), submitted by the poller with the same look-up-before-resubmit discipline as any
@@ -19,14 +20,19 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use uuid::Uuid;
 
 use crate::dto::AttentionItem;
-use crate::entity::payment;
 use crate::entity::payout::{self, kind_str, status_str};
+use crate::entity::{payment, webhook_event};
 use crate::payouts::{create_payout, newest_for};
+use crate::webhook::OTHER_CURRENCY;
 
 /// `AttentionItem::kind` of a failed payout nobody has replaced yet.
 pub const PAYOUT_FAILED: &str = "payout_failed";
 /// `AttentionItem::kind` of a completed payment whose request is cancelled, not refunded yet.
 pub const PAID_AFTER_CANCEL: &str = "paid_after_cancel";
+/// `AttentionItem::kind` of a `PAID` callback short of the invoice.
+pub const UNDERPAID_CALLBACK: &str = "underpaid_callback";
+/// `AttentionItem::kind` of a `PAID` callback in another currency or crypto.
+pub const OTHER_CURRENCY_CALLBACK: &str = "other_currency_callback";
 
 /// A failed payout that no newer payout of the same payment and kind has replaced.
 const NOT_SUPERSEDED: &str = "NOT EXISTS (SELECT 1 FROM payouts AS newer \
@@ -79,8 +85,8 @@ pub async fn attention<C: ConnectionTrait>(
             kind: PAYOUT_FAILED.to_owned(),
             id: p.id,
             request_id: p.request_id,
-            action: "retry_payout".to_owned(),
-            action_path: format!("/api/admin/payouts/{}/retry", p.id),
+            action: Some("retry_payout".to_owned()),
+            action_path: Some(format!("/api/admin/payouts/{}/retry", p.id)),
             reason: p
                 .failure_reason
                 .clone()
@@ -96,8 +102,8 @@ pub async fn attention<C: ConnectionTrait>(
             kind: PAID_AFTER_CANCEL.to_owned(),
             id: p.id,
             request_id: p.request_id,
-            action: "refund_payment".to_owned(),
-            action_path: format!("/api/admin/payments/{}/refund", p.id),
+            action: Some("refund_payment".to_owned()),
+            action_path: Some(format!("/api/admin/payments/{}/refund", p.id)),
             reason: "the payment completed after its request was cancelled; the buyer's money \
                      is held"
                 .to_owned(),
@@ -107,9 +113,85 @@ pub async fn attention<C: ConnectionTrait>(
             since: p.updated_at,
         });
     }
-    // Ids are time-ordered UUIDs across both tables, so one cursor pages the merged list.
+    for (event, p) in short_claims(conn, cursor, limit).await? {
+        let other_currency = event.claim_mismatch.as_deref() == Some(OTHER_CURRENCY);
+        items.push(AttentionItem {
+            kind: if other_currency {
+                OTHER_CURRENCY_CALLBACK
+            } else {
+                UNDERPAID_CALLBACK
+            }
+            .to_owned(),
+            id: event.id,
+            request_id: p.request_id,
+            action: None,
+            action_path: None,
+            reason: event
+                .detail
+                .clone()
+                .unwrap_or_else(|| "the provider claimed more than was paid".to_owned()),
+            blocked_by: None,
+            payment: Some(p.to_api()),
+            payout: None,
+            since: event.received_at,
+        });
+    }
+    // Ids are time-ordered UUIDs across the tables, so one cursor pages the merged list.
     items.sort_by_key(|i| std::cmp::Reverse(i.id));
     Ok(page(items, limit, |i| i.id))
+}
+
+/// Callbacks that claimed more than they paid ([`UNDERPAID`], [`OTHER_CURRENCY`]) whose
+/// payment has not completed since (nor been refunded), newest first, with their payment.
+async fn short_claims<C: ConnectionTrait>(
+    conn: &C,
+    cursor: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<(webhook_event::Model, payment::Model)>> {
+    let q = webhook_event::Entity::find()
+        .filter(webhook_event::Column::ClaimMismatch.is_not_null())
+        .filter(webhook_event::Column::Kind.eq("payment"));
+    let mut out = Vec::new();
+    // Read in pages until `limit + 1` still-open claims are found (settled ones are skipped).
+    let mut before = cursor;
+    loop {
+        let mut page_q = q.clone();
+        if let Some(b) = before {
+            page_q = page_q.filter(webhook_event::Column::Id.lt(b));
+        }
+        let rows = page_q
+            .order_by_desc(webhook_event::Column::Id)
+            .limit(limit + 1)
+            .all(conn)
+            .await?;
+        let done = rows.len() as u64 <= limit;
+        for e in rows {
+            before = Some(e.id);
+            let Some(pid) = e
+                .external_id
+                .as_deref()
+                .and_then(|x| Uuid::parse_str(x).ok())
+            else {
+                continue;
+            };
+            let Some(p) = payment::Entity::find_by_id(pid).one(conn).await? else {
+                continue;
+            };
+            if matches!(
+                p.status(),
+                PaymentStatus::Completed | PaymentStatus::Refunded
+            ) {
+                continue;
+            }
+            out.push((e, p));
+            if out.len() as u64 > limit {
+                return Ok(out);
+            }
+        }
+        if done {
+            return Ok(out);
+        }
+    }
 }
 
 /// `Some("no_payout_address")` when this recipient has nowhere to be paid.

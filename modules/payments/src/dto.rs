@@ -87,17 +87,26 @@ pub struct AttentionItem {
     /// `payout_failed`: the provider refused or failed a payout and nothing has replaced it.
     /// `paid_after_cancel`: a payment completed for a request that is `cancelled`, and no
     /// refund has been started.
+    /// `underpaid_callback`: the provider said `PAID` for less than the invoice (less
+    /// `PAYMENT_UNDERPAID_TOLERANCE_PERCENT`); the payment stays `partially_paid` and the seller
+    /// is not paid. `other_currency_callback`: the provider said `PAID` in another fiat currency
+    /// or crypto; nothing was applied. Both stay listed until the payment completes or is
+    /// refunded.
     #[schema(example = "payout_failed")]
     pub kind: String,
-    /// The payout's id (`payout_failed`) or the payment's id (`paid_after_cancel`).
+    /// The payout's id (`payout_failed`), the payment's id (`paid_after_cancel`), or the
+    /// stored callback's id (`underpaid_callback`, `other_currency_callback`; see
+    /// `GET /api/admin/webhooks`).
     pub id: Uuid,
     pub request_id: Uuid,
-    /// What a person can do: `retry_payout` or `refund_payment`.
+    /// What a person can do here: `retry_payout` or `refund_payment`; `null` when nothing can
+    /// be done through this API (a callback that claimed more than it paid: settle it with the
+    /// provider and the buyer).
     #[schema(example = "retry_payout")]
-    pub action: String,
-    /// `POST` this path (as an admin) to take the action.
+    pub action: Option<String>,
+    /// `POST` this path (as an admin) to take the action; `null` with `action`.
     #[schema(example = "/api/admin/payouts/0193a0c4-7d2e-7b3a-9f1e-2c3d4e5f6a7b/retry")]
-    pub action_path: String,
+    pub action_path: Option<String>,
     /// Why it needs a person: the provider's failure reason, or what happened.
     pub reason: String,
     /// Set when the action would be refused now, e.g. `no_payout_address` (the recipient must
@@ -105,7 +114,7 @@ pub struct AttentionItem {
     pub blocked_by: Option<String>,
     /// The failed payout (`payout_failed`).
     pub payout: Option<catalog::contract::Payout>,
-    /// The payment (`paid_after_cancel`).
+    /// The payment (`paid_after_cancel`, and the payment a callback named).
     pub payment: Option<catalog::contract::Payment>,
     /// When it started needing attention (the payout's or payment's last change).
     pub since: DateTime<Utc>,

@@ -64,6 +64,8 @@ pub struct PaymentsConfig {
     pub payout_poll: Duration,
     /// Kept from a release payout, in percent.
     pub platform_fee_percent: Decimal,
+    /// How far below the invoice, in percent, a `PAID` may be and still complete it.
+    pub underpaid_tolerance_percent: Decimal,
     /// The base URL the provider calls back.
     pub public_url: String,
 }
@@ -77,6 +79,8 @@ pub struct Payments {
     pub allow_legacy_api_key: bool,
     pub payout_poll: Duration,
     pub platform_fee_percent: Decimal,
+    /// See [`PaymentsConfig::underpaid_tolerance_percent`].
+    pub underpaid_tolerance_percent: Decimal,
     pub public_url: String,
     pub sandbox: bool,
     /// Wakes the payout poller: a new payout is submitted at once, not on the next
@@ -114,6 +118,7 @@ impl Payments {
             allow_legacy_api_key: config.allow_legacy_api_key,
             payout_poll: config.payout_poll,
             platform_fee_percent: config.platform_fee_percent,
+            underpaid_tolerance_percent: config.underpaid_tolerance_percent,
             public_url: config.public_url.trim_end_matches('/').to_owned(),
             sandbox,
             payout_wake: Notify::new(),

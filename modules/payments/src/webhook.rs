@@ -150,6 +150,7 @@ async fn receive_uncounted(
         outcome: Set("received".to_owned()),
         auth: Set(auth.as_str().to_owned()),
         detail: Set(None),
+        claim_mismatch: Set(None),
         body: Set(raw),
         received_at: Set(now()),
     };
@@ -175,7 +176,9 @@ async fn receive_uncounted(
     };
     let mut tx = state.bus.begin().await?;
     let (outcome, detail): Applied = match kind {
-        CallbackKind::Payment => apply_payment(&mut tx, event_id, &v, &cb).await?,
+        CallbackKind::Payment => {
+            apply_payment(&mut tx, event_id, &v, &cb, ctx.underpaid_tolerance_percent).await?
+        }
         CallbackKind::Payout => apply_payout(&mut tx, event_id, &v, &cb).await?,
     };
     set_outcome(tx.conn(), event_id, outcome, detail.as_deref()).await?;
@@ -262,11 +265,57 @@ fn rejected(why: &str) -> Applied {
     ("rejected", Some(why.to_owned()))
 }
 
-async fn apply_payment(tx: &mut Tx, event_id: Uuid, v: &Value, cb: &Callback) -> Result<Applied> {
+/// `webhook_events.claim_mismatch` of a `PAID` short of the invoice.
+pub const UNDERPAID: &str = "underpaid";
+/// `webhook_events.claim_mismatch` of a `PAID` in another fiat currency or crypto.
+pub const OTHER_CURRENCY: &str = "other_currency";
+
+/// Why a `PAID`/`OVERPAID` callback is not in the invoice's currency and crypto, if it is not:
+/// its `fiat` must be the invoice's currency, and its `crypto`, when it names one, the
+/// payment's.
+fn other_currency(v: &Value, invoice: &payment::Model) -> Option<String> {
+    let fiat = text(v.get("fiat"));
+    if !fiat
+        .as_deref()
+        .is_some_and(|f| f.eq_ignore_ascii_case(&invoice.currency))
+    {
+        return Some(format!(
+            "PAID in {} for an invoice in {}: no money moved",
+            fiat.as_deref().unwrap_or("no currency"),
+            invoice.currency
+        ));
+    }
+    match text(v.get("crypto")) {
+        Some(c) if !c.eq_ignore_ascii_case(&invoice.crypto) => Some(format!(
+            "PAID in {c} for a payment in {}: no money moved",
+            invoice.crypto
+        )),
+        _ => None,
+    }
+}
+
+/// Marks the stored callback as one that claimed more than it paid (see [`UNDERPAID`],
+/// [`OTHER_CURRENCY`]), for the admins' attention list.
+async fn mark_claim<C: ConnectionTrait>(conn: &C, event_id: Uuid, mismatch: &str) -> Result<()> {
+    webhook_event::Entity::update_many()
+        .col_expr(webhook_event::Column::ClaimMismatch, Expr::value(mismatch))
+        .filter(webhook_event::Column::Id.eq(event_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+async fn apply_payment(
+    tx: &mut Tx,
+    event_id: Uuid,
+    v: &Value,
+    cb: &Callback,
+    tolerance_percent: Decimal,
+) -> Result<Applied> {
     let (Some(external_id), Some(status)) = (&cb.external_id, &cb.status) else {
         return Ok(rejected("external_id and status are required"));
     };
-    let target = match status.as_str() {
+    let mut target = match status.as_str() {
         "PARTIAL" => Some(PaymentStatus::PartiallyPaid),
         "PAID" | "OVERPAID" => Some(PaymentStatus::Completed),
         "unconfirmed" => None,
@@ -306,6 +355,26 @@ async fn apply_payment(tx: &mut Tx, event_id: Uuid, v: &Value, cb: &Callback) ->
             }
         }
     };
+    // A `PAID` completes the payment only when it is in the invoice's currency and covers the
+    // invoice (less the tolerance); a shorter one counts as a partial payment, one in another
+    // currency moves nothing. Both are kept for admins: the provider claimed more than it paid.
+    let mut short_claim = None;
+    if let (Some(PaymentStatus::Completed), Some((_, reported_fiat))) = (target, reported) {
+        if let Some(why) = other_currency(v, &current) {
+            mark_claim(tx.conn(), event_id, OTHER_CURRENCY).await?;
+            return Ok(rejected(&why));
+        }
+        let floor =
+            money::less_percent(current.amount.0, tolerance_percent, 8).unwrap_or(current.amount.0);
+        let paid = reported_fiat.unwrap_or(Decimal::ZERO);
+        if paid < floor {
+            target = Some(PaymentStatus::PartiallyPaid);
+            short_claim = Some(format!(
+                "{status} for {paid} of {} {}: kept partially paid",
+                current.amount.0, current.currency
+            ));
+        }
+    }
     let txid = cb.txid.clone().unwrap_or_else(|| {
         format!(
             "-:{}:{}",
@@ -355,8 +424,15 @@ async fn apply_payment(tx: &mut Tx, event_id: Uuid, v: &Value, cb: &Callback) ->
         .filter(payment::Column::Id.eq(payment_id))
         .exec(tx.conn())
         .await?;
+    if short_claim.is_some() {
+        mark_claim(tx.conn(), event_id, UNDERPAID).await?;
+    }
     if next == old {
-        return Ok(("applied", Some(format!("status stays {}", old.as_str()))));
+        let stays = format!("status stays {}", old.as_str());
+        return Ok((
+            "applied",
+            Some(short_claim.map_or(stays.clone(), |why| format!("{why}; {stays}"))),
+        ));
     }
     tx.publish(PaymentStatusUpdated {
         payment_id,
@@ -364,6 +440,7 @@ async fn apply_payment(tx: &mut Tx, event_id: Uuid, v: &Value, cb: &Callback) ->
         status: next,
         provider_payment_id: current.provider_payment_id.clone(),
         buyer_id: current.buyer_id,
+        seller_id: current.seller_id,
     });
     if next == PaymentStatus::Completed {
         match requests::service::transition(tx, current.request_id, RequestStatus::Paid, None).await
@@ -381,7 +458,7 @@ async fn apply_payment(tx: &mut Tx, event_id: Uuid, v: &Value, cb: &Callback) ->
             seller_id: current.seller_id,
         });
     }
-    Ok(("applied", None))
+    Ok(("applied", short_claim))
 }
 
 async fn apply_payout(tx: &mut Tx, event_id: Uuid, v: &Value, cb: &Callback) -> Result<Applied> {

@@ -20,6 +20,10 @@ pub struct Model {
     pub auth: String,
     /// Why it was rejected or left unmatched, for admins.
     pub detail: Option<String>,
+    /// Set when the callback claimed more than it paid: `underpaid` (a `PAID` short of the
+    /// invoice, kept `partially_paid`) or `other_currency` (a `PAID` in another fiat currency
+    /// or crypto, rejected). Listed for admins under money that needs attention.
+    pub claim_mismatch: Option<String>,
     /// The raw body as received (lossy UTF-8).
     pub body: String,
     pub received_at: DateTimeUtc,
