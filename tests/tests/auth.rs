@@ -291,3 +291,45 @@ async fn ten_failed_logins_lock_that_account_out_with_429_and_others_stay_open()
         200
     );
 }
+
+/// The signing key older builds fell back to when `JWT_SECRET` was unset: it was written in
+/// the source, so anyone could mint an admin token for a server started that way.
+const OLD_BUILT_IN_SECRET: &str = "marketplace-development-secret-do-not-use-in-production";
+
+/// Issue 25, finding 7: without `JWT_SECRET` (outside production) the server signs with a
+/// random secret it keeps in the database: a token minted with the old built-in secret is
+/// refused, even for an admin, and a session outlives a restart.
+#[tokio::test]
+async fn without_jwt_secret_tokens_use_a_kept_random_secret_that_survives_a_restart() {
+    let app = TestApp::spawn_with(|env| {
+        env.remove("JWT_SECRET");
+    })
+    .await;
+    let admin = app.admin().await;
+    let forged = mint_token(OLD_BUILT_IN_SECRET, &admin.id, "admin", 3600);
+    let r = app.get("/api/users/me", Some(&forged)).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = app.get("/api/admin/dead-letters", Some(&forged)).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    // Nor is the test suite's own secret, or an empty one, what it signs with.
+    for secret in [JWT_SECRET, ""] {
+        let r = app
+            .get(
+                "/api/users/me",
+                Some(&mint_token(secret, &admin.id, "admin", 3600)),
+            )
+            .await;
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+
+    let buyer = app.buyer().await;
+    let app = app.restart().await;
+    let me = app
+        .get("/api/users/me", Some(&buyer.token))
+        .await
+        .expect(200);
+    assert_eq!(me["id"], buyer.id.as_str());
+    app.get("/api/admin/dead-letters", Some(&admin.token))
+        .await
+        .expect(200);
+}

@@ -7,9 +7,6 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use secrecy::SecretString;
 
-/// The development signing key, used only outside production and announced loudly.
-pub const DEV_JWT_SECRET: &str = "marketplace-development-secret-do-not-use-in-production";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppEnv {
     Development,
@@ -52,9 +49,9 @@ pub struct Config {
     pub host: IpAddr,
     pub port: u16,
     pub database_url: String,
-    pub jwt_secret: SecretString,
-    /// True when `JWT_SECRET` was not set and the development secret is in use.
-    pub jwt_secret_is_dev: bool,
+    /// `JWT_SECRET`; `None` outside production when unset: the server then signs with a random
+    /// secret it makes once and keeps in the database (every node reads the same one).
+    pub jwt_secret: Option<SecretString>,
     pub jwt_ttl_secs: i64,
     pub admin_email: Option<String>,
     pub admin_password: Option<SecretString>,
@@ -68,6 +65,9 @@ pub struct Config {
     pub shkeeper_allow_legacy_api_key: bool,
     pub payout_poll: Duration,
     pub platform_fee_percent: Decimal,
+    /// `PAYMENT_UNDERPAID_TOLERANCE_PERCENT`: how far below the invoice a `PAID` may be and
+    /// still complete it (network fees, rounding), in percent.
+    pub payment_underpaid_tolerance_percent: Decimal,
     pub cors_origins: Vec<String>,
     pub app_env: AppEnv,
     pub log_format: LogFormat,
@@ -198,15 +198,17 @@ impl Config {
                 "must start with sqlite: or postgres://",
             ));
         }
-        let (jwt_secret, jwt_secret_is_dev) = match get("JWT_SECRET") {
+        let jwt_secret = match get("JWT_SECRET") {
             Some(s) if s.len() < 32 && app_env == AppEnv::Production => {
                 return Err(err("JWT_SECRET", "must be at least 32 bytes in production"));
             }
-            Some(s) => (s, false),
+            Some(s) => Some(SecretString::from(s)),
             None if app_env == AppEnv::Production => {
                 return Err(err("JWT_SECRET", "is required when APP_ENV=production"));
             }
-            None => (DEV_JWT_SECRET.to_owned(), true),
+            // Outside production: a random secret made at first start and kept in the
+            // database (see `kernel::secrets`), never a value written here.
+            None => None,
         };
         let jwt_ttl_secs: i64 = parse(&get, "JWT_TTL_SECS", "86400")?;
         if !(60..=31_536_000).contains(&jwt_ttl_secs) {
@@ -262,6 +264,16 @@ impl Config {
         if platform_fee_percent < Decimal::ZERO || platform_fee_percent >= Decimal::from(100) {
             return Err(err(
                 "PLATFORM_FEE_PERCENT",
+                "must be at least 0 and below 100",
+            ));
+        }
+        let payment_underpaid_tolerance_percent: Decimal =
+            parse(&get, "PAYMENT_UNDERPAID_TOLERANCE_PERCENT", "0.5")?;
+        if payment_underpaid_tolerance_percent < Decimal::ZERO
+            || payment_underpaid_tolerance_percent >= Decimal::from(100)
+        {
+            return Err(err(
+                "PAYMENT_UNDERPAID_TOLERANCE_PERCENT",
                 "must be at least 0 and below 100",
             ));
         }
@@ -329,8 +341,7 @@ impl Config {
             host,
             port,
             database_url,
-            jwt_secret: SecretString::from(jwt_secret),
-            jwt_secret_is_dev,
+            jwt_secret,
             jwt_ttl_secs,
             admin_email,
             admin_password: admin_password.map(SecretString::from),
@@ -344,6 +355,7 @@ impl Config {
             shkeeper_allow_legacy_api_key: parse_bool(&get, "SHKEEPER_ALLOW_LEGACY_API_KEY")?,
             payout_poll: Duration::from_secs(payout_poll_secs),
             platform_fee_percent,
+            payment_underpaid_tolerance_percent,
             cors_origins,
             app_env,
             log_format,
@@ -489,7 +501,7 @@ mod tests {
         assert_eq!(c.port, 3000);
         assert_eq!(c.database_url, "sqlite://marketplace.db?mode=rwc");
         assert_eq!(c.public_url, "http://127.0.0.1:3000");
-        assert!(c.jwt_secret_is_dev);
+        assert!(c.jwt_secret.is_none());
         assert_eq!(c.payment_provider, ProviderKind::Sandbox);
         assert_eq!(c.payout_poll, Duration::from_secs(30));
     }
@@ -566,7 +578,7 @@ mod tests {
             ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
         ])
         .unwrap();
-        assert!(!c.jwt_secret_is_dev);
+        assert!(c.jwt_secret.is_some());
     }
 
     #[test]
@@ -620,7 +632,10 @@ mod tests {
         }
         // The values are still there for the code that needs them.
         use secrecy::ExposeSecret;
-        assert_eq!(c.jwt_secret.expose_secret(), secrets[0].1);
+        assert_eq!(
+            c.jwt_secret.as_ref().map(|s| s.expose_secret()),
+            Some(secrets[0].1)
+        );
         assert_eq!(
             c.shkeeper_payout_password
                 .as_ref()

@@ -20,7 +20,7 @@ use kernel::bus::DispatchOptions;
 use kernel::{AppState, Authenticator, EventBus, JwtKeys, Module, Runtime};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use sea_orm_migration::MigratorTrait;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -113,6 +113,7 @@ fn payments_config(config: &Config) -> payments::PaymentsConfig {
         allow_legacy_api_key: config.shkeeper_allow_legacy_api_key,
         payout_poll: config.payout_poll,
         platform_fee_percent: config.platform_fee_percent,
+        underpaid_tolerance_percent: config.payment_underpaid_tolerance_percent,
         public_url: config.public_url.clone(),
     }
 }
@@ -173,12 +174,21 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// The shared state of every router.
-pub fn state(config: &Config, db: DatabaseConnection) -> AppState {
-    let keys = Arc::new(JwtKeys::from_secret(
-        &config.jwt_secret,
-        config.jwt_ttl_secs,
-    ));
+/// The key tokens are signed with: `JWT_SECRET`, or (outside production, where it may be
+/// unset) the random secret kept in the database, made by the first node that starts.
+pub async fn jwt_secret(config: &Config, db: &DatabaseConnection) -> anyhow::Result<SecretString> {
+    match &config.jwt_secret {
+        Some(s) => Ok(s.clone()),
+        None => kernel::secrets::kept_secret(db, "jwt")
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read or make the kept JWT secret: {e}")),
+    }
+}
+
+/// The shared state of every router; tokens are signed with `jwt_secret` (see
+/// [`jwt_secret`]).
+pub fn state(config: &Config, db: DatabaseConnection, jwt_secret: &SecretString) -> AppState {
+    let keys = Arc::new(JwtKeys::from_secret(jwt_secret, config.jwt_ttl_secs));
     let auth = Authenticator {
         keys,
         users: Arc::new(auth::Directory { db: db.clone() }),
@@ -251,7 +261,9 @@ pub fn assemble(
 pub async fn openapi_document(config: &Config) -> anyhow::Result<utoipa::openapi::OpenApi> {
     let mut opts = ConnectOptions::new("sqlite::memory:");
     opts.connect_lazy(true);
-    let state = state(config, Database::connect(opts).await?);
+    // The document does not depend on the signing key; this one is never used to sign.
+    let unused = SecretString::from(hex::encode(rand::random::<[u8; 32]>()));
+    let state = state(config, Database::connect(opts).await?, &unused);
     let hasher = Arc::new(auth::Hasher::new(auth::HashingConfig {
         concurrency: 1,
         queue: 0,
@@ -307,7 +319,8 @@ pub async fn run_with_hasher(
         tracing::info!(email = %email, "admin account ensured");
     }
     let redis = cluster_link(&config)?;
-    let mut state = state(&config, db.clone());
+    let jwt_secret = jwt_secret(&config, &db).await?;
+    let mut state = state(&config, db.clone(), &jwt_secret);
     if let Some(link) = &redis {
         // Limits count across nodes on the same Redis link (in memory while it is down).
         state.limits = kernel::Limits::redis(link.connection(), link.prefix());

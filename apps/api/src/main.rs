@@ -105,9 +105,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Serve => {
             telemetry::init(&config);
-            if config.jwt_secret_is_dev {
-                tracing::warn!(
-                    "JWT_SECRET is not set: using the built-in DEVELOPMENT secret. Anyone can forge tokens. Never run like this in production."
+            if config.jwt_secret.is_none() {
+                tracing::info!(
+                    "JWT_SECRET is not set: tokens are signed with a random secret kept in the database (set JWT_SECRET in production)"
                 );
             }
             let addr = std::net::SocketAddr::new(config.host, config.port);

@@ -12,6 +12,7 @@ pub mod monitor;
 pub mod pagination;
 pub mod ports;
 pub mod schema;
+pub mod secrets;
 pub mod state;
 pub mod stored;
 pub mod validate;
