@@ -379,7 +379,11 @@ mod tests {
         assert!(doc["components"]["schemas"]["EventMeta"].is_object());
         let room = &doc["channels"]["room-request"];
         assert_eq!(room["address"], "request-{requestId}");
-        assert!(room["messages"]["server.dispute.opened"].is_object());
+        assert!(room["messages"]["server.request.status-updated"].is_object());
+        assert!(
+            room["messages"]["server.dispute.opened"].is_null(),
+            "disputes are private to their parties"
+        );
         assert_eq!(
             doc["operations"]["client.join-request-room"]["reply"]["messages"][1]["$ref"],
             "#/channels/root/messages/ack.AckError"

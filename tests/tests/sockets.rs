@@ -360,10 +360,10 @@ async fn a_durable_event_reaches_exactly_the_sockets_of_its_rooms_once_with_its_
     assert!(ok(&a_in_room
         .ack("join-request-room", json!(request))
         .await));
-    // The buyer's first tab is in both rooms of request:offer-received: one copy still.
     assert!(ok(&b.ack("join-request-room", json!(request)).await));
 
-    app.make_offer(&seller, &request, "10.00").await;
+    // request:offer-received goes to the buyer's and the offering seller's user rooms.
+    let offer = app.make_offer(&seller, &request, "10.00").await;
 
     let args = b.expect("request:offer-received", WAIT).await;
     assert_eq!(args.len(), 2, "payload and meta: {args:?}");
@@ -379,21 +379,46 @@ async fn a_durable_event_reaches_exactly_the_sockets_of_its_rooms_once_with_its_
             .is_some_and(|at| chrono::DateTime::parse_from_rfc3339(at).is_ok())
     );
     b_tab2.expect("request:offer-received", WAIT).await;
-    a_in_room.expect("request:offer-received", WAIT).await;
+    s.expect("request:offer-received", WAIT).await;
+    assert_eq!(s.count("request:offer-received", QUIET).await, 0);
+    for (who, sock) in [
+        ("other buyer", &mut b2),
+        ("other seller", &mut s2),
+        ("admin", &mut a),
+        ("admin in the request room", &mut a_in_room),
+    ] {
+        assert_eq!(
+            sock.count("request:offer-received", Duration::from_millis(200))
+                .await,
+            0,
+            "{who} received it"
+        );
+    }
 
+    // The buyer's first tab is in both rooms of request:status-updated: one copy still.
+    app.post(
+        &format!("/api/offers/{offer}/accept"),
+        Some(&buyer.token),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    b.expect("request:status-updated", WAIT).await;
+    b_tab2.expect("request:status-updated", WAIT).await;
+    a_in_room.expect("request:status-updated", WAIT).await;
     assert_eq!(
-        b.count("request:offer-received", QUIET).await,
+        b.count("request:status-updated", QUIET).await,
         0,
         "a second copy reached the buyer"
     );
     for (who, sock) in [
         ("other buyer", &mut b2),
-        ("offering seller", &mut s),
+        ("seller not in the room", &mut s),
         ("other seller", &mut s2),
         ("admin not in the room", &mut a),
     ] {
         assert_eq!(
-            sock.count("request:offer-received", Duration::from_millis(200))
+            sock.count("request:status-updated", Duration::from_millis(200))
                 .await,
             0,
             "{who} received it"
