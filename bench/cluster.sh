@@ -77,7 +77,7 @@ for i in $(seq 0 $((NODES - 1))); do
   port=$((BASE_PORT + i))
   env DATABASE_URL="$PG_SERVER/$DB" REDIS_URL="$REDIS_URL" REDIS_KEY_PREFIX="$PREFIX" \
     JWT_SECRET="$JWT_SECRET" ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" \
-    RUST_LOG=warn HOST=127.0.0.1 PORT="$port" "$BIN/marketplace" serve >"$OUT/node$i.log" 2>&1 &
+    RUST_LOG=warn HOST=127.0.0.1 MAX_CONNECTIONS_PER_CLIENT=100000 PORT="$port" "$BIN/marketplace" serve >"$OUT/node$i.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 240); do
     curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null && break

@@ -137,7 +137,7 @@ run() {
   ! curl -fsS -o /dev/null "http://127.0.0.1:$PORT/healthz" 2>/dev/null || die "something already answers on port $PORT"
   # shellcheck disable=SC2086 # SERVER_ENV is a list of words
   "${PIN_SERVER[@]}" env DATABASE_URL="$url" JWT_SECRET=bench-secret-0123456789abcdef0123456789abcdef \
-    RUST_LOG=warn HOST=127.0.0.1 PORT="$PORT" $SERVER_ENV "$BIN_DIR/marketplace" serve >"$log" 2>&1 &
+    RUST_LOG=warn HOST=127.0.0.1 MAX_CONNECTIONS_PER_CLIENT=100000 PORT="$PORT" $SERVER_ENV "$BIN_DIR/marketplace" serve >"$log" 2>&1 &
   SERVER_PID=$!
   wait_healthy "$log"
   local lg=("$BIN_DIR/loadgen" --url "http://127.0.0.1:$PORT" --duration "$DURATION" --buyers "$BUYERS" --json)

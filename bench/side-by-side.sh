@@ -97,7 +97,7 @@ DB="$OUT/marketplace.db"
 rm -f "$DB" "$DB-shm" "$DB-wal"
 run project "$RUST_PORT" -- env DATABASE_URL="sqlite://$DB?mode=rwc" JWT_SECRET="$JWT_SECRET" \
   ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" RUST_LOG=warn HOST=127.0.0.1 \
-  PORT="$RUST_PORT" "$BIN_DIR/marketplace" serve
+  MAX_CONNECTIONS_PER_CLIENT=100000 PORT="$RUST_PORT" "$BIN_DIR/marketplace" serve
 run node "$NODE_PORT" -- env NODE_ENV=production JWT_SECRET="$JWT_SECRET" \
   ADMIN_EMAIL="$ADMIN_EMAIL" ADMIN_PASSWORD="$ADMIN_PASSWORD" PORT="$NODE_PORT" \
   node bench/node-peer/server.js

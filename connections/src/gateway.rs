@@ -283,30 +283,6 @@ fn last_event_id(auth: &Value) -> Option<i64> {
     (id >= 0).then_some(id)
 }
 
-impl Gateway {
-    /// A cookie is sent by the browser to any site's websocket: accept it only from the same
-    /// origin or a configured one (a bearer token in `auth` or a header is not at risk).
-    fn origin_allowed(&self, headers: &http::HeaderMap) -> bool {
-        let Some(origin) = headers
-            .get(http::header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
-        else {
-            return true; // not a browser
-        };
-        let origin = origin.trim_end_matches('/');
-        if self.cors_origins.iter().any(|o| o == "*" || o == origin) {
-            return true;
-        }
-        let host = headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        origin
-            .split_once("://")
-            .is_some_and(|(_, rest)| rest == host)
-    }
-}
-
 /// Connect middleware: authenticates the handshake and registers the socket's handlers.
 pub(crate) async fn authenticate<A: Adapter>(
     s: SocketRef<A>,
@@ -314,9 +290,12 @@ pub(crate) async fn authenticate<A: Adapter>(
     TryData(auth): TryData<Value>,
 ) -> Result<(), Refusal> {
     let auth = auth.unwrap_or(Value::Null);
-    let headers = &s.req_parts().headers;
-    let (token, from_cookie) = handshake_token(&auth, headers).ok_or(Refusal::Unauthorized)?;
-    if from_cookie && !gw.origin_allowed(headers) {
+    let parts = s.req_parts();
+    let (token, from_cookie) =
+        handshake_token(&auth, &parts.headers).ok_or(Refusal::Unauthorized)?;
+    if from_cookie
+        && !crate::origin::cookie_origin_allowed(parts, &gw.cors_origins, &gw.state.proxies)
+    {
         return Err(Refusal::Origin);
     }
     let (user, until) = match gw.state.auth.authenticate_until(&token).await {

@@ -21,6 +21,7 @@ pub mod emitter;
 mod gateway;
 mod head;
 pub mod nodes;
+mod origin;
 mod presence;
 mod replay;
 mod routes;
@@ -50,10 +51,13 @@ pub use routes::{EventItem, PresenceView};
 pub struct ConnectionsConfig {
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
-    /// Largest incoming packet, in bytes (default 1,000,000, the JS server's).
+    /// Largest incoming packet, in bytes (default 1,000,000, the JS server's): a polling
+    /// body larger answers 413; a websocket frame or message larger (beyond
+    /// [`WS_FRAMING_ALLOWANCE`]) closes the connection as soon as its length is read.
     pub max_payload: u64,
-    /// Origins allowed to authenticate a socket with the `token` cookie (besides the same
-    /// origin). CORS headers themselves come from the app's CORS layer around this one.
+    /// Origins allowed to authenticate a socket with the `token` cookie besides the same
+    /// origin (`*` is not one: see the `origin` module). CORS headers themselves come from
+    /// the app's CORS layer around this one.
     pub cors_origins: Vec<String>,
     /// Packets queued per socket before emits to it fail (default 1024: a full replay of
     /// [`REPLAY_LIMIT`] events fits).
@@ -227,6 +231,22 @@ impl kernel::ports::Presence for PresencePort {
     }
 }
 
+/// What a websocket message may carry beyond `max_payload`: the engine.io packet type, the
+/// Socket.IO packet type, attachment count, namespace and ack id in front of the payload. On
+/// polling the body limit covers the same framing; a few hundred bytes of slack keep a
+/// message whose payload is `max_payload` usable on both transports.
+pub const WS_FRAMING_ALLOWANCE: usize = 256;
+
+/// The largest websocket frame and message: `max_payload` plus [`WS_FRAMING_ALLOWANCE`].
+/// tungstenite refuses a frame whose header announces more before reading its payload, and a
+/// fragmented message as soon as its fragments add up to more, so an oversized message is
+/// never buffered whole, before authentication too.
+pub fn ws_max_message_size(max_payload: u64) -> usize {
+    usize::try_from(max_payload)
+        .unwrap_or(usize::MAX)
+        .saturating_add(WS_FRAMING_ALLOWANCE)
+}
+
 /// The builder settings both adapters share.
 fn configure<A: Adapter>(
     builder: SocketIoBuilder<A>,
@@ -240,6 +260,8 @@ fn configure<A: Adapter>(
         .max_payload(cfg.max_payload)
         .max_buffer_size(cfg.max_buffer_size)
         .ws_read_buffer_size(cfg.ws_read_buffer_size)
+        .ws_max_message_size(ws_max_message_size(cfg.max_payload))
+        .ws_max_frame_size(ws_max_message_size(cfg.max_payload))
         .with_state(gw.clone())
         .build_layer()
 }

@@ -240,8 +240,11 @@ async fn the_admin_from_the_environment_exists_after_start_up() {
     assert_eq!(me["role"], "admin");
 }
 
+/// All from one client address (the test's); the owner elsewhere is not locked out
+/// (`limits.rs`: `the_owner_logs_in_from_another_address_while_the_guesser_is_locked_out`).
 #[tokio::test]
-async fn ten_failed_logins_lock_that_account_out_with_429_and_others_stay_open() {
+async fn ten_failed_logins_from_one_address_lock_that_account_out_there_with_429_and_others_stay_open()
+ {
     let app = TestApp::spawn().await;
     let victim = app.buyer().await;
     let other = app.buyer().await;

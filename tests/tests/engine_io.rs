@@ -1,8 +1,10 @@
 //! Engine.IO behaviour the patched engineioxide (`patches/engineioxide`) must keep, on both
 //! transports: the heartbeat (a client that stops answering pings is disconnected after
 //! pingInterval + pingTimeout, one that answers stays), and a burst of events larger than a
-//! socket's buffers reaching a slow reader complete and in order. The polling → websocket
-//! upgrade is covered by the official client (`js_client`).
+//! socket's buffers reaching a slow reader complete and in order; and `SOCKET_MAX_PAYLOAD_BYTES`
+//! on websockets (an oversized frame or fragmented message closes the connection as soon as
+//! its size is known, before authentication, while a message of the largest payload passes).
+//! The polling → websocket upgrade is covered by the official client (`js_client`).
 
 use std::time::{Duration, Instant};
 
@@ -301,4 +303,143 @@ async fn burst() {
         }
     }
     assert_eq!(got, (0..BURST).collect::<Vec<_>>());
+}
+
+// ---------------------------------------------------------------- message size
+
+/// `SOCKET_MAX_PAYLOAD_BYTES` in the size tests: small, so the oversized frames are cheap.
+const MAX_PAYLOAD: usize = 100_000;
+
+async fn small_payload_app() -> TestApp {
+    TestApp::spawn_with(|env| {
+        env.insert("SOCKET_MAX_PAYLOAD_BYTES".into(), MAX_PAYLOAD.to_string());
+    })
+    .await
+}
+
+/// A raw websocket after the engine.io open packet, nothing sent yet (not authenticated).
+async fn unauthenticated_ws(app: &TestApp) -> Ws {
+    let stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.addr);
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    let open = next_text(&mut ws).await.expect("open packet");
+    assert!(open.starts_with('0'), "{open}");
+    ws
+}
+
+/// The bytes of one client frame (masked, as a client must) whose header announces `len`
+/// payload bytes, followed by `payload` (which may be shorter: the rest is never sent).
+fn client_frame(fin: bool, opcode: u8, len: u64, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
+    match len {
+        0..=125 => frame.push(0x80 | len as u8),
+        126..=65535 => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// Writes raw bytes under the websocket; `false` once the server has closed the connection.
+async fn write_raw(ws: &mut Ws, bytes: &[u8]) -> bool {
+    use tokio::io::AsyncWriteExt;
+    ws.get_mut().write_all(bytes).await.is_ok()
+}
+
+/// Whether the server closes the websocket within `within` without having answered the
+/// packet (a `4x` Socket.IO packet would mean it read and parsed it).
+async fn closed_unanswered(ws: &mut Ws, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return false,
+            Ok(Some(Ok(Message::Text(t)))) => {
+                assert!(
+                    !t.starts_with('4'),
+                    "the server parsed the oversized packet: {t}"
+                );
+            }
+            Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) => return true,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+/// The start of a CONNECT packet with an endless token, as the hostile review sent it.
+fn connect_packet_start(len: usize) -> Vec<u8> {
+    let mut p = b"40{\"token\":\"".to_vec();
+    p.resize(len, b'a');
+    p
+}
+
+#[tokio::test]
+async fn oversized_websocket_frames_and_messages_close_the_connection_before_they_are_read_whole() {
+    let app = small_payload_app().await;
+    let buyer = app.buyer().await;
+
+    // One frame announcing 20 × the limit: refused from its header, the payload never waited
+    // for (only its first kilobyte is ever sent).
+    let mut ws = unauthenticated_ws(&app).await;
+    let announced = (MAX_PAYLOAD * 20) as u64;
+    let frame = client_frame(true, 0x1, announced, &connect_packet_start(1000));
+    assert!(write_raw(&mut ws, &frame).await);
+    assert!(
+        closed_unanswered(&mut ws, Duration::from_secs(5)).await,
+        "a frame announcing {announced} bytes did not close the connection"
+    );
+
+    // A fragmented message, each fragment under the limit: closed once the fragments add up
+    // to more, without waiting for the final one (which never comes).
+    let mut ws = unauthenticated_ws(&app).await;
+    let fragment = MAX_PAYLOAD * 6 / 10;
+    let first = client_frame(false, 0x1, fragment as u64, &connect_packet_start(fragment));
+    let more = client_frame(false, 0x0, fragment as u64, &vec![b'a'; fragment]);
+    assert!(write_raw(&mut ws, &first).await);
+    write_raw(&mut ws, &more).await;
+    assert!(
+        closed_unanswered(&mut ws, Duration::from_secs(5)).await,
+        "{} bytes in fragments did not close the connection",
+        2 * fragment
+    );
+
+    // The server is up and a normal client is served.
+    app.get("/healthz", None).await.expect(200);
+    let s = SocketClient::connect(&app.base, &buyer.token)
+        .await
+        .expect("a normal socket after the oversized ones");
+    assert_eq!(s.ack("join-user-room", json!(buyer.id)).await["ok"], true);
+    s.close().await;
+}
+
+#[tokio::test]
+async fn a_websocket_message_with_a_payload_of_the_largest_size_still_passes() {
+    let app = small_payload_app().await;
+    let buyer = app.buyer().await;
+    let s = SocketClient::connect(&app.base, &buyer.token)
+        .await
+        .unwrap();
+    // The event's JSON array (`["join-user-room","xx…"]`) is exactly SOCKET_MAX_PAYLOAD_BYTES;
+    // the packet around it adds its framing (`42` and the ack id).
+    let overhead = json!(["join-user-room", ""]).to_string().len();
+    let big = "x".repeat(MAX_PAYLOAD - overhead);
+    assert_eq!(
+        json!(["join-user-room", big]).to_string().len(),
+        MAX_PAYLOAD
+    );
+    let ack = s.ack("join-user-room", json!(big)).await;
+    assert_eq!(
+        ack["ok"], false,
+        "answered, as for any id that is not one: {ack}"
+    );
+    // The socket is still fine.
+    assert_eq!(s.ack("join-user-room", json!(buyer.id)).await["ok"], true);
+    s.close().await;
 }

@@ -77,6 +77,284 @@ async fn a_successful_login_clears_the_failures_before_it() {
     assert_eq!(login(&user.password).await, 429);
 }
 
+/// A login from `from` (the `X-Forwarded-For` a proxy at 127.0.0.1 would add), with its
+/// `Retry-After` when there is one.
+async fn login_from(
+    app: &TestApp,
+    from: &str,
+    email: &str,
+    password: &str,
+) -> (u16, String, Option<u64>) {
+    let res = app
+        .http
+        .post(app.url("/api/auth/login"))
+        .header("X-Forwarded-For", from)
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .expect("login");
+    let status = res.status().as_u16();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    let code = body["code"].as_str().unwrap_or("").to_owned();
+    (status, code, retry_after)
+}
+
+/// The app behind a proxy at 127.0.0.1: `X-Forwarded-For` names the client.
+async fn behind_a_proxy() -> TestApp {
+    TestApp::spawn_with(|env| {
+        env.insert("TRUSTED_PROXIES".into(), "127.0.0.1".into());
+    })
+    .await
+}
+
+const ATTACKER: &str = "203.0.113.7";
+const OWNER: &str = "198.51.100.20";
+
+#[tokio::test]
+async fn the_owner_logs_in_from_another_address_while_the_guesser_is_locked_out() {
+    let app = behind_a_proxy().await;
+    let owner = app.buyer().await;
+    for i in 0..10 {
+        let (status, _, _) = login_from(&app, ATTACKER, &owner.email, "a-guess-guess").await;
+        assert_eq!(status, 401, "guess {i}");
+    }
+    // The guesser is locked out of this account, even with the right password...
+    let (status, code, retry_after) =
+        login_from(&app, ATTACKER, &owner.email, &owner.password).await;
+    assert_eq!((status, code.as_str()), (429, "rate_limited"));
+    assert!(
+        retry_after.is_some_and(|s| (1..=900).contains(&s)),
+        "{retry_after:?}"
+    );
+    // ...and a client-supplied hop on the left of the proxy's changes nothing.
+    let spoofed = format!("{OWNER}, {ATTACKER}");
+    let (status, _, _) = login_from(&app, &spoofed, &owner.email, &owner.password).await;
+    assert_eq!(status, 429);
+    // The owner, from their own address, is not.
+    let (status, _, _) = login_from(&app, OWNER, &owner.email, &owner.password).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = login_from(&app, ATTACKER, &owner.email, &owner.password).await;
+    assert_eq!(status, 429, "the guesser stays locked out");
+}
+
+#[tokio::test]
+async fn a_password_spray_from_one_address_is_stopped_at_30_failures() {
+    let app = behind_a_proxy().await;
+    let sprayer = app.buyer().await;
+    let victim = app.buyer().await;
+    // 29 failures over 29 accounts (none reaches its own limit of 10)...
+    for i in 0..29 {
+        let email = format!("target-{i}@test.local");
+        let (status, _, _) = login_from(&app, ATTACKER, &email, "Summer2026!").await;
+        assert_eq!(status, 401, "guess {i}");
+    }
+    // ...a success of the sprayer's own account clears nothing...
+    let (status, _, _) = login_from(&app, ATTACKER, &sprayer.email, &sprayer.password).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = login_from(&app, ATTACKER, &victim.email, "Summer2026!").await;
+    assert_eq!(status, 401, "the 30th failure");
+    // ...and from then on every account is refused from that address.
+    for (email, password) in [
+        (&victim.email, &victim.password),
+        (&sprayer.email, &sprayer.password),
+    ] {
+        let (status, code, retry_after) = login_from(&app, ATTACKER, email, password).await;
+        assert_eq!((status, code.as_str()), (429, "rate_limited"), "{email}");
+        assert!(retry_after.is_some_and(|s| s >= 1), "{retry_after:?}");
+    }
+    let (status, _, _) = login_from(&app, ATTACKER, "target-99@test.local", "x-y-z-w").await;
+    assert_eq!(status, 429);
+    // Everyone else logs in as usual.
+    let (status, _, _) = login_from(&app, OWNER, &victim.email, &victim.password).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn x_forwarded_for_is_ignored_without_trusted_proxies() {
+    let app = TestApp::spawn().await;
+    let victim = app.buyer().await;
+    // Each guess claims another address; without TRUSTED_PROXIES they all count for the peer.
+    for i in 0..30 {
+        let from = format!("198.18.0.{i}");
+        let email = if i < 10 {
+            victim.email.clone()
+        } else {
+            format!("target-{i}@test.local")
+        };
+        let (status, _, _) = login_from(&app, &from, &email, "a-guess-guess").await;
+        assert_eq!(status, 401, "guess {i}");
+    }
+    let (status, code, _) =
+        login_from(&app, "198.51.100.99", &victim.email, &victim.password).await;
+    assert_eq!((status, code.as_str()), (429, "rate_limited"));
+    let other = app.seller().await;
+    let (status, _, _) = login_from(&app, "198.51.100.98", &other.email, &other.password).await;
+    assert_eq!(status, 429, "the peer's address is over its 30 failures");
+}
+
+// ---------------------------------------------------------------- slow and greedy clients
+
+/// Whether the server closes `stream` within `within`: its read ends (EOF or reset) without
+/// an answer. Whatever the server sends first (an answer) is read past.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// A TCP connection to `app` from the loopback address `from` (127.0.0.x: one client per
+/// address, apart from the test's own HTTP client at 127.0.0.1).
+async fn connect_from(app: &TestApp, from: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{from}:0").parse().expect("address"))
+        .expect("bind a loopback address");
+    socket.connect(app.addr).await.expect("connect")
+}
+
+/// One `GET /healthz` on an open connection: the status line's code, `None` when the
+/// connection was closed instead.
+async fn healthz_on(stream: &mut tokio::net::TcpStream) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let req = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n";
+    stream.write_all(req).await.ok()?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    // The body of /healthz is small: read it so the next request starts clean.
+    let _ = tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf)).await;
+    Some(code)
+}
+
+#[tokio::test]
+async fn slow_headers_and_idle_keep_alive_connections_are_closed_after_the_timeout_while_others_are_served()
+ {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::spawn_with(|env| {
+        env.insert("HTTP_HEADER_TIMEOUT_SECS".into(), "2".into());
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    // Ten clients trickle a request head: one header line every 300 ms, for ever.
+    let slow: Vec<_> = (0..10)
+        .map(|i| {
+            let app_addr = app.addr;
+            tokio::spawn(async move {
+                let mut stream = tokio::net::TcpStream::connect(app_addr)
+                    .await
+                    .expect("connect");
+                stream
+                    .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n")
+                    .await
+                    .expect("request line");
+                let opened = tokio::time::Instant::now();
+                for n in 0.. {
+                    let line = format!("X-Slow-{i}-{n}: a\r\n");
+                    if stream.write_all(line.as_bytes()).await.is_err() {
+                        return Some(opened.elapsed());
+                    }
+                    if closed_within(&mut stream, Duration::from_millis(300)).await {
+                        return Some(opened.elapsed());
+                    }
+                    if opened.elapsed() > Duration::from_secs(8) {
+                        return None;
+                    }
+                }
+                None
+            })
+        })
+        .collect();
+    // A keep-alive connection that answered one request and then says nothing.
+    let mut idle = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    assert_eq!(healthz_on(&mut idle).await, Some(200));
+    // Meanwhile everyone else is served.
+    while started.elapsed() < Duration::from_secs(2) {
+        app.get("/healthz", None).await.expect(200);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (i, client) in slow.into_iter().enumerate() {
+        let lasted = client.await.expect("slow client task");
+        let lasted = lasted.unwrap_or_else(|| panic!("slow client {i} still open after 8 s"));
+        assert!(
+            lasted >= Duration::from_millis(1500) && lasted < Duration::from_secs(6),
+            "slow client {i} closed after {lasted:?} with a 2 s header timeout"
+        );
+    }
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(5)).await,
+        "an idle keep-alive connection outlived the header timeout"
+    );
+    app.get("/healthz", None).await.expect(200);
+}
+
+#[tokio::test]
+async fn a_client_over_its_connection_limit_is_refused_at_once_and_others_are_not() {
+    let app = TestApp::spawn_with(|env| {
+        env.insert("MAX_CONNECTIONS_PER_CLIENT".into(), "5".into());
+        env.insert("TRUSTED_PROXIES".into(), "127.0.0.3".into());
+    })
+    .await;
+    let mut held = Vec::new();
+    for i in 0..5 {
+        let mut c = connect_from(&app, "127.0.0.2").await;
+        assert_eq!(healthz_on(&mut c).await, Some(200), "connection {i}");
+        held.push(c);
+    }
+    // The sixth is closed as soon as it is accepted, before it says anything.
+    let mut over = connect_from(&app, "127.0.0.2").await;
+    assert!(
+        closed_within(&mut over, Duration::from_secs(2)).await,
+        "a sixth connection was kept open"
+    );
+    // The five still work; other clients are served; a trusted proxy is not counted.
+    for c in &mut held {
+        assert_eq!(healthz_on(c).await, Some(200));
+    }
+    app.get("/healthz", None).await.expect(200);
+    let mut proxied = Vec::new();
+    for i in 0..8 {
+        let mut c = connect_from(&app, "127.0.0.3").await;
+        assert_eq!(healthz_on(&mut c).await, Some(200), "proxy connection {i}");
+        proxied.push(c);
+    }
+    // A closed connection gives its place back.
+    drop(held.pop());
+    let back = eventually(WAIT, || {
+        let app = &app;
+        async move {
+            let mut c = connect_from(app, "127.0.0.2").await;
+            (healthz_on(&mut c).await == Some(200)).then_some(c)
+        }
+    })
+    .await;
+    assert!(back.is_some(), "a freed place was not given back");
+}
+
 // ---------------------------------------------------------------- presence
 
 #[tokio::test]
@@ -350,6 +628,40 @@ async fn two_redis_limiters_with_one_prefix_count_together_and_reset_together() 
         .query_async(&mut conn)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_refund_on_one_redis_limiter_gives_back_one_event_to_every_node() {
+    let prefix = fresh_prefix();
+    let a = Limits::redis(manager(REDIS).await, &prefix);
+    let b = Limits::redis(manager(REDIS).await, &prefix);
+    for _ in 0..3 {
+        assert_eq!(a.check(&QUOTA, "user-1").await, Ok(()));
+    }
+    assert!(b.check(&QUOTA, "user-1").await.is_err());
+    b.refund(&QUOTA, "user-1").await;
+    assert_eq!(
+        a.check(&QUOTA, "user-1").await,
+        Ok(()),
+        "one event given back"
+    );
+    assert!(b.check(&QUOTA, "user-1").await.is_err(), "and only one");
+    // Refunds beyond what was counted leave a fresh key (deleted), never extra budget.
+    for _ in 0..10 {
+        a.refund(&QUOTA, "user-1").await;
+    }
+    let mut conn = manager(REDIS).await;
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(format!("{prefix}:limits:test:user-1"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0);
+    for _ in 0..3 {
+        assert_eq!(b.check(&QUOTA, "user-1").await, Ok(()));
+    }
+    assert!(a.check(&QUOTA, "user-1").await.is_err());
+    a.reset(&QUOTA, "user-1").await;
 }
 
 #[tokio::test]

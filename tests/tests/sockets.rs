@@ -130,6 +130,56 @@ async fn a_cookie_token_from_a_foreign_origin_is_refused() {
     assert!(matches!(res, Err(ConnectError::Refused(m)) if m.contains("unauthorized")));
 }
 
+#[tokio::test]
+async fn with_cors_star_a_cookie_socket_is_accepted_only_from_the_same_or_a_listed_origin() {
+    let app = TestApp::spawn_with(|env| {
+        env.insert("CORS_ORIGINS".into(), "*, https://shop.example".into());
+    })
+    .await;
+    let buyer = app.buyer().await;
+    let cookie = ("Cookie".to_owned(), format!("token={}", buyer.token));
+    let from = |origin: &str| ("Origin".to_owned(), origin.to_owned());
+    let open = |headers: Vec<(String, String)>, auth: Option<Value>| {
+        SocketClient::open(&app.base, SocketOptions { auth, headers })
+    };
+    // `*` lets any site call REST without credentials; it never admits a cookie socket.
+    for origin in ["https://evil.example", "null", "http://127.0.0.1:1"] {
+        let res = open(vec![cookie.clone(), from(origin)], None).await;
+        assert!(
+            matches!(&res, Err(ConnectError::Refused(m)) if m.contains("unauthorized")),
+            "cookie socket from {origin}: {:?}",
+            res.as_ref().err()
+        );
+    }
+    // A listed origin, and the server's own (the Host the request came to), are accepted.
+    for origin in ["https://shop.example".to_owned(), app.base.clone()] {
+        let s = open(vec![cookie.clone(), from(&origin)], None)
+            .await
+            .unwrap_or_else(|e| panic!("cookie socket from {origin} refused: {e:?}"));
+        assert!(ok(&s.ack("join-user-room", json!(buyer.id)).await));
+        s.close().await;
+    }
+    // A token the page had to send itself is not at risk: any origin.
+    let bearer = (
+        "Authorization".to_owned(),
+        format!("Bearer {}", buyer.token),
+    );
+    let ways = [
+        (
+            vec![from("https://evil.example")],
+            Some(json!({ "token": buyer.token })),
+        ),
+        (vec![bearer, from("https://evil.example")], None),
+    ];
+    for (headers, auth) in ways {
+        let s = open(headers, auth)
+            .await
+            .expect("a bearer socket from a foreign origin");
+        assert!(ok(&s.ack("join-user-room", json!(buyer.id)).await));
+        s.close().await;
+    }
+}
+
 // ---------------------------------------------------------------- join / leave
 
 #[tokio::test]

@@ -95,6 +95,52 @@ pub struct Config {
     /// Extra: `HASH_CONCURRENCY` (default: the number of cores) password hashes at once, and
     /// `HASH_QUEUE` (default: 32 per hashing thread) waiting; beyond, 503 `busy`.
     pub hashing: auth::HashingConfig,
+    /// Who may connect, how fast, how often ([`net_settings`]).
+    pub net: NetSettings,
+}
+
+/// `TRUSTED_PROXIES`, `MAX_CONNECTIONS_PER_CLIENT`, `HTTP_HEADER_TIMEOUT_SECS`: what the
+/// server believes about its callers and what it lets one caller hold.
+#[derive(Debug, Clone)]
+pub struct NetSettings {
+    /// `TRUSTED_PROXIES` (unset): IPs and CIDR networks whose `X-Forwarded-For` is believed;
+    /// their connections are not counted per client.
+    pub trusted_proxies: kernel::TrustedProxies,
+    /// `MAX_CONNECTIONS_PER_CLIENT` (1000): open TCP connections per peer address; beyond,
+    /// a new one is closed as soon as it is accepted.
+    pub max_connections_per_client: usize,
+    /// `HTTP_HEADER_TIMEOUT_SECS` (10): the longest a request head may take to arrive, and
+    /// how long an idle keep-alive connection waits for its next request.
+    pub header_timeout: Duration,
+}
+
+/// Reads [`NetSettings`].
+fn net_settings(get: &impl Fn(&str) -> Option<String>) -> Result<NetSettings, ConfigError> {
+    let trusted_proxies = match get("TRUSTED_PROXIES") {
+        None => kernel::TrustedProxies::default(),
+        Some(list) => list
+            .parse()
+            .map_err(|e: kernel::client::BadProxy| err("TRUSTED_PROXIES", e.to_string()))?,
+    };
+    let max_connections_per_client: usize = parse(get, "MAX_CONNECTIONS_PER_CLIENT", "1000")?;
+    if !(1..=1_000_000).contains(&max_connections_per_client) {
+        return Err(err(
+            "MAX_CONNECTIONS_PER_CLIENT",
+            "must be between 1 and 1000000",
+        ));
+    }
+    let header_timeout: u64 = parse(get, "HTTP_HEADER_TIMEOUT_SECS", "10")?;
+    if !(1..=3600).contains(&header_timeout) {
+        return Err(err(
+            "HTTP_HEADER_TIMEOUT_SECS",
+            "must be between 1 and 3600",
+        ));
+    }
+    Ok(NetSettings {
+        trusted_proxies,
+        max_connections_per_client,
+        header_timeout: Duration::from_secs(header_timeout),
+    })
 }
 
 /// Retries, dead letters, leases and shutdown of the event bus (README's configuration table).
@@ -379,6 +425,7 @@ impl Config {
             metrics_token,
             bus: bus_settings(&get)?,
             hashing,
+            net: net_settings(&get)?,
         })
     }
 }
@@ -541,6 +588,30 @@ mod tests {
             "HASH_CONCURRENCY"
         );
         assert_eq!(cfg(&[("HASH_QUEUE", "-1")]).unwrap_err().var, "HASH_QUEUE");
+    }
+
+    #[test]
+    fn net_settings_default_and_name_a_bad_value() {
+        let n = cfg(&[]).unwrap().net;
+        assert!(n.trusted_proxies.is_empty());
+        assert_eq!(n.max_connections_per_client, 1000);
+        assert_eq!(n.header_timeout, Duration::from_secs(10));
+        let n = cfg(&[("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8, ::1")])
+            .unwrap()
+            .net;
+        assert!(n.trusted_proxies.contains("10.9.8.7".parse().unwrap()));
+        for (var, value) in [
+            ("TRUSTED_PROXIES", "10.0.0.1,proxy.local"),
+            ("TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("MAX_CONNECTIONS_PER_CLIENT", "0"),
+            ("MAX_CONNECTIONS_PER_CLIENT", "many"),
+            ("HTTP_HEADER_TIMEOUT_SECS", "0"),
+            ("HTTP_HEADER_TIMEOUT_SECS", "1.5"),
+        ] {
+            let e = cfg(&[(var, value)]).unwrap_err();
+            assert_eq!(e.var, var, "{value}");
+            assert!(!e.to_string().contains('\n'), "one line: {e}");
+        }
     }
 
     #[test]

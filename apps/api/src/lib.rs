@@ -6,10 +6,10 @@ mod apidoc;
 pub mod config;
 pub mod metrics;
 mod ops;
+pub mod serve;
 pub mod telemetry;
 pub mod typescript;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -203,6 +203,7 @@ pub fn state(config: &Config, db: DatabaseConnection, jwt_secret: &SecretString)
         // One node: counters in memory. A cluster node replaces this with
         // `kernel::Limits::redis(connection_manager, &redis_key_prefix)`.
         limits: kernel::Limits::memory(),
+        proxies: config.net.trusted_proxies.clone(),
     }
 }
 
@@ -387,14 +388,12 @@ pub async fn run_with_hasher(
     ));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening (REST and Socket.IO)");
-    let mut server = tokio::spawn(
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(cancel.clone().cancelled_owned())
-        .into_future(),
-    );
+    let mut server = tokio::spawn(serve::serve(
+        listener,
+        router,
+        serve::ServeOptions::from_config(&config),
+        cancel.clone().cancelled_owned(),
+    ));
     // Dropped before the end (a test's `kill`, a panic): nothing keeps running behind it.
     let _stop_on_drop = StopOnDrop {
         server: server.abort_handle(),
@@ -447,7 +446,7 @@ pub async fn run_with_hasher(
     let _ = db.close().await;
     tracing::info!("shut down");
     match served {
-        Some(Ok(r)) => r.context("server failed"),
+        Some(Ok(())) => Ok(()),
         Some(Err(e)) if e.is_panic() => Err(anyhow::anyhow!("server task panicked")),
         _ => Ok(()),
     }

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use catalog::contract::User;
 use kernel::error::Problem;
 use kernel::extract::Json;
-use kernel::{AppState, AuthUser, Authenticator, Limits, Result};
+use kernel::{ApiError, AppState, AuthUser, Authenticator, ClientAddr, Limits, Result};
 use sea_orm::DatabaseConnection;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -52,7 +52,7 @@ async fn register(
     responses(
         (status = 200, body = AuthResponse),
         (status = 401, body = Problem),
-        (status = 429, body = Problem, description = "10 failed logins for this account within 15 minutes; see Retry-After"),
+        (status = 429, body = Problem, description = "`rate_limited`: 10 failed logins for this account from this client address, or 30 from this address over any accounts, within 15 minutes; see Retry-After"),
         (status = 503, body = Problem, description = "`busy`: too many passwords are being checked; see Retry-After"),
     ))]
 async fn login(
@@ -60,14 +60,25 @@ async fn login(
     State(auth): State<Authenticator>,
     State(limits): State<Limits>,
     Extension(hasher): Extension<Arc<Hasher>>,
+    client: ClientAddr,
     Json(body): Json<LoginBody>,
 ) -> Result<axum::Json<AuthResponse>> {
-    let key = limiter::account_key(&body.email);
-    limiter::attempt(&limits, &key).await?;
-    let (token, user) =
-        service::login(&db, &auth.keys, &hasher, &body.email, body.password).await?;
-    limiter::succeeded(&limits, &key).await;
-    Ok(axum::Json(AuthResponse { token, user }))
+    let keys = limiter::LoginKeys::new(&body.email, client);
+    limiter::attempt(&limits, &keys).await?;
+    match service::login(&db, &auth.keys, &hasher, &body.email, body.password).await {
+        Ok((token, user)) => {
+            limiter::succeeded(&limits, &keys).await;
+            Ok(axum::Json(AuthResponse { token, user }))
+        }
+        Err(e @ ApiError::Unauthorized) => {
+            limiter::failed(&limits, &keys).await;
+            Err(e)
+        }
+        Err(e) => {
+            limiter::not_a_failure(&limits, &keys).await;
+            Err(e)
+        }
+    }
 }
 
 /// The caller's profile.

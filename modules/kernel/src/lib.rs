@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod bus;
+pub mod client;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -20,6 +21,7 @@ pub mod validate;
 
 pub use auth::{AuthUser, Authenticator, JwtKeys, UserDirectory};
 pub use bus::{EventBus, StoredEvent, Subscriber, Tx, subscriber};
+pub use client::{ClientAddr, TrustedProxies};
 pub use error::{ApiError, Result};
 pub use limits::{Limits, Quota};
 pub use state::{AppState, Module, Runtime};

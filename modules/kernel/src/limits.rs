@@ -98,6 +98,11 @@ pub trait Limiter: Send + Sync + 'static {
     /// Forgets what was counted for `key` under `quota` (a successful login clears the failed
     /// ones).
     async fn reset(&self, quota: &Quota, key: &str);
+    /// Takes back one event that [`Limiter::check`] counted for `key` under `quota` (the
+    /// attempt turned out not to be what the quota counts: a login that succeeded is not a
+    /// failure). Counting first and refunding after, rather than looking before and counting
+    /// after, keeps concurrent attempts from all slipping past a look at the same count.
+    async fn refund(&self, quota: &Quota, key: &str);
 }
 
 /// A shared limiter is a limiter (so a caller can keep a handle on what it gives [`Limits`]).
@@ -108,6 +113,9 @@ impl<T: Limiter> Limiter for Arc<T> {
     }
     async fn reset(&self, quota: &Quota, key: &str) {
         (**self).reset(quota, key).await
+    }
+    async fn refund(&self, quota: &Quota, key: &str) {
+        (**self).refund(quota, key).await
     }
 }
 
@@ -147,6 +155,11 @@ impl Limits {
     /// See [`Limiter::reset`].
     pub async fn reset(&self, quota: &Quota, key: &str) {
         self.0.reset(quota, key).await
+    }
+
+    /// See [`Limiter::refund`].
+    pub async fn refund(&self, quota: &Quota, key: &str) {
+        self.0.refund(quota, key).await
     }
 }
 
@@ -255,6 +268,21 @@ impl MemoryLimiter {
             keyed.store.0.remove(key);
         }
     }
+
+    /// Synchronous [`Limiter::refund`]: the key's theoretical arrival time moves back by one
+    /// interval (a key already back at a fresh state stays as it is).
+    pub fn refund_now(&self, quota: &Quota, key: &str) {
+        let Some(keyed) = self.keyed(quota) else {
+            return;
+        };
+        let interval = Nanos::from(quota.interval());
+        let _ = keyed
+            .store
+            .measure_and_replace(&key.to_owned(), |tat| match tat {
+                Some(tat) => Ok(((), tat.saturating_sub(interval))),
+                None => Err(()),
+            });
+    }
 }
 
 #[async_trait::async_trait]
@@ -264,6 +292,9 @@ impl Limiter for MemoryLimiter {
     }
     async fn reset(&self, quota: &Quota, key: &str) {
         self.reset_now(quota, key)
+    }
+    async fn refund(&self, quota: &Quota, key: &str) {
+        self.refund_now(quota, key)
     }
 }
 
@@ -297,6 +328,27 @@ mod tests {
         assert!(m.check_now(&Q, "a").is_err());
         m.reset_now(&Q, "a");
         assert_eq!(m.check_now(&Q, "a"), Ok(()));
+    }
+
+    #[test]
+    fn a_refund_gives_back_exactly_one_event() {
+        let m = MemoryLimiter::default();
+        for _ in 0..3 {
+            m.check_now(&Q, "a").unwrap();
+        }
+        assert!(m.check_now(&Q, "a").is_err());
+        m.refund_now(&Q, "a");
+        assert_eq!(m.check_now(&Q, "a"), Ok(()));
+        assert!(m.check_now(&Q, "a").is_err());
+        // Refunding an unknown key, or more than was counted, never adds budget beyond burst.
+        m.refund_now(&Q, "fresh");
+        for _ in 0..5 {
+            m.refund_now(&Q, "b");
+        }
+        for _ in 0..3 {
+            assert_eq!(m.check_now(&Q, "b"), Ok(()));
+        }
+        assert!(m.check_now(&Q, "b").is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::Authenticator;
 use crate::bus::{EventBus, Subscriber};
+use crate::client::TrustedProxies;
 use crate::limits::Limits;
 
 /// The application state shared by every module's router. Module-specific services are
@@ -22,6 +23,9 @@ pub struct AppState {
     /// Rate limits (chat messages, typing, logins), shared by REST, sockets and auth: in
     /// memory on one node, in Redis across a cluster.
     pub limits: Limits,
+    /// `TRUSTED_PROXIES`: whose forwarding headers are believed when deciding who the client
+    /// is ([`crate::ClientAddr`]).
+    pub proxies: TrustedProxies,
 }
 
 /// What a running module may use for background work.

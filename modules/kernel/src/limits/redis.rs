@@ -38,6 +38,22 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_
 return -1
 ";
 
+/// Takes back one event. KEYS[1], ARGV[1] as for [`GCRA`]. The key is deleted once it is
+/// back at a fresh state.
+const REFUND: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '')
+if not tat then return 0 end
+local new_tat = tat - tonumber(ARGV[1])
+if new_tat <= now then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+return 1
+";
+
 /// Rate-limit counters in Redis with an in-memory fallback. Build it with
 /// [`super::Limits::redis`] (or [`RedisLimiter::new`]).
 pub struct RedisLimiter {
@@ -48,6 +64,7 @@ struct Inner {
     conn: ConnectionManager,
     prefix: String,
     script: redis::Script,
+    refund: redis::Script,
     fallback: MemoryLimiter,
     /// `true` while Redis answers; `false` from a failed call until the probe succeeds.
     healthy: AtomicBool,
@@ -64,6 +81,7 @@ impl RedisLimiter {
                 conn,
                 prefix: prefix.to_owned(),
                 script: redis::Script::new(GCRA),
+                refund: redis::Script::new(REFUND),
                 fallback: MemoryLimiter::default(),
                 healthy: AtomicBool::new(true),
                 outage_logged: AtomicBool::new(false),
@@ -79,6 +97,13 @@ impl RedisLimiter {
     fn key(&self, quota: &Quota, key: &str) -> String {
         format!("{}:limits:{}:{}", self.inner.prefix, quota.name, key)
     }
+}
+
+/// µs per event (`period / burst`), at least 1.
+fn interval_us(quota: &Quota) -> u64 {
+    u64::try_from(quota.interval().as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 impl Inner {
@@ -121,9 +146,7 @@ impl Limiter for RedisLimiter {
         if !self.using_redis() {
             return self.inner.fallback.check_now(quota, key);
         }
-        let interval_us = u64::try_from(quota.interval().as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let interval_us = interval_us(quota);
         let mut conn = self.inner.conn.clone();
         let mut call = self.inner.script.prepare_invoke();
         call.key(self.key(quota, key))
@@ -159,6 +182,21 @@ impl Limiter for RedisLimiter {
         let mut del = redis::cmd("DEL");
         del.arg(self.key(quota, key));
         match tokio::time::timeout(CALL_TIMEOUT, del.query_async::<i64>(&mut conn)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => self.inner.went_down(&e.to_string()),
+            Err(_) => self.inner.went_down("no answer within the call timeout"),
+        }
+    }
+
+    async fn refund(&self, quota: &Quota, key: &str) {
+        if !self.using_redis() {
+            self.inner.fallback.refund_now(quota, key);
+            return;
+        }
+        let mut conn = self.inner.conn.clone();
+        let mut call = self.inner.refund.prepare_invoke();
+        call.key(self.key(quota, key)).arg(interval_us(quota));
+        match tokio::time::timeout(CALL_TIMEOUT, call.invoke_async::<i64>(&mut conn)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => self.inner.went_down(&e.to_string()),
             Err(_) => self.inner.went_down("no answer within the call timeout"),
