@@ -250,7 +250,7 @@ const COMMIT_ORDER_LOCK: i64 = 7242001;
 /// publish order and queues the `NOTIFY`, all in one statement. The ids come from the
 /// sequence only after the lock is held, so they are handed out in commit order; doing it in
 /// one round trip instead of three keeps the lock, which serializes every event-writing
-/// commit, held as briefly as the commit itself allows (README "Benchmarks", "REST → socket
+/// commit, held as briefly as the commit itself allows (docs/benchmarks.md, "REST → socket
 /// latency and event-writing throughput").
 async fn insert_in_commit_order(
     txn: &DatabaseTransaction,
