@@ -1,4 +1,4 @@
-//! The 403/404 rule (README, "Architecture"): 403 when the caller's role may never do this
+//! The 403/404 rule (docs/architecture.md, "403 or 404"): 403 when the caller's role may never do this
 //! action, whatever the id (so it tells nothing about the object); 404 when the role may, but
 //! the object is unknown, not the caller's, or not visible to them. One test per route that
 //! used to answer 404 to a role that may never act there (or 403 to an owner check).

@@ -1,7 +1,7 @@
 //! A login storm meets a bounded hasher: never more hashes at once than the bound, an
 //! overflow answers 503 `busy` with `Retry-After` at once, never a database error; the same
 //! bound covers registration and logins for unknown emails. No timings: figures are in
-//! README's Benchmarks (`loadgen --mode login-storm`).
+//! docs/benchmarks.md, "Login storm" (`loadgen --mode login-storm`).
 
 use futures::future::join_all;
 use marketplace_tests::{Resp, TestApp, TestUser};

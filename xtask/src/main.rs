@@ -5,7 +5,10 @@
 //!   migration and a passing black-box test, in one command (templates in `xtask/templates/`).
 //! - `cargo xtask graph [--check | --write]`: the dependency graph of the workspace crates as
 //!   Mermaid, from `cargo metadata`; `--check` compares it with README.md, `--write` updates it.
+//! - `cargo xtask config [--check]`: the environment variables the configuration code reads,
+//!   each with its row in docs/configuration.md; `--check` fails on any difference.
 
+mod config;
 mod edit;
 mod graph;
 mod new_module;
@@ -38,6 +41,13 @@ enum Command {
         #[arg(long)]
         write: bool,
     },
+    /// List the environment variables `apps/api/src/config.rs` reads and their rows in
+    /// docs/configuration.md.
+    Config {
+        /// Fail when a variable the code reads has no row, or a row names one it does not read.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -52,6 +62,14 @@ fn main() -> ExitCode {
             };
             graph::run(&root, mode)
         }
+        Command::Config { check } => config::run(
+            &root,
+            if check {
+                config::Mode::Check
+            } else {
+                config::Mode::Print
+            },
+        ),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

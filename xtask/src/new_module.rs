@@ -165,8 +165,8 @@ pub fn run(root: &Path, name: &str) -> Result<()> {
     }
     println!(
         "\nnext:\n  cargo build\n  cargo test -p marketplace-tests --test {name}\n\
-         then the hand steps in README.md, \"Adding a module\" (your columns, your rules, \
-         your events)."
+         then the hand steps in docs/adding-a-module.md (your columns, your rules, your \
+         events)."
     );
     Ok(())
 }

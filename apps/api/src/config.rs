@@ -143,7 +143,7 @@ fn net_settings(get: &impl Fn(&str) -> Option<String>) -> Result<NetSettings, Co
     })
 }
 
-/// Retries, dead letters, leases and shutdown of the event bus (README's configuration table).
+/// Retries, dead letters, leases and shutdown of the event bus (docs/configuration.md).
 #[derive(Debug, Clone)]
 pub struct BusSettings {
     /// `EVENT_RETRY_ATTEMPTS` (8): attempts per event before it becomes a dead letter.
@@ -430,7 +430,7 @@ impl Config {
     }
 }
 
-/// `REDIS_URL` and `REDIS_KEY_PREFIX` (see "Running several nodes" in the README).
+/// `REDIS_URL` and `REDIS_KEY_PREFIX` (see docs/operations.md, "Running several nodes").
 fn cluster_settings(
     get: &impl Fn(&str) -> Option<String>,
     is_sqlite: bool,

@@ -406,7 +406,7 @@ impl WorkArea {
 
     /// Frees the area and asks the allocator to give free memory back to the system. With
     /// glibc a freed 19 MiB block otherwise stays in the thread's arena for good once the
-    /// allocator has raised its mmap threshold (README, Benchmarks: ~19 MiB per thread kept
+    /// allocator has raised its mmap threshold (docs/benchmarks.md, "Login storm": ~19 MiB per thread kept
     /// after every storm but the first); `malloc_trim` returns it. It runs once per thread
     /// when the queue drains, not per hash.
     fn release(&mut self) {

@@ -1,34 +1,13 @@
 //! The typed event bus with a durable event log (a transactional outbox).
 //!
 //! A service opens a [`Tx`], writes its change, calls [`Tx::publish`] for each catalog event,
-//! and commits: the events are inserted into the `events` table inside that same transaction,
-//! so they exist if and only if the change does. After the commit every subscriber task is
-//! woken; each reads the log from its own durable cursor (`subscriber_cursors`), in id order,
-//! and advances the cursor after handling. A crash between commit and delivery therefore loses
-//! nothing (the cursor is behind), and a slow subscriber never skips (it reads the log, not a
-//! bounded channel). Delivery is at-least-once across crashes, so handlers are idempotent.
+//! and commits: the events exist if and only if the change does. Each subscriber reads the log
+//! from its own durable cursor, in id order, at least once, so handlers are idempotent.
 //!
-//! Ids are handed out in commit order: on PostgreSQL the insert of a transaction's events takes
-//! a transaction-scoped advisory lock held until commit, so a reader that has seen id N has
-//! seen every smaller id that will ever commit. SQLite serializes writers by itself. The lock
-//! serializes every event-writing commit (its WAL flush included): it is taken in the same
-//! statement that inserts the events and queues the `NOTIFY`, as late as possible.
-//!
-//! Several nodes on one PostgreSQL database:
-//! - **Wake-up**: the writing transaction also runs `pg_notify('marketplace_events')`, which
-//!   PostgreSQL delivers only on commit; every node keeps a dedicated `LISTEN` connection
-//!   (`listen.rs`) and wakes its subscribers on a notification. Bursts collapse (a `watch`
-//!   channel holds one pending wake-up). After the listener (re)connects the subscribers read
-//!   the log once, since notifications sent meanwhile are lost; `poll_interval` stays as the
-//!   fallback.
-//! - **Leases**: a [`Delivery::OncePerCluster`] subscriber runs on one node at a time: the node
-//!   holding `pg_try_advisory_lock(7242, hash(name))` on its lease connection, one dedicated
-//!   connection per node with TCP keepalives for all its subscribers (`lease.rs`). Others retry every `lease_retry`; PostgreSQL frees the lock when
-//!   the holder's connection dies, and the holder stops handling at once when it notices.
-//! - **Dead letters**: an event that still fails after its retries is stored in `dead_letters`
-//!   (`dead_letter.rs`), retried by the lease holder with growing pauses (at most 10 minutes),
-//!   and the cursor moves on. Handlers that panic are failed attempts.
-//! - [`Delivery::PerNode`] subscribers (socket delivery) run on every node; see there.
+//! Why ids come in commit order, and how the bus behaves on several nodes and under faults
+//! (the wake-up through `LISTEN/NOTIFY` in `listen.rs`, the [`Delivery::OncePerCluster`] leases
+//! in `lease.rs`, the dead letters in `dead_letter.rs`, [`Delivery::PerNode`] socket delivery,
+//! the log's own pool, shutdown) is told once, in `docs/bus.md`.
 
 mod dead_letter;
 mod lease;
@@ -250,7 +229,7 @@ const COMMIT_ORDER_LOCK: i64 = 7242001;
 /// publish order and queues the `NOTIFY`, all in one statement. The ids come from the
 /// sequence only after the lock is held, so they are handed out in commit order; doing it in
 /// one round trip instead of three keeps the lock, which serializes every event-writing
-/// commit, held as briefly as the commit itself allows (README "Benchmarks", "REST → socket
+/// commit, held as briefly as the commit itself allows (docs/benchmarks.md, "REST → socket
 /// latency and event-writing throughput").
 async fn insert_in_commit_order(
     txn: &DatabaseTransaction,
