@@ -388,11 +388,13 @@ pub async fn run_with_hasher(
     ));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening (REST and Socket.IO)");
+    let (quiesced_tx, quiesced) = tokio::sync::oneshot::channel();
     let mut server = tokio::spawn(serve::serve(
         listener,
         router,
         serve::ServeOptions::from_config(&config),
         cancel.clone().cancelled_owned(),
+        quiesced_tx,
     ));
     // Dropped before the end (a test's `kill`, a panic): nothing keeps running behind it.
     let _stop_on_drop = StopOnDrop {
@@ -407,6 +409,9 @@ pub async fn run_with_hasher(
     let deadline = tokio::time::Instant::now() + config.bus.shutdown_drain;
     if served.is_none() {
         tracing::info!("stopped accepting; finishing in-flight requests");
+        // Every connection is told to stop before the count is read: a keep-alive connection
+        // that has not heard of the shutdown yet could still start a request after it.
+        let _ = tokio::time::timeout_at(deadline, quiesced).await;
         if tokio::time::timeout_at(deadline, inflight.idle())
             .await
             .is_err()

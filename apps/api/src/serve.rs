@@ -55,19 +55,26 @@ impl ServeOptions {
 
 /// Serves `router` on `listener` until `shutdown` resolves, then shuts down gracefully (see
 /// the module docs). Resolves once every connection it still owned is closed.
+///
+/// `quiesced` is sent once shutdown has started and every connection has been told to stop
+/// (or has ended): from then on no new request is dispatched, so a caller that then waits
+/// for the requests in progress has seen every request that will ever be answered.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    quiesced: tokio::sync::oneshot::Sender<()>,
 ) {
-    // Connection tasks hold a receiver of `signal`, dropped when shutdown starts, and a
-    // receiver of `close`, dropped when they end: the loop waits for the last one.
+    // Connection tasks hold a receiver of `signal`, dropped when shutdown starts, a receiver
+    // of `told`, dropped once they told hyper to stop (or ended), and a receiver of `close`,
+    // dropped when they end: the loop waits for the last one of each.
     let (signal_tx, signal_rx) = watch::channel(());
     tokio::spawn(async move {
         shutdown.await;
         drop(signal_rx);
     });
+    let (told_tx, told_rx) = watch::channel(());
     let (close_tx, close_rx) = watch::channel(());
     let counts = ConnectionCounts::new(options.max_connections_per_client);
     loop {
@@ -110,10 +117,10 @@ pub async fn serve(
             .header_read_timeout(options.header_timeout)
             .keep_alive(true);
         let (signal_tx, close_rx) = (signal_tx.clone(), close_rx.clone());
+        let mut told_rx = Some(told_rx.clone());
         tokio::spawn(async move {
             let mut conn = pin!(builder.serve_connection(io, service).with_upgrades());
             let mut shutting_down = pin!(signal_tx.closed());
-            let mut told = false;
             loop {
                 tokio::select! {
                     result = conn.as_mut() => {
@@ -122,17 +129,21 @@ pub async fn serve(
                         }
                         break;
                     }
-                    _ = &mut shutting_down, if !told => {
-                        told = true;
+                    _ = &mut shutting_down, if told_rx.is_some() => {
                         conn.as_mut().graceful_shutdown();
+                        told_rx = None;
                     }
                 }
             }
+            drop(told_rx);
             drop(close_rx);
         });
     }
+    drop(told_rx);
     drop(close_rx);
     drop(listener);
+    told_tx.closed().await;
+    let _ = quiesced.send(());
     close_tx.closed().await;
 }
 
