@@ -121,9 +121,17 @@ pub struct Resp {
     pub status: u16,
     pub body: Value,
     pub content_type: String,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Resp {
+    /// A response header as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
     /// Panics with the body when the status is not `expected`.
     #[track_caller]
     pub fn expect(self, expected: u16) -> Value {
@@ -352,12 +360,14 @@ impl TestApp {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        let headers = res.headers().clone();
         let bytes = res.bytes().await.expect("body");
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Resp {
             status,
             body,
             content_type,
+            headers,
         }
     }
 

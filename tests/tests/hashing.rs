@@ -28,12 +28,14 @@ async fn login(app: &TestApp, email: &str, password: &str) -> (Resp, Option<Stri
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let headers = res.headers().clone();
     let body = res.json().await.unwrap_or(serde_json::Value::Null);
     (
         Resp {
             status,
             body,
             content_type,
+            headers,
         },
         retry_after,
     )

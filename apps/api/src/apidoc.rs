@@ -69,11 +69,60 @@ pub fn finish_value(doc: &mut Value) {
     for (path, item) in paths.iter_mut() {
         for method in METHODS {
             if let Some(op) = item.get_mut(*method) {
+                if *method == "post" && takes_idempotency_key(path) {
+                    document_idempotency_key(op);
+                }
                 finish_operation(path, op);
             }
         }
     }
     require_output_nullables(doc);
+}
+
+/// Every `POST` under `/api/` but the provider's webhooks (they have their own dedupe)
+/// accepts `Idempotency-Key` (`kernel::idempotency`).
+fn takes_idempotency_key(path: &str) -> bool {
+    path.starts_with("/api/") && !path.starts_with("/api/webhooks/")
+}
+
+/// The `Idempotency-Key` header, its two refusals and the replay marker of its answers.
+fn document_idempotency_key(op: &mut Value) {
+    let Some(op) = op.as_object_mut() else {
+        return;
+    };
+    let params = op.entry("parameters").or_insert_with(|| json!([]));
+    if let Some(params) = params.as_array_mut() {
+        params.push(json!({
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "description": "Makes a retry safe (1 to 255 visible ASCII characters, scoped to the bearer token's user; ignored without a valid bearer token and for multipart uploads). The first answer (not a 5xx) is kept for 24 h: the same key with the same request gets it again with `Idempotent-Replayed: true` and changes nothing; with another request → 422 `idempotency_key_reused`; while the first still runs → 409 `idempotency_key_in_flight`.",
+            "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$" }
+        }));
+    }
+    let responses = op.entry("responses").or_insert_with(|| json!({}));
+    let Some(responses) = responses.as_object_mut() else {
+        return;
+    };
+    for (status, response) in responses.iter_mut() {
+        if status.starts_with('2')
+            && let Some(r) = response.as_object_mut()
+        {
+            let headers = r.entry("headers").or_insert_with(|| json!({}));
+            if let Some(h) = headers.as_object_mut() {
+                h.insert(
+                    "Idempotent-Replayed".into(),
+                    json!({ "description": "`true` when this is the kept answer of an earlier request with the same `Idempotency-Key`.", "schema": { "type": "string", "enum": ["true"] } }),
+                );
+            }
+        }
+    }
+    responses.entry("409").or_insert_with(|| {
+        json!({ "description": "`idempotency_key_in_flight`: a request with this `Idempotency-Key` is still running" })
+    });
+    responses.entry("422").or_insert_with(|| {
+        json!({ "description": "`idempotency_key_reused`: this `Idempotency-Key` was used with another request; or the key is not 1 to 255 visible ASCII characters" })
+    });
 }
 
 fn finish_operation(path: &str, op: &mut Value) {

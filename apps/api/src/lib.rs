@@ -254,7 +254,15 @@ pub fn assemble(
         .merge(metrics::router(config))
         .fallback(kernel::error::not_found_fallback)
         .method_not_allowed_fallback(kernel::error::method_not_allowed_fallback)
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            kernel::idempotency::Idempotency {
+                db: state.db.clone(),
+                keys: state.auth.keys.clone(),
+                body_limit: config.body_limit,
+            },
+            kernel::idempotency::layer,
+        ));
     for m in modules {
         router = m.wrap(router);
     }
@@ -359,7 +367,11 @@ pub async fn run_with_hasher(
         bus_stop.clone(),
         &bus_tracker,
     );
-    let timers: Vec<_> = modules.iter().flat_map(|m| m.timers(&state)).collect();
+    let mut timers: Vec<_> = modules.iter().flat_map(|m| m.timers(&state)).collect();
+    timers.push(kernel::idempotency::prune_handler(db.clone()));
+    kernel::idempotency::schedule_prune(&db)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot schedule the idempotency prune job: {e}"))?;
     kernel::timers::start(
         db.clone(),
         timers,

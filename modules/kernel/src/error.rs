@@ -49,6 +49,10 @@ error_codes! {
     Busy = "busy",
     Internal = "internal",
     DatabaseUnavailable = "database_unavailable",
+    /// The same `Idempotency-Key` was used with another request.
+    IdempotencyKeyReused = "idempotency_key_reused",
+    /// A request with this `Idempotency-Key` is still running.
+    IdempotencyKeyInFlight = "idempotency_key_in_flight",
     // Operations.
     RedisUnavailable = "redis_unavailable",
     MetricsUnavailable = "metrics_unavailable",

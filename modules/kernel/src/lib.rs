@@ -8,6 +8,7 @@ pub mod bus;
 pub mod client;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod limits;
 pub mod monitor;
 pub mod pagination;
