@@ -42,6 +42,14 @@ pub fn modules(
         db: state.db.clone(),
     });
     let chat_port = Arc::new(chat::Port::new(state));
+    // Built first: its presence tracker answers the domain modules that reach users who are
+    // not connected (see `kernel::ports::Presence`).
+    let connections = connections::Connections::new(
+        connections_config(config, redis),
+        state.clone(),
+        request_access,
+        chat_port,
+    );
     vec![
         Box::new(auth::AuthModule::new(Arc::clone(hasher))),
         Box::new(requests::RequestsModule),
@@ -51,12 +59,7 @@ pub fn modules(
         Box::new(payments::PaymentsModule::new(payments_config(config))),
         Box::new(disputes::DisputesModule),
         Box::new(admin::AdminModule),
-        Box::new(connections::Connections::new(
-            connections_config(config, redis),
-            state.clone(),
-            request_access,
-            chat_port,
-        )),
+        Box::new(connections),
     ]
 }
 
