@@ -14,6 +14,7 @@ pub mod ports;
 pub mod schema;
 pub mod state;
 pub mod stored;
+pub mod timers;
 pub mod validate;
 
 pub use auth::{AuthUser, Authenticator, JwtKeys, UserDirectory};
