@@ -41,10 +41,22 @@ pub struct Draft {
     pub data: Value,
 }
 
+/// The events that notify someone: exactly the arms of [`drafts`].
+pub const EVENTS: &[EventName] = &[
+    EventName::RequestOfferReceived,
+    EventName::OfferNegotiationUpdate,
+    EventName::OfferAccepted,
+    EventName::PaymentCompleted,
+    EventName::PayoutCompleted,
+    EventName::DisputeOpened,
+    EventName::DisputeResolved,
+    EventName::ChatNewMessage,
+];
+
 /// The bus subscriber that turns events into notifications.
 pub fn subscriber(state: &AppState) -> Arc<dyn Subscriber> {
     let bus = state.bus.clone();
-    kernel::subscriber(SUBSCRIBER, move |event| {
+    kernel::subscriber(SUBSCRIBER, EVENTS, move |event| {
         let bus = bus.clone();
         async move { handle(&bus, &event).await }
     })
