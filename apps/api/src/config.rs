@@ -563,6 +563,47 @@ mod tests {
     }
 
     #[test]
+    fn push_settings_have_their_defaults_and_bad_values_name_the_variable() {
+        let c = cfg(&[("PUBLIC_URL", "https://api.example.com/")]).unwrap();
+        assert_eq!(c.app_url, "https://api.example.com");
+        assert_eq!(c.vapid_subject, "https://api.example.com");
+        assert!(c.vapid_private_key.is_none() && !c.push_allow_http_endpoints);
+        let c = cfg(&[
+            ("MAIL_FROM", "Marketplace <no-reply@example.com>"),
+            ("APP_URL", "https://app.example.com/"),
+            ("PUSH_ALLOW_HTTP_ENDPOINTS", "true"),
+            (
+                "VAPID_PRIVATE_KEY",
+                "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.vapid_subject, "mailto:no-reply@example.com");
+        assert_eq!(c.app_url, "https://app.example.com");
+        assert!(c.push_allow_http_endpoints && c.vapid_private_key.is_some());
+        for (var, value) in [
+            ("VAPID_PRIVATE_KEY", "not-a-key"),
+            ("VAPID_PRIVATE_KEY", "AAAA"),
+            ("VAPID_SUBJECT", "ops@example.com"),
+            ("APP_URL", "app.example.com"),
+            ("PUSH_ALLOW_HTTP_ENDPOINTS", "maybe"),
+        ] {
+            assert_eq!(cfg(&[(var, value)]).unwrap_err().var, var, "{var}={value}");
+        }
+        let ok = cfg(&[("VAPID_SUBJECT", "mailto:ops@example.com")]).unwrap();
+        assert_eq!(ok.vapid_subject, "mailto:ops@example.com");
+        let keyed = cfg(&[(
+            "VAPID_PRIVATE_KEY",
+            "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw",
+        )])
+        .unwrap();
+        assert!(
+            !format!("{keyed:?}").contains("yfWPiYE"),
+            "the key is never printed"
+        );
+    }
+
+    #[test]
     fn defaults_follow_the_contract() {
         let c = cfg(&[]).unwrap();
         assert_eq!(c.port, 3000);

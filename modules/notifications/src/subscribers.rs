@@ -41,17 +41,8 @@ pub struct Draft {
     pub data: Value,
 }
 
-/// The events that notify someone: exactly the arms of [`drafts`].
-pub const EVENTS: &[EventName] = &[
-    EventName::RequestOfferReceived,
-    EventName::OfferNegotiationUpdate,
-    EventName::OfferAccepted,
-    EventName::PaymentCompleted,
-    EventName::PayoutCompleted,
-    EventName::DisputeOpened,
-    EventName::DisputeResolved,
-    EventName::ChatNewMessage,
-];
+/// The events that notify someone, which the subscriber declares: the [`KINDS`].
+pub const EVENTS: &[EventName] = &KINDS;
 
 /// The bus subscriber that turns events into notifications.
 pub fn subscriber(state: &AppState) -> Arc<dyn Subscriber> {

@@ -40,6 +40,10 @@ use crate::service::PushService;
 /// The durable cursor name of the push subscriber. Never rename it.
 pub const SUBSCRIBER: &str = "push";
 
+/// The events the push subscriber handles.
+pub const HANDLES: &[catalog::events::EventName] =
+    &[catalog::events::EventName::NotificationReceived];
+
 /// How web push is configured (README "Configuration").
 #[derive(Debug, Clone)]
 pub struct PushConfig {
@@ -80,7 +84,7 @@ impl Module for PushModule {
 
     fn subscribers(&self, _state: &AppState) -> Vec<Arc<dyn Subscriber>> {
         let push = self.service.clone();
-        vec![kernel::subscriber(SUBSCRIBER, move |event| {
+        vec![kernel::subscriber(SUBSCRIBER, HANDLES, move |event| {
             let push = push.clone();
             async move {
                 let Some(catalog::events::NotificationReceived(n)) = event.decode() else {

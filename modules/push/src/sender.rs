@@ -299,6 +299,43 @@ mod tests {
         );
     }
 
+    /// The guard at send time: the client's resolver refuses a name that resolves to
+    /// loopback (as after DNS rebinding), a literal is refused before any request, and
+    /// nothing connects to the listener behind them.
+    #[tokio::test]
+    async fn private_endpoints_are_refused_at_send_and_nothing_connects() {
+        let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = trap.local_addr().unwrap().port();
+        let sender = Sender::new(Guard { allow_http: false });
+        let vapid = Vapid::new(
+            web_push_native::jwt_simple::algorithms::ES256KeyPair::generate(),
+            "mailto:ops@example.com".into(),
+        );
+        let keys = Keys::decode(
+            "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
+            "BTBZMqHH6r4Tts7J_aSIgg",
+        )
+        .unwrap();
+        let message = Message {
+            payload: "{}".into(),
+            urgency: crate::message::Urgency::Normal,
+            topic: None,
+        };
+        for endpoint in [
+            format!("https://localhost:{port}/push"),
+            format!("https://127.0.0.1:{port}/push"),
+            format!("https://[::ffff:127.0.0.1]:{port}/push"),
+        ] {
+            let sent = sender.send(&vapid, &endpoint, &keys, &message).await;
+            assert!(
+                matches!(&sent, Sent::Failed(e) if e.contains("endpoint refused")),
+                "{endpoint}: {sent:?}"
+            );
+        }
+        let connected = tokio::time::timeout(Duration::from_millis(200), trap.accept()).await;
+        assert!(connected.is_err(), "something connected");
+    }
+
     #[test]
     fn answers_are_read_as_the_rfc_says() {
         let none = HeaderMap::new();

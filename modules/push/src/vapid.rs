@@ -65,7 +65,7 @@ fn encode_private(pair: &ES256KeyPair) -> String {
 }
 
 impl Vapid {
-    fn new(pair: ES256KeyPair, subject: String) -> Self {
+    pub(crate) fn new(pair: ES256KeyPair, subject: String) -> Self {
         let public_key =
             URL_SAFE_NO_PAD.encode(pair.public_key().public_key().to_bytes_uncompressed());
         Self {
