@@ -424,3 +424,61 @@ async fn the_vapid_key_is_made_once_and_kept_or_taken_from_the_environment() {
         "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8"
     );
 }
+
+/// PostgreSQL and Redis: two nodes. The buyer's socket on one node stops pushes caused on
+/// the other; once offline, each notification is pushed exactly once although both nodes run
+/// the subscriber and the timer runner.
+#[tokio::test]
+async fn a_cluster_pushes_each_notification_once_and_none_while_connected_on_another_node() {
+    use marketplace_tests::cluster::{Cluster, postgres_or_skip, redis_url};
+    if !postgres_or_skip(
+        "a_cluster_pushes_each_notification_once_and_none_while_connected_on_another_node",
+    ) {
+        return;
+    }
+    let service = PushService::start().await;
+    let cluster = Cluster::start_with(2, &redis_url(), push_env).await;
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    let buyer = a.buyer().await;
+    let request = a.create_request(&buyer).await;
+    let sub = subscribed(a, &service, &buyer).await;
+
+    let socket = b.socket(&buyer).await;
+    a.make_offer(&a.seller().await, &request, "100.00").await;
+    notifications(a, &buyer, 1).await;
+    a.settled().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        service.seen(&sub).is_empty(),
+        "pushed while connected on the other node"
+    );
+
+    socket.close().await;
+    let offline = eventually(Duration::from_secs(10), || async {
+        let p = a
+            .get(
+                &format!("/api/users/{}/presence", buyer.id),
+                Some(&buyer.token),
+            )
+            .await
+            .expect(200);
+        (p["online"] == false).then_some(())
+    })
+    .await;
+    assert!(offline.is_some());
+    for (node, price) in [(a, "90.00"), (b, "80.00"), (a, "70.00")] {
+        node.make_offer(&node.seller().await, &request, price).await;
+    }
+    let pushed = service
+        .wait_messages(&sub, 3, Duration::from_secs(20))
+        .await;
+    a.settled().await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let pushed_after = service.messages(&sub).await;
+    assert_eq!(pushed_after.len(), 3, "{pushed_after:?}");
+    let mut ids: Vec<&str> = pushed.iter().filter_map(|p| p["id"].as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "three distinct notifications");
+    cluster.stop().await;
+}
