@@ -143,6 +143,17 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .to_owned(),
             )
+            .await?;
+        // For the hourly pruning of settled deliveries.
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_push_deliveries_updated")
+                    .table(PushDeliveries::Table)
+                    .col(PushDeliveries::UpdatedAt)
+                    .if_not_exists()
+                    .to_owned(),
+            )
             .await
     }
 

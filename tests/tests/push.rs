@@ -482,3 +482,61 @@ async fn a_cluster_pushes_each_notification_once_and_none_while_connected_on_ano
     assert_eq!(ids.len(), 3, "three distinct notifications");
     cluster.stop().await;
 }
+
+/// Settled deliveries are pruned after a week by the `push.prune` timer (made due here);
+/// a pending one is kept.
+#[tokio::test]
+async fn settled_deliveries_are_pruned_after_a_week() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let service = PushService::start().await;
+    let app = TestApp::spawn_with(push_env).await;
+    let open = app.open_request().await;
+    let buyer = open.buyer.clone();
+    let sub = subscribed(&app, &service, &buyer).await;
+    app.offer_on(open, "33.00").await;
+    service
+        .wait_messages(&sub, 1, Duration::from_secs(15))
+        .await;
+
+    let db = app.db().await;
+    let backend = db.get_database_backend();
+    let count = |db: &sea_orm::DatabaseConnection| {
+        let db = db.clone();
+        async move {
+            let row = db
+                .query_one_raw(Statement::from_string(
+                    backend,
+                    "SELECT COUNT(*) FROM push_deliveries WHERE state = 'sent'".to_owned(),
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    assert_eq!(
+        eventually(Duration::from_secs(10), || async {
+            (count(&db).await == 1).then_some(1)
+        })
+        .await,
+        Some(1)
+    );
+    let old = (chrono::Utc::now() - chrono::Duration::days(8)).to_rfc3339();
+    let due = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
+    for sql in [
+        format!("UPDATE push_deliveries SET updated_at = '{old}'"),
+        format!("UPDATE timers SET run_at = '{due}' WHERE kind = 'push.prune'"),
+    ] {
+        let changed = db
+            .execute_raw(Statement::from_string(backend, sql.clone()))
+            .await
+            .unwrap();
+        assert_eq!(changed.rows_affected(), 1, "{sql}");
+    }
+    let pruned = eventually(Duration::from_secs(10), || async {
+        (count(&db).await == 0).then_some(())
+    })
+    .await;
+    assert!(pruned.is_some(), "the sent delivery was not pruned");
+    let _ = db.close().await;
+}

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use kernel::ports::Presence;
 use kernel::timers::TimerHandler;
-use kernel::{AppState, Module, Subscriber};
+use kernel::{AppState, Module, Runtime, Subscriber};
 use secrecy::SecretString;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -96,7 +96,23 @@ impl Module for PushModule {
     }
 
     fn timers(&self, _state: &AppState) -> Vec<Arc<dyn TimerHandler>> {
-        vec![Arc::new(DeliverHandler(self.service.clone()))]
+        let push = self.service.clone();
+        vec![
+            Arc::new(DeliverHandler(self.service.clone())),
+            kernel::timers::handler(service::PRUNE, move |_job| {
+                let push = push.clone();
+                async move { push.prune().await }
+            }),
+        ]
+    }
+
+    fn start(&self, rt: &Runtime) {
+        let push = self.service.clone();
+        rt.tracker.spawn(async move {
+            if let Err(e) = push.schedule_pruning().await {
+                tracing::warn!(error = %e, "cannot schedule the pruning of push deliveries");
+            }
+        });
     }
 }
 

@@ -43,6 +43,14 @@ pub const DELIVER: &str = "push.deliver";
 /// Attempts of one delivery before it is given up as `failed`.
 pub const MAX_ATTEMPTS: u32 = 8;
 
+/// The timer kind that removes settled deliveries once they can no longer matter.
+pub const PRUNE: &str = "push.prune";
+
+/// How long a settled delivery is kept. A notification older than the push `TTL` is never
+/// pushed (see [`PushService::on_notification`]), so a week leaves a wide margin for the
+/// row's only job: making a second handling of the same notification send nothing.
+pub const KEEP_DELIVERIES: Duration = Duration::from_secs(7 * 86_400);
+
 /// Subscriptions kept per user; subscribing another browser beyond it drops the oldest.
 pub const MAX_SUBSCRIPTIONS_PER_USER: u64 = 20;
 
@@ -290,6 +298,12 @@ impl PushService {
     /// again makes nothing new.
     #[tracing::instrument(skip_all, fields(notification_id = %n.id, user_id = %n.recipient_id))]
     pub async fn on_notification(&self, n: &Notification) -> Result<usize> {
+        // Handled again long after (a dead letter retried days later): the push would be
+        // stale, and its delivery rows may have been pruned.
+        let age = (now() - n.created_at).to_std().unwrap_or_default();
+        if age > Duration::from_secs(TTL_SECS) {
+            return Ok(0);
+        }
         let settings = notifications::settings_of(&self.db, n.recipient_id).await?;
         if !settings.pushes(&n.kind) {
             return Ok(0);
@@ -462,6 +476,35 @@ impl PushService {
                 }
             }
         }
+    }
+
+    /// Makes sure the pruning job exists (one row cluster-wide: its key is fixed).
+    pub async fn schedule_pruning(&self) -> Result<()> {
+        timers::schedule(
+            &self.db,
+            NewTimer {
+                kind: PRUNE,
+                key: PRUNE.to_owned(),
+                payload: json!({}),
+                run_at: now() + chrono::Duration::hours(1),
+            },
+        )
+        .await
+    }
+
+    /// Removes settled deliveries older than [`KEEP_DELIVERIES`]; runs again in an hour.
+    pub async fn prune(&self) -> Result<Outcome> {
+        let before = now() - chrono::Duration::from_std(KEEP_DELIVERIES).unwrap_or_default();
+        let removed = delivery::Entity::delete_many()
+            .filter(delivery::Column::State.is_in([State::Sent.as_str(), State::Failed.as_str()]))
+            .filter(delivery::Column::UpdatedAt.lt(before))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        if removed > 0 {
+            tracing::info!(removed, "pruned settled push deliveries");
+        }
+        Ok(Outcome::At(now() + chrono::Duration::hours(1)))
     }
 
     async fn settle(
