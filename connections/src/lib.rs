@@ -95,6 +95,10 @@ impl<A: Adapter> Subscriber for SocketDelivery<A> {
     fn name(&self) -> &'static str {
         SUBSCRIBER
     }
+    /// Every event: which sockets get it is the catalog's room table's business.
+    fn events(&self) -> &'static [catalog::events::EventName] {
+        &catalog::events::EventName::ALL
+    }
     fn delivery(&self) -> Delivery {
         Delivery::PerNode
     }

@@ -9,6 +9,7 @@ pub mod js;
 pub mod shkeeper;
 pub mod socket;
 pub mod story;
+pub mod webpush;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

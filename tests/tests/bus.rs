@@ -34,7 +34,7 @@ async fn database_at(url: &str) -> sea_orm::DatabaseConnection {
 fn recorder(name: &'static str) -> (Arc<dyn kernel::Subscriber>, Seen) {
     let seen: Seen = Arc::default();
     let s = seen.clone();
-    let sub = subscriber(name, move |e: StoredEvent| {
+    let sub = subscriber(name, &EventName::ALL, move |e: StoredEvent| {
         let s = s.clone();
         async move {
             s.lock().unwrap().push(e);
@@ -48,7 +48,7 @@ fn recorder(name: &'static str) -> (Arc<dyn kernel::Subscriber>, Seen) {
 fn node_recorder(name: &'static str) -> (Arc<dyn kernel::Subscriber>, Seen) {
     let seen: Seen = Arc::default();
     let s = seen.clone();
-    let sub = kernel::bus::node_subscriber(name, move |e: StoredEvent| {
+    let sub = kernel::bus::node_subscriber(name, &EventName::ALL, move |e: StoredEvent| {
         let s = s.clone();
         async move {
             s.lock().unwrap().push(e);
@@ -249,7 +249,7 @@ async fn a_failing_subscriber_is_retried_and_does_not_hold_back_the_others() {
     let bus = EventBus::new(database().await);
     let attempts = Arc::new(Mutex::new(0u32));
     let a2 = attempts.clone();
-    let flaky = subscriber("flaky", move |_e: StoredEvent| {
+    let flaky = subscriber("flaky", &EventName::ALL, move |_e: StoredEvent| {
         let a = a2.clone();
         async move {
             let mut n = a.lock().unwrap();
@@ -372,7 +372,7 @@ async fn a_fault_that_outlasts_the_retries_becomes_a_dead_letter_that_succeeds_o
     let f = fault.clone();
     let seen: Seen = Arc::default();
     let s = seen.clone();
-    let fragile = subscriber("fragile", move |e: StoredEvent| {
+    let fragile = subscriber("fragile", &EventName::ALL, move |e: StoredEvent| {
         let (f, s) = (f.clone(), s.clone());
         async move {
             if e.payload["message"] == "x" && f.load(std::sync::atomic::Ordering::SeqCst) {
@@ -421,7 +421,7 @@ async fn a_handler_that_panics_on_one_event_becomes_a_dead_letter_and_later_even
     let bus = EventBus::new(db.clone());
     let s: Seen = Arc::default();
     let s2 = s.clone();
-    let brittle = subscriber("brittle", move |e: StoredEvent| {
+    let brittle = subscriber("brittle", &EventName::ALL, move |e: StoredEvent| {
         let s = s2.clone();
         async move {
             if e.payload["message"] == "boom" {
@@ -785,5 +785,48 @@ async fn delivery_reads_the_log_on_its_own_connections_while_the_main_pool_is_ex
     .expect("delivered without a connection of the main pool");
     assert_eq!(node.latest_id().await.unwrap(), bus_ids(&other).await[0]);
     drop(held);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_subscriber_gets_only_the_events_it_declares_and_its_cursor_moves_over_the_others() {
+    let bus = EventBus::new(database().await);
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let maintenance_only = subscriber(
+        "maintenance-only",
+        &[EventName::SystemMaintenance],
+        move |e: StoredEvent| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().push(e);
+                Ok(())
+            }
+        },
+    );
+    let running = Running::start(&bus, vec![maintenance_only]);
+    announce(&bus, "not for it").await;
+    let mut tx = bus.begin().await.unwrap();
+    tx.publish(catalog::events::SystemMaintenance {
+        message: "tonight".into(),
+        starts_at: catalog::contract::now(),
+    });
+    tx.commit().await.unwrap();
+    announce(&bus, "not for it either").await;
+
+    let last = bus.latest_id().await.unwrap();
+    eventually(Duration::from_secs(5), || async {
+        use sea_orm::EntityTrait;
+        let cursor = kernel::bus::entity::subscriber_cursor::Entity::find_by_id("maintenance-only")
+            .one(bus.db())
+            .await
+            .unwrap()
+            .map(|c| c.last_event_id);
+        (cursor == Some(last)).then_some(())
+    })
+    .await
+    .expect("the cursor moves over the events it does not handle");
+    let names: Vec<EventName> = seen.lock().unwrap().iter().map(|e| e.name).collect();
+    assert_eq!(names, vec![EventName::SystemMaintenance]);
     running.stop().await;
 }

@@ -25,6 +25,7 @@ pub const PUBLIC: &[&str] = &[
     "/api/openapi.json",
     "/api/asyncapi.json",
     "/api/types.ts",
+    "/api/push/public-key",
 ];
 
 /// Prefixes of public routes that authenticate otherwise (provider signatures).

@@ -92,6 +92,16 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// The bus's retries, dead letters, leases and the shutdown drain ([`bus_settings`]).
     pub bus: BusSettings,
+    /// `APP_URL` (`PUBLIC_URL`): the frontend's base URL, for links in emails and pushes.
+    pub app_url: String,
+    /// `VAPID_PRIVATE_KEY`: base64url P-256 private key for web push; unset, one is made at
+    /// first start and kept in the database.
+    pub vapid_private_key: Option<SecretString>,
+    /// `VAPID_SUBJECT` (`mailto:` + `MAIL_FROM`'s address, else `PUBLIC_URL`).
+    pub vapid_subject: String,
+    /// `PUSH_ALLOW_HTTP_ENDPOINTS` (false): development and tests only, accept `http://` and
+    /// loopback or private push endpoints.
+    pub push_allow_http_endpoints: bool,
     /// Extra: `HASH_CONCURRENCY` (default: the number of cores) password hashes at once, and
     /// `HASH_QUEUE` (default: 32 per hashing thread) waiting; beyond, 503 `busy`.
     pub hashing: auth::HashingConfig,
@@ -391,7 +401,14 @@ impl Config {
         let (redis_url, redis_key_prefix) = cluster_settings(&get, is_sqlite)?;
         let hashing = hashing_config(&get)?;
         let metrics_token = metrics_token(&get)?;
+        let app_url = url_setting(&get, "APP_URL", &public_url)?;
+        let (vapid_private_key, vapid_subject) = vapid_settings(&get, &public_url)?;
+        let push_allow_http_endpoints = parse_bool(&get, "PUSH_ALLOW_HTTP_ENDPOINTS")?;
         Ok(Config {
+            app_url,
+            vapid_private_key,
+            vapid_subject,
+            push_allow_http_endpoints,
             host,
             port,
             database_url,
@@ -506,6 +523,60 @@ fn metrics_token(get: &impl Fn(&str) -> Option<String>) -> Result<Option<String>
     }
 }
 
+/// An http(s) base URL (without a trailing slash), `default` when unset.
+fn url_setting(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let value = get(var).unwrap_or_else(|| default.to_owned());
+    if !(value.starts_with("http://") || value.starts_with("https://")) {
+        return Err(err(var, "must be an http(s) URL"));
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+/// `VAPID_PRIVATE_KEY` (checked now, so a bad key stops start-up rather than every push)
+/// and `VAPID_SUBJECT` (RFC 8292: a `mailto:` or `https:` contact; by default `mailto:`
+/// and `MAIL_FROM`'s address, else `PUBLIC_URL`).
+fn vapid_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    public_url: &str,
+) -> Result<(Option<SecretString>, String), ConfigError> {
+    let key = match get("VAPID_PRIVATE_KEY") {
+        Some(text) => {
+            push::vapid::parse_private_key(&text).map_err(|e| err("VAPID_PRIVATE_KEY", e))?;
+            Some(SecretString::from(text))
+        }
+        None => None,
+    };
+    let subject = match get("VAPID_SUBJECT") {
+        Some(s) if s.starts_with("mailto:") && s.len() > "mailto:".len() => s,
+        Some(s) if s.starts_with("https://") && s.len() > "https://".len() => s,
+        Some(_) => {
+            return Err(err(
+                "VAPID_SUBJECT",
+                "must be a mailto: or https: contact URI",
+            ));
+        }
+        None => match get("MAIL_FROM").as_deref().and_then(mail_address) {
+            Some(address) => format!("mailto:{address}"),
+            None => public_url.to_owned(),
+        },
+    };
+    Ok((key, subject))
+}
+
+/// The address of a mailbox such as `Marketplace <no-reply@example.com>` or a bare address.
+fn mail_address(mailbox: &str) -> Option<String> {
+    let address = match (mailbox.rfind('<'), mailbox.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &mailbox[open + 1..close],
+        _ => mailbox,
+    };
+    let address = address.trim();
+    (address.contains('@') && !address.contains(char::is_whitespace)).then(|| address.to_owned())
+}
+
 fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         var,
@@ -548,6 +619,47 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn push_settings_have_their_defaults_and_bad_values_name_the_variable() {
+        let c = cfg(&[("PUBLIC_URL", "https://api.example.com/")]).unwrap();
+        assert_eq!(c.app_url, "https://api.example.com");
+        assert_eq!(c.vapid_subject, "https://api.example.com");
+        assert!(c.vapid_private_key.is_none() && !c.push_allow_http_endpoints);
+        let c = cfg(&[
+            ("MAIL_FROM", "Marketplace <no-reply@example.com>"),
+            ("APP_URL", "https://app.example.com/"),
+            ("PUSH_ALLOW_HTTP_ENDPOINTS", "true"),
+            (
+                "VAPID_PRIVATE_KEY",
+                "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.vapid_subject, "mailto:no-reply@example.com");
+        assert_eq!(c.app_url, "https://app.example.com");
+        assert!(c.push_allow_http_endpoints && c.vapid_private_key.is_some());
+        for (var, value) in [
+            ("VAPID_PRIVATE_KEY", "not-a-key"),
+            ("VAPID_PRIVATE_KEY", "AAAA"),
+            ("VAPID_SUBJECT", "ops@example.com"),
+            ("APP_URL", "app.example.com"),
+            ("PUSH_ALLOW_HTTP_ENDPOINTS", "maybe"),
+        ] {
+            assert_eq!(cfg(&[(var, value)]).unwrap_err().var, var, "{var}={value}");
+        }
+        let ok = cfg(&[("VAPID_SUBJECT", "mailto:ops@example.com")]).unwrap();
+        assert_eq!(ok.vapid_subject, "mailto:ops@example.com");
+        let keyed = cfg(&[(
+            "VAPID_PRIVATE_KEY",
+            "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw",
+        )])
+        .unwrap();
+        assert!(
+            !format!("{keyed:?}").contains("yfWPiYE"),
+            "the key is never printed"
+        );
     }
 
     #[test]

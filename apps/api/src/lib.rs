@@ -50,6 +50,7 @@ pub fn modules(
         request_access,
         chat_port,
     );
+    let presence = connections.presence();
     vec![
         Box::new(auth::AuthModule::new(Arc::clone(hasher))),
         Box::new(requests::RequestsModule),
@@ -59,6 +60,7 @@ pub fn modules(
         Box::new(payments::PaymentsModule::new(payments_config(config))),
         Box::new(disputes::DisputesModule),
         Box::new(admin::AdminModule),
+        Box::new(push::PushModule::new(push_config(config), state, presence)),
         Box::new(connections),
     ]
 }
@@ -91,6 +93,15 @@ pub fn cluster_link(config: &Config) -> anyhow::Result<Option<Arc<RedisLink>>> {
         "joining a cluster through redis"
     );
     Ok(Some(link))
+}
+
+fn push_config(config: &Config) -> push::PushConfig {
+    push::PushConfig {
+        vapid_private_key: config.vapid_private_key.clone(),
+        vapid_subject: config.vapid_subject.clone(),
+        allow_http_endpoints: config.push_allow_http_endpoints,
+        app_url: config.app_url.clone(),
+    }
 }
 
 fn payments_config(config: &Config) -> payments::PaymentsConfig {

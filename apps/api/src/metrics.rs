@@ -114,6 +114,10 @@ pub fn init(openapi: &utoipa::openapi::OpenApi, subscribers: &[&'static str]) {
     );
     metrics::describe_counter!(m::WEBHOOKS, "Provider callbacks by outcome.");
     metrics::describe_gauge!(m::PAYOUTS, "Payouts in each status.");
+    metrics::describe_counter!(
+        push::service::PUSHES,
+        "Web push attempts by outcome (sent, retried, gone, failed)."
+    );
     metrics::describe_gauge!(m::DEAD_LETTERS, "Dead letters kept for each subscriber.");
 
     // `increment(0)` registers a series without touching what other apps of this process
@@ -126,6 +130,9 @@ pub fn init(openapi: &utoipa::openapi::OpenApi, subscribers: &[&'static str]) {
     }
     for outcome in m::WEBHOOK_OUTCOMES {
         metrics::counter!(m::WEBHOOKS, "outcome" => outcome).increment(0);
+    }
+    for outcome in push::service::OUTCOMES {
+        metrics::counter!(push::service::PUSHES, "outcome" => outcome).increment(0);
     }
     for status in payments::stats::PAYOUT_STATUSES {
         metrics::gauge!(m::PAYOUTS, "status" => payments::stats::status_name(status))

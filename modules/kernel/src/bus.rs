@@ -295,6 +295,11 @@ pub enum Delivery {
 #[async_trait::async_trait]
 pub trait Subscriber: Send + Sync + 'static {
     fn name(&self) -> &'static str;
+    /// The events it handles, declared beside the handler (like Medusa's
+    /// `SubscriberConfig.event`), so a search for an event name finds every reaction to it.
+    /// The bus hands it only these; its cursor still moves over the others.
+    /// `&EventName::ALL` for a subscriber that sees everything (socket delivery).
+    fn events(&self) -> &'static [EventName];
     /// Where it runs in a cluster. Side effects keep the default.
     fn delivery(&self) -> Delivery {
         Delivery::OncePerCluster
@@ -642,7 +647,12 @@ impl EventBus {
             match self.read_batch(cursor, options.batch_size).await {
                 Ok((batch, Some(last))) => {
                     let mut interrupted = false;
+                    let handles = sub.events();
                     for event in &batch {
+                        if !handles.contains(&event.name) {
+                            cursor = event.id;
+                            continue;
+                        }
                         match self.deliver(sub, event, options, stop).await {
                             Outcome::Done => {}
                             Outcome::Failed { error, attempts } if once => {
@@ -842,33 +852,44 @@ async fn attempt_once(sub: &dyn Subscriber, event: &StoredEvent) -> Result<(), S
 /// A subscriber made from a name and an async function, for the common case.
 pub struct FnSubscriber<F> {
     name: &'static str,
+    events: &'static [EventName],
     delivery: Delivery,
     f: F,
 }
 
-/// Builds a side-effect [`Subscriber`] ([`Delivery::OncePerCluster`]) from a stable name and a
-/// handler function.
-pub fn subscriber<F, Fut>(name: &'static str, f: F) -> Arc<dyn Subscriber>
+/// Builds a side-effect [`Subscriber`] ([`Delivery::OncePerCluster`]) from a stable name, the
+/// events it handles (see [`Subscriber::events`]) and a handler function.
+pub fn subscriber<F, Fut>(
+    name: &'static str,
+    events: &'static [EventName],
+    f: F,
+) -> Arc<dyn Subscriber>
 where
     F: Fn(StoredEvent) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
 {
     Arc::new(FnSubscriber {
         name,
+        events,
         delivery: Delivery::OncePerCluster,
         f,
     })
 }
 
-/// Builds a [`Delivery::PerNode`] subscriber (runs on every node) from a stable name and a
-/// handler function.
-pub fn node_subscriber<F, Fut>(name: &'static str, f: F) -> Arc<dyn Subscriber>
+/// Builds a [`Delivery::PerNode`] subscriber (runs on every node) from a stable name, the
+/// events it handles and a handler function.
+pub fn node_subscriber<F, Fut>(
+    name: &'static str,
+    events: &'static [EventName],
+    f: F,
+) -> Arc<dyn Subscriber>
 where
     F: Fn(StoredEvent) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
 {
     Arc::new(FnSubscriber {
         name,
+        events,
         delivery: Delivery::PerNode,
         f,
     })
@@ -882,6 +903,9 @@ where
 {
     fn name(&self) -> &'static str {
         self.name
+    }
+    fn events(&self) -> &'static [EventName] {
+        self.events
     }
     fn delivery(&self) -> Delivery {
         self.delivery

@@ -14,6 +14,20 @@ use crate::service;
 /// The durable cursor name of this subscriber. Never rename it.
 pub const SUBSCRIBER: &str = "notifications";
 
+/// Every notification `kind`: the events [`drafts`] makes notifications from, in catalog
+/// order. Users mute kinds from this list (`PATCH /api/users/me/notification-settings`);
+/// adding an arm to [`drafts`] means adding its event here.
+pub const KINDS: [EventName; 8] = [
+    EventName::RequestOfferReceived,
+    EventName::OfferNegotiationUpdate,
+    EventName::OfferAccepted,
+    EventName::PaymentCompleted,
+    EventName::PayoutCompleted,
+    EventName::ChatNewMessage,
+    EventName::DisputeOpened,
+    EventName::DisputeResolved,
+];
+
 /// The longest chat or negotiation text quoted in a notification body.
 const PREVIEW_CHARS: usize = 140;
 
@@ -27,10 +41,13 @@ pub struct Draft {
     pub data: Value,
 }
 
+/// The events that notify someone, which the subscriber declares: the [`KINDS`].
+pub const EVENTS: &[EventName] = &KINDS;
+
 /// The bus subscriber that turns events into notifications.
 pub fn subscriber(state: &AppState) -> Arc<dyn Subscriber> {
     let bus = state.bus.clone();
-    kernel::subscriber(SUBSCRIBER, move |event| {
+    kernel::subscriber(SUBSCRIBER, EVENTS, move |event| {
         let bus = bus.clone();
         async move { handle(&bus, &event).await }
     })

@@ -39,6 +39,7 @@ impl Module for OffersModule {
         let db = state.db.clone();
         vec![kernel::subscriber(
             "offers.close-pending-offers",
+            &[catalog::events::EventName::RequestStatusUpdated],
             move |event| {
                 let db = db.clone();
                 async move { service::close_pending_offers(&db, &event).await }

@@ -290,28 +290,32 @@ async fn mark_refunded(tx: &mut Tx, payment_id: Uuid) -> Result<()> {
 /// became `refunded` its refund payout. Idempotent; a payout that cannot be made (no address)
 /// is logged, not retried: an admin resolves it.
 pub fn subscriber(state: AppState) -> Arc<dyn Subscriber> {
-    kernel::subscriber("payments.payouts", move |event: StoredEvent| {
-        let state = state.clone();
-        async move {
-            let Some(update) = event.decode::<RequestStatusUpdated>() else {
-                return Ok(());
-            };
-            let kind = match update.status {
-                RequestStatus::Completed => PayoutKind::Release,
-                RequestStatus::Refunded => PayoutKind::Refund,
-                _ => return Ok(()),
-            };
-            let mut tx = state.bus.begin().await?;
-            match ensure_payout(&mut tx, update.request_id, kind).await {
-                Ok(_) => tx.commit().await,
-                Err(e @ ApiError::Conflict { .. }) => {
-                    tracing::warn!(request_id = %update.request_id, error = %e, "no payout could be started");
-                    Ok(())
+    kernel::subscriber(
+        "payments.payouts",
+        &[catalog::events::EventName::RequestStatusUpdated],
+        move |event: StoredEvent| {
+            let state = state.clone();
+            async move {
+                let Some(update) = event.decode::<RequestStatusUpdated>() else {
+                    return Ok(());
+                };
+                let kind = match update.status {
+                    RequestStatus::Completed => PayoutKind::Release,
+                    RequestStatus::Refunded => PayoutKind::Refund,
+                    _ => return Ok(()),
+                };
+                let mut tx = state.bus.begin().await?;
+                match ensure_payout(&mut tx, update.request_id, kind).await {
+                    Ok(_) => tx.commit().await,
+                    Err(e @ ApiError::Conflict { .. }) => {
+                        tracing::warn!(request_id = %update.request_id, error = %e, "no payout could be started");
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
             }
-        }
-    })
+        },
+    )
 }
 
 /// `payments.payout-wake`: every `payout:created` (from this module's subscriber, a dispute
@@ -319,15 +323,19 @@ pub fn subscriber(state: AppState) -> Arc<dyn Subscriber> {
 /// submitted at once instead of on the next `PAYOUT_POLL_SECS` tick. It hears the event only
 /// after its transaction committed, so the poller always finds the row.
 pub fn wake_subscriber(ctx: Arc<Payments>) -> Arc<dyn Subscriber> {
-    kernel::subscriber("payments.payout-wake", move |event: StoredEvent| {
-        let ctx = ctx.clone();
-        async move {
-            if event.name == catalog::events::EventName::PayoutCreated {
-                ctx.payout_wake.notify_one();
+    kernel::subscriber(
+        "payments.payout-wake",
+        &[catalog::events::EventName::PayoutCreated],
+        move |event: StoredEvent| {
+            let ctx = ctx.clone();
+            async move {
+                if event.name == catalog::events::EventName::PayoutCreated {
+                    ctx.payout_wake.notify_one();
+                }
+                Ok(())
             }
-            Ok(())
-        }
-    })
+        },
+    )
 }
 
 /// Starts the payout poller: every `payout_poll`, and at once when woken through
