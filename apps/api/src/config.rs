@@ -642,7 +642,7 @@ mod tests {
         assert!(c.push_allow_http_endpoints && c.vapid_private_key.is_some());
         for (var, value) in [
             ("VAPID_PRIVATE_KEY", "not-a-key"),
-            ("VAPID_PRIVATE_KEY", "AAAA"),
+            ("VAPID_PRIVATE_KEY", "AAAa"),
             ("VAPID_SUBJECT", "ops@example.com"),
             ("APP_URL", "app.example.com"),
             ("PUSH_ALLOW_HTTP_ENDPOINTS", "maybe"),
