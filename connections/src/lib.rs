@@ -202,6 +202,29 @@ impl Connections {
     pub fn node_id(&self) -> &str {
         &self.node_id
     }
+
+    /// The presence port domain modules ask before reaching a user outside the app (email,
+    /// web push): "has this user a connected socket on any node".
+    pub fn presence(&self) -> Arc<dyn kernel::ports::Presence> {
+        Arc::new(PresencePort(self.gw.clone()))
+    }
+}
+
+/// [`kernel::ports::Presence`] over this node's presence tracker (and Redis in a cluster).
+struct PresencePort(Arc<gateway::Gateway>);
+
+#[async_trait::async_trait]
+impl kernel::ports::Presence for PresencePort {
+    async fn is_connected(
+        &self,
+        user_id: uuid::Uuid,
+    ) -> Result<bool, kernel::ports::PresenceUnknown> {
+        self.0
+            .presence
+            .is_connected_anywhere(user_id)
+            .await
+            .map_err(kernel::ports::PresenceUnknown)
+    }
 }
 
 /// The builder settings both adapters share.

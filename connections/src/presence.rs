@@ -95,6 +95,22 @@ impl Presence {
         self.sockets_of(user_id) > 0
     }
 
+    /// Like [`Presence::is_online`], but an `Err` instead of this node's own count when the
+    /// cluster's counts in Redis cannot be read: this node alone cannot tell whether the user
+    /// is connected to another one. On one node the answer is always known.
+    pub async fn is_connected_anywhere(&self, user_id: Uuid) -> Result<bool, String> {
+        if self.sockets_of(user_id) > 0 {
+            return Ok(true);
+        }
+        match &self.shared {
+            Some(shared) => shared
+                .sockets_anywhere(user_id)
+                .await
+                .map(|nodes| nodes > 0),
+            None => Ok(false),
+        }
+    }
+
     fn change(&self, user_id: Uuid, delta: isize) -> Option<Arc<tokio::sync::Mutex<bool>>> {
         let mut users = self.users.lock().ok()?;
         let entry = users.entry(user_id).or_insert_with(|| Entry {

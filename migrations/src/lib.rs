@@ -17,6 +17,7 @@ mod m20261130_000401_payments_live_payout_index;
 mod m20261130_000501_connections_nodes;
 mod m20261206_200101_kernel_secrets;
 mod m20261206_200401_payments_callback_claims;
+mod m20261206_220001_kernel_timers;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000501_connections_nodes::Migration),
             Box::new(m20261206_200101_kernel_secrets::Migration),
             Box::new(m20261206_200401_payments_callback_claims::Migration),
+            Box::new(m20261206_220001_kernel_timers::Migration),
         ]
     }
 }

@@ -115,6 +115,9 @@ pub struct BusSettings {
     /// `SHUTDOWN_DRAIN_SECS` (10): the longest a shutdown waits for in-flight requests and
     /// the last delivery pass before it closes the sockets.
     pub shutdown_drain: Duration,
+    /// `TIMER_LEASE_SECS` (60, 2..=3600): how long a node holds a durable timer job it runs
+    /// (renewed while it runs); a job of a node that died is taken again after it.
+    pub timer_lease: Duration,
 }
 
 /// Reads [`BusSettings`].
@@ -152,7 +155,12 @@ fn bus_settings(get: &impl Fn(&str) -> Option<String>) -> Result<BusSettings, Co
     if !(1..=600).contains(&drain) {
         return Err(err("SHUTDOWN_DRAIN_SECS", "must be between 1 and 600"));
     }
+    let timer_lease: u64 = parse(get, "TIMER_LEASE_SECS", "60")?;
+    if !(2..=3600).contains(&timer_lease) {
+        return Err(err("TIMER_LEASE_SECS", "must be between 2 and 3600"));
+    }
     Ok(BusSettings {
+        timer_lease: Duration::from_secs(timer_lease),
         retry_attempts,
         retry_backoff: Duration::from_millis(retry_backoff),
         dead_letter_backoff: Duration::from_millis(dl_first),

@@ -42,6 +42,14 @@ pub fn modules(
         db: state.db.clone(),
     });
     let chat_port = Arc::new(chat::Port::new(state));
+    // Built first: its presence tracker answers the domain modules that reach users who are
+    // not connected (see `kernel::ports::Presence`).
+    let connections = connections::Connections::new(
+        connections_config(config, redis),
+        state.clone(),
+        request_access,
+        chat_port,
+    );
     vec![
         Box::new(auth::AuthModule::new(Arc::clone(hasher))),
         Box::new(requests::RequestsModule),
@@ -51,12 +59,7 @@ pub fn modules(
         Box::new(payments::PaymentsModule::new(payments_config(config))),
         Box::new(disputes::DisputesModule),
         Box::new(admin::AdminModule),
-        Box::new(connections::Connections::new(
-            connections_config(config, redis),
-            state.clone(),
-            request_access,
-            chat_port,
-        )),
+        Box::new(connections),
     ]
 }
 
@@ -310,8 +313,16 @@ pub async fn run_with_hasher(
     hasher: Arc<auth::Hasher>,
 ) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let db = connect(&config).await?;
+    let mut db = connect(&config).await?;
     migrate(&db).await?;
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
+        // A pooled SQLite connection that read the schema while the migrations ran keeps that
+        // old schema until it next runs a statement, and some statements (an upsert naming a
+        // unique index made by a migration) are refused against it instead of re-read. Fresh
+        // connections read the migrated schema.
+        let _ = db.close().await;
+        db = connect(&config).await?;
+    }
     if let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) {
         auth::service::ensure_admin(&db, &hasher, email, password.expose_secret())
             .await
@@ -346,6 +357,18 @@ pub async fn run_with_hasher(
         dispatch_options(&config),
         bus_stop.clone(),
         &bus_tracker,
+    );
+    let timers: Vec<_> = modules.iter().flat_map(|m| m.timers(&state)).collect();
+    kernel::timers::start(
+        db.clone(),
+        timers,
+        kernel::timers::TimerOptions {
+            poll_interval: config.event_poll,
+            lease: config.bus.timer_lease,
+            ..Default::default()
+        },
+        cancel.clone(),
+        &tracker,
     );
     let rt = Runtime {
         cancel: cancel.clone(),

@@ -15,6 +15,7 @@ pub mod schema;
 pub mod secrets;
 pub mod state;
 pub mod stored;
+pub mod timers;
 pub mod validate;
 
 pub use auth::{AuthUser, Authenticator, JwtKeys, UserDirectory};

@@ -48,3 +48,22 @@ pub trait ChatPort: Send + Sync + 'static {
         message_id: Uuid,
     ) -> Result<(), ApiError>;
 }
+
+/// Why presence could not be told: the shared presence store (Redis, in a cluster) did not
+/// answer in time.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("presence is unknown: {0}")]
+pub struct PresenceUnknown(pub String);
+
+/// Answered by `connections` (it alone knows sockets): is a user connected right now.
+/// Domain modules ask it before reaching someone outside the app (an email digest, a web
+/// push), which the contract only does for users with no connected socket on any node.
+#[async_trait::async_trait]
+pub trait Presence: Send + Sync + 'static {
+    /// `Ok(true)` while the user has at least one connected socket on any node of the
+    /// cluster (on one node: on this process). In a cluster whose Redis does not answer the
+    /// answer is `Err`, never a guess: this node's own count cannot see the other nodes, and
+    /// each caller decides what "unknown" means for it (the email digest waits and asks
+    /// again, so nobody is mailed while connected elsewhere and nobody is skipped).
+    async fn is_connected(&self, user_id: Uuid) -> Result<bool, PresenceUnknown>;
+}

@@ -50,6 +50,10 @@ pub trait Module: Send + Sync + 'static {
     fn subscribers(&self, _state: &AppState) -> Vec<Arc<dyn Subscriber>> {
         Vec::new()
     }
+    /// Handlers of this module's durable timers (see [`crate::timers`]), one per kind.
+    fn timers(&self, _state: &AppState) -> Vec<Arc<dyn crate::timers::TimerHandler>> {
+        Vec::new()
+    }
     /// Starts background tasks (pollers). They must stop when `rt.cancel` fires.
     fn start(&self, _rt: &Runtime) {}
     /// Wraps the whole HTTP router once it is assembled (the Socket.IO layer of
