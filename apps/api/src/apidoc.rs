@@ -25,6 +25,8 @@ pub const PUBLIC: &[&str] = &[
     "/api/openapi.json",
     "/api/asyncapi.json",
     "/api/types.ts",
+    // A signed link: the signature is the permission (see the files module).
+    "/api/attachments/{id}/content",
 ];
 
 /// Prefixes of public routes that authenticate otherwise (provider signatures).

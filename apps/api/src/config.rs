@@ -95,6 +95,9 @@ pub struct Config {
     /// Extra: `HASH_CONCURRENCY` (default: the number of cores) password hashes at once, and
     /// `HASH_QUEUE` (default: 32 per hashing thread) waiting; beyond, 503 `busy`.
     pub hashing: auth::HashingConfig,
+    /// `STORAGE_URL` (`file://./uploads`), `UPLOAD_MAX_BYTES` (10 MiB) and the `AWS_*`
+    /// settings of an `s3://` store (see [`files_settings`]).
+    pub files: files::FilesConfig,
 }
 
 /// Retries, dead letters, leases and shutdown of the event bus (README's configuration table).
@@ -345,6 +348,7 @@ impl Config {
         let (redis_url, redis_key_prefix) = cluster_settings(&get, is_sqlite)?;
         let hashing = hashing_config(&get)?;
         let metrics_token = metrics_token(&get)?;
+        let files = files_settings(&get, &public_url)?;
         Ok(Config {
             host,
             port,
@@ -379,8 +383,55 @@ impl Config {
             metrics_token,
             bus: bus_settings(&get)?,
             hashing,
+            files,
         })
     }
+}
+
+/// `STORAGE_URL`, `UPLOAD_MAX_BYTES` and, for `s3://`, `AWS_ENDPOINT_URL`, `AWS_REGION`,
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`).
+fn files_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    public_url: &str,
+) -> Result<files::FilesConfig, ConfigError> {
+    let raw = get("STORAGE_URL").unwrap_or_else(|| "file://./uploads".to_owned());
+    let location = files::StorageLocation::parse(&raw).map_err(|e| err("STORAGE_URL", e))?;
+    let max_bytes: u64 = parse(get, "UPLOAD_MAX_BYTES", "10485760")?;
+    if !(1..=1_073_741_824).contains(&max_bytes) {
+        return Err(err("UPLOAD_MAX_BYTES", "must be between 1 and 1073741824"));
+    }
+    let endpoint = get("AWS_ENDPOINT_URL");
+    if let Some(e) = &endpoint
+        && !(e.starts_with("http://") || e.starts_with("https://"))
+    {
+        return Err(err("AWS_ENDPOINT_URL", "must be an http(s) URL"));
+    }
+    let s3 = files::S3Settings {
+        endpoint,
+        region: get("AWS_REGION")
+            .or_else(|| get("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".to_owned()),
+        access_key_id: get("AWS_ACCESS_KEY_ID"),
+        secret_access_key: get("AWS_SECRET_ACCESS_KEY"),
+        session_token: get("AWS_SESSION_TOKEN"),
+    };
+    if matches!(location, files::StorageLocation::S3 { .. }) {
+        for (var, value) in [
+            ("AWS_ACCESS_KEY_ID", &s3.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", &s3.secret_access_key),
+        ] {
+            if value.is_none() {
+                return Err(err(var, "is required when STORAGE_URL is s3://"));
+            }
+        }
+    }
+    Ok(files::FilesConfig {
+        location,
+        s3,
+        max_bytes,
+        public_url: public_url.to_owned(),
+        image_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+    })
 }
 
 /// `REDIS_URL` and `REDIS_KEY_PREFIX` (see "Running several nodes" in the README).
