@@ -352,10 +352,12 @@ pub struct Message {
     /// message is shown (in an event: when it was sent; fetch `GET /api/attachments/{id}` for
     /// fresh ones).
     #[serde(default)]
+    #[schema(required = true)]
     pub attachments: Vec<Attachment>,
     /// Reactions by emoji, in the order each emoji was first used (empty in
     /// `chat:new-message`: a new message has none).
     #[serde(default)]
+    #[schema(required = true)]
     pub reactions: Vec<Reaction>,
 }
 
@@ -520,6 +522,7 @@ pub struct Evidence {
     pub created_at: DateTime<Utc>,
     /// Files given as `attachmentIds`, kept unchanged while the dispute exists.
     #[serde(default)]
+    #[schema(required = true)]
     pub attachments: Vec<Attachment>,
 }
 
