@@ -998,3 +998,29 @@ async fn reactions_reach_the_chat_room_live_and_strangers_get_404() {
     let r = react(&app, reqwest::Method::PUT, &admin, &c.chat_id, &m, "😀").await;
     assert_eq!(r.status, 403);
 }
+
+#[tokio::test]
+async fn an_unattached_upload_can_be_deleted_by_its_uploader() {
+    let app = TestApp::spawn_with(|env| {
+        env.insert("RUST_LOG".into(), "error".into());
+    })
+    .await;
+    let user = app.buyer().await;
+    let a = app.upload_photo(&user).await;
+    let id = s(&a, "id");
+    let r = app
+        .send(
+            app.http
+                .delete(app.url(&format!("/api/attachments/{id}")))
+                .bearer_auth(&user.token),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_eq!(
+        app.get(&format!("/api/attachments/{id}"), Some(&user.token))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(app.fetch_link(&s(&a, "url")).await.0, 404);
+}

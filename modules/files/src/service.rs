@@ -112,6 +112,19 @@ impl Files {
         self.link_key().await.map(|_| ())
     }
 
+    /// A write transaction: `BEGIN IMMEDIATE` on SQLite, so a transaction that reads before
+    /// it writes queues behind other writers instead of failing on a stale snapshot.
+    pub(crate) async fn begin_write(&self) -> Result<sea_orm::DatabaseTransaction> {
+        Ok(self
+            .inner
+            .db
+            .begin_with_options(sea_orm::TransactionOptions {
+                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?)
+    }
+
     /// The largest file accepted.
     pub fn max_bytes(&self) -> u64 {
         self.inner.max_bytes
@@ -268,8 +281,7 @@ impl Files {
     /// is not theirs, exactly like an unknown id), 409 `evidence_locked` for dispute evidence
     /// (kept unchanged while its dispute exists; disputes are never deleted).
     pub async fn delete(&self, caller: AuthUser, id: Uuid) -> Result<()> {
-        let db = &self.inner.db;
-        let tx = db.begin().await?;
+        let tx = self.begin_write().await?;
         let row = attachment::Entity::find_by_id(id)
             .one(&tx)
             .await?

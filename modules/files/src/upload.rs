@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use catalog::contract::{Attachment, new_id, now};
 use kernel::monitor as m;
 use kernel::{ApiError, AuthUser, Result};
-use sea_orm::{ActiveValue::Set, EntityTrait, TransactionTrait};
+use sea_orm::{ActiveValue::Set, EntityTrait};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
@@ -266,7 +266,7 @@ async fn store(
 
 /// The row and its removal job (due 24 h from now), in one transaction.
 async fn record_row(files: &Files, row: &attachment::Model) -> Result<()> {
-    let tx = files.inner.db.begin().await?;
+    let tx = files.begin_write().await?;
     attachment::Entity::insert(attachment::ActiveModel {
         id: Set(row.id),
         uploader_id: Set(row.uploader_id),
