@@ -376,7 +376,7 @@ function evidenceFile(a) {
     });
     link.append(img);
   } else {
-    link.append(h("span", { class: "file-icon", text: "📄" }));
+    link.append(h("span", { class: "file-icon", text: a.contentType === "application/pdf" ? "PDF" : "FILE" }));
   }
   return h("li", { class: "evidence-file", data: { attachmentId: a.id } },
     link,
