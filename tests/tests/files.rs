@@ -1024,3 +1024,122 @@ async fn an_unattached_upload_can_be_deleted_by_its_uploader() {
     );
     assert_eq!(app.fetch_link(&s(&a, "url")).await.0, 404);
 }
+
+/// The README's upload benchmark (run by hand: `cargo test -p marketplace-tests --test files
+/// bench_ -- --ignored --nocapture`): 100 concurrent 5 MB JPEG uploads to a server in its own
+/// process (`MARKETPLACE_BIN`, default `target/debug/marketplace`) on the local store; prints
+/// the throughput, the server's peak RSS and the time from one upload to its thumbnail.
+#[tokio::test]
+#[ignore]
+async fn bench_100_concurrent_5mb_jpeg_uploads() {
+    use std::time::Instant;
+    let bin = std::env::var("MARKETPLACE_BIN")
+        .unwrap_or_else(|_| format!("{}/../target/debug/marketplace", env!("CARGO_MANIFEST_DIR")));
+    // Noise does not compress: about 5 MB at quality 95.
+    let mut seed: u32 = 7;
+    let img = image::RgbImage::from_fn(1700, 1250, |_, _| {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let b = seed.to_le_bytes();
+        image::Rgb([b[1], b[2], b[3]])
+    });
+    let mut jpeg = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+            &mut jpeg, 95,
+        ))
+        .expect("encode");
+    let dir = std::env::temp_dir().join(format!(
+        "marketplace-bench-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = tokio::process::Command::new(&bin)
+        .arg("serve")
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/bench.db?mode=rwc", dir.display()),
+        )
+        .env("STORAGE_URL", format!("file://{}/uploads", dir.display()))
+        .env("JWT_SECRET", marketplace_tests::JWT_SECRET)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the server binary (build it first)");
+    let pid = server.id().expect("pid");
+    let app = TestApp::attach(
+        format!("127.0.0.1:{port}").parse().expect("addr"),
+        Default::default(),
+    )
+    .await;
+    let user = app.buyer().await;
+    let peak = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+            / 1024
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(900))
+        .build()
+        .expect("client");
+    let upload = |name: String| {
+        let (http, base, user, jpeg) = (&http, &base, &user, &jpeg);
+        async move {
+            let body =
+                marketplace_tests::files::multipart_body("file", &name, Some("image/jpeg"), jpeg);
+            let res = http
+                .post(format!("{base}/api/uploads"))
+                .bearer_auth(&user.token)
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={BOUNDARY}"),
+                )
+                .body(body)
+                .send()
+                .await
+                .expect("upload");
+            (
+                res.status().as_u16(),
+                res.json::<Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    // One upload on an idle server: the time until its thumbnail is fetched.
+    let started = Instant::now();
+    let (status, a) = upload("one.jpg".into()).await;
+    assert_eq!(status, 201, "{a}");
+    let (status, _, _) = app.fetch_link(&s(&a, "thumbnailUrl")).await;
+    assert_eq!(status, 200);
+    let to_thumbnail = started.elapsed();
+    let idle_peak = peak();
+    let started = Instant::now();
+    let results = futures::future::join_all((0..100).map(|i| upload(format!("p{i}.jpg")))).await;
+    let took = started.elapsed();
+    assert!(results.iter().all(|(s, _)| *s == 201));
+    let mb = jpeg.len() as f64 * 100.0 / 1_048_576.0;
+    println!(
+        "100 x {:.1} MB JPEG: {:.1} s, {:.1} MB/s, {:.2} uploads/s; server peak RSS {} MiB (after one upload: {} MiB); one upload to its thumbnail: {} ms",
+        jpeg.len() as f64 / 1_048_576.0,
+        took.as_secs_f64(),
+        mb / took.as_secs_f64(),
+        100.0 / took.as_secs_f64(),
+        peak(),
+        idle_peak,
+        to_thumbnail.as_millis(),
+    );
+    let _ = server.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
