@@ -170,7 +170,12 @@ pub(crate) const ROOM_EVENTS: &[(&str, RoomKind, bool)] = &[
 #[serde(rename_all = "camelCase")]
 pub struct ChatSendArgs {
     pub chat_id: Uuid,
-    pub content: String,
+    /// 1..4000 characters; may be left out when `attachmentIds` is given.
+    #[serde(default)]
+    pub content: Option<String>,
+    /// At most 10 of the sender's own unattached uploads.
+    #[serde(default)]
+    pub attachment_ids: Option<Vec<Uuid>>,
 }
 
 /// `chat:read` arguments.
@@ -406,7 +411,11 @@ async fn chat_send<A: Adapter>(
     ) {
         (None, _) => Ack::err("forbidden"),
         (_, None) => Ack::err("bad_request"),
-        (Some(user), Some(args)) => match gw.chats.send(user, args.chat_id, args.content).await {
+        (Some(user), Some(args)) => match gw
+            .chats
+            .send(user, args.chat_id, args.content, args.attachment_ids)
+            .await
+        {
             Ok(message) => Ack {
                 message: Some(message),
                 ..Ack::ok()

@@ -15,6 +15,8 @@ mod m20261122_000402_disputes_tables;
 mod m20261130_000101_kernel_dead_letters;
 mod m20261130_000401_payments_live_payout_index;
 mod m20261130_000501_connections_nodes;
+mod m20261206_190101_chat_reactions;
+mod m20261206_190201_files_attachments;
 mod m20261206_200101_kernel_secrets;
 mod m20261206_200401_payments_callback_claims;
 mod m20261206_200501_kernel_idempotency_keys;
@@ -40,6 +42,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000101_kernel_dead_letters::Migration),
             Box::new(m20261130_000401_payments_live_payout_index::Migration),
             Box::new(m20261130_000501_connections_nodes::Migration),
+            Box::new(m20261206_190101_chat_reactions::Migration),
+            Box::new(m20261206_190201_files_attachments::Migration),
             Box::new(m20261206_200101_kernel_secrets::Migration),
             Box::new(m20261206_200401_payments_callback_claims::Migration),
             Box::new(m20261206_200501_kernel_idempotency_keys::Migration),

@@ -38,7 +38,7 @@ trap cleanup EXIT
 
 env -u REDIS_URL HOST=127.0.0.1 PORT="$PORT" DATABASE_URL="sqlite://$WORK/fuzz.db?mode=rwc" \
   JWT_SECRET=fuzz-secret-0123456789abcdef0123456789abcdef PAYMENT_PROVIDER=sandbox \
-  PUBLIC_URL="$BASE" RUST_LOG=warn "$BIN" serve >"$WORK/server.log" 2>&1 &
+  STORAGE_URL="file://$WORK/uploads" PUBLIC_URL="$BASE" RUST_LOG=warn "$BIN" serve >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do
   curl -fs "$BASE/readyz" >/dev/null 2>&1 && break

@@ -94,7 +94,14 @@ impl Cluster {
 
     /// The environment of one node of this cluster (`PORT` is set per node).
     pub fn env(&self) -> HashMap<String, String> {
+        // The nodes share one upload directory (what several nodes need without S3), named
+        // after the key prefix so clusters side by side do not mix.
+        let uploads = std::env::temp_dir()
+            .join("marketplace-tests")
+            .join(format!("uploads-{}", self.prefix));
+        let storage_url = format!("file://{}", uploads.display());
         [
+            ("STORAGE_URL", storage_url.as_str()),
             ("DATABASE_URL", self.database_url.as_str()),
             ("REDIS_URL", self.redis_url.as_str()),
             ("REDIS_KEY_PREFIX", self.prefix.as_str()),

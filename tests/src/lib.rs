@@ -5,6 +5,7 @@
 //! [`TestApp::socket`] a connected Socket.IO client of a user.
 
 pub mod cluster;
+pub mod files;
 pub mod js;
 pub mod shkeeper;
 pub mod socket;
@@ -184,7 +185,13 @@ impl TestApp {
     /// The app with environment overrides (`env.insert("PLATFORM_FEE_PERCENT".into(), ...)`).
     pub async fn spawn_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
         let database_url = fresh_database().await;
+        // Every app stores its uploads in a directory of its own, never in the crate.
+        let uploads = std::env::temp_dir()
+            .join("marketplace-tests")
+            .join(format!("uploads-{}", uuid::Uuid::now_v7().simple()));
+        let storage_url = format!("file://{}", uploads.display());
         let mut env: HashMap<String, String> = [
+            ("STORAGE_URL", storage_url.as_str()),
             ("DATABASE_URL", database_url.as_str()),
             ("JWT_SECRET", JWT_SECRET),
             ("ADMIN_EMAIL", ADMIN_EMAIL),

@@ -28,8 +28,26 @@ async fn an_admin_follows_and_resolves_a_dispute_live_in_a_browser() {
     let late = app.paid_after_cancel("80.00").await;
     let (late_buyer, late_payment) = (&late.buyer, &late.payment_id);
 
+    // Evidence files the buyer adds from the page's test: a photo (shown as its thumbnail)
+    // and a PDF (a link).
+    let photo = app.upload_photo(buyer).await;
+    let pdf = app
+        .upload(
+            buyer,
+            "receipt.pdf",
+            Some("application/pdf"),
+            b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
+        )
+        .await
+        .expect(201);
+    let (photo_id, pdf_id) = (
+        photo["id"].as_str().expect("id").to_owned(),
+        pdf["id"].as_str().expect("id").to_owned(),
+    );
     let screenshot = std::env::var("CONSOLE_SCREENSHOT").unwrap_or_default();
     let mut env = vec![
+        ("PHOTO_ID", photo_id.as_str()),
+        ("PDF_ID", pdf_id.as_str()),
         ("BASE_URL", app.base.as_str()),
         ("ADMIN_EMAIL", ADMIN_EMAIL),
         ("ADMIN_PASSWORD", ADMIN_PASSWORD),

@@ -26,6 +26,8 @@ pub const PUBLIC: &[&str] = &[
     "/api/asyncapi.json",
     "/api/types.ts",
     "/api/push/public-key",
+    // A signed link: the signature is the permission (see the files module).
+    "/api/attachments/{id}/content",
 ];
 
 /// Prefixes of public routes that authenticate otherwise (provider signatures).

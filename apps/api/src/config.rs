@@ -107,6 +107,9 @@ pub struct Config {
     pub hashing: auth::HashingConfig,
     /// Who may connect, how fast, how often ([`net_settings`]).
     pub net: NetSettings,
+    /// `STORAGE_URL` (`file://./uploads`), `UPLOAD_MAX_BYTES` (10 MiB) and the `AWS_*`
+    /// settings of an `s3://` store (see [`files_settings`]).
+    pub files: files::FilesConfig,
 }
 
 /// `TRUSTED_PROXIES`, `MAX_CONNECTIONS_PER_CLIENT`, `HTTP_HEADER_TIMEOUT_SECS`: what the
@@ -404,6 +407,7 @@ impl Config {
         let app_url = url_setting(&get, "APP_URL", &public_url)?;
         let (vapid_private_key, vapid_subject) = vapid_settings(&get, &public_url)?;
         let push_allow_http_endpoints = parse_bool(&get, "PUSH_ALLOW_HTTP_ENDPOINTS")?;
+        let files = files_settings(&get, &public_url)?;
         Ok(Config {
             app_url,
             vapid_private_key,
@@ -443,8 +447,55 @@ impl Config {
             bus: bus_settings(&get)?,
             hashing,
             net: net_settings(&get)?,
+            files,
         })
     }
+}
+
+/// `STORAGE_URL`, `UPLOAD_MAX_BYTES` and, for `s3://`, `AWS_ENDPOINT_URL`, `AWS_REGION`,
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`).
+fn files_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    public_url: &str,
+) -> Result<files::FilesConfig, ConfigError> {
+    let raw = get("STORAGE_URL").unwrap_or_else(|| "file://./uploads".to_owned());
+    let location = files::StorageLocation::parse(&raw).map_err(|e| err("STORAGE_URL", e))?;
+    let max_bytes: u64 = parse(get, "UPLOAD_MAX_BYTES", "10485760")?;
+    if !(1..=1_073_741_824).contains(&max_bytes) {
+        return Err(err("UPLOAD_MAX_BYTES", "must be between 1 and 1073741824"));
+    }
+    let endpoint = get("AWS_ENDPOINT_URL");
+    if let Some(e) = &endpoint
+        && !(e.starts_with("http://") || e.starts_with("https://"))
+    {
+        return Err(err("AWS_ENDPOINT_URL", "must be an http(s) URL"));
+    }
+    let s3 = files::S3Settings {
+        endpoint,
+        region: get("AWS_REGION")
+            .or_else(|| get("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".to_owned()),
+        access_key_id: get("AWS_ACCESS_KEY_ID"),
+        secret_access_key: get("AWS_SECRET_ACCESS_KEY"),
+        session_token: get("AWS_SESSION_TOKEN"),
+    };
+    if matches!(location, files::StorageLocation::S3 { .. }) {
+        for (var, value) in [
+            ("AWS_ACCESS_KEY_ID", &s3.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", &s3.secret_access_key),
+        ] {
+            if value.is_none() {
+                return Err(err(var, "is required when STORAGE_URL is s3://"));
+            }
+        }
+    }
+    Ok(files::FilesConfig {
+        location,
+        s3,
+        max_bytes,
+        public_url: public_url.to_owned(),
+        image_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+    })
 }
 
 /// `REDIS_URL` and `REDIS_KEY_PREFIX` (see docs/operations.md, "Running several nodes").

@@ -37,11 +37,12 @@ pub fn modules(
     state: &AppState,
     hasher: &Arc<auth::Hasher>,
     redis: Option<&Arc<RedisLink>>,
+    files: &files::Files,
 ) -> Vec<Box<dyn Module>> {
     let request_access = Arc::new(offers::Access {
         db: state.db.clone(),
     });
-    let chat_port = Arc::new(chat::Port::new(state));
+    let chat_port = Arc::new(chat::Port::new(state, files.clone()));
     // Built first: its presence tracker answers the domain modules that reach users who are
     // not connected (see `kernel::ports::Presence`).
     let connections = connections::Connections::new(
@@ -59,6 +60,7 @@ pub fn modules(
         Box::new(notifications::NotificationsModule),
         Box::new(payments::PaymentsModule::new(payments_config(config))),
         Box::new(disputes::DisputesModule),
+        Box::new(files::FilesModule::new(files.clone())),
         Box::new(admin::AdminModule),
         Box::new(push::PushModule::new(push_config(config), state, presence)),
         Box::new(connections),
@@ -291,7 +293,11 @@ pub async fn openapi_document(config: &Config) -> anyhow::Result<utoipa::openapi
         concurrency: 1,
         queue: 0,
     })?);
-    let modules = modules(config, &state, &hasher, None);
+    // Nothing is stored while printing a document: no upload directory is made for it.
+    let mut files_config = config.files.clone();
+    files_config.location = files::StorageLocation::Memory;
+    let files = files::Files::open(&files_config, state.db.clone())?;
+    let modules = modules(config, &state, &hasher, None, &files);
     Ok(assemble(config, &state, &modules).1)
 }
 
@@ -356,7 +362,13 @@ pub async fn run_with_hasher(
         // Limits count across nodes on the same Redis link (in memory while it is down).
         state.limits = kernel::Limits::redis(link.connection(), link.prefix());
     }
-    let modules = modules(&config, &state, &hasher, redis.as_ref());
+    let files = files::Files::open(&config.files, db.clone())
+        .map_err(|e| anyhow::anyhow!("STORAGE_URL: {e}"))?;
+    files
+        .prepare()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read or make the kept file-link key: {e}"))?;
+    let modules = modules(&config, &state, &hasher, redis.as_ref(), &files);
     let (router, openapi) = assemble(&config, &state, &modules);
     let router = match &redis {
         Some(link) => router.layer(axum::Extension(link.clone())),

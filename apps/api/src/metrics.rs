@@ -128,6 +128,16 @@ pub fn init(openapi: &utoipa::openapi::OpenApi, subscribers: &[&'static str]) {
         metrics::counter!(m::EVENTS_PUBLISHED, "event" => name.as_str()).increment(0);
         metrics::counter!(m::SOCKET_EMITS, "event" => name.as_str()).increment(0);
     }
+    metrics::describe_counter!(m::UPLOADS, "Uploads by outcome.");
+    metrics::describe_counter!(
+        m::UPLOAD_BYTES,
+        metrics::Unit::Bytes,
+        "Bytes received by uploads, by outcome."
+    );
+    for outcome in m::UPLOAD_OUTCOMES {
+        metrics::counter!(m::UPLOADS, "outcome" => outcome).increment(0);
+        metrics::counter!(m::UPLOAD_BYTES, "outcome" => outcome).increment(0);
+    }
     for outcome in m::WEBHOOK_OUTCOMES {
         metrics::counter!(m::WEBHOOKS, "outcome" => outcome).increment(0);
     }

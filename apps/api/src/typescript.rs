@@ -443,6 +443,11 @@ fn endpoints(openapi: &Value) -> String {
                 .map(|b| ts_type(b, "    "))
             {
                 fields.push(format!("body: {body}"));
+            } else if op
+                .pointer("/requestBody/content/multipart~1form-data")
+                .is_some()
+            {
+                fields.push("body: FormData".to_owned());
             }
             let answers: Vec<String> = op
                 .get("responses")

@@ -324,8 +324,67 @@ function renderEvidence(entry) {
         h("p", { text: e.description }),
         e.attachmentUrl
           ? h("a", { href: e.attachmentUrl, target: "_blank", rel: "noopener noreferrer", text: e.attachmentUrl })
+          : null,
+        (e.attachments || []).length
+          ? h("ul", { class: "evidence-files" }, ...e.attachments.map(evidenceFile))
           : null)),
   );
+}
+
+/** Bytes in a short human form. */
+function size(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/**
+ * One evidence file: an image as its thumbnail (opening the full image), any other file as a
+ * link, with its name, size and SHA-256 (what proves it unchanged). Links are valid for 10
+ * minutes; one that has expired is fetched afresh when clicked or when its thumbnail fails.
+ */
+function evidenceFile(a) {
+  const link = h("a", { href: a.url, target: "_blank", rel: "noopener noreferrer", class: "file-link" });
+  async function fresh() {
+    try {
+      const now = await api.get(`/api/attachments/${a.id}`);
+      a.url = now.url;
+      a.thumbnailUrl = now.thumbnailUrl;
+      link.href = now.url;
+      return now;
+    } catch {
+      return null;
+    }
+  }
+  link.addEventListener("click", async (ev) => {
+    const expires = Number(new URL(a.url, location.href).searchParams.get("expires") || 0);
+    const amzDate = new URL(a.url, location.href).searchParams.get("X-Amz-Date");
+    const stale = expires ? expires * 1000 < Date.now() + 5000 : Boolean(amzDate);
+    if (!stale) return;
+    ev.preventDefault();
+    const now = await fresh();
+    if (now) window.open(now.url, "_blank", "noopener,noreferrer");
+  });
+  if (a.thumbnailUrl) {
+    let retried = false;
+    const img = h("img", { src: a.thumbnailUrl, alt: a.name, class: "thumb", loading: "lazy", referrerpolicy: "no-referrer" });
+    img.addEventListener("error", async () => {
+      if (retried) return;
+      retried = true;
+      const now = await fresh();
+      if (now?.thumbnailUrl) img.src = now.thumbnailUrl;
+    });
+    link.append(img);
+  } else {
+    link.append(h("span", { class: "file-icon", text: a.contentType === "application/pdf" ? "PDF" : "FILE" }));
+  }
+  return h("li", { class: "evidence-file", data: { attachmentId: a.id } },
+    link,
+    h("div", { class: "file-meta" },
+      h("span", { class: "file-name", text: a.name }),
+      h("span", { class: "muted", text: ` · ${a.contentType} · ${size(a.size)}` }),
+      a.width && a.height ? h("span", { class: "muted", text: ` · ${a.width}×${a.height}` }) : null,
+      h("code", { class: "sha", title: "SHA-256 of the stored bytes", text: `sha256 ${a.sha256}` })));
 }
 
 async function resolve(ev, entry, form, error) {

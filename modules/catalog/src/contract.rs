@@ -345,7 +345,55 @@ pub struct Message {
     pub id: Uuid,
     pub chat_id: Uuid,
     pub sender_id: Uuid,
+    /// The text; empty when the message carries only attachments.
     pub content: String,
+    pub created_at: DateTime<Utc>,
+    /// The files sent with it, in the order they were given. Their links are minted when the
+    /// message is shown (in an event: when it was sent; fetch `GET /api/attachments/{id}` for
+    /// fresh ones).
+    #[serde(default)]
+    #[schema(required = true)]
+    pub attachments: Vec<Attachment>,
+    /// Reactions by emoji, in the order each emoji was first used (empty in
+    /// `chat:new-message`: a new message has none).
+    #[serde(default)]
+    #[schema(required = true)]
+    pub reactions: Vec<Reaction>,
+}
+
+/// One emoji's reactions on a message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Reaction {
+    /// The emoji in its compared form: NFC, without U+FE0F.
+    pub emoji: String,
+    /// How many users reacted with it.
+    pub count: u64,
+    /// Whether the caller is one of them.
+    pub me: bool,
+}
+
+/// An uploaded file (`POST /api/uploads`), as its viewers see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    pub id: Uuid,
+    /// The name it was uploaded with (path and control characters removed).
+    pub name: String,
+    /// What the bytes are, recognised from them: `image/jpeg`, `image/png`, `image/webp`,
+    /// `image/gif` or `application/pdf`.
+    pub content_type: String,
+    /// Bytes stored (after re-encoding, for images).
+    pub size: u64,
+    /// SHA-256 of the stored bytes, lowercase hex: what proves a piece of evidence unchanged.
+    pub sha256: String,
+    /// Pixels, for images (orientation applied); null for PDFs.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// A link to the content, valid 10 minutes.
+    pub url: String,
+    /// A link to a thumbnail at most 320 px a side (images only), valid 10 minutes.
+    pub thumbnail_url: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -472,6 +520,10 @@ pub struct Evidence {
     pub description: String,
     pub attachment_url: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Files given as `attachmentIds`, kept unchanged while the dispute exists.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub attachments: Vec<Attachment>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]

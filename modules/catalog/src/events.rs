@@ -126,6 +126,8 @@ catalog_events! {
     PayoutFailed => "payout:failed", durable, PayoutFailed, rooms [User(RecipientId), Admin];
     ChatNewMessage => "chat:new-message", durable, ChatNewMessage, rooms [Chat, User(OtherParticipantId)];
     ChatMessageRead => "chat:message-read", durable, ChatMessageRead, rooms [Chat];
+    ChatReactionAdded => "chat:reaction-added", durable, ChatReactionAdded, rooms [Chat];
+    ChatReactionRemoved => "chat:reaction-removed", durable, ChatReactionRemoved, rooms [Chat];
     ChatTyping => "chat:typing", live, ChatTyping, rooms ["chat-{chatId} (not the sender's own sockets)"];
     ChatStoppedTyping => "chat:stopped-typing", live, ChatTyping, rooms ["chat-{chatId} (not the sender's own sockets)"];
     DisputeOpened => "dispute:opened", durable, DisputeOpened, rooms [User(BuyerId), User(SellerId), Admin];
@@ -446,6 +448,44 @@ audience!(ChatMessageRead, |self| {
         actor_id: Some(self.user_id),
         ..Default::default()
     }
+});
+
+/// `chat:reaction-added` → `chat-{chatId}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatReactionAdded {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    /// The emoji in its compared form (NFC, without U+FE0F).
+    pub emoji: String,
+    /// Who reacted.
+    pub user_id: Uuid,
+    /// How many users now react to the message with this emoji.
+    pub count: u64,
+}
+audience!(ChatReactionAdded, |self| Audience {
+    chat_id: Some(self.chat_id),
+    actor_id: Some(self.user_id),
+    ..Default::default()
+});
+
+/// `chat:reaction-removed` → `chat-{chatId}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatReactionRemoved {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    /// The emoji in its compared form (NFC, without U+FE0F).
+    pub emoji: String,
+    /// Who took their reaction back.
+    pub user_id: Uuid,
+    /// How many users still react to the message with this emoji (0: it is gone).
+    pub count: u64,
+}
+audience!(ChatReactionRemoved, |self| Audience {
+    chat_id: Some(self.chat_id),
+    actor_id: Some(self.user_id),
+    ..Default::default()
 });
 
 /// `dispute:opened` → `user-{buyerId}`, `user-{sellerId}`, `admin`.

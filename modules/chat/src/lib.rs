@@ -41,14 +41,16 @@ pub struct Port {
     db: DatabaseConnection,
     bus: EventBus,
     limits: Limits,
+    files: files::Files,
 }
 
 impl Port {
-    pub fn new(state: &AppState) -> Self {
+    pub fn new(state: &AppState, files: files::Files) -> Self {
         Self {
             db: state.db.clone(),
             bus: state.bus.clone(),
             limits: state.limits.clone(),
+            files,
         }
     }
 }
@@ -71,11 +73,12 @@ impl ChatPort for Port {
         &self,
         user: AuthUser,
         chat_id: Uuid,
-        content: String,
+        content: Option<String>,
+        attachment_ids: Option<Vec<Uuid>>,
     ) -> Result<Message, ApiError> {
         service::within_send_limit(&self.limits, user).await?;
-        let content = dto::Content::parse(&content)?;
-        service::send_message(&self.bus, user, chat_id, content).await
+        let draft = dto::Draft::parse(content.as_deref(), attachment_ids)?;
+        service::send_message(&self.bus, &self.files, user, chat_id, draft).await
     }
 
     async fn mark_read(

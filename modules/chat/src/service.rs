@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use catalog::contract::{Chat, Message, Page, new_id, now};
-use catalog::events::{ChatMessageRead, ChatNewMessage};
+use catalog::contract::{Chat, Message, Page, Reaction, new_id, now};
+use catalog::events::{ChatMessageRead, ChatNewMessage, ChatReactionAdded, ChatReactionRemoved};
+use kernel::error::ErrorCode;
 use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, AuthUser, EventBus, Limits, Quota, Result, Tx};
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -15,8 +16,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::dto::{ChatPosition, Content};
-use crate::entity::{chat, message, read_marker};
+use crate::dto::{ChatPosition, Draft, Emoji, MAX_DISTINCT_REACTIONS, MessageReactions};
+use crate::entity::{chat, message, reaction, read_marker};
+use files::{Files, Target, TargetKind};
 
 /// Opens the chat between `buyer_id` and `seller_id` about `request_id`, inside the caller's
 /// transaction (the offers module calls this when a seller makes an offer). Idempotent: when
@@ -212,6 +214,7 @@ pub async fn get_chat(db: &DatabaseConnection, caller: AuthUser, chat_id: Uuid) 
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %chat_id))]
 pub async fn list_messages(
     db: &DatabaseConnection,
+    files: &Files,
     caller: AuthUser,
     chat_id: Uuid,
     params: &PageParams,
@@ -229,8 +232,20 @@ pub async fn list_messages(
         .all(db)
         .await?;
     let rows = page(rows, limit, |m| m.id);
+    let ids: Vec<Uuid> = rows.items.iter().map(|m| m.id).collect();
+    let mut attachments = files.of_targets(db, &ids).await?;
+    let mut reactions = reactions_of(db, caller.id, &ids).await?;
     Ok(Page {
-        items: rows.items.iter().map(message::Model::to_api).collect(),
+        items: rows
+            .items
+            .iter()
+            .map(|m| {
+                m.to_api(
+                    attachments.remove(&m.id).unwrap_or_default(),
+                    reactions.remove(&m.id).unwrap_or_default(),
+                )
+            })
+            .collect(),
         next_cursor: rows.next_cursor,
     })
 }
@@ -246,14 +261,17 @@ pub async fn within_send_limit(limits: &Limits, caller: AuthUser) -> Result<()> 
     limits.enforce(&SEND_QUOTA, &caller.id.to_string()).await
 }
 
-/// Posts a message as `caller`: 403 for an admin (who may read but never write), 404 when the
-/// chat is not the caller's. Emits `chat:new-message` to the chat and the other participant.
+/// Posts a message as `caller`, with the files of `draft` attached to it (each one of the
+/// caller's unattached uploads, else 422 on `attachmentIds` and nothing is sent): 403 for an
+/// admin (who may read but never write), 404 when the chat is not the caller's. Emits
+/// `chat:new-message` to the chat and the other participant.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %chat_id))]
 pub async fn send_message(
     bus: &EventBus,
+    files: &Files,
     caller: AuthUser,
     chat_id: Uuid,
-    content: Content,
+    draft: Draft,
 ) -> Result<Message> {
     require_writer_role(caller)?;
     let mut tx = bus.begin().await?;
@@ -264,19 +282,35 @@ pub async fn send_message(
         id: new_id(),
         chat_id: chat.id,
         sender_id: caller.id,
-        content: content.into_string(),
+        content: draft.content,
         created_at: at,
     };
     message::Entity::insert(message::ActiveModel::from(row.clone()))
         .exec_without_returning(tx.conn())
         .await?;
+    let attachments = if draft.attachment_ids.is_empty() {
+        Vec::new()
+    } else {
+        files
+            .attach(
+                tx.conn(),
+                caller.id,
+                &draft.attachment_ids,
+                Target {
+                    kind: TargetKind::Message,
+                    id: row.id,
+                    parties: [chat.buyer_id, chat.seller_id],
+                },
+            )
+            .await?
+    };
     chat::Entity::update_many()
         .col_expr(chat::Column::LastMessageAt, Expr::value(at))
         .col_expr(chat::Column::ActivityAt, Expr::value(at))
         .filter(chat::Column::Id.eq(chat.id))
         .exec(tx.conn())
         .await?;
-    let message = row.to_api();
+    let message = row.to_api(attachments, Vec::new());
     tx.publish(ChatNewMessage {
         message: message.clone(),
         other_participant_id: chat.other_participant(caller.id),
@@ -381,4 +415,187 @@ pub async fn chats_of(db: &DatabaseConnection, user_id: Uuid) -> Result<Vec<Uuid
         .into_tuple()
         .all(db)
         .await?)
+}
+
+/// The reactions on each of `message_ids`, per emoji in the order it was first used, with
+/// `me` for `viewer_id`. Messages without reactions are absent.
+pub async fn reactions_of<C: ConnectionTrait>(
+    conn: &C,
+    viewer_id: Uuid,
+    message_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<Reaction>>> {
+    if message_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = reaction::Entity::find()
+        .filter(reaction::Column::MessageId.is_in(message_ids.iter().copied()))
+        .order_by_asc(reaction::Column::CreatedAt)
+        .order_by_asc(reaction::Column::UserId)
+        .all(conn)
+        .await?;
+    let mut out: HashMap<Uuid, Vec<Reaction>> = HashMap::new();
+    for row in rows {
+        let list = out.entry(row.message_id).or_default();
+        let me = row.user_id == viewer_id;
+        match list.iter_mut().find(|r| r.emoji == row.emoji) {
+            Some(r) => {
+                r.count += 1;
+                r.me |= me;
+            }
+            None => list.push(Reaction {
+                emoji: row.emoji,
+                count: 1,
+                me,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// The message `message_id` of the chat, for a participant writing to it (reacting): 403 for
+/// admins, 404 for anyone else who is not a participant, and for a message of another chat.
+/// The chat row is locked for the rest of the transaction, so reactions to one chat are
+/// serialized and the limit of distinct emoji holds under concurrent calls.
+async fn message_to_react_on(
+    tx: &Tx,
+    caller: AuthUser,
+    chat_id: Uuid,
+    message_id: Uuid,
+) -> Result<message::Model> {
+    require_writer_role(caller)?;
+    let chat = visible(tx.conn(), caller, chat_id, true).await?;
+    require_writer(&chat, caller)?;
+    message::Entity::find_by_id(message_id)
+        .one(tx.conn())
+        .await?
+        .filter(|m| m.chat_id == chat.id)
+        .ok_or(ApiError::NotFound)
+}
+
+/// How many users react to `message_id` with `emoji`.
+async fn count_of<C: ConnectionTrait>(conn: &C, message_id: Uuid, emoji: &str) -> Result<u64> {
+    use sea_orm::PaginatorTrait;
+    Ok(reaction::Entity::find()
+        .filter(reaction::Column::MessageId.eq(message_id))
+        .filter(reaction::Column::Emoji.eq(emoji))
+        .count(conn)
+        .await?)
+}
+
+/// `caller` reacts to a message with `emoji`. Idempotent: reacting again with the same emoji
+/// changes nothing and publishes nothing. A new emoji beyond
+/// [`MAX_DISTINCT_REACTIONS`](crate::dto::MAX_DISTINCT_REACTIONS) distinct ones on the message
+/// is a 409 `too_many_reactions`. Emits `chat:reaction-added` to the chat.
+#[tracing::instrument(skip_all, fields(user_id = %caller.id, %chat_id, %message_id))]
+pub async fn react(
+    bus: &EventBus,
+    caller: AuthUser,
+    chat_id: Uuid,
+    message_id: Uuid,
+    emoji: Emoji,
+) -> Result<MessageReactions> {
+    let mut tx = bus.begin().await?;
+    let message = message_to_react_on(&tx, caller, chat_id, message_id).await?;
+    let mut current = reactions_of(tx.conn(), caller.id, &[message.id])
+        .await?
+        .remove(&message.id)
+        .unwrap_or_default();
+    let existing = current.iter().find(|r| r.emoji == emoji.as_str());
+    if existing.is_some_and(|r| r.me) {
+        tx.commit().await?;
+        return Ok(MessageReactions {
+            message_id: message.id,
+            reactions: current,
+        });
+    }
+    if existing.is_none() && current.len() >= MAX_DISTINCT_REACTIONS {
+        return Err(ApiError::conflict(
+            ErrorCode::TooManyReactions,
+            format!("a message has at most {MAX_DISTINCT_REACTIONS} distinct emoji"),
+        ));
+    }
+    let row = reaction::ActiveModel {
+        message_id: Set(message.id),
+        user_id: Set(caller.id),
+        emoji: Set(emoji.as_str().to_owned()),
+        chat_id: Set(message.chat_id),
+        created_at: Set(now()),
+    };
+    reaction::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([
+                reaction::Column::MessageId,
+                reaction::Column::UserId,
+                reaction::Column::Emoji,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .try_insert()
+        .exec_without_returning(tx.conn())
+        .await?;
+    let count = count_of(tx.conn(), message.id, emoji.as_str()).await?;
+    match current.iter_mut().find(|r| r.emoji == emoji.as_str()) {
+        Some(r) => {
+            r.count = count;
+            r.me = true;
+        }
+        None => current.push(Reaction {
+            emoji: emoji.as_str().to_owned(),
+            count,
+            me: true,
+        }),
+    }
+    tx.publish(ChatReactionAdded {
+        chat_id: message.chat_id,
+        message_id: message.id,
+        emoji: emoji.as_str().to_owned(),
+        user_id: caller.id,
+        count,
+    });
+    tx.commit().await?;
+    Ok(MessageReactions {
+        message_id: message.id,
+        reactions: current,
+    })
+}
+
+/// `caller` takes back their reaction with `emoji`. Idempotent: without such a reaction
+/// nothing changes and nothing is published. Emits `chat:reaction-removed` to the chat.
+#[tracing::instrument(skip_all, fields(user_id = %caller.id, %chat_id, %message_id))]
+pub async fn unreact(
+    bus: &EventBus,
+    caller: AuthUser,
+    chat_id: Uuid,
+    message_id: Uuid,
+    emoji: Emoji,
+) -> Result<MessageReactions> {
+    let mut tx = bus.begin().await?;
+    let message = message_to_react_on(&tx, caller, chat_id, message_id).await?;
+    let removed = reaction::Entity::delete_many()
+        .filter(reaction::Column::MessageId.eq(message.id))
+        .filter(reaction::Column::UserId.eq(caller.id))
+        .filter(reaction::Column::Emoji.eq(emoji.as_str()))
+        .exec(tx.conn())
+        .await?
+        .rows_affected;
+    if removed > 0 {
+        let count = count_of(tx.conn(), message.id, emoji.as_str()).await?;
+        tx.publish(ChatReactionRemoved {
+            chat_id: message.chat_id,
+            message_id: message.id,
+            emoji: emoji.as_str().to_owned(),
+            user_id: caller.id,
+            count,
+        });
+    }
+    let reactions = reactions_of(tx.conn(), caller.id, &[message.id])
+        .await?
+        .remove(&message.id)
+        .unwrap_or_default();
+    tx.commit().await?;
+    Ok(MessageReactions {
+        message_id: message.id,
+        reactions,
+    })
 }

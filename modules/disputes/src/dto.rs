@@ -23,6 +23,11 @@ pub struct EvidenceBody {
     #[serde(default)]
     #[schema(pattern = r"^https?://[^/\s][^\s]*$", max_length = 2048)]
     pub attachment_url: Option<String>,
+    /// At most 10 of the author's own unattached uploads (`POST /api/uploads`). They are
+    /// kept unchanged while the dispute exists.
+    #[serde(default)]
+    #[schema(max_items = 10)]
+    pub attachment_ids: Option<Vec<uuid::Uuid>>,
 }
 
 /// `POST /api/disputes/{id}/resolve`.

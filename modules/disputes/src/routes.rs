@@ -1,8 +1,10 @@
 //! `/api/requests/{id}/disputes`, `/api/disputes*`.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use catalog::contract::{Dispute, Evidence, Page};
+use files::Files;
 use kernel::AppState;
 use kernel::error::Problem;
 use kernel::extract::{Json, Path, Query};
@@ -63,30 +65,33 @@ async fn list_disputes(
     responses((status = 200, body = DisputeDetail), (status = 404, body = Problem)))]
 async fn get_dispute(
     State(db): State<DatabaseConnection>,
+    Extension(files): Extension<Files>,
     caller: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<DisputeDetail>> {
-    Ok(axum::Json(service::get(&db, caller, id).await?))
+    Ok(axum::Json(service::get(&db, &files, caller, id).await?))
 }
 
-/// Add evidence to an open dispute (its buyer, its seller, an admin).
+/// Add evidence to an open dispute (its buyer, its seller, an admin), optionally with files
+/// (`attachmentIds`) that are then kept unchanged while the dispute exists.
 #[utoipa::path(post, path = "/api/disputes/{id}/evidence", tag = "disputes", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = EvidenceBody,
     responses(
         (status = 201, body = Evidence),
         (status = 404, body = Problem),
         (status = 409, body = Problem, description = "`dispute_closed`"),
-        (status = 422, body = Problem, description = "empty description or a non-http(s) attachmentUrl"),
+        (status = 422, body = Problem, description = "empty description, a non-http(s) attachmentUrl, or `attachmentIds` over 10, repeated, or not the author's unattached uploads"),
     ))]
 async fn add_evidence(
     State(bus): State<EventBus>,
+    Extension(files): Extension<Files>,
     caller: AuthUser,
     Path(id): Path<Uuid>,
     Json(body): Json<EvidenceBody>,
 ) -> Result<(StatusCode, axum::Json<Evidence>)> {
     Ok((
         StatusCode::CREATED,
-        axum::Json(service::add_evidence(&bus, caller, id, body).await?),
+        axum::Json(service::add_evidence(&bus, &files, caller, id, body).await?),
     ))
 }
 

@@ -17,6 +17,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use files::{Files, Target, TargetKind};
+
 use crate::dto::{DisputeDetail, DisputeListParams, EvidenceBody, ResolveBody};
 use crate::entity::dispute::{self, Status};
 use crate::entity::evidence;
@@ -136,11 +138,13 @@ async fn visible<C: ConnectionTrait>(
     }
 }
 
-/// Adds evidence to an open dispute: its buyer, its seller or an admin. 409 `dispute_closed`
-/// once resolved.
+/// Adds evidence to an open dispute: its buyer, its seller or an admin, with the author's
+/// uploads of `attachmentIds` attached to it (kept unchanged from then on). 409
+/// `dispute_closed` once resolved.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %dispute_id))]
 pub async fn add_evidence(
     bus: &EventBus,
+    files: &Files,
     caller: AuthUser,
     dispute_id: Uuid,
     body: EvidenceBody,
@@ -156,6 +160,8 @@ pub async fn add_evidence(
         Some(url) => f.absorb(http_url("attachmentUrl", url)),
         None => None,
     };
+    let attachment_ids = body.attachment_ids.unwrap_or_default();
+    f.absorb(files::check_ids(&attachment_ids));
     f.finish()?;
     let mut tx = bus.begin().await?;
     let d = visible(tx.conn(), caller, dispute_id).await?;
@@ -184,11 +190,27 @@ pub async fn add_evidence(
     evidence::Entity::insert(row)
         .exec_without_returning(tx.conn())
         .await?;
+    let attachments = if attachment_ids.is_empty() {
+        Vec::new()
+    } else {
+        files
+            .attach(
+                tx.conn(),
+                caller.id,
+                &attachment_ids,
+                Target {
+                    kind: TargetKind::Evidence,
+                    id,
+                    parties: [d.buyer_id, d.seller_id],
+                },
+            )
+            .await?
+    };
     let ev = evidence::Entity::find_by_id(id)
         .one(tx.conn())
         .await?
         .ok_or_else(|| ApiError::internal("evidence vanished"))?
-        .to_api();
+        .to_api(attachments);
     tx.publish(DisputeEvidenceAdded {
         dispute_id,
         evidence: ev.clone(),
@@ -203,17 +225,21 @@ pub async fn add_evidence(
 /// A dispute with its evidence.
 pub async fn get<C: ConnectionTrait>(
     conn: &C,
+    files: &Files,
     caller: AuthUser,
     id: Uuid,
 ) -> Result<DisputeDetail> {
     let d = visible(conn, caller, id).await?;
-    let evidence = evidence::Entity::find()
+    let rows = evidence::Entity::find()
         .filter(evidence::Column::DisputeId.eq(id))
         .order_by_asc(evidence::Column::Id)
         .all(conn)
-        .await?
+        .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|e| e.id).collect();
+    let mut attachments = files.of_targets(conn, &ids).await?;
+    let evidence = rows
         .iter()
-        .map(evidence::Model::to_api)
+        .map(|e| e.to_api(attachments.remove(&e.id).unwrap_or_default()))
         .collect();
     Ok(DisputeDetail {
         dispute: d.to_api(),

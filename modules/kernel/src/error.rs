@@ -84,6 +84,10 @@ error_codes! {
     // Disputes.
     DisputeOpen = "dispute_open",
     DisputeClosed = "dispute_closed",
+    // Chat and files.
+    TooManyReactions = "too_many_reactions",
+    EvidenceLocked = "evidence_locked",
+    StorageUnavailable = "storage_unavailable",
 }
 
 impl std::fmt::Display for ErrorCode {

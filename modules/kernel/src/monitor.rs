@@ -49,6 +49,21 @@ pub const NODE_LIVE_WITHIN: std::time::Duration = std::time::Duration::from_secs
 /// Every outcome of a provider callback: the stored ones (`applied`, `duplicate`,
 /// `unmatched`, `rejected`), `unauthenticated` (bad signature, nothing stored) and `error`
 /// (it could not be applied; the provider retries).
+/// Counter: uploads (`POST /api/uploads`) by `outcome` (see [`UPLOAD_OUTCOMES`]).
+pub const UPLOADS: &str = "marketplace_uploads_total";
+/// Counter: bytes received by uploads, by `outcome` (what was read before the outcome was
+/// known; an upload stopped at the limit counts what was read up to it).
+pub const UPLOAD_BYTES: &str = "marketplace_upload_bytes_total";
+/// Every value of the `outcome` label of [`UPLOADS`] and [`UPLOAD_BYTES`].
+pub const UPLOAD_OUTCOMES: [&str; 6] = [
+    "stored",
+    "too_large",
+    "unsupported_type",
+    "invalid_image",
+    "bad_request",
+    "failed",
+];
+
 pub const WEBHOOK_OUTCOMES: [&str; 6] = [
     "applied",
     "duplicate",

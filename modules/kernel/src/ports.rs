@@ -33,12 +33,14 @@ pub trait ChatPort: Send + Sync + 'static {
             .any(|chat| of_a.contains(chat)))
     }
     /// Same rules, limit and effects as `POST /api/chats/{id}/messages` (429
-    /// `rate_limited` beyond the per-user message quota).
+    /// `rate_limited` beyond the per-user message quota): text, the ids of the sender's
+    /// uploads to attach, or both.
     async fn send(
         &self,
         user: AuthUser,
         chat_id: Uuid,
-        content: String,
+        content: Option<String>,
+        attachment_ids: Option<Vec<Uuid>>,
     ) -> Result<Message, ApiError>;
     /// Same rules and effects as `POST /api/chats/{id}/read`.
     async fn mark_read(

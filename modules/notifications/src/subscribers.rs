@@ -165,7 +165,14 @@ pub fn drafts(event: &StoredEvent) -> Vec<Draft> {
             (
                 vec![audience.other_participant_id],
                 "New chat message",
-                preview(&e.message.content),
+                if e.message.content.is_empty() && !e.message.attachments.is_empty() {
+                    match e.message.attachments.len() {
+                        1 => "Sent a file".to_owned(),
+                        n => format!("Sent {n} files"),
+                    }
+                } else {
+                    preview(&e.message.content)
+                },
                 json!({ "requestId": audience.request_id, "chatId": e.message.chat_id, "messageId": e.message.id }),
             )
         }
@@ -392,6 +399,8 @@ mod tests {
             sender_id: buyer,
             content: long,
             created_at: Utc::now(),
+            attachments: Vec::new(),
+            reactions: Vec::new(),
         };
         let chat = stored(
             3,

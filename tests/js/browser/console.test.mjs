@@ -4,7 +4,7 @@
 // BASE_URL, ADMIN_EMAIL, ADMIN_PASSWORD, BUYER_EMAIL, BUYER_PASSWORD, BUYER_TOKEN,
 // SELLER_TOKEN, REQUEST_ID; OTHER_BUYER_TOKEN and LATE_PAYMENT_ID (a payment completed after its
 // request was cancelled, whose buyer has no payout address yet); SCREENSHOT (optional): where
-// to save a picture of the console.
+// to save a picture of the console; PHOTO_ID and PDF_ID: the buyer's uploads to add as evidence.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
@@ -134,6 +134,23 @@ test("an admin follows a dispute live and resolves it from the page", async () =
   await card.locator(`[data-evidence-id="${evidence.body.id}"]`).waitFor(WAIT);
   assert.match(await card.textContent(), /Photo of the crack near the seat tube/);
   await page.locator('#feed [data-event="dispute:evidence-added"]').first().waitFor(WAIT);
+
+  // Evidence with files: the photo shows as its thumbnail, the PDF as a link, both with
+  // their SHA-256.
+  const withFiles = await rest("POST", `/api/disputes/${opened.body.id}/evidence`, buyer, {
+    description: "Close-up and the receipt",
+    attachmentIds: [env("PHOTO_ID"), env("PDF_ID")],
+  });
+  assert.equal(withFiles.status, 201, JSON.stringify(withFiles.body));
+  const photo = card.locator(`[data-attachment-id="${env("PHOTO_ID")}"]`);
+  const thumb = photo.locator("img.thumb");
+  await thumb.waitFor(WAIT);
+  await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await thumb.elementHandle(), WAIT);
+  assert.match(await photo.textContent(), new RegExp(`sha256 ${withFiles.body.attachments[0].sha256}`));
+  const pdf = card.locator(`[data-attachment-id="${env("PDF_ID")}"]`);
+  await pdf.waitFor(WAIT);
+  assert.match(await pdf.textContent(), /receipt\.pdf/);
+  assert.equal(await pdf.locator("a").getAttribute("href"), withFiles.body.attachments[1].url);
 
   if (process.env.SCREENSHOT) {
     // The next heartbeat and refresh (5 s each) count this page's socket.

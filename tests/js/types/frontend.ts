@@ -115,6 +115,10 @@ export function live(token: string, requestId: string, chatId: string): Socket<S
   socket.emit("chat:send", { chatId, content: "hello" }, (answer) => {
     if (answer.ok) console.log(answer.message.id, answer.message.createdAt);
   });
+  socket.emit("chat:send", { chatId, attachmentIds: ["0190f1d2-0000-7000-8000-000000000000"] }, (answer) => {
+    if (answer.ok) console.log(answer.message.attachments.map((a) => a.sha256), answer.message.reactions);
+  });
+  socket.on("chat:reaction-added", (r, meta) => console.log(r.emoji, r.count, meta.id));
   socket.emit("chat:typing", { chatId });
   void socket.timeout(5000).emitWithAck("join-chat-room", chatId).then((a) => console.log(a.ok));
 
@@ -128,8 +132,8 @@ export function live(token: string, requestId: string, chatId: string): Socket<S
     // @ts-expect-error `rooms` exists only once `ok` is narrowed to true
     console.log(answer.rooms);
   });
-  // @ts-expect-error a missing field: chat:send needs its content
-  socket.emit("chat:send", { chatId }, () => {});
+  // @ts-expect-error a missing field: chat:send needs its chatId
+  socket.emit("chat:send", { content: "hello" }, () => {});
   // @ts-expect-error an unknown client event
   socket.emit("join-everything", requestId, () => {});
   return socket;

@@ -18,13 +18,21 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
-    pub fn to_api(&self) -> catalog::contract::Message {
+    /// The message as the contract shows it, with its attachments and reactions (found by
+    /// the caller, who knows who is looking).
+    pub fn to_api(
+        &self,
+        attachments: Vec<catalog::contract::Attachment>,
+        reactions: Vec<catalog::contract::Reaction>,
+    ) -> catalog::contract::Message {
         catalog::contract::Message {
             id: self.id,
             chat_id: self.chat_id,
             sender_id: self.sender_id,
             content: self.content.clone(),
             created_at: self.created_at,
+            attachments,
+            reactions,
         }
     }
 }

@@ -20,7 +20,11 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
-    pub fn to_api(&self) -> catalog::contract::Evidence {
+    /// The evidence as the contract shows it, with its files (found by the caller).
+    pub fn to_api(
+        &self,
+        attachments: Vec<catalog::contract::Attachment>,
+    ) -> catalog::contract::Evidence {
         catalog::contract::Evidence {
             id: self.id,
             dispute_id: self.dispute_id,
@@ -28,6 +32,7 @@ impl Model {
             description: self.description.clone(),
             attachment_url: self.attachment_url.clone(),
             created_at: self.created_at,
+            attachments,
         }
     }
 }

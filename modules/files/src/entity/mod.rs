@@ -1,0 +1,3 @@
+//! The table of the files module: `attachments`.
+
+pub mod attachment;
