@@ -2,16 +2,25 @@
 //! notification for that user (never for the actor), announced by `notification:received`.
 //! It owns the `notifications` table.
 //!
+//! It also owns each user's notification settings (`notification_settings`).
+//!
 //! # Public API
-//! None: it only listens to the event log and serves its routes. No module calls it.
+//! [`settings_of`] (how a user wants to be reached when not connected, with
+//! [`Settings::mails`] and [`Settings::pushes`]), [`set_email_off`] (one-click unsubscribe)
+//! and [`mark_email_undeliverable`] (a permanent bounce), for the email and push modules;
+//! [`KINDS`], the notification kinds.
 
 pub mod dto;
 pub(crate) mod entity;
 pub mod routes;
 pub mod service;
+pub mod settings;
 pub mod subscribers;
 
 use std::sync::Arc;
+
+pub use settings::{Settings, mark_email_undeliverable, set_email_off, settings_of};
+pub use subscribers::KINDS;
 
 use kernel::{AppState, Module, Subscriber};
 use utoipa_axum::router::OpenApiRouter;

@@ -3,15 +3,18 @@
 use axum::extract::State;
 use catalog::contract::{Notification, Page};
 use kernel::error::Problem;
-use kernel::extract::{Path, Query};
+use kernel::extract::{Json, Path, Query};
 use kernel::pagination::PageParams;
 use kernel::{AppState, AuthUser, EventBus, Result};
 use sea_orm::DatabaseConnection;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::dto::{ListFilter, ReadAllResult, UnreadCount};
+use crate::dto::{
+    ListFilter, NotificationSettings, ReadAllResult, UnreadCount, UpdateSettingsBody,
+};
 use crate::service;
+use crate::settings::{self, Changes};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -19,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(unread_count))
         .routes(routes!(read_all))
         .routes(routes!(mark_read))
+        .routes(routes!(get_settings, update_settings))
 }
 
 /// The caller's notifications, newest first; `?unread=true` for the unread ones only.
@@ -74,4 +78,46 @@ async fn read_all(
     Ok(axum::Json(ReadAllResult {
         updated: service::read_all(&bus, caller).await?,
     }))
+}
+
+/// How the caller is reached when not connected: email digests, web push, muted kinds.
+/// A caller who never changed them gets the defaults (`true`, `true`, `[]`, `false`).
+#[utoipa::path(get, path = "/api/users/me/notification-settings", tag = "notifications", security(("bearer" = [])),
+    responses((status = 200, body = NotificationSettings), (status = 401, body = Problem)))]
+async fn get_settings(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+) -> Result<axum::Json<NotificationSettings>> {
+    Ok(axum::Json(
+        settings::settings_of(&db, caller.id).await?.into(),
+    ))
+}
+
+/// Change any of `email`, `push` and `mutedKinds` (which replaces the list); the answer is
+/// the settings as they are now. A kind that is not a notification kind is a 422 naming
+/// `mutedKinds`, and nothing changes.
+#[utoipa::path(patch, path = "/api/users/me/notification-settings", tag = "notifications", security(("bearer" = [])),
+    request_body = UpdateSettingsBody,
+    responses(
+        (status = 200, body = NotificationSettings),
+        (status = 401, body = Problem),
+        (status = 422, body = Problem, description = "a field of the wrong type, `null`, or an unknown kind in `mutedKinds`"),
+    ))]
+async fn update_settings(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+    Json(body): Json<UpdateSettingsBody>,
+) -> Result<axum::Json<NotificationSettings>> {
+    let muted_kinds = match &body.muted_kinds {
+        Some(values) => Some(settings::parse_kinds("mutedKinds", values)?),
+        None => None,
+    };
+    let changes = Changes {
+        email: body.email,
+        push: body.push,
+        muted_kinds,
+    };
+    Ok(axum::Json(
+        settings::update(&db, caller.id, changes).await?.into(),
+    ))
 }

@@ -14,6 +14,20 @@ use crate::service;
 /// The durable cursor name of this subscriber. Never rename it.
 pub const SUBSCRIBER: &str = "notifications";
 
+/// Every notification `kind`: the events [`drafts`] makes notifications from, in catalog
+/// order, which are also the events this module's subscriber declares. Users mute kinds from this list (`PATCH /api/users/me/notification-settings`);
+/// adding an arm to [`drafts`] means adding its event here.
+pub const KINDS: [EventName; 8] = [
+    EventName::RequestOfferReceived,
+    EventName::OfferNegotiationUpdate,
+    EventName::OfferAccepted,
+    EventName::PaymentCompleted,
+    EventName::PayoutCompleted,
+    EventName::ChatNewMessage,
+    EventName::DisputeOpened,
+    EventName::DisputeResolved,
+];
+
 /// The longest chat or negotiation text quoted in a notification body.
 const PREVIEW_CHARS: usize = 140;
 
@@ -27,22 +41,10 @@ pub struct Draft {
     pub data: Value,
 }
 
-/// The events that notify someone: exactly the arms of [`drafts`].
-pub const EVENTS: &[EventName] = &[
-    EventName::RequestOfferReceived,
-    EventName::OfferNegotiationUpdate,
-    EventName::OfferAccepted,
-    EventName::PaymentCompleted,
-    EventName::PayoutCompleted,
-    EventName::DisputeOpened,
-    EventName::DisputeResolved,
-    EventName::ChatNewMessage,
-];
-
 /// The bus subscriber that turns events into notifications.
 pub fn subscriber(state: &AppState) -> Arc<dyn Subscriber> {
     let bus = state.bus.clone();
-    kernel::subscriber(SUBSCRIBER, EVENTS, move |event| {
+    kernel::subscriber(SUBSCRIBER, &KINDS, move |event| {
         let bus = bus.clone();
         async move { handle(&bus, &event).await }
     })

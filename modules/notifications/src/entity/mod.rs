@@ -1,3 +1,4 @@
-//! The table of the notifications module.
+//! The tables of the notifications module.
 
 pub mod notification;
+pub mod notification_setting;
