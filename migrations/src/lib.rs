@@ -16,6 +16,7 @@ mod m20261130_000101_kernel_dead_letters;
 mod m20261130_000401_payments_live_payout_index;
 mod m20261130_000501_connections_nodes;
 mod m20261206_220001_kernel_timers;
+mod m20261206_220101_mail_digests;
 mod m20261206_230001_notifications_settings;
 
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000401_payments_live_payout_index::Migration),
             Box::new(m20261130_000501_connections_nodes::Migration),
             Box::new(m20261206_220001_kernel_timers::Migration),
+            Box::new(m20261206_220101_mail_digests::Migration),
             Box::new(m20261206_230001_notifications_settings::Migration),
         ]
     }

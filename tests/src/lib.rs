@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod js;
 pub mod shkeeper;
+pub mod smtp;
 pub mod socket;
 pub mod story;
 

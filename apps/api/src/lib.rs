@@ -50,17 +50,29 @@ pub fn modules(
         request_access,
         chat_port,
     );
+    let presence = connections.presence();
     vec![
         Box::new(auth::AuthModule::new(Arc::clone(hasher))),
         Box::new(requests::RequestsModule),
         Box::new(offers::OffersModule),
         Box::new(chat::ChatModule),
         Box::new(notifications::NotificationsModule),
+        Box::new(mail::MailModule::new(mail_config(config), presence)),
         Box::new(payments::PaymentsModule::new(payments_config(config))),
         Box::new(disputes::DisputesModule),
         Box::new(admin::AdminModule),
         Box::new(connections),
     ]
+}
+
+fn mail_config(config: &Config) -> mail::MailConfig {
+    mail::MailConfig {
+        smtp: config.smtp.clone(),
+        app_url: config.app_url.clone(),
+        public_url: config.public_url.clone(),
+        delay: config.email_digest_delay,
+        signer: mail::token::Signer::derived_from(config.jwt_secret.expose_secret().as_bytes()),
+    }
 }
 
 fn connections_config(

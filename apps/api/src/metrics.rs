@@ -115,6 +115,10 @@ pub fn init(openapi: &utoipa::openapi::OpenApi, subscribers: &[&'static str]) {
     metrics::describe_counter!(m::WEBHOOKS, "Provider callbacks by outcome.");
     metrics::describe_gauge!(m::PAYOUTS, "Payouts in each status.");
     metrics::describe_gauge!(m::DEAD_LETTERS, "Dead letters kept for each subscriber.");
+    metrics::describe_counter!(
+        mail::EMAILS_TOTAL,
+        "Digest emails by outcome: sent, retried (temporary failure), bounced (address refused for good), suppressed (due but not mailed)."
+    );
 
     // `increment(0)` registers a series without touching what other apps of this process
     // (tests) have recorded into it.
@@ -123,6 +127,9 @@ pub fn init(openapi: &utoipa::openapi::OpenApi, subscribers: &[&'static str]) {
     for name in EventName::ALL {
         metrics::counter!(m::EVENTS_PUBLISHED, "event" => name.as_str()).increment(0);
         metrics::counter!(m::SOCKET_EMITS, "event" => name.as_str()).increment(0);
+    }
+    for outcome in mail::EMAIL_OUTCOMES {
+        metrics::counter!(mail::EMAILS_TOTAL, "outcome" => outcome).increment(0);
     }
     for outcome in m::WEBHOOK_OUTCOMES {
         metrics::counter!(m::WEBHOOKS, "outcome" => outcome).increment(0);

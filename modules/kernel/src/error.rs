@@ -80,6 +80,8 @@ error_codes! {
     // Disputes.
     DisputeOpen = "dispute_open",
     DisputeClosed = "dispute_closed",
+    // Email.
+    InvalidUnsubscribeToken = "invalid_unsubscribe_token",
 }
 
 impl std::fmt::Display for ErrorCode {
