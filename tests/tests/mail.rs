@@ -132,13 +132,28 @@ async fn a_notification_read_before_the_delay_is_never_mailed() {
     let sink = SmtpSink::start(SinkScript::default()).await;
     let app = app_with(&sink).await;
     let offered = app.offered_request("100.00").await;
-    app.post(
-        "/api/notifications/read-all",
-        Some(&offered.buyer.token),
-        json!({}),
-    )
+    // The notification is made by a subscriber after the offer's answer: read it once it is there.
+    eventually(Duration::from_secs(10), || async {
+        let n = app
+            .get(
+                "/api/notifications/unread-count",
+                Some(&offered.buyer.token),
+            )
+            .await
+            .expect(200);
+        (n["count"] == 1).then_some(())
+    })
     .await
-    .expect(200);
+    .expect("the buyer is notified");
+    let read = app
+        .post(
+            "/api/notifications/read-all",
+            Some(&offered.buyer.token),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(read["updated"], 1);
 
     past_the_delay().await;
     assert!(sink.messages_to(&offered.buyer.email).is_empty());
