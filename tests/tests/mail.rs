@@ -468,3 +468,67 @@ async fn a_muted_kind_is_not_mailed_but_still_listed() {
     past_the_delay().await;
     assert_eq!(sink.messages_to(&buyer.email).len(), 1);
 }
+
+/// Cluster (PostgreSQL + Redis): the buyer's only socket is on node B, and the digest job can
+/// run only on node A (B has no `SMTP_URL`, so it never claims digest jobs, and A, started
+/// first, holds the scheduler's lease): A must learn from the cluster's presence that the
+/// buyer is connected elsewhere.
+#[tokio::test]
+async fn a_user_connected_on_another_node_is_not_mailed() {
+    use marketplace_tests::cluster::{Cluster, postgres_or_skip, redis_url};
+    if !postgres_or_skip("a_user_connected_on_another_node_is_not_mailed") {
+        return;
+    }
+    let sink = SmtpSink::start(SinkScript::default()).await;
+    let mut cluster = Cluster::start_with(1, &redis_url(), |env| mail_env(env, &sink)).await;
+    let b = TestApp::start(cluster.env()).await;
+    cluster.nodes.push(b);
+    let (a, b) = (cluster.node(0), cluster.node(1));
+
+    let open = a.open_request().await;
+    let buyer = open.buyer.clone();
+    let request_id = open.request_id.clone();
+    let socket = b.socket(&buyer).await;
+    eventually(Duration::from_secs(10), || async {
+        let p = a
+            .get(
+                &format!("/api/users/{}/presence", buyer.id),
+                Some(&buyer.token),
+            )
+            .await
+            .expect(200);
+        (p["online"] == true).then_some(())
+    })
+    .await
+    .expect("node A sees the buyer online on node B");
+    a.offer_on(open, "100.00").await;
+    past_the_delay().await;
+    assert!(
+        sink.messages_to(&buyer.email).is_empty(),
+        "connected on another node: not mailed ({:?})",
+        sink.events()
+    );
+
+    socket.close().await;
+    eventually(Duration::from_secs(15), || async {
+        let p = a
+            .get(
+                &format!("/api/users/{}/presence", buyer.id),
+                Some(&buyer.token),
+            )
+            .await
+            .expect(200);
+        (p["online"] == false).then_some(())
+    })
+    .await
+    .expect("offline everywhere");
+    let seller = a.seller().await;
+    a.make_offer(&seller, &request_id, "90.00").await;
+    let email = first_email(&sink, &buyer).await;
+    let text = part(&email, "text/plain").expect("text");
+    assert!(
+        text.contains("90.00 USD") && !text.contains("100.00 USD"),
+        "{text}"
+    );
+    cluster.stop().await;
+}
