@@ -174,9 +174,10 @@ pub async fn read_all(bus: &EventBus, caller: AuthUser) -> Result<u64> {
     Ok(ids.len() as u64)
 }
 
-/// The unread notifications of `user_id` created at or before `until`, oldest first, at most
-/// `limit`: what an email digest may list (the mail module then leaves out those already in
-/// a digest and the muted kinds). Works on a pool or inside a transaction.
+/// The newest `limit` unread notifications of `user_id` created at or before `until`, in
+/// order, oldest first: what an email digest may list (the mail module then leaves out those
+/// already in a digest and the muted kinds). The newest, so that a pile of old unread ones
+/// (mailed long ago) never hides new ones. Works on a pool or inside a transaction.
 pub async fn unread_until<C: ConnectionTrait>(
     db: &C,
     user_id: Uuid,
@@ -187,11 +188,12 @@ pub async fn unread_until<C: ConnectionTrait>(
         .filter(notification::Column::RecipientId.eq(user_id))
         .filter(notification::Column::ReadAt.is_null())
         .filter(notification::Column::CreatedAt.lte(until))
-        .order_by_asc(notification::Column::Id)
+        .order_by_desc(notification::Column::Id)
         .limit(limit)
         .all(db)
         .await?
         .iter()
+        .rev()
         .map(notification::Model::to_api)
         .collect())
 }
