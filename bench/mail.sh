@@ -28,6 +28,7 @@ PORT="${PORT:-3911}"
 PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
 PG_DB="${PG_DB:-mk_mail_bench}"
 OUT="${OUT:-$(mktemp -d)}"
+mkdir -p "$OUT"
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/marketplace"
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
@@ -85,7 +86,7 @@ echo "due at $(date -d @"${DUE%.*}" -u +%T) UTC; waiting for $USERS emails"
 ACCEPTED="$OUT/sink/accepted.jsonl"
 DEADLINE=$(( $(date +%s) + 1200 ))
 while :; do
-  N=$(wc -l < "$ACCEPTED" 2>/dev/null || echo 0)
+  N=$(cat "$ACCEPTED" 2>/dev/null | wc -l)
   [[ "$N" -ge "$USERS" ]] && break
   if [[ $(date +%s) -gt $DEADLINE ]]; then echo "timed out with $N emails"; break; fi
   sleep 0.2
