@@ -21,6 +21,7 @@ mod m20261206_200101_kernel_secrets;
 mod m20261206_200401_payments_callback_claims;
 mod m20261206_200501_kernel_idempotency_keys;
 mod m20261206_220001_kernel_timers;
+mod m20261206_220101_mail_digests;
 mod m20261206_230001_notifications_settings;
 mod m20261206_230101_push_tables;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_200401_payments_callback_claims::Migration),
             Box::new(m20261206_200501_kernel_idempotency_keys::Migration),
             Box::new(m20261206_220001_kernel_timers::Migration),
+            Box::new(m20261206_220101_mail_digests::Migration),
             Box::new(m20261206_230001_notifications_settings::Migration),
             Box::new(m20261206_230101_push_tables::Migration),
         ]

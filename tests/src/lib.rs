@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod files;
 pub mod js;
 pub mod shkeeper;
+pub mod smtp;
 pub mod socket;
 pub mod story;
 pub mod webpush;

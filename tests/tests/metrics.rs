@@ -155,6 +155,7 @@ async fn metrics_parse_as_prometheus_text_and_move_with_real_traffic() {
         ("marketplace_subscriber_lag_events", "gauge"),
         ("marketplace_event_delivery_seconds_count", "histogram"),
         ("marketplace_webhooks_total", "counter"),
+        ("marketplace_emails_total", "counter"),
         ("marketplace_payouts", "gauge"),
         ("marketplace_dead_letters", "gauge"),
         ("marketplace_http_requests_total", "counter"),
@@ -172,6 +173,14 @@ async fn metrics_parse_as_prometheus_text_and_move_with_real_traffic() {
     for outcome in ["applied", "unauthenticated", "rejected"] {
         assert_eq!(
             before.value("marketplace_webhooks_total", &[("outcome", outcome)]),
+            Some(0.0),
+            "{outcome}"
+        );
+    }
+    // Present from start-up even without SMTP_URL (this app has none).
+    for outcome in ["sent", "retried", "bounced", "suppressed"] {
+        assert_eq!(
+            before.value("marketplace_emails_total", &[("outcome", outcome)]),
             Some(0.0),
             "{outcome}"
         );

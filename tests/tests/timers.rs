@@ -378,3 +378,65 @@ async fn a_job_scheduled_again_while_it_runs_runs_again_and_at_answers_wait() {
     assert_eq!(runs.lock().unwrap().len(), 3);
     running.stop().await;
 }
+
+/// The admin's view of failed jobs (mail failures among them): listed with their error, and
+/// made due again on request; admins only.
+#[tokio::test]
+async fn admins_list_failed_jobs_and_make_one_due_again() {
+    let app = marketplace_tests::TestApp::spawn().await;
+    let db = database_at(&app.database_url).await;
+    schedule(&db, "test.admin", "k", 0).await;
+    // As if its last attempt had failed (no node of this app runs `test.admin`).
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared(
+        "UPDATE timers SET failed_at = created_at, attempts = 20, last_error = 'relay down'",
+    )
+    .await
+    .unwrap();
+    let admin = app.admin().await;
+    let buyer = app.buyer().await;
+
+    assert_eq!(
+        app.get("/api/admin/failed-jobs", Some(&buyer.token))
+            .await
+            .status,
+        403
+    );
+    let listed = app
+        .get("/api/admin/failed-jobs", Some(&admin.token))
+        .await
+        .expect(200);
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["kind"], "test.admin");
+    assert_eq!(items[0]["attempts"], 20);
+    assert_eq!(items[0]["lastError"], "relay down");
+    let id = items[0]["id"].as_str().unwrap().to_owned();
+
+    let path = format!("/api/admin/failed-jobs/{id}/retry");
+    assert_eq!(
+        app.post(&path, Some(&buyer.token), json!({})).await.status,
+        403
+    );
+    assert_eq!(
+        app.post(&path, Some(&admin.token), json!({})).await.status,
+        204
+    );
+    let row = timers::entity::Entity::find()
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(row.failed_at.is_none() && row.attempts == 0);
+    assert!(row.run_at <= now());
+    assert_eq!(
+        app.post(&path, Some(&admin.token), json!({})).await.status,
+        404,
+        "not failed any more"
+    );
+    let listed = app
+        .get("/api/admin/failed-jobs", Some(&admin.token))
+        .await
+        .expect(200);
+    assert_eq!(listed["items"], json!([]));
+}

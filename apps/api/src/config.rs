@@ -102,6 +102,11 @@ pub struct Config {
     /// `PUSH_ALLOW_HTTP_ENDPOINTS` (false): development and tests only, accept `http://` and
     /// loopback or private push endpoints.
     pub push_allow_http_endpoints: bool,
+    /// `SMTP_URL` with `MAIL_FROM` (required with it): `None`, no email.
+    pub smtp: Option<mail::smtp::SmtpSettings>,
+    /// `EMAIL_DIGEST_DELAY_SECS` (900, 1..=86400): how long a notification stays unread
+    /// before it is mailed.
+    pub email_digest_delay: Duration,
     /// Extra: `HASH_CONCURRENCY` (default: the number of cores) password hashes at once, and
     /// `HASH_QUEUE` (default: 32 per hashing thread) waiting; beyond, 503 `busy`.
     pub hashing: auth::HashingConfig,
@@ -408,11 +413,16 @@ impl Config {
         let (vapid_private_key, vapid_subject) = vapid_settings(&get, &public_url)?;
         let push_allow_http_endpoints = parse_bool(&get, "PUSH_ALLOW_HTTP_ENDPOINTS")?;
         let files = files_settings(&get, &public_url)?;
+        // `email_settings` reads `APP_URL` too, with the same default; `url_setting` above
+        // checks it.
+        let (smtp, _, email_digest_delay) = email_settings(&get, &public_url)?;
         Ok(Config {
             app_url,
             vapid_private_key,
             vapid_subject,
             push_allow_http_endpoints,
+            smtp,
+            email_digest_delay,
             host,
             port,
             database_url,
@@ -543,6 +553,34 @@ fn cluster_settings(
         return Err(err("REDIS_URL", format!("not a Redis URL: {e}")));
     }
     Ok((Some(url), prefix))
+}
+
+/// `SMTP_URL`, `MAIL_FROM`, `APP_URL` and `EMAIL_DIGEST_DELAY_SECS`.
+fn email_settings(
+    get: &impl Fn(&str) -> Option<String>,
+    public_url: &str,
+) -> Result<(Option<mail::smtp::SmtpSettings>, String, Duration), ConfigError> {
+    let smtp = match (get("SMTP_URL"), get("MAIL_FROM")) {
+        (None, _) => None,
+        (Some(_), None) => return Err(err("MAIL_FROM", "is required when SMTP_URL is set")),
+        (Some(url), Some(from)) => Some(
+            mail::smtp::SmtpSettings::parse(&url, &from)
+                .map_err(|e| err(e.var(), e.message().to_owned()))?,
+        ),
+    };
+    let app_url = get("APP_URL").unwrap_or_else(|| public_url.to_owned());
+    if !(app_url.starts_with("http://") || app_url.starts_with("https://")) {
+        return Err(err("APP_URL", "must be an http(s) URL"));
+    }
+    let app_url = app_url.trim_end_matches('/').to_owned();
+    let delay: u64 = parse(get, "EMAIL_DIGEST_DELAY_SECS", "900")?;
+    if !(1..=86_400).contains(&delay) {
+        return Err(err(
+            "EMAIL_DIGEST_DELAY_SECS",
+            "must be between 1 and 86400",
+        ));
+    }
+    Ok((smtp, app_url, Duration::from_secs(delay)))
 }
 
 /// `HASH_CONCURRENCY` (1..=256) and `HASH_QUEUE` (0..=100000).

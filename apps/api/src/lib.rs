@@ -38,6 +38,7 @@ pub fn modules(
     hasher: &Arc<auth::Hasher>,
     redis: Option<&Arc<RedisLink>>,
     files: &files::Files,
+    jwt_secret: &SecretString,
 ) -> Vec<Box<dyn Module>> {
     let request_access = Arc::new(offers::Access {
         db: state.db.clone(),
@@ -58,6 +59,10 @@ pub fn modules(
         Box::new(offers::OffersModule),
         Box::new(chat::ChatModule),
         Box::new(notifications::NotificationsModule),
+        Box::new(mail::MailModule::new(
+            mail_config(config, jwt_secret),
+            presence.clone(),
+        )),
         Box::new(payments::PaymentsModule::new(payments_config(config))),
         Box::new(disputes::DisputesModule),
         Box::new(files::FilesModule::new(files.clone())),
@@ -65,6 +70,18 @@ pub fn modules(
         Box::new(push::PushModule::new(push_config(config), state, presence)),
         Box::new(connections),
     ]
+}
+
+/// `jwt_secret` is the key tokens are signed with (see [`jwt_secret`]): the unsubscribe
+/// tokens' key is derived from it, so it is as stable as sessions are.
+fn mail_config(config: &Config, jwt_secret: &SecretString) -> mail::MailConfig {
+    mail::MailConfig {
+        smtp: config.smtp.clone(),
+        app_url: config.app_url.clone(),
+        public_url: config.public_url.clone(),
+        delay: config.email_digest_delay,
+        signer: mail::token::Signer::derived_from(jwt_secret.expose_secret().as_bytes()),
+    }
 }
 
 fn connections_config(
@@ -297,7 +314,7 @@ pub async fn openapi_document(config: &Config) -> anyhow::Result<utoipa::openapi
     let mut files_config = config.files.clone();
     files_config.location = files::StorageLocation::Memory;
     let files = files::Files::open(&files_config, state.db.clone())?;
-    let modules = modules(config, &state, &hasher, None, &files);
+    let modules = modules(config, &state, &hasher, None, &files, &unused);
     Ok(assemble(config, &state, &modules).1)
 }
 
@@ -368,7 +385,14 @@ pub async fn run_with_hasher(
         .prepare()
         .await
         .map_err(|e| anyhow::anyhow!("cannot read or make the kept file-link key: {e}"))?;
-    let modules = modules(&config, &state, &hasher, redis.as_ref(), &files);
+    let modules = modules(
+        &config,
+        &state,
+        &hasher,
+        redis.as_ref(),
+        &files,
+        &jwt_secret,
+    );
     let (router, openapi) = assemble(&config, &state, &modules);
     let router = match &redis {
         Some(link) => router.layer(axum::Extension(link.clone())),

@@ -119,6 +119,10 @@ pub fn init(openapi: &utoipa::openapi::OpenApi, subscribers: &[&'static str]) {
         "Web push attempts by outcome (sent, retried, gone, failed)."
     );
     metrics::describe_gauge!(m::DEAD_LETTERS, "Dead letters kept for each subscriber.");
+    metrics::describe_counter!(
+        mail::EMAILS_TOTAL,
+        "Digest emails by outcome: sent, retried (temporary failure), bounced (address refused for good), suppressed (due but not mailed)."
+    );
 
     // `increment(0)` registers a series without touching what other apps of this process
     // (tests) have recorded into it.
@@ -137,6 +141,9 @@ pub fn init(openapi: &utoipa::openapi::OpenApi, subscribers: &[&'static str]) {
     for outcome in m::UPLOAD_OUTCOMES {
         metrics::counter!(m::UPLOADS, "outcome" => outcome).increment(0);
         metrics::counter!(m::UPLOAD_BYTES, "outcome" => outcome).increment(0);
+    }
+    for outcome in mail::EMAIL_OUTCOMES {
+        metrics::counter!(mail::EMAILS_TOTAL, "outcome" => outcome).increment(0);
     }
     for outcome in m::WEBHOOK_OUTCOMES {
         metrics::counter!(m::WEBHOOKS, "outcome" => outcome).increment(0);

@@ -94,7 +94,7 @@ function signOut(message) {
   state.disputes.clear();
   $("disputes").replaceChildren();
   $("feed").replaceChildren();
-  for (const id of ["attention", "dead", "nodes", "subscribers"]) $(id).replaceChildren();
+  for (const id of ["attention", "dead", "jobs", "nodes", "subscribers"]) $(id).replaceChildren();
   showLogin(message);
 }
 
@@ -497,6 +497,46 @@ function deadRow(d) {
     button);
 }
 
+// Delayed jobs (email digests, ...) that still failed after their last attempt.
+async function refreshFailedJobs() {
+  try {
+    const res = await api.get("/api/admin/failed-jobs");
+    const items = res?.items || [];
+    say($("jobs-error"), "");
+    $("jobs").replaceChildren(...items.map(jobRow));
+    $("jobs-count").textContent = String(items.length);
+    $("jobs-empty").hidden = items.length > 0;
+  } catch (err) {
+    $("jobs-empty").hidden = true;
+    say($("jobs-error"), err.status === 404 ? "This server keeps no failed jobs yet." : `Cannot load: ${explain(err)}`);
+  }
+}
+
+function jobRow(j) {
+  const error = h("p", { class: "alert", role: "alert", hidden: true });
+  const button = h("button", { type: "button", class: "small", text: "Retry now" });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    say(error, "");
+    try {
+      await api.post(`/api/admin/failed-jobs/${j.id}/retry`);
+      await refreshFailedJobs();
+    } catch (err) {
+      say(error, explain(err));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  const what = j.kind === "mail.digest" ? `email digest for user ${shortId(j.key)}` : j.key;
+  return h("li", { class: "row", data: { failedJobId: j.id } },
+    h("div", { class: "row-main" },
+      h("span", { class: "tag", text: j.kind }), " ", h("span", { text: what }),
+      h("div", { class: "small mono", text: j.lastError || "" }),
+      h("div", { class: "muted small" }, `${j.attempts} attempts · failed `, j.failedAt ? when(j.failedAt) : ""),
+      error),
+    button);
+}
+
 async function refreshSystem() {
   const [nodes, subs] = await Promise.allSettled([api.get("/api/admin/nodes"), api.get("/api/admin/subscribers")]);
   const failed = [nodes, subs].find((r) => r.status === "rejected");
@@ -526,6 +566,7 @@ function refreshAll() {
   refreshSystem();
   refreshMoney();
   refreshDeadLetters();
+  refreshFailedJobs();
 }
 
 // ---------------------------------------------------------------- notices
@@ -576,6 +617,7 @@ function start() {
   connect();
   refreshMoney();
   refreshDeadLetters();
+  refreshFailedJobs();
   clearInterval(state.timer);
   state.timer = setInterval(refreshAll, REFRESH_MS);
 }

@@ -99,3 +99,41 @@ pub struct MaintenanceBody {
     /// RFC 3339.
     pub starts_at: DateTime<Utc>,
 }
+
+/// A delayed job (a durable timer: an email digest, ...) that still failed after its last
+/// attempt. It waits for an admin's retry (or for the same job to be scheduled again).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedJob {
+    pub id: Uuid,
+    /// What kind of work, e.g. `mail.digest` (an email digest).
+    #[schema(example = "mail.digest")]
+    pub kind: String,
+    /// Which one of that kind (for `mail.digest`, the user id).
+    pub key: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub failed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<kernel::timers::entity::Model> for FailedJob {
+    fn from(m: kernel::timers::entity::Model) -> Self {
+        Self {
+            id: m.id,
+            kind: m.kind,
+            key: m.key,
+            attempts: m.attempts,
+            last_error: m.last_error,
+            failed_at: m.failed_at,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// `GET /api/admin/failed-jobs`: oldest failure first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FailedJobs {
+    /// At most 100.
+    pub items: Vec<FailedJob>,
+}

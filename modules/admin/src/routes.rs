@@ -11,7 +11,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::dto::{
-    AnnouncementBody, DeadLetter, DeadLetterListParams, DeadLetterRetry, MaintenanceBody,
+    AnnouncementBody, DeadLetter, DeadLetterListParams, DeadLetterRetry, FailedJobs,
+    MaintenanceBody,
 };
 use crate::service;
 
@@ -20,6 +21,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_dead_letters))
         .routes(routes!(retry_dead_letter))
+        .routes(routes!(list_failed_jobs))
+        .routes(routes!(retry_failed_job))
         .routes(routes!(announce))
         .routes(routes!(maintenance))
 }
@@ -63,6 +66,40 @@ async fn retry_dead_letter(
     Ok(axum::Json(
         service::retry_dead_letter(&bus, caller, id).await?,
     ))
+}
+
+/// Delayed jobs (durable timers: email digests, ...) that still failed after their last
+/// attempt, oldest failure first, at most 100. Admins only.
+#[utoipa::path(get, path = "/api/admin/failed-jobs", tag = "admin", security(("bearer" = [])),
+    responses(
+        (status = 200, body = FailedJobs),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "not an admin"),
+    ))]
+async fn list_failed_jobs(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+) -> Result<axum::Json<FailedJobs>> {
+    Ok(axum::Json(service::failed_jobs(&db, caller).await?))
+}
+
+/// Makes a failed job due now, with fresh attempts (it runs within a second on some node).
+/// Admins only.
+#[utoipa::path(post, path = "/api/admin/failed-jobs/{id}/retry", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the failed job")),
+    responses(
+        (status = 204, description = "due now"),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "not an admin"),
+        (status = 404, body = Problem, description = "no such failed job (unknown, or not failed any more)"),
+    ))]
+async fn retry_failed_job(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
+    service::retry_failed_job(&db, caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Tell every connected client something (`system:announcement`). Admins only.

@@ -13,7 +13,9 @@ use kernel::{ApiError, AuthUser, EventBus};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
-use crate::dto::{DeadLetter, DeadLetterListParams, DeadLetterRetry, MaintenanceBody};
+use crate::dto::{
+    DeadLetter, DeadLetterListParams, DeadLetterRetry, FailedJob, FailedJobs, MaintenanceBody,
+};
 
 /// How long "retry now" waits for the node holding the subscriber to run it.
 const RETRY_WAIT: Duration = Duration::from_secs(15);
@@ -109,4 +111,30 @@ pub async fn maintenance(
         starts_at: body.starts_at,
     });
     tx.commit().await
+}
+
+/// Delayed jobs kept as failed after their last attempt (mail failures among them).
+pub async fn failed_jobs(
+    db: &DatabaseConnection,
+    caller: AuthUser,
+) -> Result<FailedJobs, ApiError> {
+    require_admin(&caller)?;
+    let rows = kernel::timers::failed(db, 100).await?;
+    Ok(FailedJobs {
+        items: rows.into_iter().map(FailedJob::from).collect(),
+    })
+}
+
+/// Makes a failed job due now with fresh attempts; 404 when there is no such failed job.
+pub async fn retry_failed_job(
+    db: &DatabaseConnection,
+    caller: AuthUser,
+    id: Uuid,
+) -> Result<(), ApiError> {
+    require_admin(&caller)?;
+    if kernel::timers::retry_failed(db, id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
 }

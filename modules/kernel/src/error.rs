@@ -88,6 +88,8 @@ error_codes! {
     TooManyReactions = "too_many_reactions",
     EvidenceLocked = "evidence_locked",
     StorageUnavailable = "storage_unavailable",
+    // Email.
+    InvalidUnsubscribeToken = "invalid_unsubscribe_token",
 }
 
 impl std::fmt::Display for ErrorCode {

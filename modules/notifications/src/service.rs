@@ -173,3 +173,48 @@ pub async fn read_all(bus: &EventBus, caller: AuthUser) -> Result<u64> {
     tx.commit().await?;
     Ok(ids.len() as u64)
 }
+
+/// The newest `limit` unread notifications of `user_id` created at or before `until`, in
+/// order, oldest first: what an email digest may list (the mail module then leaves out those
+/// already in a digest and the muted kinds). The newest, so that a pile of old unread ones
+/// (mailed long ago) never hides new ones. Works on a pool or inside a transaction.
+pub async fn unread_until<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    until: catalog::contract::Timestamp,
+    limit: u64,
+) -> Result<Vec<Notification>> {
+    Ok(notification::Entity::find()
+        .filter(notification::Column::RecipientId.eq(user_id))
+        .filter(notification::Column::ReadAt.is_null())
+        .filter(notification::Column::CreatedAt.lte(until))
+        .order_by_desc(notification::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .iter()
+        .rev()
+        .map(notification::Model::to_api)
+        .collect())
+}
+
+/// These notifications of `user_id` (those that exist), oldest first, read or not: what a
+/// digest recorded before a crash still sends.
+pub async fn by_ids<C: ConnectionTrait>(
+    db: &C,
+    user_id: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<Notification>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(notification::Entity::find()
+        .filter(notification::Column::RecipientId.eq(user_id))
+        .filter(notification::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(notification::Column::Id)
+        .all(db)
+        .await?
+        .iter()
+        .map(notification::Model::to_api)
+        .collect())
+}

@@ -15,7 +15,7 @@ use crate::service;
 pub const SUBSCRIBER: &str = "notifications";
 
 /// Every notification `kind`: the events [`drafts`] makes notifications from, in catalog
-/// order. Users mute kinds from this list (`PATCH /api/users/me/notification-settings`);
+/// order, which are also the events this module's subscriber declares. Users mute kinds from this list (`PATCH /api/users/me/notification-settings`);
 /// adding an arm to [`drafts`] means adding its event here.
 pub const KINDS: [EventName; 8] = [
     EventName::RequestOfferReceived,
@@ -47,7 +47,7 @@ pub const EVENTS: &[EventName] = &KINDS;
 /// The bus subscriber that turns events into notifications.
 pub fn subscriber(state: &AppState) -> Arc<dyn Subscriber> {
     let bus = state.bus.clone();
-    kernel::subscriber(SUBSCRIBER, EVENTS, move |event| {
+    kernel::subscriber(SUBSCRIBER, &KINDS, move |event| {
         let bus = bus.clone();
         async move { handle(&bus, &event).await }
     })
