@@ -11,7 +11,7 @@ use catalog::contract::now;
 use kernel::ApiError;
 use kernel::timers::{self, Job, NewTimer, Outcome, TimerHandler, TimerOptions};
 use marketplace_tests::{eventually, fresh_database};
-use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
 use sea_orm_migration::MigratorTrait;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -389,7 +389,8 @@ async fn admins_list_failed_jobs_and_make_one_due_again() {
     // As if its last attempt had failed (no node of this app runs `test.admin`).
     use sea_orm::ConnectionTrait;
     db.execute_unprepared(
-        "UPDATE timers SET failed_at = created_at, attempts = 20, last_error = 'relay down'",
+        "UPDATE timers SET failed_at = created_at, attempts = 20, last_error = 'relay down' \
+         WHERE kind = 'test.admin'",
     )
     .await
     .unwrap();
@@ -423,6 +424,7 @@ async fn admins_list_failed_jobs_and_make_one_due_again() {
         204
     );
     let row = timers::entity::Entity::find()
+        .filter(timers::entity::Column::Kind.eq("test.admin"))
         .one(&db)
         .await
         .unwrap()
