@@ -198,3 +198,54 @@ async fn every_post_that_changes_something_documents_the_header() {
     }
     assert!(documented > 10, "{documented}");
 }
+
+/// A frontend on another origin (listed in `CORS_ORIGINS`) may send the header and read the
+/// replay marker; reactions' `PUT` passes the preflight too.
+#[tokio::test]
+async fn a_listed_origin_may_send_the_key_and_read_the_replay_marker() {
+    let app = TestApp::spawn_with(|env| {
+        env.insert("CORS_ORIGINS".into(), "https://app.example".into());
+    })
+    .await;
+    let preflight = |method: &'static str, headers: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/api/requests"))
+            .header("Origin", "https://app.example")
+            .header("Access-Control-Request-Method", method)
+            .header("Access-Control-Request-Headers", headers)
+            .send()
+    };
+    let post = preflight("POST", "authorization,content-type,idempotency-key")
+        .await
+        .unwrap();
+    assert!(post.status().is_success(), "{}", post.status());
+    let allowed = post.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("idempotency-key"), "{allowed}");
+    let put = preflight("PUT", "authorization").await.unwrap();
+    let methods = put.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(methods.contains("PUT"), "{methods}");
+
+    let buyer = app.buyer().await;
+    let r = app
+        .send(
+            app.http
+                .post(app.url("/api/requests"))
+                .bearer_auth(&buyer.token)
+                .header("Origin", "https://app.example")
+                .header("Idempotency-Key", "cors-1")
+                .json(&bike()),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let exposed = r
+        .header("access-control-expose-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("idempotent-replayed"), "{exposed}");
+}

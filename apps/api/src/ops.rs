@@ -118,6 +118,7 @@ pub fn cors(config: &Config) -> Option<CorsLayer> {
         .allow_methods([
             axum::http::Method::GET,
             axum::http::Method::POST,
+            axum::http::Method::PUT,
             axum::http::Method::PATCH,
             axum::http::Method::DELETE,
             axum::http::Method::OPTIONS,
@@ -125,6 +126,15 @@ pub fn cors(config: &Config) -> Option<CorsLayer> {
         .allow_headers([
             axum::http::header::AUTHORIZATION,
             axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderName::from_static(kernel::idempotency::HEADER),
+        ])
+        // What a page on another origin may read of an answer beyond the CORS-safelisted
+        // headers: the replay marker of a retried POST, when to retry a 429/503, and where a
+        // created object lives.
+        .expose_headers([
+            axum::http::HeaderName::from_static(kernel::idempotency::REPLAYED),
+            axum::http::header::RETRY_AFTER,
+            axum::http::header::LOCATION,
         ])
         .max_age(Duration::from_secs(600));
     if config.cors_origins.iter().any(|o| o == "*") {
