@@ -26,6 +26,8 @@ pub const PUBLIC: &[&str] = &[
     "/api/asyncapi.json",
     "/api/types.ts",
     "/api/push/public-key",
+    // The signed token in the link names the user (RFC 8058 one-click unsubscribe).
+    "/api/email/unsubscribe",
     // A signed link: the signature is the permission (see the files module).
     "/api/attachments/{id}/content",
 ];

@@ -17,9 +17,9 @@
 //! after [`ABANDONED_AFTER`]: whether the first attempt's change committed is unknown then,
 //! as it is for a client that never got an answer, and the handler's own rules (409 on a
 //! second accept, one payment per request, ...) decide. Requests without a valid bearer token
-//! (registration, login) have no caller to scope a key to: the header is ignored there.
-//! Multipart bodies (uploads) are streamed, never buffered, so the header is ignored for them
-//! too. Kept answers are pruned after [`KEEP_FOR`] by a durable timer ([`prune_handler`]).
+//! (registration, login) have no caller to scope a key to, and multipart bodies (uploads) are
+//! streamed, never buffered: they are not deduplicated (a malformed key is still a 422).
+//! Kept answers are pruned after [`KEEP_FOR`] by a durable timer ([`prune_handler`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,16 +70,21 @@ pub async fn layer(State(idem): State<Idempotency>, req: Request, next: Next) ->
     if req.method() != Method::POST
         || !req.uri().path().starts_with("/api/")
         || req.uri().path().starts_with("/api/webhooks/")
-        || is_multipart(req.headers())
     {
+        return next.run(req).await;
+    }
+    // A malformed key is refused wherever the header is documented, also where it does not
+    // deduplicate (no bearer token, a multipart upload): the client's retries would not be
+    // what it thinks.
+    let key = match parse_key(&raw_key) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    if is_multipart(req.headers()) {
         return next.run(req).await;
     }
     let Some(user) = caller(&idem.keys, req.headers()) else {
         return next.run(req).await;
-    };
-    let key = match parse_key(&raw_key) {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
     };
     match handle(&idem, user, key, req, next).await {
         Ok(r) => r,
