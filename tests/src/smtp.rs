@@ -22,7 +22,7 @@ pub async fn python() -> PathBuf {
             let venv = py_dir().join(".venv");
             let python = venv.join("bin").join("python");
             let ready = tokio::process::Command::new(&python)
-                .args(["-c", "import aiosmtpd, prometheus_client"])
+                .args(["-c", "import aiosmtpd, prometheus_client, trustme"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()

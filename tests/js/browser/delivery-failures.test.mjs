@@ -1,5 +1,5 @@
 // The admin console's "Mail and push failures" panel in headless Chromium. Started by
-// tests/tests/admin_console.rs against a real server where one email was refused for good
+// tests/tests/suite/admin_console.rs against a real server where one email was refused for good
 // (BOUNCED_EMAIL) and one push was refused by its push service (PUSH_USER_ID):
 // BASE_URL, ADMIN_EMAIL, ADMIN_PASSWORD, BOUNCED_EMAIL, PUSH_USER_ID, PUSH_ORIGIN.
 import { after, before, test } from "node:test";
