@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa::openapi::{RefOr, schema::Schema};
 
-use crate::gateway::{ChatReadArgs, ChatSendArgs, ChatTypingArgs, ROOM_EVENTS, RoomKind};
+use crate::client_events::{ChatReadArgs, ChatSendArgs, ChatTypingArgs, ROOM_EVENTS, RoomKind};
 use crate::replay::REPLAY_LIMIT;
 use catalog::rooms::RoomRule;
 
@@ -86,10 +86,10 @@ fn ack_of(success: &str) -> Value {
     ] })
 }
 
-/// The ack shapes, exactly as `gateway::Ack` serializes them in each case (a union
+/// The ack shapes, exactly as `client_events::Ack` serializes them in each case (a union
 /// discriminated by `ok`, which one struct with optional fields cannot say).
 fn ack_schemas() -> serde_json::Map<String, Value> {
-    let errors: Vec<&str> = crate::gateway::ACK_ERRORS.to_vec();
+    let errors: Vec<&str> = crate::client_events::ACK_ERRORS.to_vec();
     let mut m = serde_json::Map::new();
     m.insert("AckError".into(), json!({
         "type": "object",

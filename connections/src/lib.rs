@@ -16,10 +16,13 @@
 //! [`kernel::UserDirectory`]), whose implementations the assembly plugs in.
 
 pub mod asyncapi;
+mod client_events;
 pub mod cluster;
 pub mod emitter;
 mod gateway;
+mod handshake;
 mod head;
+mod live;
 pub mod nodes;
 mod origin;
 mod presence;
@@ -40,8 +43,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use cluster::{ClusterAdapter, PubSubDriver, RedisLink};
 
+pub use client_events::{Ack, ChatReadArgs, ChatSendArgs, ChatTypingArgs, TYPING_QUOTA};
 pub use emitter::{EmitError, SocketEmitter};
-pub use gateway::{Ack, ChatReadArgs, ChatSendArgs, ChatTypingArgs, TYPING_QUOTA};
 pub use presence::entity as presence_entity;
 pub use replay::{REPLAY_LIMIT, SUBSCRIBER};
 pub use routes::{EventItem, PresenceView};
@@ -162,7 +165,8 @@ impl Connections {
                 let (layer, io) = configure(SocketIo::builder(), &cfg, &gw);
                 io.ns(
                     "/",
-                    gateway::on_connect::<LocalAdapter>.with(gateway::authenticate::<LocalAdapter>),
+                    handshake::on_connect::<LocalAdapter>
+                        .with(handshake::authenticate::<LocalAdapter>),
                 );
                 Io::Local {
                     layer,
@@ -180,8 +184,8 @@ impl Connections {
                 let (layer, io) = configure(builder, &cfg, &gw);
                 let init = io.ns(
                     "/",
-                    gateway::on_connect::<ClusterAdapter>
-                        .with(gateway::authenticate::<ClusterAdapter>),
+                    handshake::on_connect::<ClusterAdapter>
+                        .with(handshake::authenticate::<ClusterAdapter>),
                 );
                 // The driver's subscribe only registers its channel (the link subscribes in
                 // the background), so the namespace is registered on the first poll.

@@ -1,26 +1,16 @@
 //! Who may see a durable event (its rooms in the catalog's event table, evaluated for one
-//! user), replay on reconnect, and the pages of `GET /api/events`.
-//!
-//! Replay without gap or duplicate: the bus subscriber emits each event while holding
-//! `Gateway::live` and records its id there. A reconnecting socket reads what it missed,
-//! then takes the same lock, replays the events up to the recorded id, joins its rooms and
-//! releases: every later event is emitted after the join, every earlier one was replayed.
+//! user), and reading the log for one user: what a reconnecting socket missed (replayed by
+//! [`crate::live`]) and the pages of `GET /api/events`.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 
 use catalog::Role;
-use catalog::events::{Audience, EventMeta, EventName, ReplayTruncated};
-use kernel::bus::entity::subscriber_cursor;
+use catalog::events::Audience;
 use kernel::ports::{ChatPort, RequestAccess};
 use kernel::{ApiError, AuthUser, StoredEvent};
-use sea_orm::EntityTrait;
-use socketioxide::adapter::Adapter;
-use socketioxide::extract::SocketRef;
 use uuid::Uuid;
 
-use crate::emitter::SocketEmitter;
-use crate::gateway::{Gateway, join_rooms};
+use crate::gateway::Gateway;
 use catalog::rooms::RoomRule;
 
 /// The stable name of the subscriber that emits durable events to sockets.
@@ -169,125 +159,5 @@ impl Gateway {
                 });
             }
         }
-    }
-
-    /// The id of the last event the live emitter has handled: in memory once it emitted (or
-    /// started) in this process, else its durable cursor, which is then recorded as this
-    /// node's position so the emitter starts right after it (see
-    /// [`Gateway::resume_live`]): on several nodes the shared cursor moves on by itself, and a
-    /// socket replayed up to here must get the rest live. Call with `live` locked.
-    async fn last_emitted(&self, live: &mut Option<i64>) -> Result<i64, ApiError> {
-        if let Some(id) = live {
-            return Ok(*id);
-        }
-        let row = subscriber_cursor::Entity::find_by_id(SUBSCRIBER.to_owned())
-            .one(self.state.bus.db())
-            .await?;
-        let id = row.map(|r| r.last_event_id).unwrap_or(0);
-        *live = Some(id);
-        self.live_known.store(true, Ordering::Release);
-        Ok(id)
-    }
-
-    /// Fixes where this node's live delivery starts, if nothing has yet, before a socket joins
-    /// its rooms without a replay. Every event the live emitter will skip was then committed
-    /// before the join. Otherwise a socket that connects while the emitter has not started
-    /// (the node has just started) could miss an event: the emitter would start after the
-    /// shared cursor as it is then, which the other nodes may have moved past events committed
-    /// after the join.
-    pub(crate) async fn fix_live_start(&self) -> Result<(), ApiError> {
-        if self.live_known.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let mut live = self.live.lock().await;
-        self.last_emitted(&mut live).await.map(|_| ())
-    }
-
-    /// Where the live emitter of this node starts (the bus asks before it reads the log):
-    /// after what replays were already told was emitted, else after `position`.
-    pub(crate) async fn resume_live(&self, position: i64) -> i64 {
-        let mut live = self.live.lock().await;
-        let start = *live.get_or_insert(position);
-        self.live_known.store(true, Ordering::Release);
-        start
-    }
-
-    /// Replays to `s` the events after `after` that `user` may see (at most
-    /// [`REPLAY_LIMIT`], then `events:replay-truncated`), then joins `rooms`, with no gap and
-    /// no duplicate against live delivery.
-    pub(crate) async fn replay_then_join<A: Adapter>(
-        &self,
-        emitter: &SocketEmitter<A>,
-        s: &SocketRef<A>,
-        user: AuthUser,
-        after: i64,
-        rooms: Vec<String>,
-    ) {
-        let mut viewer = Viewer::new(user, &*self.requests, &*self.chats);
-        // The bulk of the reading happens before the lock, so live delivery is not held up.
-        let first = match self.scan(&mut viewer, after, None, REPLAY_LIMIT + 1).await {
-            Ok(scan) => scan,
-            Err(e) => {
-                tracing::warn!(error = %e, "replay failed; joining without it");
-                join_rooms(s, rooms);
-                return;
-            }
-        };
-        let mut live = self.live.lock().await;
-        let result: Result<(), ApiError> = async {
-            let until = self.last_emitted(&mut live).await?;
-            let mut events: Vec<StoredEvent> =
-                first.events.into_iter().filter(|e| e.id <= until).collect();
-            let mut position = first.scanned_to.min(until);
-            if events.len() <= REPLAY_LIMIT && position < until {
-                // Committed while we read, or beyond what one scan reads: continue up to what
-                // was emitted live.
-                let rest = self
-                    .scan(
-                        &mut viewer,
-                        position,
-                        Some(until),
-                        REPLAY_LIMIT + 1 - events.len(),
-                    )
-                    .await?;
-                events.extend(rest.events);
-                position = rest.scanned_to.min(until);
-            }
-            let truncated = events.len() > REPLAY_LIMIT || position < until;
-            events.truncate(REPLAY_LIMIT);
-            for event in &events {
-                let meta = EventMeta {
-                    id: event.id,
-                    at: event.at,
-                };
-                if let Err(e) =
-                    emitter.emit_to_socket(s, event.name.as_str(), &(&event.payload, &meta))
-                {
-                    tracing::debug!(error = %e, "replay interrupted");
-                    return Ok(());
-                }
-            }
-            if truncated {
-                // Complete up to here: the last replayed event, or the last row read when the
-                // scan budget ran out first.
-                let last = if events.len() >= REPLAY_LIMIT {
-                    events.last().map(|e| e.id).unwrap_or(after)
-                } else {
-                    position
-                };
-                let notice = ReplayTruncated {
-                    last_event_id: last,
-                };
-                let _ =
-                    emitter.emit_to_socket(s, EventName::EventsReplayTruncated.as_str(), &notice);
-            }
-            Ok(())
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "replay failed; joining without it");
-        }
-        join_rooms(s, rooms);
-        drop(live);
     }
 }
