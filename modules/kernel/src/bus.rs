@@ -164,6 +164,8 @@ pub struct Tx {
     txn: DatabaseTransaction,
     events: Vec<PendingEvent>,
     bus: EventBus,
+    /// Run once the commit succeeded (never after a rollback or a failed commit).
+    after_commit: Vec<Box<dyn FnOnce() + Send + Sync>>,
 }
 
 impl Tx {
@@ -190,10 +192,31 @@ impl Tx {
         });
     }
 
+    /// Runs `f` once this transaction has committed; dropped with the transaction when it
+    /// rolls back or its commit fails. For in-process reactions that must see the change
+    /// (waking a worker that reads it), not for work that must survive a crash: that belongs
+    /// in an event or a durable timer written inside the transaction.
+    pub fn after_commit(&mut self, f: impl FnOnce() + Send + Sync + 'static) {
+        self.after_commit.push(Box::new(f));
+    }
+
+    /// Wakes the waiters of this node's [`EventBus::signal`] `name` once this transaction
+    /// has committed (a worker woken earlier would not find the change yet).
+    pub fn signal_after_commit(&mut self, name: &'static str) {
+        let signal = self.bus.signal(name);
+        self.after_commit(move || signal.notify_one());
+    }
+
     /// Writes the recorded events, commits, and wakes the subscribers (on PostgreSQL those of
-    /// every node, through `NOTIFY`, which is sent only if the commit succeeds).
+    /// every node, through `NOTIFY`, which is sent only if the commit succeeds); then runs the
+    /// [`Tx::after_commit`] hooks.
     pub async fn commit(self) -> Result<(), ApiError> {
-        let Tx { txn, events, bus } = self;
+        let Tx {
+            txn,
+            events,
+            bus,
+            after_commit,
+        } = self;
         if !events.is_empty() {
             let at = now();
             let names: Vec<EventName> = events.iter().map(|e| e.name).collect();
@@ -217,6 +240,9 @@ impl Tx {
             bus.wake();
         } else {
             txn.commit().await?;
+        }
+        for hook in after_commit {
+            hook();
         }
         Ok(())
     }
@@ -376,6 +402,8 @@ struct BusInner {
     dead_wake: watch::Sender<u64>,
     /// Where this node's lease connection is found (PostgreSQL only).
     leases: Option<lease::LeaseHome>,
+    /// In-process wake-ups by name ([`EventBus::signal`]).
+    signals: std::sync::Mutex<std::collections::HashMap<&'static str, Arc<tokio::sync::Notify>>>,
 }
 
 /// Connections of the event log's own pool on PostgreSQL (see [`EventBus::new`]): the
@@ -415,8 +443,20 @@ impl EventBus {
                 wake,
                 dead_wake,
                 leases,
+                signals: Default::default(),
             }),
         }
+    }
+
+    /// This node's wake-up named `name` (made on first use): a worker waits on it, and a
+    /// transaction wakes it after its commit with [`Tx::signal_after_commit`].
+    pub fn signal(&self, name: &'static str) -> Arc<tokio::sync::Notify> {
+        let mut signals = self
+            .inner
+            .signals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        signals.entry(name).or_default().clone()
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -442,6 +482,7 @@ impl EventBus {
             txn,
             events: Vec::new(),
             bus: self.clone(),
+            after_commit: Vec::new(),
         })
     }
 
@@ -912,5 +953,54 @@ where
     }
     async fn handle(&self, event: &StoredEvent) -> Result<(), ApiError> {
         (self.f)(event.clone()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn after_commit_hooks_run_only_after_a_successful_commit() {
+        let db = sea_orm::Database::connect("sqlite::memory:")
+            .await
+            .expect("an in-memory database");
+        let bus = EventBus::new(db);
+        let ran = Arc::new(AtomicBool::new(false));
+
+        let mut tx = bus.begin().await.expect("begin");
+        let flag = ran.clone();
+        tx.after_commit(move || flag.store(true, Ordering::SeqCst));
+        assert!(!ran.load(Ordering::SeqCst), "not before the commit");
+        tx.commit().await.expect("commit");
+        assert!(ran.load(Ordering::SeqCst), "after the commit");
+
+        let dropped = Arc::new(AtomicBool::new(false));
+        let mut tx = bus.begin().await.expect("begin");
+        let flag = dropped.clone();
+        tx.after_commit(move || flag.store(true, Ordering::SeqCst));
+        drop(tx); // rolled back
+        assert!(!dropped.load(Ordering::SeqCst), "never after a rollback");
+    }
+
+    #[tokio::test]
+    async fn a_signal_after_commit_wakes_the_waiter_of_that_bus_only() {
+        let bus = EventBus::new(sea_orm::Database::connect("sqlite::memory:").await.unwrap());
+        let other = EventBus::new(sea_orm::Database::connect("sqlite::memory:").await.unwrap());
+        let mut tx = bus.begin().await.unwrap();
+        tx.signal_after_commit("test.signal");
+        tx.commit().await.unwrap();
+        // The permit is stored for the next waiter of this bus's signal.
+        tokio::time::timeout(Duration::from_secs(1), bus.signal("test.signal").notified())
+            .await
+            .expect("woken");
+        let not_woken = tokio::time::timeout(
+            Duration::from_millis(50),
+            other.signal("test.signal").notified(),
+        )
+        .await;
+        assert!(not_woken.is_err(), "another bus's waiter was woken");
     }
 }

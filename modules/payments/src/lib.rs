@@ -33,7 +33,6 @@ use std::time::Duration;
 use kernel::{AppState, Module, Runtime, Subscriber};
 use rust_decimal::Decimal;
 use secrecy::SecretString;
-use tokio::sync::Notify;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use payouts::ensure_payout;
@@ -83,9 +82,6 @@ pub struct Payments {
     pub underpaid_tolerance_percent: Decimal,
     pub public_url: String,
     pub sandbox: bool,
-    /// Wakes the payout poller: a new payout is submitted at once, not on the next
-    /// `payout_poll` tick (see [`payouts::wake_subscriber`]).
-    pub payout_wake: Notify,
 }
 
 impl Payments {
@@ -121,7 +117,6 @@ impl Payments {
             underpaid_tolerance_percent: config.underpaid_tolerance_percent,
             public_url: config.public_url.trim_end_matches('/').to_owned(),
             sandbox,
-            payout_wake: Notify::new(),
         }
     }
 
@@ -137,8 +132,8 @@ impl Payments {
 /// Registers `/api/payments*`, `/api/payouts*`, `/api/webhooks/shkeeper*`,
 /// `/api/admin/webhooks`, money that needs a person (`/api/admin/attention`,
 /// `/api/admin/payouts/{id}/retry`, `/api/admin/payments/{id}/refund`) and (sandbox only)
-/// `/api/sandbox/*`; the `payments.payouts` and `payments.payout-wake` subscribers; and the
-/// payout poller.
+/// `/api/sandbox/*`; the `payments.payouts` subscriber; and the payout poller (woken after
+/// the commit of each transaction that made a payout).
 pub struct PaymentsModule {
     ctx: Arc<Payments>,
 }
@@ -161,10 +156,7 @@ impl Module for PaymentsModule {
     }
 
     fn subscribers(&self, state: &AppState) -> Vec<Arc<dyn Subscriber>> {
-        vec![
-            payouts::subscriber(state.clone()),
-            payouts::wake_subscriber(self.ctx.clone()),
-        ]
+        vec![payouts::subscriber(state.clone())]
     }
 
     fn start(&self, rt: &Runtime) {

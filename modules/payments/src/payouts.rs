@@ -173,6 +173,9 @@ pub(crate) async fn create_payout(
         .await?
         .ok_or_else(|| ApiError::internal("payout vanished after insert"))?;
     tx.publish(PayoutCreated(model.to_api()));
+    // The poller submits it at once, not on its next tick; woken only after the commit, so
+    // it finds the row.
+    tx.signal_after_commit(PAYOUT_SIGNAL);
     Ok(Some(model))
 }
 
@@ -318,33 +321,18 @@ pub fn subscriber(state: AppState) -> Arc<dyn Subscriber> {
     )
 }
 
-/// `payments.payout-wake`: every `payout:created` (from this module's subscriber, a dispute
-/// resolution or an admin's retry or refund) wakes the payout poller, so a new payout is
-/// submitted at once instead of on the next `PAYOUT_POLL_SECS` tick. It hears the event only
-/// after its transaction committed, so the poller always finds the row.
-pub fn wake_subscriber(ctx: Arc<Payments>) -> Arc<dyn Subscriber> {
-    kernel::subscriber(
-        "payments.payout-wake",
-        &[catalog::events::EventName::PayoutCreated],
-        move |event: StoredEvent| {
-            let ctx = ctx.clone();
-            async move {
-                if event.name == catalog::events::EventName::PayoutCreated {
-                    ctx.payout_wake.notify_one();
-                }
-                Ok(())
-            }
-        },
-    )
-}
+/// Wakes this node's payout poller after a transaction that made a payout has committed.
+const PAYOUT_SIGNAL: &str = "payments.payouts";
 
-/// Starts the payout poller: every `payout_poll`, and at once when woken through
-/// `Payments::payout_wake`, submit pending payouts and poll processing ones. Stops when
+/// Starts the payout poller: every `payout_poll`, and at once when a transaction that made a
+/// payout on this node has committed ([`PAYOUT_SIGNAL`]), submit pending payouts and poll
+/// processing ones. Stops when
 /// `rt.cancel` fires, abandoning any call in flight (which the look-up by `external_id`
 /// covers on the next start).
 pub fn start_poller(rt: &Runtime, ctx: Arc<Payments>) {
     let state = rt.state.clone();
     let cancel = rt.cancel.clone();
+    let wake = state.bus.signal(PAYOUT_SIGNAL);
     rt.tracker.spawn(async move {
         let mut interval = tokio::time::interval(ctx.payout_poll);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -352,7 +340,7 @@ pub fn start_poller(rt: &Runtime, ctx: Arc<Payments>) {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = interval.tick() => {}
-                _ = ctx.payout_wake.notified() => {}
+                _ = wake.notified() => {}
             }
             tokio::select! {
                 _ = cancel.cancelled() => break,
