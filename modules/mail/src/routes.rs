@@ -42,7 +42,7 @@ fn verified(signer: &Signer, token: &str) -> Result<Uuid> {
 
 /// A page with one button that unsubscribes (a `GET` alone never does: mail scanners follow
 /// links).
-#[utoipa::path(get, path = "/api/email/unsubscribe", tag = "email",
+#[utoipa::path(get, path = "/api/email/unsubscribe", operation_id = "showUnsubscribePage", tag = "email",
     params(TokenParam),
     responses(
         (status = 200, content_type = "text/html", body = String, description = "a page whose button makes the one-click `POST`"),
@@ -73,7 +73,7 @@ async fn page(
 
 /// One-click unsubscribe (RFC 8058): turns email off for the user the token names.
 /// Idempotent. The body must be the form `List-Unsubscribe=One-Click`.
-#[utoipa::path(post, path = "/api/email/unsubscribe", tag = "email",
+#[utoipa::path(post, path = "/api/email/unsubscribe", operation_id = "unsubscribeFromEmail", tag = "email",
     params(TokenParam),
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`List-Unsubscribe=One-Click`"),
     responses(
