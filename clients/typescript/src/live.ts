@@ -38,7 +38,7 @@ export interface LiveOptions {
   rest: RestClient;
   /** Resume after this event id (e.g. one kept across a page reload) instead of the log's head. */
   lastEventId?: number | null;
-  /** Passed to `io()` (transports, reconnection delays, path, ...); `auth` and `autoConnect` are the SDK's. */
+  /** Passed to `io()` (transports, reconnection delays, path, ...); `auth`, `autoConnect` and `forceNew` are the SDK's. */
   socket?: Partial<ManagerOptions & SocketOptions>;
 }
 
@@ -121,6 +121,9 @@ export class Live {
     this.#status = { state: "disconnected", error: null, lastEventId: this.#lastId };
     const socket: LiveSocket = io(opts.baseUrl, {
       ...opts.socket,
+      // Never socket.io-client's shared socket of another client for the same URL (it would
+      // carry that client's token and position).
+      forceNew: true,
       autoConnect: false,
       auth: (cb: (data: object) => void) => this.#handshake(cb),
     });
@@ -307,11 +310,13 @@ export class Live {
     const ack = args[last];
     if (typeof ack === "function") {
       // A refused join is not repeated after reconnects.
-      args[last] = (...reply: unknown[]) => {
+      const wrapped = (...reply: unknown[]) => {
         const answer = reply[reply.length - 1] as { ok?: unknown } | undefined;
         if (answer && answer.ok === false) this.#rooms.delete(key);
         return (ack as (...a: unknown[]) => unknown)(...reply);
       };
+      // socket.io-client marks acks that take an error first (`timeout()`, `emitWithAck`).
+      args[last] = Object.assign(wrapped, { withError: (ack as { withError?: boolean }).withError });
     }
   }
 
@@ -401,6 +406,7 @@ export class Live {
         throw e;
       });
       if (page === null) continue;
+      if (this.#status.error) this.#setStatus(this.#status.state, null);
       for (const item of page.items) {
         this.#handle([item.event, item.payload, { id: item.id, at: item.at }]);
       }

@@ -182,3 +182,21 @@ test("a head that cannot be read (401) is retried, and the status says why", asy
   await until(() => socket.connected, "connect with the new token", 15_000);
   assert.equal(typeof c.lastEventId, "number");
 });
+
+test("two clients of one server have their own sockets, tokens and positions", async () => {
+  const seller = await server.user("seller");
+  const buyer = await server.user("buyer");
+  const a = client({ getToken: () => seller.token });
+  const b = client({ getToken: () => buyer.token });
+  const sa = a.live();
+  const sb = b.live();
+  assert.notEqual(sa, sb);
+  const seenA = record(sa);
+  const seenB = record(sb);
+  await until(() => sa.connected && sb.connected, "both connected");
+  const request = await server.request(buyer, "only sellers hear of it");
+  await until(() => seenA.some((e) => e.payload?.id === request.id), "the seller's event");
+  b.close();
+  assert.equal(sa.connected, true, "closing one client leaves the other open");
+  assert.ok(!seenB.some((e) => e.event === "request:created"), "a buyer is not in `sellers`");
+});

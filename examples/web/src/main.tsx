@@ -232,7 +232,7 @@ function Requests({ user }: { user: User }) {
     <section aria-labelledby="requests-title">
       <h2 id="requests-title">{user.role === "buyer" ? "My requests" : "Open requests"}</h2>
       {user.role === "buyer" ? (
-        <form onSubmit={create} className="inline" aria-label="New request">
+        <form onSubmit={create} className="new-request" aria-label="New request">
           <input name="title" placeholder="What are you looking for?" aria-label="Title" required />
           <input name="description" placeholder="Details" aria-label="Description" required />
           <input name="category" placeholder="Category" aria-label="Category" required />

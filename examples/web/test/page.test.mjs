@@ -107,6 +107,27 @@ test("the page survives the server restarting: it reconnects and catches up by i
   assert.equal(await page.getByTestId("chat").getByText("Back again").count(), 1);
 });
 
+test("logging out and in as the buyer gives the buyer's page on a socket of its own", async () => {
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.getByLabel("Email").fill(buyer.email);
+  await page.getByLabel("Password").fill(buyer.password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await connection().filter({ hasText: "connected" }).waitFor(WAIT);
+  await page.getByRole("heading", { name: "My requests" }).waitFor(WAIT);
+  await requests().getByText("A rowing machine").waitFor(WAIT);
+  await page.getByLabel("Title").fill("A tent for two");
+  await page.getByLabel("Description").fill("Light, for hiking");
+  await page.getByLabel("Category").fill("outdoor");
+  await page.getByRole("button", { name: "Post" }).click();
+  await requests().getByText("A tent for two").waitFor(WAIT);
+  // The seller's chat message reaches the buyer's socket, not the seller's old one.
+  await page.getByTestId("chats").getByRole("button").first().click();
+  await server.call("POST", `/api/chats/${chatId}/messages`, seller.token, { content: "Shall I ship it?" });
+  await page.getByTestId("chat").getByText("Shall I ship it?").waitFor(WAIT);
+  const mine = await server.call("GET", "/api/requests?mine=true", buyer.token);
+  assert.ok(mine.body.items.some((r) => r.title === "A tent for two"));
+});
+
 test("the page asked no other origin for anything and threw nothing", async () => {
   assert.deepEqual(seen.foreign, []);
   assert.deepEqual(seen.errors, []);
