@@ -110,6 +110,7 @@ export class Live {
   #status: ConnectionStatus;
   #listeners = new Set<(status: ConnectionStatus) => void>();
   #wakers = new Set<() => void>();
+  #headAsked: Promise<void> | null = null;
   #deliver: Deliver;
   #connect: () => LiveSocket;
   #disconnect: () => LiveSocket;
@@ -144,6 +145,7 @@ export class Live {
       this.#closed = false;
       clearTimeout(this.#reconnectTimer);
       if (!socket.connected) this.#setStatus("connecting");
+      this.#head().catch(() => undefined);
       return this.#connect();
     };
     socket.disconnect = () => {
@@ -189,6 +191,30 @@ export class Live {
     return this.socket;
   }
 
+  /**
+   * Before the first event: the log's newest id, where this socket starts. Asked as soon as
+   * the socket is opened (not only once its transport is up), so that everything committed
+   * after `live()` is after it.
+   */
+  #head(): Promise<void> {
+    if (this.#lastId !== null) return Promise.resolve();
+    this.#headAsked ??= this.#retryWhile(
+      () => true,
+      async () => {
+        const { data, error } = await this.#opts.rest.GET("/api/events/head");
+        if (!data) throw new Error(`GET /api/events/head: ${describe(error)}`);
+        return data.id;
+      },
+    )
+      .then((id) => {
+        if (this.#lastId === null) this.#lastId = id;
+      })
+      .finally(() => {
+        this.#headAsked = null;
+      });
+    return this.#headAsked;
+  }
+
   /** A pause that ends early when the app closes the socket (so no timer outlives it). */
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
@@ -215,14 +241,19 @@ export class Live {
   }
 
   /** Runs `fn` until it succeeds, with growing pauses; gives up (Aborted) once `gen` is stale. */
-  async #retry<T>(gen: number, fn: () => Promise<T>): Promise<T> {
+  #retry<T>(gen: number, fn: () => Promise<T>): Promise<T> {
+    return this.#retryWhile(() => gen === this.#gen, fn);
+  }
+
+  /** Runs `fn` until it succeeds, with growing pauses, while `alive()` and the app has not closed. */
+  async #retryWhile<T>(alive: () => boolean, fn: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
-      if (gen !== this.#gen || this.#closed) throw new Aborted();
+      if (!alive() || this.#closed) throw new Aborted();
       try {
         return await fn();
       } catch (e) {
         if (e instanceof Aborted) throw e;
-        if (gen !== this.#gen || this.#closed) throw new Aborted();
+        if (!alive() || this.#closed) throw new Aborted();
         this.#setStatus(this.socket.connected ? "connected" : "connecting", asError(e));
         await this.#sleep(backoffMs(attempt));
       }
@@ -241,14 +272,7 @@ export class Live {
     this.#setStatus("connecting");
     (async () => {
       const token = await this.#retry(gen, () => this.#token());
-      if (this.#lastId === null) {
-        const head = await this.#retry(gen, async () => {
-          const { data, error } = await this.#opts.rest.GET("/api/events/head");
-          if (!data) throw new Error(`GET /api/events/head: ${describe(error)}`);
-          return data.id;
-        });
-        if (this.#lastId === null) this.#lastId = head;
-      }
+      await this.#head();
       return { token, lastEventId: this.#lastId };
     })().then(
       (data) => {
