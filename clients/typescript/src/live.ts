@@ -99,7 +99,6 @@ export class Live {
   #gen = 0;
   #attempt = 0;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  #connectedOnce = false;
   /** Joined rooms as `[event, id]`, by `event id`. */
   #rooms = new Map<string, [string, unknown]>();
   /** While true, durable events wait in `#buffer`. */
@@ -285,11 +284,9 @@ export class Live {
   #onConnect(): void {
     this.#attempt = 0;
     this.#setStatus("connected", null);
-    const reconnect = this.#connectedOnce;
-    this.#connectedOnce = true;
-    if (reconnect && this.#rooms.size > 0) {
-      // Events of these rooms between the replay and the join are read over REST; until
-      // then durable events wait, so they are handed on in order.
+    if (this.#rooms.size > 0) {
+      // The server replays, then the rooms are joined (again): what those rooms carried in
+      // between is read over REST; until then durable events wait, so they stay in order.
       this.#requestFill(this.#rejoin());
     }
   }
