@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI: the module generator end to end, in a scratch copy of this tree (committed or not):
-# `cargo xtask new-module reviews`, then the workspace builds, the generated code passes
+# `cargo xtask new-module wishlists`, then the workspace builds, the generated code passes
 # rustfmt and clippy, the new module's own test passes, its routes are in the OpenAPI
 # document with operationIds of their own, and a second run with the same name is refused. Runs alone:
 # `.ci/generator-check.sh` (a few minutes: the copy shares this tree's target directory, so
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 export CARGO_TERM_COLOR=never
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
-name=${GENERATOR_CHECK_NAME:-reviews}
+name=${GENERATOR_CHECK_NAME:-wishlists}
 path=${name//_/-}
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/generator-check.XXXXXX")
@@ -43,10 +43,13 @@ cargo build --workspace
 echo "== rustfmt and clippy on what the generator wrote"
 cargo fmt --all -- --check
 cargo clippy -p "$name" -p migrations -p marketplace-api --all-targets -- -D warnings
-cargo clippy -p marketplace-tests --test "$name" -- -D warnings
+cargo clippy -p marketplace-tests --test suite -- -D warnings
+
+echo "== README's module graph was brought up to date by the generator"
+cargo xtask graph --check
 
 echo "== the generated test"
-cargo test -p marketplace-tests --test "$name"
+cargo test -p marketplace-tests --test suite -- "$name::"
 
 echo "== the OpenAPI document (marketplace openapi) has the new routes"
 doc=$(cargo run -q -p marketplace-api --bin marketplace -- openapi)

@@ -4,11 +4,15 @@
 
 Listens on 127.0.0.1 on a free port and prints that port on its first line of stdout.
 Every accepted message is appended to DIR/messages.jsonl as
-{"mail_from", "rcpt_tos", "data", "headers", "content_type", "parts": [{"content_type",
+{"mail_from", "rcpt_tos", "tls", "login", "data", "headers", "content_type", "parts": [{"content_type",
 "content"}]} (data is the raw message; the rest is what Python's email package parses). Script:
   --tempfail N        the first N RCPT commands get 451 (a temporary failure)
   --reject ADDR       RCPT of ADDR gets 550 (a permanent refusal); repeatable
   --count-only        only record each accepted message's recipients (DIR/accepted.jsonl, one JSON list a line)
+  --tls MODE          starttls (STARTTLS required before MAIL) or implicit (TLS from the first
+                      byte, as smtps:// on 465), with a certificate for "localhost" issued by a
+                      fresh test CA whose PEM is written to DIR/ca.pem
+  --auth USER:PASS    require AUTH (PLAIN or LOGIN) with these credentials (only over TLS)
   --hold-first-secs S the first message's DATA is answered only after S seconds, and kept
                       only if the client is still connected then (a client killed meanwhile
                       never got its 250, so the message was not delivered)
@@ -23,9 +27,11 @@ import email.policy
 import json
 import os
 import socket
+import ssl
 import sys
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 def append(path, record):
@@ -83,11 +89,15 @@ class Handler:
         data = envelope.original_content or envelope.content
         if isinstance(data, bytes):
             data = data.decode("utf-8", errors="replace")
+        transport = server.transport
+        login = getattr(session, "auth_data", None)
         append(
             os.path.join(self.dir, "messages.jsonl"),
             {
                 "mail_from": envelope.mail_from,
                 "rcpt_tos": envelope.rcpt_tos,
+                "tls": transport is not None and transport.get_extra_info("ssl_object") is not None,
+                "login": login.login.decode() if login is not None else None,
                 "data": data,
                 **parsed(data),
             },
@@ -112,6 +122,29 @@ def parsed(data):
     return out
 
 
+def tls_context(directory):
+    """A server context with a "localhost" certificate from a new test CA (DIR/ca.pem)."""
+    import trustme
+
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(os.path.join(directory, "ca.pem"))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
+    return ctx
+
+
+class Authenticator:
+    def __init__(self, user, password, on_event):
+        self.user = user.encode()
+        self.password = password.encode()
+        self.on_event = on_event
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        ok = auth_data.login == self.user and auth_data.password == self.password
+        self.on_event("auth" if ok else "auth-refused", mechanism=mechanism)
+        return AuthResult(success=ok, auth_data=auth_data if ok else None)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -127,10 +160,27 @@ def main():
     # For the benchmark: only append each accepted message's recipients to
     # DIR/accepted.jsonl (no parsing, no events, no fsync).
     p.add_argument("--count-only", action="store_true")
+    p.add_argument("--tls", choices=["starttls", "implicit"])
+    p.add_argument("--auth")
     args = p.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     port = free_port()
-    controller = Controller(Handler(args), hostname="127.0.0.1", port=port)
+    handler = Handler(args)
+    kwargs = {}
+    if args.tls:
+        ctx = tls_context(args.dir)
+        if args.tls == "implicit":
+            kwargs["ssl_context"] = ctx
+        else:
+            kwargs["tls_context"] = ctx
+            kwargs["require_starttls"] = True
+    if args.auth:
+        user, _, password = args.auth.partition(":")
+        kwargs["authenticator"] = Authenticator(user, password, handler.event)
+        # With implicit TLS the whole connection is TLS, which aiosmtpd does not see (it only
+        # tracks STARTTLS): it would hide AUTH.
+        kwargs["auth_require_tls"] = args.tls != "implicit"
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     print(port, flush=True)
     try:

@@ -405,6 +405,12 @@ impl TestApp {
     /// Registers a fresh user with this role (`buyer` or `seller`).
     pub async fn register(&self, role: &str) -> TestUser {
         let email = format!("{role}-{}@test.local", uuid::Uuid::now_v7().simple());
+        self.register_as(&email, role).await
+    }
+
+    /// Registers a user with this address (one a test's SMTP server knows) and role.
+    pub async fn register_as(&self, email: &str, role: &str) -> TestUser {
+        let email = email.to_owned();
         let password = "correct-horse-1".to_owned();
         let body = self
             .post("/api/auth/register", None, json!({ "email": email, "password": password, "name": format!("A {role}"), "role": role }))

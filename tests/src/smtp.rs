@@ -22,7 +22,7 @@ pub async fn python() -> PathBuf {
             let venv = py_dir().join(".venv");
             let python = venv.join("bin").join("python");
             let ready = tokio::process::Command::new(&python)
-                .args(["-c", "import aiosmtpd, prometheus_client"])
+                .args(["-c", "import aiosmtpd, prometheus_client, trustme"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
@@ -66,6 +66,20 @@ pub struct SinkScript {
     /// The first message's DATA is answered after this long (kept only if the client is
     /// still there).
     pub hold_first: Option<Duration>,
+    /// TLS as a relay in production speaks it, with a certificate from a fresh test CA
+    /// (see [`SmtpSink::ca_file`]).
+    pub tls: Option<SinkTls>,
+    /// AUTH required with these credentials (only offered over TLS).
+    pub auth: Option<(String, String)>,
+}
+
+/// How the sink speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkTls {
+    /// Plain first, `STARTTLS` required before `MAIL` (port 587 style).
+    StartTls,
+    /// TLS from the first byte (`smtps://`, port 465 style).
+    Implicit,
 }
 
 /// A running SMTP server; stopped when dropped.
@@ -101,6 +115,18 @@ impl SmtpSink {
         for r in &script.reject {
             cmd.arg("--reject").arg(r);
         }
+        match script.tls {
+            Some(SinkTls::StartTls) => {
+                cmd.args(["--tls", "starttls"]);
+            }
+            Some(SinkTls::Implicit) => {
+                cmd.args(["--tls", "implicit"]);
+            }
+            None => {}
+        }
+        if let Some((user, password)) = &script.auth {
+            cmd.arg("--auth").arg(format!("{user}:{password}"));
+        }
         if let Some(hold) = script.hold_first {
             cmd.arg("--hold-first-secs")
                 .arg(hold.as_secs_f64().to_string());
@@ -132,6 +158,12 @@ impl SmtpSink {
     /// `smtp://127.0.0.1:PORT` (plain, a local relay).
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The PEM file of the test CA that issued the sink's certificate ("localhost"), for
+    /// `SMTP_TLS_CA_FILE`; only with [`SinkScript::tls`].
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.0.join("ca.pem")
     }
 
     fn lines(&self, file: &str) -> Vec<Value> {

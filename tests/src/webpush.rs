@@ -31,7 +31,8 @@ pub struct Seen {
 #[derive(Default)]
 struct Relay {
     seen: Mutex<HashMap<String, Vec<Seen>>>,
-    failures: Mutex<HashMap<String, u32>>,
+    /// Per subscription: how many pushes are still to be answered with this status.
+    failures: Mutex<HashMap<String, (u32, StatusCode)>>,
     service: String,
     http: reqwest::Client,
 }
@@ -196,11 +197,20 @@ impl PushService {
 
     /// The relay answers the next `n` pushes to `sub` with 503 and `Retry-After: 1`.
     pub fn fail_next(&self, sub: &BrowserSubscription, n: u32) {
+        self.relay.failures.lock().unwrap().insert(
+            sub.client_hash.clone(),
+            (n, StatusCode::SERVICE_UNAVAILABLE),
+        );
+    }
+
+    /// The relay answers the next `n` pushes to `sub` with 400 (a refusal that retrying
+    /// cannot mend, as a push service answers a malformed push).
+    pub fn refuse_next(&self, sub: &BrowserSubscription, n: u32) {
         self.relay
             .failures
             .lock()
             .unwrap()
-            .insert(sub.client_hash.clone(), n);
+            .insert(sub.client_hash.clone(), (n, StatusCode::BAD_REQUEST));
     }
 
     /// Every push the relay saw for `sub`, in order.
@@ -228,17 +238,19 @@ async fn forward(
     let fail = {
         let mut failures = relay.failures.lock().unwrap();
         match failures.get_mut(&hash) {
-            Some(left) if *left > 0 => {
+            Some((left, status)) if *left > 0 => {
                 *left -= 1;
-                true
+                Some(*status)
             }
-            _ => false,
+            _ => None,
         }
     };
-    let (status, answer_headers, answer) = if fail {
+    let (status, answer_headers, answer) = if let Some(status) = fail {
         let mut h = HeaderMap::new();
-        h.insert("retry-after", "1".parse().unwrap());
-        (StatusCode::SERVICE_UNAVAILABLE, h, Bytes::new())
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            h.insert("retry-after", "1".parse().unwrap());
+        }
+        (status, h, Bytes::from_static(b"refused by the test relay"))
     } else {
         let mut req = relay
             .http

@@ -7,11 +7,14 @@
 //!   Mermaid, from `cargo metadata`; `--check` compares it with README.md, `--write` updates it.
 //! - `cargo xtask config [--check]`: the environment variables the configuration code reads,
 //!   each with its row in docs/configuration.md; `--check` fails on any difference.
+//! - `cargo xtask test [--postgres URL] [-- ARGS]`: README's test command: installs or starts
+//!   what the tests need and this machine lacks, then runs the whole suite.
 
 mod config;
 mod edit;
 mod graph;
 mod new_module;
+mod test;
 mod workspace;
 
 use std::process::ExitCode;
@@ -48,6 +51,17 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Make this machine ready for the tests (Redis, Chromium, npm and Python packages), then
+    /// run the whole suite.
+    Test {
+        /// Run on PostgreSQL: a server URL with a database the tests may create databases
+        /// from (e.g. `postgres://postgres@127.0.0.1:5432/mk_ci`); SQLite when absent.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Passed to `cargo test` (after `--`), e.g. `-- -p marketplace-tests --test suite -- mail::`.
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -62,6 +76,10 @@ fn main() -> ExitCode {
             };
             graph::run(&root, mode)
         }
+        Command::Test {
+            postgres,
+            cargo_args,
+        } => test::run(&root, postgres, &cargo_args),
         Command::Config { check } => config::run(
             &root,
             if check {

@@ -54,7 +54,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/migration.rs.tmpl"),
     ),
     (
-        "tests/tests/{{name}}.rs",
+        "tests/tests/suite/{{name}}.rs",
         include_str!("../templates/test.rs.tmpl"),
     ),
 ];
@@ -148,7 +148,7 @@ pub fn run(root: &Path, name: &str) -> Result<()> {
     let formatted = rustfmt(&[
         root.join(format!("modules/{name}/src/lib.rs")),
         root.join(format!("migrations/src/{}.rs", names.migration)),
-        root.join(format!("tests/tests/{name}.rs")),
+        root.join(format!("tests/tests/suite/{name}.rs")),
     ]);
 
     let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
@@ -163,8 +163,14 @@ pub fn run(root: &Path, name: &str) -> Result<()> {
     if let Err(e) = formatted {
         println!("note: the new files are not formatted ({e}); run `cargo fmt --all`");
     }
+    // README's module graph gains the new crate (`cargo xtask graph --check` runs in CI).
+    if let Err(e) = crate::graph::run(root, crate::graph::Mode::Write) {
+        println!(
+            "note: README.md's module graph is not updated ({e}); run `cargo xtask graph --write`"
+        );
+    }
     println!(
-        "\nnext:\n  cargo build\n  cargo test -p marketplace-tests --test {name}\n\
+        "\nnext:\n  cargo build\n  cargo test -p marketplace-tests --test suite -- {name}::\n\
          then the hand steps in docs/adding-a-module.md (your columns, your rules, your \
          events)."
     );
@@ -211,7 +217,7 @@ fn refuse_existing(root: &Path, names: &Names) -> Result<()> {
     if root.join("modules").join(name).exists() {
         return taken(&format!("modules/{name}"));
     }
-    let test = format!("tests/tests/{name}.rs");
+    let test = format!("tests/tests/suite/{name}.rs");
     if root.join(&test).exists() {
         return taken(&test);
     }
@@ -470,6 +476,23 @@ fn registrations(root: &Path, names: &Names) -> Result<Vec<(&'static str, Vec<Li
                     line: format!("Box::new({}::Migration),", names.migration),
                 },
             ],
+        ),
+        (
+            "tests/tests/suite/main.rs",
+            vec![LineEdit {
+                file: "tests/tests/suite/main.rs",
+                region: Region::Whole,
+                anchor: "a `mod <area>;` line",
+                is_anchor: Box::new(|line: &str| {
+                    line.strip_prefix("mod ")
+                        .and_then(|rest| rest.strip_suffix(';'))
+                        .is_some_and(|m| {
+                            m.chars()
+                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                        })
+                }),
+                line: format!("mod {name};"),
+            }],
         ),
     ])
 }

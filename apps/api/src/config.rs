@@ -555,7 +555,7 @@ fn cluster_settings(
     Ok((Some(url), prefix))
 }
 
-/// `SMTP_URL`, `MAIL_FROM`, `APP_URL` and `EMAIL_DIGEST_DELAY_SECS`.
+/// `SMTP_URL`, `MAIL_FROM`, `SMTP_TLS_CA_FILE`, `APP_URL` and `EMAIL_DIGEST_DELAY_SECS`.
 fn email_settings(
     get: &impl Fn(&str) -> Option<String>,
     public_url: &str,
@@ -563,11 +563,17 @@ fn email_settings(
     let smtp = match (get("SMTP_URL"), get("MAIL_FROM")) {
         (None, _) => None,
         (Some(_), None) => return Err(err("MAIL_FROM", "is required when SMTP_URL is set")),
-        (Some(url), Some(from)) => Some(
-            mail::smtp::SmtpSettings::parse(&url, &from)
-                .map_err(|e| err(e.var(), e.message().to_owned()))?,
-        ),
+        (Some(url), Some(from)) => {
+            let mut settings = mail::smtp::SmtpSettings::parse(&url, &from);
+            if let Some(path) = get("SMTP_TLS_CA_FILE") {
+                settings = settings.and_then(|s| s.with_ca_file(&path));
+            }
+            Some(settings.map_err(|e| err(e.var(), e.message().to_owned()))?)
+        }
     };
+    if get("SMTP_URL").is_none() && get("SMTP_TLS_CA_FILE").is_some() {
+        return Err(err("SMTP_TLS_CA_FILE", "is set but SMTP_URL is not"));
+    }
     let app_url = get("APP_URL").unwrap_or_else(|| public_url.to_owned());
     if !(app_url.starts_with("http://") || app_url.starts_with("https://")) {
         return Err(err("APP_URL", "must be an http(s) URL"));
@@ -749,6 +755,30 @@ mod tests {
             !format!("{keyed:?}").contains("yfWPiYE"),
             "the key is never printed"
         );
+    }
+
+    #[test]
+    fn smtp_tls_ca_file_needs_a_tls_url_and_a_readable_certificate() {
+        let from = ("MAIL_FROM", "Marketplace <no-reply@example.com>");
+        let missing = ("SMTP_TLS_CA_FILE", "/nonexistent/ca.pem");
+        for pairs in [
+            vec![missing],
+            vec![("SMTP_URL", "smtp://127.0.0.1:25"), from, missing],
+            vec![("SMTP_URL", "smtps://relay.example:465"), from, missing],
+            vec![
+                ("SMTP_URL", "smtp://relay.example:587?tls=required"),
+                from,
+                ("SMTP_TLS_CA_FILE", "Cargo.toml"),
+            ],
+        ] {
+            assert_eq!(
+                cfg(&pairs).unwrap_err().var,
+                "SMTP_TLS_CA_FILE",
+                "{pairs:?}"
+            );
+        }
+        let plain = cfg(&[("SMTP_URL", "smtp://127.0.0.1:25"), from]).unwrap();
+        assert!(plain.smtp.is_some());
     }
 
     #[test]

@@ -94,7 +94,7 @@ function signOut(message) {
   state.disputes.clear();
   $("disputes").replaceChildren();
   $("feed").replaceChildren();
-  for (const id of ["attention", "dead", "jobs", "nodes", "subscribers"]) $(id).replaceChildren();
+  for (const id of ["attention", "dead", "jobs", "delivery", "nodes", "subscribers"]) $(id).replaceChildren();
   showLogin(message);
 }
 
@@ -537,6 +537,44 @@ function jobRow(j) {
     button);
 }
 
+// Emails refused or failing, and pushes given up or being retried.
+async function refreshDeliveryFailures() {
+  try {
+    const [mail, push] = await Promise.all([
+      api.all("/api/admin/mail-failures?limit=100", 1),
+      api.all("/api/admin/push-failures?limit=100", 1),
+    ]);
+    const rows = [
+      ...mail.map((m) => ({ at: m.createdAt, row: mailFailureRow(m) })),
+      ...push.map((p) => ({ at: p.updatedAt, row: pushFailureRow(p) })),
+    ].sort((a, b) => (a.at < b.at ? 1 : -1));
+    say($("delivery-error"), "");
+    $("delivery").replaceChildren(...rows.map((r) => r.row));
+    $("delivery-count").textContent = String(rows.length);
+    $("delivery-empty").hidden = rows.length > 0;
+  } catch (err) {
+    $("delivery-empty").hidden = true;
+    say($("delivery-error"), `Cannot load: ${explain(err)}`);
+  }
+}
+
+function mailFailureRow(m) {
+  const what = m.state === "bounced" ? "refused for good: no more email to this address" : "failing; retried with growing pauses";
+  return h("li", { class: "row", data: { mailFailureId: m.id } },
+    h("div", { class: "row-main" },
+      h("span", { class: "tag", text: `email ${m.state}` }), " ", m.email ? h("span", { text: m.email }) : h("span", {}, "user ", shortId(m.userId)),
+      h("div", { class: "small mono", text: m.lastError || "" }),
+      h("div", { class: "muted small" }, `${what} · ${m.attempts} attempts · `, when(m.createdAt))));
+}
+
+function pushFailureRow(p) {
+  return h("li", { class: "row", data: { pushFailureId: p.id } },
+    h("div", { class: "row-main" },
+      h("span", { class: "tag", text: `push ${p.state}` }), " ", h("span", {}, "user ", shortId(p.userId), ` · ${p.endpointOrigin}`),
+      h("div", { class: "small mono", text: p.lastError || "" }),
+      h("div", { class: "muted small" }, `${p.attempts} attempts · `, when(p.updatedAt), p.nextAttemptAt ? " · next " : "", p.nextAttemptAt ? when(p.nextAttemptAt) : "")));
+}
+
 async function refreshSystem() {
   const [nodes, subs] = await Promise.allSettled([api.get("/api/admin/nodes"), api.get("/api/admin/subscribers")]);
   const failed = [nodes, subs].find((r) => r.status === "rejected");
@@ -567,6 +605,7 @@ function refreshAll() {
   refreshMoney();
   refreshDeadLetters();
   refreshFailedJobs();
+  refreshDeliveryFailures();
 }
 
 // ---------------------------------------------------------------- notices
@@ -618,6 +657,7 @@ function start() {
   refreshMoney();
   refreshDeadLetters();
   refreshFailedJobs();
+  refreshDeliveryFailures();
   clearInterval(state.timer);
   state.timer = setInterval(refreshAll, REFRESH_MS);
 }

@@ -155,6 +155,24 @@ pub async fn user<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<User>> 
     Ok(find(db, id).await?.as_ref().map(user::Model::to_api))
 }
 
+/// The users with these ids (those that exist), by id, in one query.
+pub async fn users<C: ConnectionTrait>(
+    db: &C,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Result<std::collections::HashMap<Uuid, User>> {
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .iter()
+        .map(|u| (u.id, u.to_api()))
+        .collect())
+}
+
 pub async fn me(db: &DatabaseConnection, caller: AuthUser) -> Result<User> {
     find(db, caller.id)
         .await?

@@ -4,14 +4,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use catalog::contract::{Notification, Timestamp, new_id, now};
+use catalog::Role;
+use catalog::contract::{Notification, Page, Timestamp, new_id, now};
 use catalog::events::{EventName, NotificationReceived};
+use kernel::AuthUser;
+use kernel::pagination::{PageParams, page};
 use kernel::ports::Presence;
 use kernel::timers::{self, Job, NewTimer, Outcome, TimerHandler};
 use kernel::{ApiError, AppState, EventBus, Result, StoredEvent, Subscriber};
 use lettre::message::Mailbox;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::entity::{Status, digest, item};
@@ -407,4 +415,74 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// An email that failed, for admins.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MailFailure {
+    /// The digest.
+    pub id: Uuid,
+    pub user_id: Uuid,
+    /// The recipient's address (`null` when the account is gone).
+    pub email: Option<String>,
+    /// `bounced` (refused for good: the address is undeliverable) or `failing` (temporary
+    /// failures so far; retried).
+    #[schema(example = "bounced")]
+    pub state: String,
+    pub attempts: i32,
+    /// The relay's answer or the connection error of the last attempt.
+    pub last_error: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Bounced digests and digests failing now, newest first (admins).
+pub async fn failures(
+    db: &DatabaseConnection,
+    caller: AuthUser,
+    params: &PageParams,
+) -> Result<Page<MailFailure>> {
+    caller.require(&[Role::Admin])?;
+    let limit = params.limit()?;
+    let cursor: Option<Uuid> = params.cursor()?;
+    let mut query = digest::Entity::find().filter(
+        Condition::any()
+            .add(digest::Column::Status.eq(Status::Bounced.as_str()))
+            .add(
+                Condition::all()
+                    .add(digest::Column::Status.eq(Status::Pending.as_str()))
+                    .add(digest::Column::Attempts.gt(0)),
+            ),
+    );
+    if let Some(before) = cursor {
+        query = query.filter(digest::Column::Id.lt(before));
+    }
+    let rows = query
+        .order_by_desc(digest::Column::Id)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let rows = page(rows, limit, |d| d.id);
+    let users = auth::service::users(db, rows.items.iter().map(|d| d.user_id)).await?;
+    Ok(Page {
+        items: rows
+            .items
+            .into_iter()
+            .map(|d| MailFailure {
+                id: d.id,
+                user_id: d.user_id,
+                email: users.get(&d.user_id).map(|u| u.email.clone()),
+                state: if d.status == Status::Bounced.as_str() {
+                    "bounced"
+                } else {
+                    "failing"
+                }
+                .to_owned(),
+                attempts: d.attempts,
+                last_error: d.last_error,
+                created_at: d.created_at,
+            })
+            .collect(),
+        next_cursor: rows.next_cursor,
+    })
 }

@@ -6,20 +6,24 @@
 use axum::Extension;
 use axum::extract::State;
 use axum::response::Html;
+use catalog::contract::Page;
 use kernel::error::{ErrorCode, Problem};
 use kernel::extract::{Query, RawBody};
-use kernel::{ApiError, AppState, Result};
+use kernel::pagination::PageParams;
+use kernel::{ApiError, AppState, AuthUser, Result};
 use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use crate::digest::MailFailure;
 use crate::token::Signer;
 
 pub fn router(signer: Signer) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(page, unsubscribe))
+        .routes(routes!(failures))
         .layer(Extension(signer))
 }
 
@@ -107,5 +111,27 @@ async fn unsubscribe(
          <body style=\"font-family: sans-serif; max-width: 30em; margin: 3em auto;\"><h1>Unsubscribed</h1>\
          <p>You will no longer get marketplace emails.</p></body></html>\n"
             .to_owned(),
+    ))
+}
+
+/// Emails that failed (admins), newest first: digests whose recipient the relay refused for
+/// good (`bounced`; the address is marked undeliverable and gets no more email) and digests
+/// failing now (`failing`: temporary failures, retried with growing pauses; one still failing
+/// after its last attempt is also in `GET /api/admin/failed-jobs`, where it can be retried).
+#[utoipa::path(get, path = "/api/admin/mail-failures", operation_id = "listMailFailures", tag = "admin", security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, body = Page<MailFailure>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json", description = "not an admin"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "bad `limit` or `cursor`"),
+    ))]
+async fn failures(
+    State(db): State<DatabaseConnection>,
+    caller: AuthUser,
+    Query(params): Query<PageParams>,
+) -> Result<axum::Json<Page<MailFailure>>> {
+    Ok(axum::Json(
+        crate::digest::failures(&db, caller, &params).await?,
     ))
 }

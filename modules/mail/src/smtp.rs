@@ -4,15 +4,19 @@ use std::time::Duration;
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::Error as SmtpError;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 
-/// `SMTP_URL` and `MAIL_FROM`, checked.
+/// `SMTP_URL`, `MAIL_FROM` and `SMTP_TLS_CA_FILE`, checked.
 #[derive(Clone)]
 pub struct SmtpSettings {
     /// May hold the relay's password.
     url: SecretString,
     pub from: Mailbox,
+    /// PEM certificates of a private CA that signed the relay's certificate, trusted besides
+    /// the public roots (a relay inside the operator's network).
+    ca_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for SmtpSettings {
@@ -20,6 +24,7 @@ impl std::fmt::Debug for SmtpSettings {
         f.debug_struct("SmtpSettings")
             .field("url", &"[REDACTED]")
             .field("from", &self.from.to_string())
+            .field("ca", &self.ca_pem.is_some())
             .finish()
     }
 }
@@ -31,6 +36,8 @@ pub enum SettingsError {
     Url(String),
     #[error("MAIL_FROM: {0}")]
     From(String),
+    #[error("SMTP_TLS_CA_FILE: {0}")]
+    Ca(String),
 }
 
 impl SettingsError {
@@ -39,12 +46,13 @@ impl SettingsError {
         match self {
             Self::Url(_) => "SMTP_URL",
             Self::From(_) => "MAIL_FROM",
+            Self::Ca(_) => "SMTP_TLS_CA_FILE",
         }
     }
     /// Why, without the variable's name.
     pub fn message(&self) -> &str {
         match self {
-            Self::Url(m) | Self::From(m) => m,
+            Self::Url(m) | Self::From(m) | Self::Ca(m) => m,
         }
     }
 }
@@ -69,8 +77,71 @@ impl SmtpSettings {
         Ok(Self {
             url: SecretString::from(url.to_owned()),
             from,
+            ca_pem: None,
         })
     }
+
+    /// Trusts the CA certificates of the PEM file at `path` for the relay's TLS, besides the
+    /// public roots. Only with a TLS URL (`smtps://` or `?tls=required|opportunistic`).
+    pub fn with_ca_file(mut self, path: &str) -> Result<Self, SettingsError> {
+        if tls_mode(self.url.expose_secret()).is_none() {
+            return Err(SettingsError::Ca(
+                "SMTP_URL uses no TLS (smtps://, or smtp://...?tls=required)".into(),
+            ));
+        }
+        let pem = std::fs::read(path)
+            .map_err(|e| SettingsError::Ca(format!("cannot read {path}: {e}")))?;
+        // lettre reads a PEM without certificates as an empty list: ask for one.
+        let has_certificate = pem
+            .windows(b"-----BEGIN CERTIFICATE-----".len())
+            .any(|w| w == b"-----BEGIN CERTIFICATE-----");
+        if !has_certificate {
+            return Err(SettingsError::Ca(format!(
+                "{path} holds no PEM certificate"
+            )));
+        }
+        Certificate::from_pem(&pem)
+            .map_err(|e| SettingsError::Ca(format!("not a PEM certificate: {e}")))?;
+        self.ca_pem = Some(pem);
+        Ok(self)
+    }
+}
+
+/// How the URL asks for TLS, as lettre reads it: `smtps://` wraps the connection, `?tls=`
+/// upgrades it with STARTTLS; `None` for plain SMTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    Wrapper,
+    Required,
+    Opportunistic,
+}
+
+fn tls_mode(url: &str) -> Option<TlsMode> {
+    let url = url::Url::parse(url).ok()?;
+    if url.scheme() == "smtps" {
+        return Some(TlsMode::Wrapper);
+    }
+    match url.query_pairs().find(|(k, _)| k == "tls")?.1.as_ref() {
+        "required" => Some(TlsMode::Required),
+        "opportunistic" => Some(TlsMode::Opportunistic),
+        _ => None,
+    }
+}
+
+/// The TLS settings of `url` with `ca_pem` trusted besides the public roots.
+fn tls_with_ca(url: &str, ca_pem: &[u8]) -> Result<Tls, String> {
+    let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+    let host = parsed.host_str().ok_or("no host")?.to_owned();
+    let cert = Certificate::from_pem(ca_pem).map_err(|e| e.to_string())?;
+    let params = TlsParameters::builder(host)
+        .add_root_certificate(cert)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(match tls_mode(url) {
+        Some(TlsMode::Wrapper) => Tls::Wrapper(params),
+        Some(TlsMode::Opportunistic) => Tls::Opportunistic(params),
+        Some(TlsMode::Required) | None => Tls::Required(params),
+    })
 }
 
 /// The relay's answer to one email.
@@ -97,12 +168,21 @@ const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Mailer {
     pub fn new(settings: &SmtpSettings) -> Self {
-        let transport =
-            match AsyncSmtpTransport::<Tokio1Executor>::from_url(settings.url.expose_secret()) {
-                Ok(builder) => builder.timeout(Some(SMTP_TIMEOUT)).build(),
-                // `SmtpSettings::parse` checked the URL already; never reached.
-                Err(_) => AsyncSmtpTransport::<Tokio1Executor>::unencrypted_localhost(),
-            };
+        let url = settings.url.expose_secret();
+        let transport = match AsyncSmtpTransport::<Tokio1Executor>::from_url(url) {
+            Ok(mut builder) => {
+                if let Some(pem) = &settings.ca_pem {
+                    // `SmtpSettings::with_ca_file` checked URL and PEM; an error is not reached.
+                    match tls_with_ca(url, pem) {
+                        Ok(tls) => builder = builder.tls(tls),
+                        Err(e) => tracing::error!(error = %e, "SMTP_TLS_CA_FILE not applied"),
+                    }
+                }
+                builder.timeout(Some(SMTP_TIMEOUT)).build()
+            }
+            // `SmtpSettings::parse` checked the URL already; never reached.
+            Err(_) => AsyncSmtpTransport::<Tokio1Executor>::unencrypted_localhost(),
+        };
         Self {
             transport,
             from: settings.from.clone(),

@@ -60,3 +60,28 @@ impl From<&subscription::Model> for PushSubscription {
         }
     }
 }
+
+/// A push that failed for good (`failed`: refused by the push service, or still failing after
+/// its retries) or is failing now (`retrying`), for admins.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PushFailure {
+    /// The delivery (one notification to one subscription).
+    pub id: Uuid,
+    pub notification_id: Uuid,
+    /// Whose subscription.
+    pub user_id: Uuid,
+    pub subscription_id: Uuid,
+    /// The push service, e.g. `https://fcm.googleapis.com` (the rest of the endpoint is the
+    /// subscription's secret and is not shown).
+    pub endpoint_origin: String,
+    /// `failed` or `retrying`.
+    #[schema(example = "failed")]
+    pub state: String,
+    pub attempts: i32,
+    /// The push service's answer or the network error of the last attempt.
+    pub last_error: Option<String>,
+    /// When the next attempt is due (`retrying` only).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}

@@ -12,7 +12,7 @@ use kernel::{AppState, AuthUser, Result};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::dto::{PublicKey, PushSubscription, SubscribeBody};
+use crate::dto::{PublicKey, PushFailure, PushSubscription, SubscribeBody};
 use crate::service::PushService;
 
 pub fn router(push: Arc<PushService>) -> OpenApiRouter<AppState> {
@@ -20,6 +20,7 @@ pub fn router(push: Arc<PushService>) -> OpenApiRouter<AppState> {
         .routes(routes!(public_key))
         .routes(routes!(subscribe, list))
         .routes(routes!(unsubscribe))
+        .routes(routes!(failures))
         .layer(Extension(push))
 }
 
@@ -88,4 +89,22 @@ async fn unsubscribe(
 ) -> Result<StatusCode> {
     push.unsubscribe(caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Pushes that failed for good or are being retried (admins), newest first. A failed push is
+/// not retried by hand: a new notification pushes again.
+#[utoipa::path(get, path = "/api/admin/push-failures", operation_id = "listPushFailures", tag = "admin", security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, body = Page<PushFailure>),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json", description = "not an admin"),
+        (status = 422, body = Problem, content_type = "application/problem+json", description = "bad `limit` or `cursor`"),
+    ))]
+async fn failures(
+    Extension(push): Extension<Arc<PushService>>,
+    caller: AuthUser,
+    Query(params): Query<PageParams>,
+) -> Result<axum::Json<Page<PushFailure>>> {
+    Ok(axum::Json(push.failures(caller, &params).await?))
 }

@@ -12,9 +12,11 @@
 //! not fetched it yet. 429 and 5xx answers are retried through the same job with growing
 //! pauses, never shorter than the service's `Retry-After`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use catalog::Role;
 use catalog::contract::{Notification, Page, new_id, now};
 use kernel::pagination::{PageParams, page};
 use kernel::ports::Presence;
@@ -30,7 +32,7 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::PushConfig;
-use crate::dto::{PushSubscription, SubscribeBody};
+use crate::dto::{PushFailure, PushSubscription, SubscribeBody};
 use crate::entity::{delivery, subscription};
 use crate::guard::Guard;
 use crate::message::{self, Message, Urgency};
@@ -275,6 +277,69 @@ impl PushService {
         let rows = page(rows, limit, |s| s.id);
         Ok(Page {
             items: rows.items.iter().map(PushSubscription::from).collect(),
+            next_cursor: rows.next_cursor,
+        })
+    }
+
+    /// Pushes that failed for good or are failing now (admins), newest first: what the
+    /// admin console's "Mail and push failures" panel lists. Only the endpoint's origin is
+    /// shown (its path is the subscription's secret).
+    pub async fn failures(
+        &self,
+        caller: AuthUser,
+        params: &PageParams,
+    ) -> Result<Page<PushFailure>> {
+        caller.require(&[Role::Admin])?;
+        let limit = params.limit()?;
+        let cursor: Option<Uuid> = params.cursor()?;
+        let mut query = delivery::Entity::find().filter(
+            delivery::Column::State.is_in([State::Failed.as_str(), State::Retrying.as_str()]),
+        );
+        if let Some(before) = cursor {
+            query = query.filter(delivery::Column::Id.lt(before));
+        }
+        let rows = query
+            .order_by_desc(delivery::Column::Id)
+            .limit(limit + 1)
+            .all(&self.db)
+            .await?;
+        let rows = page(rows, limit, |d| d.id);
+        let subscriptions: HashMap<Uuid, subscription::Model> = subscription::Entity::find()
+            .filter(
+                subscription::Column::Id.is_in(
+                    rows.items
+                        .iter()
+                        .map(|d| d.subscription_id)
+                        .collect::<Vec<_>>(),
+                ),
+            )
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
+        Ok(Page {
+            items: rows
+                .items
+                .into_iter()
+                .filter_map(|d| {
+                    let sub = subscriptions.get(&d.subscription_id)?;
+                    Some(PushFailure {
+                        id: d.id,
+                        notification_id: d.notification_id,
+                        user_id: sub.user_id,
+                        subscription_id: sub.id,
+                        endpoint_origin: url::Url::parse(&sub.endpoint)
+                            .map(|u| u.origin().ascii_serialization())
+                            .unwrap_or_default(),
+                        state: d.state,
+                        attempts: d.attempts,
+                        last_error: d.last_error,
+                        next_attempt_at: d.next_attempt_at,
+                        updated_at: d.updated_at,
+                    })
+                })
+                .collect(),
             next_cursor: rows.next_cursor,
         })
     }

@@ -1,5 +1,5 @@
 // The admin console in headless Chromium (Debian's /usr/bin/chromium, driven by
-// playwright-core; no browser is ever downloaded). Started by tests/tests/admin_console.rs
+// playwright-core; no browser is ever downloaded). Started by tests/tests/suite/admin_console.rs
 // against a real server, with a paid request ready for a dispute:
 // BASE_URL, ADMIN_EMAIL, ADMIN_PASSWORD, BUYER_EMAIL, BUYER_PASSWORD, BUYER_TOKEN,
 // SELLER_TOKEN, REQUEST_ID; OTHER_BUYER_TOKEN and LATE_PAYMENT_ID (a payment completed after its

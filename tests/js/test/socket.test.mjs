@@ -1,5 +1,5 @@
 // Wire compatibility of the Socket.IO gateway with the official socket.io-client 4.x.
-// Run by tests/tests/js_client.rs against a live server: BASE_URL=http://127.0.0.1:PORT.
+// Run by tests/tests/suite/js_client.rs against a live server: BASE_URL=http://127.0.0.1:PORT.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";

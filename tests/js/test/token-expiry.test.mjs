@@ -1,6 +1,6 @@
 // A socket lives no longer than its token: the server disconnects it when the token expires,
 // and the official client sees `disconnect` with reason "io server disconnect".
-// Run by tests/tests/js_client.rs: BASE_URL=http://127.0.0.1:PORT, JWT_SECRET=<the server's>.
+// Run by tests/tests/suite/js_client.rs: BASE_URL=http://127.0.0.1:PORT, JWT_SECRET=<the server's>.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";

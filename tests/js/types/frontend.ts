@@ -1,5 +1,5 @@
 // A strict TypeScript frontend written against the generated module (`marketplace typescript`,
-// GET /api/types.ts), checked by tests/tests/frontend_types.rs with `tsc --strict --noEmit`.
+// GET /api/types.ts), checked by tests/tests/suite/frontend_types.rs with `tsc --strict --noEmit`.
 // Every `@ts-expect-error` line below is a misuse the types must refuse: tsc fails on an
 // unused `@ts-expect-error`, so if the generated types grew too loose this file stops compiling.
 import { io, type Socket } from "socket.io-client";

@@ -499,6 +499,30 @@ export interface LoginBody {
   password: string;
 }
 
+/** An email that failed, for admins. */
+export interface MailFailure {
+  /**
+   * The digest.
+   * format: uuid
+   */
+  id: string;
+  /** format: uuid */
+  userId: string;
+  /**
+   * `bounced` (refused for good: the address is undeliverable) or `failing` (temporary
+   * failures so far; retried).
+   */
+  state: string;
+  /** format: int32 */
+  attempts: number;
+  /** format: date-time */
+  createdAt: string;
+  /** The recipient's address (`null` when the account is gone). */
+  email?: string | null;
+  /** The relay's answer or the connection error of the last attempt. */
+  lastError?: string | null;
+}
+
 /** `POST /api/admin/maintenance`. */
 export interface MaintenanceBody {
   /**
@@ -712,6 +736,9 @@ export type Page_Dispute = Page<Dispute>;
 export type Page_EventItem = Page<EventItem>;
 
 /** A page of a list: `{ items, nextCursor }`. */
+export type Page_MailFailure = Page<MailFailure>;
+
+/** A page of a list: `{ items, nextCursor }`. */
 export type Page_Message = Page<Message>;
 
 /** A page of a list: `{ items, nextCursor }`. */
@@ -728,6 +755,9 @@ export type Page_Payout = Page<Payout>;
 
 /** A page of a list: `{ items, nextCursor }`. */
 export type Page_PurchaseRequest = Page<PurchaseRequest>;
+
+/** A page of a list: `{ items, nextCursor }`. */
+export type Page_PushFailure = Page<PushFailure>;
 
 /** A page of a list: `{ items, nextCursor }`. */
 export type Page_PushSubscription = Page<PushSubscription>;
@@ -881,6 +911,45 @@ export interface PurchaseRequest {
   /** format: uuid */
   acceptedOfferId: string | null;
   budget: Money | null;
+}
+
+/**
+ * A push that failed for good (`failed`: refused by the push service, or still failing after
+ * its retries) or is failing now (`retrying`), for admins.
+ */
+export interface PushFailure {
+  /**
+   * The delivery (one notification to one subscription).
+   * format: uuid
+   */
+  id: string;
+  /** format: uuid */
+  notificationId: string;
+  /**
+   * Whose subscription.
+   * format: uuid
+   */
+  userId: string;
+  /** format: uuid */
+  subscriptionId: string;
+  /**
+   * The push service, e.g. `https://fcm.googleapis.com` (the rest of the endpoint is the
+   * subscription's secret and is not shown).
+   */
+  endpointOrigin: string;
+  /** `failed` or `retrying`. */
+  state: string;
+  /** format: int32 */
+  attempts: number;
+  /** format: date-time */
+  updatedAt: string;
+  /** The push service's answer or the network error of the last attempt. */
+  lastError?: string | null;
+  /**
+   * When the next attempt is due (`retrying` only).
+   * format: date-time
+   */
+  nextAttemptAt?: string | null;
 }
 
 /** One of the caller's push subscriptions (the keys are never sent back). */
@@ -1273,10 +1342,12 @@ export interface Endpoints {
   "POST /api/admin/dead-letters/{id}/retry": { path: { id: string; }; response: DeadLetterRetry };
   "GET /api/admin/failed-jobs": { response: FailedJobs };
   "POST /api/admin/failed-jobs/{id}/retry": { path: { id: string; }; response: void };
+  "GET /api/admin/mail-failures": { query: { limit?: number; cursor?: string; }; response: Page_MailFailure };
   "POST /api/admin/maintenance": { body: MaintenanceBody; response: void };
   "GET /api/admin/nodes": { response: NodesView };
   "POST /api/admin/payments/{id}/refund": { path: { id: string; }; response: Payout };
   "POST /api/admin/payouts/{id}/retry": { path: { id: string; }; response: Payout };
+  "GET /api/admin/push-failures": { query: { limit?: number; cursor?: string; }; response: Page_PushFailure };
   "GET /api/admin/subscribers": { response: SubscribersView };
   "GET /api/admin/webhooks": { query: { status?: string; limit?: number; cursor?: string; }; response: Page_WebhookEventView };
   "GET /api/asyncapi.json": { response: Record<string, unknown> };

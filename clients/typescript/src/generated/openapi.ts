@@ -122,6 +122,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/mail-failures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Emails that failed (admins), newest first: digests whose recipient the relay refused for
+         *     good (`bounced`; the address is marked undeliverable and gets no more email) and digests
+         *     failing now (`failing`: temporary failures, retried with growing pauses; one still failing
+         *     after its last attempt is also in `GET /api/admin/failed-jobs`, where it can be retried).
+         */
+        get: operations["listMailFailures"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/maintenance": {
         parameters: {
             query?: never;
@@ -198,6 +220,26 @@ export interface paths {
          *     `payout:completed` or `payout:failed`. Never two live payouts for one payment and kind.
          */
         post: operations["retryPayout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/push-failures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Pushes that failed for good or are being retried (admins), newest first. A failed push is
+         *     not retried by hand: a new notification pushes again.
+         */
+        get: operations["listPushFailures"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1578,6 +1620,30 @@ export interface components {
             email: string;
             password: string;
         };
+        /** @description An email that failed, for admins. */
+        MailFailure: {
+            /** Format: int32 */
+            attempts: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description The recipient's address (`null` when the account is gone). */
+            email?: string | null;
+            /**
+             * Format: uuid
+             * @description The digest.
+             */
+            id: string;
+            /** @description The relay's answer or the connection error of the last attempt. */
+            lastError?: string | null;
+            /**
+             * @description `bounced` (refused for good: the address is undeliverable) or `failing` (temporary
+             *     failures so far; retried).
+             * @example bounced
+             */
+            state: string;
+            /** Format: uuid */
+            userId: string;
+        };
         /** @description `POST /api/admin/maintenance`. */
         MaintenanceBody: {
             /** @description 1..2000 characters. */
@@ -1892,6 +1958,34 @@ export interface components {
             nextCursor: string | null;
         };
         /** @description A page of a list: `{ items, nextCursor }`. */
+        Page_MailFailure: {
+            items: {
+                /** Format: int32 */
+                attempts: number;
+                /** Format: date-time */
+                createdAt: string;
+                /** @description The recipient's address (`null` when the account is gone). */
+                email: string | null;
+                /**
+                 * Format: uuid
+                 * @description The digest.
+                 */
+                id: string;
+                /** @description The relay's answer or the connection error of the last attempt. */
+                lastError: string | null;
+                /**
+                 * @description `bounced` (refused for good: the address is undeliverable) or `failing` (temporary
+                 *     failures so far; retried).
+                 * @example bounced
+                 */
+                state: string;
+                /** Format: uuid */
+                userId: string;
+            }[];
+            /** @description Opaque; pass it back as `?cursor=` for the next page. `null` on the last page. */
+            nextCursor: string | null;
+        };
+        /** @description A page of a list: `{ items, nextCursor }`. */
         Page_Message: {
             items: {
                 /**
@@ -2033,6 +2127,48 @@ export interface components {
                 title: string;
                 /** Format: date-time */
                 updatedAt: string;
+            }[];
+            /** @description Opaque; pass it back as `?cursor=` for the next page. `null` on the last page. */
+            nextCursor: string | null;
+        };
+        /** @description A page of a list: `{ items, nextCursor }`. */
+        Page_PushFailure: {
+            items: {
+                /** Format: int32 */
+                attempts: number;
+                /**
+                 * @description The push service, e.g. `https://fcm.googleapis.com` (the rest of the endpoint is the
+                 *     subscription's secret and is not shown).
+                 */
+                endpointOrigin: string;
+                /**
+                 * Format: uuid
+                 * @description The delivery (one notification to one subscription).
+                 */
+                id: string;
+                /** @description The push service's answer or the network error of the last attempt. */
+                lastError: string | null;
+                /**
+                 * Format: date-time
+                 * @description When the next attempt is due (`retrying` only).
+                 */
+                nextAttemptAt: string | null;
+                /** Format: uuid */
+                notificationId: string;
+                /**
+                 * @description `failed` or `retrying`.
+                 * @example failed
+                 */
+                state: string;
+                /** Format: uuid */
+                subscriptionId: string;
+                /** Format: date-time */
+                updatedAt: string;
+                /**
+                 * Format: uuid
+                 * @description Whose subscription.
+                 */
+                userId: string;
             }[];
             /** @description Opaque; pass it back as `?cursor=` for the next page. `null` on the last page. */
             nextCursor: string | null;
@@ -2196,6 +2332,47 @@ export interface components {
             title: string;
             /** Format: date-time */
             updatedAt: string;
+        };
+        /**
+         * @description A push that failed for good (`failed`: refused by the push service, or still failing after
+         *     its retries) or is failing now (`retrying`), for admins.
+         */
+        PushFailure: {
+            /** Format: int32 */
+            attempts: number;
+            /**
+             * @description The push service, e.g. `https://fcm.googleapis.com` (the rest of the endpoint is the
+             *     subscription's secret and is not shown).
+             */
+            endpointOrigin: string;
+            /**
+             * Format: uuid
+             * @description The delivery (one notification to one subscription).
+             */
+            id: string;
+            /** @description The push service's answer or the network error of the last attempt. */
+            lastError?: string | null;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due (`retrying` only).
+             */
+            nextAttemptAt?: string | null;
+            /** Format: uuid */
+            notificationId: string;
+            /**
+             * @description `failed` or `retrying`.
+             * @example failed
+             */
+            state: string;
+            /** Format: uuid */
+            subscriptionId: string;
+            /** Format: date-time */
+            updatedAt: string;
+            /**
+             * Format: uuid
+             * @description Whose subscription.
+             */
+            userId: string;
         };
         /** @description One of the caller's push subscriptions (the keys are never sent back). */
         PushSubscription: {
@@ -2848,6 +3025,67 @@ export interface operations {
             };
         };
     };
+    listMailFailures: {
+        parameters: {
+            query?: {
+                /** @description The `nextCursor` of the previous page. */
+                cursor?: string;
+                /** @description Items per page: 1 to 100, default 20 (larger values are cut to 100). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_MailFailure"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description bad `limit` or `cursor` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `database_unavailable`: the database does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     announceMaintenance: {
         parameters: {
             query?: never;
@@ -3148,6 +3386,67 @@ export interface operations {
                 };
             };
             /** @description `database_unavailable` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listPushFailures: {
+        parameters: {
+            query?: {
+                /** @description The `nextCursor` of the previous page. */
+                cursor?: string;
+                /** @description Items per page: 1 to 100, default 20 (larger values are cut to 100). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_PushFailure"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description bad `limit` or `cursor` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `database_unavailable`: the database does not answer */
             503: {
                 headers: {
                     [name: string]: unknown;

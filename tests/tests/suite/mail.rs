@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use marketplace_tests::smtp::{SinkScript, SmtpSink, part};
+use marketplace_tests::smtp::{SinkScript, SinkTls, SmtpSink, part};
 use marketplace_tests::{TestApp, TestUser, eventually};
 use serde_json::{Value, json};
 
@@ -389,21 +389,7 @@ async fn a_permanent_refusal_marks_the_address_undeliverable_and_nothing_more_is
     })
     .await;
     let app = app_with(&sink).await;
-    let body = app
-        .post(
-            "/api/auth/register",
-            None,
-            json!({ "email": rejected, "password": "correct-horse-1", "name": "Gone", "role": "buyer" }),
-        )
-        .await
-        .expect(201);
-    let buyer = TestUser {
-        id: body["user"]["id"].as_str().unwrap().to_owned(),
-        token: body["token"].as_str().unwrap().to_owned(),
-        email: rejected.clone(),
-        password: "correct-horse-1".into(),
-        role: "buyer".into(),
-    };
+    let buyer = app.register_as(&rejected, "buyer").await;
     let request_id = app.create_request(&buyer).await;
     let seller = app.seller().await;
     app.make_offer(&seller, &request_id, "100.00").await;
@@ -425,6 +411,27 @@ async fn a_permanent_refusal_marks_the_address_undeliverable_and_nothing_more_is
         "never tried again: {events:?}"
     );
     assert!(sink.messages().is_empty());
+
+    // Admins see the refused address.
+    let admin = app.admin().await;
+    let page = app
+        .get("/api/admin/mail-failures", Some(&admin.token))
+        .await
+        .expect(200);
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(items[0]["state"], "bounced");
+    assert_eq!(items[0]["email"], rejected.as_str());
+    assert_eq!(items[0]["userId"], buyer.id.as_str());
+    assert!(
+        items[0]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("550")),
+        "{page}"
+    );
+    app.get("/api/admin/mail-failures", Some(&buyer.token))
+        .await
+        .expect(403);
 }
 
 #[tokio::test]
@@ -536,4 +543,94 @@ async fn a_user_connected_on_another_node_is_not_mailed() {
         "{text}"
     );
     cluster.stop().await;
+}
+
+/// A relay that speaks TLS (`tls`), requires AUTH, and whose certificate a private CA signed
+/// (trusted through `SMTP_TLS_CA_FILE` when `trust` is set).
+async fn tls_relay(tls: SinkTls) -> SmtpSink {
+    SmtpSink::start(SinkScript {
+        tls: Some(tls),
+        auth: Some(("mailer".into(), "s3cret pass".into())),
+        ..Default::default()
+    })
+    .await
+}
+
+async fn app_over_tls(sink: &SmtpSink, url: String, trust: bool) -> TestApp {
+    let ca = sink.ca_file().display().to_string();
+    TestApp::spawn_with(|env| {
+        mail_env(env, sink);
+        env.insert("SMTP_URL".into(), url);
+        if trust {
+            env.insert("SMTP_TLS_CA_FILE".into(), ca);
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_digest_goes_out_over_starttls_with_auth() {
+    let sink = tls_relay(SinkTls::StartTls).await;
+    let url = format!(
+        "smtp://mailer:s3cret%20pass@localhost:{}?tls=required",
+        sink.port
+    );
+    let app = app_over_tls(&sink, url, true).await;
+    let offered = app.offered_request("100.00").await;
+
+    let email = first_email(&sink, &offered.buyer).await;
+    assert_eq!(email["tls"], true, "sent after STARTTLS");
+    assert_eq!(email["login"], "mailer", "authenticated over TLS");
+    assert!(part(&email, "text/plain").is_some());
+}
+
+#[tokio::test]
+async fn a_digest_goes_out_over_implicit_tls_with_auth() {
+    let sink = tls_relay(SinkTls::Implicit).await;
+    let url = format!("smtps://mailer:s3cret%20pass@localhost:{}", sink.port);
+    let app = app_over_tls(&sink, url, true).await;
+    let offered = app.offered_request("100.00").await;
+
+    let email = first_email(&sink, &offered.buyer).await;
+    assert_eq!(email["tls"], true);
+    assert_eq!(email["login"], "mailer");
+}
+
+#[tokio::test]
+async fn a_relay_whose_certificate_is_not_trusted_gets_nothing_and_the_digest_waits() {
+    let sink = tls_relay(SinkTls::StartTls).await;
+    let url = format!(
+        "smtp://mailer:s3cret%20pass@localhost:{}?tls=required",
+        sink.port
+    );
+    // No SMTP_TLS_CA_FILE: the private CA is not trusted, so no credentials and no message
+    // may cross; the failure is temporary (the operator can mend the configuration).
+    let app = app_over_tls(&sink, url, false).await;
+    let offered = app.offered_request("100.00").await;
+
+    let admin = app.admin().await;
+    let failing = eventually(Duration::from_secs(20), || async {
+        let page = app
+            .get("/api/admin/mail-failures", Some(&admin.token))
+            .await
+            .expect(200);
+        page["items"].as_array().unwrap().first().cloned()
+    })
+    .await
+    .expect("the failing digest is listed for admins");
+    assert_eq!(failing["state"], "failing");
+    assert_eq!(failing["email"], offered.buyer.email.as_str());
+    let events = sink.events();
+    assert!(
+        !events
+            .iter()
+            .any(|e| e == "auth" || e == "rcpt" || e == "accepted"),
+        "nothing crossed an untrusted connection: {events:?}"
+    );
+    assert!(sink.messages().is_empty());
+    assert_eq!(
+        settings(&app, &offered.buyer).await["emailUndeliverable"],
+        false,
+        "a TLS failure is not the recipient's"
+    );
 }

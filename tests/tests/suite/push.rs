@@ -278,6 +278,52 @@ async fn a_503_with_retry_after_is_retried_and_delivered_once() {
 }
 
 #[tokio::test]
+async fn a_push_refused_for_good_is_not_retried_and_admins_see_it() {
+    let service = PushService::start().await;
+    let app = TestApp::spawn_with(push_env).await;
+    let open = app.open_request().await;
+    let buyer = open.buyer.clone();
+    let sub = subscribed(&app, &service, &buyer).await;
+    service.refuse_next(&sub, 5);
+
+    app.offer_on(open, "65.00").await;
+    let admin = app.admin().await;
+    let failure = eventually(Duration::from_secs(15), || async {
+        let page = app
+            .get("/api/admin/push-failures", Some(&admin.token))
+            .await
+            .expect(200);
+        page["items"].as_array().unwrap().first().cloned()
+    })
+    .await
+    .expect("the failed push is listed for admins");
+    assert_eq!(failure["state"], "failed");
+    assert_eq!(failure["userId"], buyer.id.as_str());
+    assert_eq!(failure["attempts"], 1);
+    assert!(
+        failure["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("400")),
+        "{failure}"
+    );
+    let origin = failure["endpointOrigin"].as_str().unwrap();
+    assert!(
+        sub.endpoint.starts_with(origin)
+            && !origin.ends_with('/')
+            && origin.len() < sub.endpoint.len(),
+        "only the origin of {} is shown: {origin}",
+        sub.endpoint
+    );
+    quiet(&app).await;
+    assert_eq!(service.seen(&sub).len(), 1, "a 400 is not retried");
+    assert!(pushes_total(&app, "failed").await >= 1.0);
+    // Admins only.
+    app.get("/api/admin/push-failures", Some(&buyer.token))
+        .await
+        .expect(403);
+}
+
+#[tokio::test]
 async fn endpoints_that_reach_private_addresses_are_refused_and_nothing_is_sent() {
     let service = PushService::start().await;
     let app = TestApp::spawn_with(|env| {

@@ -138,3 +138,64 @@ async fn the_console_page_and_its_assets_come_from_the_binary_with_a_strict_poli
         "vendored client version"
     );
 }
+
+#[tokio::test]
+async fn an_admin_sees_mail_and_push_failures_in_the_console() {
+    use marketplace_tests::smtp::{SinkScript, SmtpSink};
+    use marketplace_tests::webpush::PushService;
+
+    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing");
+    ensure_packages(&["playwright-core"]).await;
+    let bounced = format!("gone-{}@test.local", uuid::Uuid::now_v7().simple());
+    let sink = SmtpSink::start(SinkScript {
+        reject: vec![bounced.clone()],
+        ..Default::default()
+    })
+    .await;
+    let service = PushService::start().await;
+    let app = TestApp::spawn_with(|env| {
+        env.insert("SMTP_URL".into(), sink.url());
+        env.insert(
+            "MAIL_FROM".into(),
+            "Marketplace <no-reply@marketplace.test>".into(),
+        );
+        env.insert("EMAIL_DIGEST_DELAY_SECS".into(), "1".into());
+        env.insert("TIMER_LEASE_SECS".into(), "2".into());
+        env.insert("PUSH_ALLOW_HTTP_ENDPOINTS".into(), "true".into());
+    })
+    .await;
+    // A buyer whose address the relay refuses for good, with a browser whose push service
+    // refuses the push: one offer fails both ways.
+    let buyer = app.register_as(&bounced, "buyer").await;
+    let key = app.get("/api/push/public-key", None).await.expect(200);
+    let sub = service
+        .subscribe(key["publicKey"].as_str().expect("publicKey"))
+        .await;
+    app.post("/api/push/subscriptions", Some(&buyer.token), sub.body())
+        .await
+        .expect(201);
+    service.refuse_next(&sub, 5);
+    let request_id = app.create_request(&buyer).await;
+    let seller = app.seller().await;
+    app.make_offer(&seller, &request_id, "100.00").await;
+
+    let origin = sub
+        .endpoint
+        .split('/')
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("/");
+    node_test(
+        "browser/delivery-failures.test.mjs",
+        &[
+            ("BASE_URL", app.base.as_str()),
+            ("ADMIN_EMAIL", ADMIN_EMAIL),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("BOUNCED_EMAIL", bounced.as_str()),
+            ("PUSH_USER_ID", buyer.id.as_str()),
+            ("PUSH_ORIGIN", origin.as_str()),
+        ],
+        1,
+    )
+    .await;
+}
