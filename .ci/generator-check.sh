@@ -2,7 +2,7 @@
 # CI: the module generator end to end, in a scratch copy of this tree (committed or not):
 # `cargo xtask new-module wishlists`, then the workspace builds, the generated code passes
 # rustfmt and clippy, the new module's own test passes, its routes are in the OpenAPI
-# document, and a second run with the same name is refused. Runs alone:
+# document with operationIds of their own, and a second run with the same name is refused. Runs alone:
 # `.ci/generator-check.sh` (a few minutes: the copy shares this tree's target directory, so
 # only the crates the generator touched are compiled again).
 set -euo pipefail
@@ -59,4 +59,8 @@ for route in "\"/api/$path\"" "\"/api/$path/{id}\""; do
     exit 1
   fi
 done
+# Every operationId stays unique (client generators name functions after them).
+if ! python3 -c 'import json,sys,collections; d=json.load(sys.stdin); ids=[op.get("operationId") for p in d["paths"].values() for op in p.values() if isinstance(op, dict) and "responses" in op]; dup=[i for i,n in collections.Counter(ids).items() if n>1 or i is None]; sys.exit(f"operationIds not unique: {dup}" if dup else 0)' <<<"$doc"; then
+  exit 1
+fi
 echo "generator check passed"

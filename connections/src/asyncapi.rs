@@ -343,7 +343,9 @@ pub fn document() -> Value {
                  Durable events carry a second argument `{{ id, at }}`. Reconnecting with `auth.lastEventId` first \
                  replays, in order, the durable events after it whose rooms the user may be in now (at most {REPLAY_LIMIT}; \
                  then `events:replay-truncated` `{{ lastEventId }}`: continue with `GET /api/events?after=`), then live ones, \
-                 with no gap and no duplicate. A socket in several rooms of one emit receives it once.\n\n\
+                 with no gap and no duplicate. A client that has handled no event yet connects with the id of \
+                 `GET /api/events/head` (`{{ id }}`, the newest in the log) as `lastEventId`, so nothing committed after \
+                 that answer is missed. A socket in several rooms of one emit receives it once.\n\n\
                  Acks: `{{ ok: true, ... }}` or `{{ ok: false, error }}` with `error` one of `forbidden`, `not_found`, \
                  `bad_request`, `rate_limited` (`chat:send`, typing), `internal`; someone else's request or chat is `not_found`.\n\n\
                  A socket lives no longer than its token: when the token expires the server disconnects it (the client \

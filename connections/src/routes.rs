@@ -21,6 +21,7 @@ use crate::replay::Viewer;
 pub(crate) fn router(gw: Arc<Gateway>) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(events))
+        .routes(routes!(events_head))
         .routes(routes!(user_presence))
         .routes(routes!(asyncapi))
         .layer(Extension(gw))
@@ -55,7 +56,7 @@ pub struct EventItem {
 /// Durable events after a position that the caller may see now: the same rule as the replay
 /// of a reconnecting socket (the rooms of each event, evaluated for the caller). `nextCursor`
 /// is the id to pass as `after` next; `null` when the log was read to its end.
-#[utoipa::path(get, path = "/api/events", tag = "events", params(EventsParams), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/events", operation_id = "listEvents", tag = "events", params(EventsParams), security(("bearer" = [])),
     responses(
         (status = 200, body = Page<EventItem>),
         (status = 401, body = Problem),
@@ -101,6 +102,29 @@ async fn events(
     Ok(axum::Json(Page { items, next_cursor }))
 }
 
+/// `{ id }`: where a client without a `lastEventId` starts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventsHead {
+    /// The newest event id in the log (0 when it is empty), visible to the caller or not.
+    pub id: i64,
+}
+
+/// The newest event id in the log. A client that has handled no event yet connects with
+/// this as `auth.lastEventId`, so every event committed after this answer reaches it (by
+/// replay or live), however long its socket takes to connect.
+#[utoipa::path(get, path = "/api/events/head", operation_id = "getEventsHead", tag = "events", security(("bearer" = [])),
+    responses(
+        (status = 200, body = EventsHead),
+        (status = 401, body = Problem),
+    ))]
+async fn events_head(
+    Extension(gw): Extension<Arc<Gateway>>,
+    _caller: AuthUser,
+) -> Result<axum::Json<EventsHead>> {
+    let id = gw.state.bus.latest_id().await?;
+    Ok(axum::Json(EventsHead { id }))
+}
+
 /// `{ userId, online, lastSeenAt }`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -115,7 +139,7 @@ pub struct PresenceView {
 /// Whether a user is connected, and when they were last seen. Visible to the user
 /// themself, to users who share a chat with them, and to admins; for anyone else the user
 /// does not exist (404, the same answer as an unknown id).
-#[utoipa::path(get, path = "/api/users/{id}/presence", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/users/{id}/presence", operation_id = "getUserPresence", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the user's id")),
     responses(
         (status = 200, body = PresenceView),
@@ -151,7 +175,7 @@ async fn user_presence(
 }
 
 /// The AsyncAPI document of the Socket.IO events, generated from the routing table.
-#[utoipa::path(get, path = "/api/asyncapi.json", tag = "ops", responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/api/asyncapi.json", operation_id = "getAsyncApiDocument", tag = "ops", responses((status = 200, body = Object)))]
 async fn asyncapi() -> axum::Json<serde_json::Value> {
     axum::Json(crate::asyncapi::document())
 }

@@ -33,7 +33,7 @@ struct Health {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", operation_id = "checkHealth", tag = "ops", responses((status = 200, body = Health)))]
 async fn healthz() -> axum::Json<Health> {
     axum::Json(Health { status: "ok" })
 }
@@ -41,7 +41,7 @@ async fn healthz() -> axum::Json<Health> {
 /// The database answers, and in a cluster Redis too. 503 names the dependency that is down:
 /// `database_unavailable`, or `redis_unavailable` (then REST and durable events still work on
 /// this node; typing and presence are paused until Redis is back).
-#[utoipa::path(get, path = "/readyz", tag = "ops",
+#[utoipa::path(get, path = "/readyz", operation_id = "checkReadiness", tag = "ops",
     responses((status = 200, body = Health), (status = 503, body = kernel::error::Problem)))]
 async fn readyz(
     State(db): State<DatabaseConnection>,

@@ -540,7 +540,7 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<kernel::AppState> {
 
 /// The TypeScript types of this API (REST shapes, `Endpoints`, and the Socket.IO
 /// `ServerToClientEvents` / `ClientToServerEvents`), the same text as `marketplace typescript`.
-#[utoipa::path(get, path = "/api/types.ts", tag = "docs",
+#[utoipa::path(get, path = "/api/types.ts", operation_id = "getTypeScriptTypes", tag = "docs",
     responses((status = 200, description = "A TypeScript module", content_type = "application/typescript", body = String)))]
 async fn types_ts(
     axum::Extension(TypesTs(text)): axum::Extension<TypesTs>,

@@ -29,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Dead letters: events a subscriber still failed on after its retries, newest first. Open
 /// ones are retried automatically. Admins only.
-#[utoipa::path(get, path = "/api/admin/dead-letters", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/admin/dead-letters", operation_id = "listDeadLetters", tag = "admin", security(("bearer" = [])),
     params(DeadLetterListParams),
     responses(
         (status = 200, body = Page<DeadLetter>),
@@ -49,7 +49,7 @@ async fn list_dead_letters(
 
 /// Retry an open dead letter now (on the node holding its subscriber) and answer with the
 /// outcome. Admins only.
-#[utoipa::path(post, path = "/api/admin/dead-letters/{id}/retry", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/admin/dead-letters/{id}/retry", operation_id = "retryDeadLetter", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the dead letter")),
     responses(
         (status = 200, body = DeadLetterRetry),
@@ -70,7 +70,7 @@ async fn retry_dead_letter(
 
 /// Delayed jobs (durable timers: email digests, ...) that still failed after their last
 /// attempt, oldest failure first, at most 100. Admins only.
-#[utoipa::path(get, path = "/api/admin/failed-jobs", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/admin/failed-jobs", operation_id = "listFailedJobs", tag = "admin", security(("bearer" = [])),
     responses(
         (status = 200, body = FailedJobs),
         (status = 401, body = Problem),
@@ -85,7 +85,7 @@ async fn list_failed_jobs(
 
 /// Makes a failed job due now, with fresh attempts (it runs within a second on some node).
 /// Admins only.
-#[utoipa::path(post, path = "/api/admin/failed-jobs/{id}/retry", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/admin/failed-jobs/{id}/retry", operation_id = "retryFailedJob", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the failed job")),
     responses(
         (status = 204, description = "due now"),
@@ -103,7 +103,7 @@ async fn retry_failed_job(
 }
 
 /// Tell every connected client something (`system:announcement`). Admins only.
-#[utoipa::path(post, path = "/api/admin/announcements", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/admin/announcements", operation_id = "publishAnnouncement", tag = "admin", security(("bearer" = [])),
     request_body = AnnouncementBody,
     responses((status = 202, description = "published"), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn announce(
@@ -116,7 +116,7 @@ async fn announce(
 }
 
 /// Announce maintenance to every connected client (`system:maintenance`). Admins only.
-#[utoipa::path(post, path = "/api/admin/maintenance", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/admin/maintenance", operation_id = "announceMaintenance", tag = "admin", security(("bearer" = [])),
     request_body = MaintenanceBody,
     responses((status = 202, description = "published"), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn maintenance(

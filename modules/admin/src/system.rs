@@ -62,7 +62,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The live server processes with their connected sockets (admins). Each node writes a
 /// heartbeat every 5 s; one silent for 15 s (stopped or dead) is left out. Works with one
 /// process or a cluster alike.
-#[utoipa::path(get, path = "/api/admin/nodes", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/admin/nodes", operation_id = "listNodes", tag = "admin", security(("bearer" = [])),
     responses(
         (status = 200, body = NodesView),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -99,7 +99,7 @@ async fn nodes(
 /// How far each bus subscriber is behind the newest event (admins): `lag` = newest event id
 /// minus the subscriber's cursor. A lag that keeps growing means a subscriber is stuck or
 /// too slow.
-#[utoipa::path(get, path = "/api/admin/subscribers", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/admin/subscribers", operation_id = "listSubscribers", tag = "admin", security(("bearer" = [])),
     responses(
         (status = 200, body = SubscribersView),
         (status = 401, body = Problem, content_type = "application/problem+json"),

@@ -26,7 +26,7 @@ pub fn router(hasher: Arc<Hasher>) -> OpenApiRouter<AppState> {
 }
 
 /// Create a buyer or seller account.
-#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterBody,
+#[utoipa::path(post, path = "/api/auth/register", operation_id = "registerUser", tag = "auth", request_body = RegisterBody,
     responses(
         (status = 201, body = AuthResponse),
         (status = 400, body = Problem, description = "malformed JSON"),
@@ -48,7 +48,7 @@ async fn register(
 }
 
 /// Exchange email and password for a token. Unknown email and wrong password answer alike.
-#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody,
+#[utoipa::path(post, path = "/api/auth/login", operation_id = "logIn", tag = "auth", request_body = LoginBody,
     responses(
         (status = 200, body = AuthResponse),
         (status = 401, body = Problem),
@@ -82,7 +82,7 @@ async fn login(
 }
 
 /// The caller's profile.
-#[utoipa::path(get, path = "/api/users/me", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/users/me", operation_id = "getMe", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = User), (status = 401, body = Problem)))]
 async fn me(State(db): State<DatabaseConnection>, caller: AuthUser) -> Result<axum::Json<User>> {
     Ok(axum::Json(service::me(&db, caller).await?))
@@ -90,7 +90,7 @@ async fn me(State(db): State<DatabaseConnection>, caller: AuthUser) -> Result<ax
 
 /// Change the caller's name or payout address (`null` clears it; a seller's address, which
 /// release payouts go to, can be changed but not removed: 422 `payout_address_required`).
-#[utoipa::path(patch, path = "/api/users/me", tag = "auth", security(("bearer" = [])), request_body = UpdateMeBody,
+#[utoipa::path(patch, path = "/api/users/me", operation_id = "updateMe", tag = "auth", security(("bearer" = [])), request_body = UpdateMeBody,
     responses((status = 200, body = User), (status = 401, body = Problem), (status = 422, body = Problem)))]
 async fn update_me(
     State(db): State<DatabaseConnection>,

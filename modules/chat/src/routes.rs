@@ -27,7 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The caller's chats, newest activity first (last message, or opening before any message),
 /// each with the caller's `unreadCount`. Admins see their own chats here too.
-#[utoipa::path(get, path = "/api/chats", tag = "chat", security(("bearer" = [])), params(PageParams),
+#[utoipa::path(get, path = "/api/chats", operation_id = "listChats", tag = "chat", security(("bearer" = [])), params(PageParams),
     responses(
         (status = 200, body = Page<Chat>),
         (status = 401, body = Problem),
@@ -42,7 +42,7 @@ async fn list_chats(
 }
 
 /// One chat: for its buyer and seller, and admins; anyone else gets 404.
-#[utoipa::path(get, path = "/api/chats/{id}", tag = "chat", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/chats/{id}", operation_id = "getChat", tag = "chat", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "chat id")),
     responses((status = 200, body = Chat), (status = 401, body = Problem), (status = 404, body = Problem)))]
 async fn get_chat(
@@ -55,7 +55,7 @@ async fn get_chat(
 
 /// The chat's messages, newest first. Pages follow message ids, so messages that arrive
 /// while paging neither repeat nor push anything off a page.
-#[utoipa::path(get, path = "/api/chats/{id}/messages", tag = "chat", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/chats/{id}/messages", operation_id = "listChatMessages", tag = "chat", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "chat id"), PageParams),
     responses(
         (status = 200, body = Page<Message>),
@@ -78,7 +78,7 @@ async fn list_messages(
 /// Post a message (participants only): text, files (`attachmentIds`: at most 10 of the
 /// sender's own unattached uploads, see `POST /api/uploads`), or both. Emits
 /// `chat:new-message`.
-#[utoipa::path(post, path = "/api/chats/{id}/messages", tag = "chat", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/chats/{id}/messages", operation_id = "sendChatMessage", tag = "chat", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "chat id")), request_body = SendMessageBody,
     responses(
         (status = 201, body = Message),
@@ -105,7 +105,7 @@ async fn send_message(
 
 /// Mark the chat read up to `messageId` (participants only); the marker never moves back.
 /// Emits `chat:message-read`.
-#[utoipa::path(post, path = "/api/chats/{id}/read", tag = "chat", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/chats/{id}/read", operation_id = "markChatRead", tag = "chat", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "chat id")), request_body = MarkReadBody,
     responses(
         (status = 204, description = "marked"),
@@ -127,7 +127,7 @@ async fn mark_read(
 
 /// React to a message with one emoji (participants). Idempotent: reacting again changes
 /// nothing. Emits `chat:reaction-added` when the reaction is new.
-#[utoipa::path(put, path = "/api/chats/{chatId}/messages/{messageId}/reactions/{emoji}", tag = "chat",
+#[utoipa::path(put, path = "/api/chats/{chatId}/messages/{messageId}/reactions/{emoji}", operation_id = "addReaction", tag = "chat",
     security(("bearer" = [])),
     params(
         ("chatId" = Uuid, Path, description = "chat id"),
@@ -154,7 +154,7 @@ async fn add_reaction(
 
 /// Take back one's reaction (participants). Idempotent: without such a reaction nothing
 /// changes. Emits `chat:reaction-removed` when one was removed.
-#[utoipa::path(delete, path = "/api/chats/{chatId}/messages/{messageId}/reactions/{emoji}", tag = "chat",
+#[utoipa::path(delete, path = "/api/chats/{chatId}/messages/{messageId}/reactions/{emoji}", operation_id = "removeReaction", tag = "chat",
     security(("bearer" = [])),
     params(
         ("chatId" = Uuid, Path, description = "chat id"),

@@ -27,7 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Open a dispute on a paid request (its buyer or its accepted seller); the request becomes
 /// `disputed`.
-#[utoipa::path(post, path = "/api/requests/{id}/disputes", tag = "disputes", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/requests/{id}/disputes", operation_id = "openDispute", tag = "disputes", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the request")), request_body = OpenDisputeBody,
     responses(
         (status = 201, body = Dispute),
@@ -49,7 +49,7 @@ async fn open_dispute(
 }
 
 /// Disputes: admins see all (filter `?status=open|resolved`), others those of their requests.
-#[utoipa::path(get, path = "/api/disputes", tag = "disputes", security(("bearer" = [])), params(DisputeListParams),
+#[utoipa::path(get, path = "/api/disputes", operation_id = "listDisputes", tag = "disputes", security(("bearer" = [])), params(DisputeListParams),
     responses((status = 200, body = Page<Dispute>), (status = 401, body = Problem), (status = 422, body = Problem)))]
 async fn list_disputes(
     State(db): State<DatabaseConnection>,
@@ -60,7 +60,7 @@ async fn list_disputes(
 }
 
 /// A dispute with its evidence (its buyer, its seller, admins).
-#[utoipa::path(get, path = "/api/disputes/{id}", tag = "disputes", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/disputes/{id}", operation_id = "getDispute", tag = "disputes", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = DisputeDetail), (status = 404, body = Problem)))]
 async fn get_dispute(
@@ -74,7 +74,7 @@ async fn get_dispute(
 
 /// Add evidence to an open dispute (its buyer, its seller, an admin), optionally with files
 /// (`attachmentIds`) that are then kept unchanged while the dispute exists.
-#[utoipa::path(post, path = "/api/disputes/{id}/evidence", tag = "disputes", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/disputes/{id}/evidence", operation_id = "addEvidence", tag = "disputes", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = EvidenceBody,
     responses(
         (status = 201, body = Evidence),
@@ -98,7 +98,7 @@ async fn add_evidence(
 /// Resolve an open dispute (admins): `release_to_seller` completes the request and starts the
 /// seller's payout; `refund_buyer` refunds it to the buyer's payoutAddress. All in one
 /// transaction.
-#[utoipa::path(post, path = "/api/disputes/{id}/resolve", tag = "disputes", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/disputes/{id}/resolve", operation_id = "resolveDispute", tag = "disputes", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = ResolveBody,
     responses(
         (status = 200, body = Dispute),

@@ -56,7 +56,7 @@ pub struct UploadForm {
 /// to a chat message or dispute evidence (`attachmentIds`), and is deleted after 24 h if it
 /// never is. Images are stored re-encoded (metadata such as EXIF with GPS removed,
 /// orientation applied) with a thumbnail; PDFs as sent.
-#[utoipa::path(post, path = "/api/uploads", tag = "files", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/uploads", operation_id = "uploadFile", tag = "files", security(("bearer" = [])),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, body = Attachment),
@@ -81,7 +81,7 @@ async fn upload_file(
 /// An attachment with fresh links (valid 10 minutes): for its uploader; once attached, for
 /// the two participants of its chat, or the buyer and accepted seller of its dispute, and for
 /// admins. 404 for anyone else.
-#[utoipa::path(get, path = "/api/attachments/{id}", tag = "files", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/attachments/{id}", operation_id = "getAttachment", tag = "files", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "attachment id")),
     responses((status = 200, body = Attachment), (status = 404, body = Problem)))]
 async fn get_attachment(
@@ -94,7 +94,7 @@ async fn get_attachment(
 
 /// Delete an upload (its uploader). Dispute evidence is kept unchanged while its dispute
 /// exists: 409 `evidence_locked`.
-#[utoipa::path(delete, path = "/api/attachments/{id}", tag = "files", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/attachments/{id}", operation_id = "deleteAttachment", tag = "files", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "attachment id")),
     responses(
         (status = 204, description = "deleted"),
@@ -128,7 +128,7 @@ pub struct ContentParams {
 /// with the stored type, `Content-Disposition` (`inline` for images, else `attachment`),
 /// `X-Content-Type-Options: nosniff` and `Content-Security-Policy: sandbox`. An expired or
 /// altered link → 403.
-#[utoipa::path(get, path = "/api/attachments/{id}/content", tag = "files",
+#[utoipa::path(get, path = "/api/attachments/{id}/content", operation_id = "getAttachmentContent", tag = "files",
     params(("id" = Uuid, Path, description = "attachment id"), ContentParams),
     responses(
         (status = 200, description = "the file", content_type = "application/octet-stream", body = FileBytes),

@@ -46,7 +46,7 @@ fn verified(signer: &Signer, token: &str) -> Result<Uuid> {
 
 /// A page with one button that unsubscribes (a `GET` alone never does: mail scanners follow
 /// links).
-#[utoipa::path(get, path = "/api/email/unsubscribe", tag = "email",
+#[utoipa::path(get, path = "/api/email/unsubscribe", operation_id = "showUnsubscribePage", tag = "email",
     params(TokenParam),
     responses(
         (status = 200, content_type = "text/html", body = String, description = "a page whose button makes the one-click `POST`"),
@@ -77,7 +77,7 @@ async fn page(
 
 /// One-click unsubscribe (RFC 8058): turns email off for the user the token names.
 /// Idempotent. The body must be the form `List-Unsubscribe=One-Click`.
-#[utoipa::path(post, path = "/api/email/unsubscribe", tag = "email",
+#[utoipa::path(post, path = "/api/email/unsubscribe", operation_id = "unsubscribeFromEmail", tag = "email",
     params(TokenParam),
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`List-Unsubscribe=One-Click`"),
     responses(
@@ -118,7 +118,7 @@ async fn unsubscribe(
 /// good (`bounced`; the address is marked undeliverable and gets no more email) and digests
 /// failing now (`failing`: temporary failures, retried with growing pauses; one still failing
 /// after its last attempt is also in `GET /api/admin/failed-jobs`, where it can be retried).
-#[utoipa::path(get, path = "/api/admin/mail-failures", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/admin/mail-failures", operation_id = "listMailFailures", tag = "admin", security(("bearer" = [])),
     params(PageParams),
     responses(
         (status = 200, body = Page<MailFailure>),

@@ -26,7 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The caller's notifications, newest first; `?unread=true` for the unread ones only.
-#[utoipa::path(get, path = "/api/notifications", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/notifications", operation_id = "listNotifications", tag = "notifications", security(("bearer" = [])),
     params(ListFilter, PageParams),
     responses(
         (status = 200, body = Page<Notification>),
@@ -45,7 +45,7 @@ async fn list(
 }
 
 /// How many of the caller's notifications are unread.
-#[utoipa::path(get, path = "/api/notifications/unread-count", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/notifications/unread-count", operation_id = "countUnreadNotifications", tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = UnreadCount), (status = 401, body = Problem)))]
 async fn unread_count(
     State(db): State<DatabaseConnection>,
@@ -57,7 +57,7 @@ async fn unread_count(
 }
 
 /// Mark one notification read (idempotent). Emits `notification:read` when it changes.
-#[utoipa::path(post, path = "/api/notifications/{id}/read", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/notifications/{id}/read", operation_id = "markNotificationRead", tag = "notifications", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "notification id")),
     responses((status = 200, body = Notification), (status = 401, body = Problem), (status = 404, body = Problem)))]
 async fn mark_read(
@@ -69,7 +69,7 @@ async fn mark_read(
 }
 
 /// Mark every unread notification of the caller read. Emits `notification:read` for each.
-#[utoipa::path(post, path = "/api/notifications/read-all", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/notifications/read-all", operation_id = "markAllNotificationsRead", tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = ReadAllResult), (status = 401, body = Problem)))]
 async fn read_all(
     State(bus): State<EventBus>,
@@ -82,7 +82,7 @@ async fn read_all(
 
 /// How the caller is reached when not connected: email digests, web push, muted kinds.
 /// A caller who never changed them gets the defaults (`true`, `true`, `[]`, `false`).
-#[utoipa::path(get, path = "/api/users/me/notification-settings", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/users/me/notification-settings", operation_id = "getNotificationSettings", tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = NotificationSettings), (status = 401, body = Problem)))]
 async fn get_settings(
     State(db): State<DatabaseConnection>,
@@ -96,7 +96,7 @@ async fn get_settings(
 /// Change any of `email`, `push` and `mutedKinds` (which replaces the list); the answer is
 /// the settings as they are now. A kind that is not a notification kind is a 422 naming
 /// `mutedKinds`, and nothing changes.
-#[utoipa::path(patch, path = "/api/users/me/notification-settings", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/api/users/me/notification-settings", operation_id = "updateNotificationSettings", tag = "notifications", security(("bearer" = [])),
     request_body = UpdateSettingsBody,
     responses(
         (status = 200, body = NotificationSettings),

@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Make an offer on an open request (sellers with a payout address; one pending offer per
 /// seller and request). Opens the chat with the buyer; emits `request:offer-received`.
-#[utoipa::path(post, path = "/api/requests/{id}/offers", tag = "offers", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/requests/{id}/offers", operation_id = "createOffer", tag = "offers", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "request id")),
     request_body = CreateOfferBody,
     responses(
@@ -57,7 +57,7 @@ async fn create_offer(
 
 /// The offers on a request, newest first: all for its buyer and admins, its own for a
 /// seller.
-#[utoipa::path(get, path = "/api/requests/{id}/offers", tag = "offers", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/requests/{id}/offers", operation_id = "listOffers", tag = "offers", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "request id"), PageParams),
     responses(
         (status = 200, body = Page<SellerOffer>),
@@ -79,7 +79,7 @@ async fn list_offers(
 
 /// Add a message (and optionally a new price) to a pending offer's negotiation: the
 /// request's buyer or the offer's seller. Emits `offer:negotiation-update`.
-#[utoipa::path(post, path = "/api/offers/{id}/counter", tag = "offers", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/offers/{id}/counter", operation_id = "counterOffer", tag = "offers", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "offer id")),
     request_body = CounterBody,
     responses(
@@ -106,7 +106,7 @@ async fn counter_offer(
 
 /// The negotiation thread of an offer, oldest first: the opening message, then each counter.
 /// Visible to the request's buyer, the offer's seller and admins.
-#[utoipa::path(get, path = "/api/offers/{id}/messages", tag = "offers", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/offers/{id}/messages", operation_id = "listOfferMessages", tag = "offers", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "offer id"), PageParams),
     responses(
         (status = 200, body = Page<OfferMessage>),
@@ -129,7 +129,7 @@ async fn offer_messages(
 /// Accept a pending offer of an open request (the request's buyer). The others are
 /// rejected and the request becomes `accepted`. Emits `offer:accepted` and
 /// `request:status-updated`. Of two racing accepts on one request exactly one wins.
-#[utoipa::path(post, path = "/api/offers/{id}/accept", tag = "offers", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/offers/{id}/accept", operation_id = "acceptOffer", tag = "offers", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "offer id")),
     responses(
         (status = 200, body = SellerOffer),
@@ -148,7 +148,7 @@ async fn accept_offer(
 }
 
 /// Withdraw your pending offer (its seller).
-#[utoipa::path(post, path = "/api/offers/{id}/withdraw", tag = "offers", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/offers/{id}/withdraw", operation_id = "withdrawOffer", tag = "offers", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "offer id")),
     responses(
         (status = 200, body = SellerOffer),
@@ -167,7 +167,7 @@ async fn withdraw_offer(
 }
 
 /// Reject a pending offer (the request's buyer).
-#[utoipa::path(post, path = "/api/offers/{id}/reject", tag = "offers", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/offers/{id}/reject", operation_id = "rejectOffer", tag = "offers", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "offer id")),
     responses(
         (status = 200, body = SellerOffer),

@@ -45,7 +45,7 @@ pub fn router(ctx: Arc<Payments>) -> OpenApiRouter<AppState> {
 }
 
 /// The cryptos the provider accepts now.
-#[utoipa::path(get, path = "/api/payments/cryptos", tag = "payments", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/payments/cryptos", operation_id = "listCryptos", tag = "payments", security(("bearer" = [])),
     responses(
         (status = 200, body = [CryptoView]),
         (status = 401, body = Problem),
@@ -58,7 +58,7 @@ async fn cryptos(Extension(ctx): Ctx, _caller: AuthUser) -> Result<axum::Json<Ve
 
 /// Pay an accepted request (its buyer): an invoice for the accepted offer's price. While a
 /// payment of the request is pending or partially paid, this answers 200 with it.
-#[utoipa::path(post, path = "/api/payments", tag = "payments", security(("bearer" = [])), request_body = CreatePaymentBody,
+#[utoipa::path(post, path = "/api/payments", operation_id = "createPayment", tag = "payments", security(("bearer" = [])), request_body = CreatePaymentBody,
     responses(
         (status = 201, body = Payment, description = "a new invoice"),
         (status = 200, body = Payment, description = "the request's open payment, unchanged"),
@@ -86,7 +86,7 @@ async fn create_payment(
 
 /// Payments visible to the caller (its buyer, its seller, admins), newest first; `requestId`
 /// narrows to one request (404 when the caller may not see it).
-#[utoipa::path(get, path = "/api/payments", tag = "payments", security(("bearer" = [])), params(PaymentListParams),
+#[utoipa::path(get, path = "/api/payments", operation_id = "listPayments", tag = "payments", security(("bearer" = [])), params(PaymentListParams),
     responses((status = 200, body = Page<Payment>), (status = 401, body = Problem), (status = 404, body = Problem)))]
 async fn list_payments(
     State(db): State<DatabaseConnection>,
@@ -97,7 +97,7 @@ async fn list_payments(
 }
 
 /// One payment (its buyer, its seller, admins).
-#[utoipa::path(get, path = "/api/payments/{id}", tag = "payments", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/payments/{id}", operation_id = "getPayment", tag = "payments", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Payment), (status = 401, body = Problem), (status = 404, body = Problem)))]
 async fn get_payment(
@@ -131,7 +131,7 @@ fn accepted(outcome: String) -> Accepted {
 /// signed body would be the same each time and so would our verdict; the callback is on
 /// record and a person looks at it. A later, sane callback for the same transaction still
 /// applies.
-#[utoipa::path(post, path = "/api/webhooks/shkeeper", tag = "webhooks",
+#[utoipa::path(post, path = "/api/webhooks/shkeeper", operation_id = "receiveShkeeperCallback", tag = "webhooks",
     request_body(content = Object, description = "SHKeeper's callback body, compact JSON"),
     responses(
         (status = 202, body = WebhookAccepted, description = "stored; `outcome` is `applied`, `duplicate`, `unmatched` or `rejected` (an absurd amount: no money moved)"),
@@ -153,7 +153,7 @@ async fn shkeeper_callback(
 
 /// SHKeeper's payout callback (`{ payout_id, external_id, tx_hash, status }`), signed the same
 /// way. Finishes the payout unless polling already did.
-#[utoipa::path(post, path = "/api/webhooks/shkeeper/payout", tag = "webhooks",
+#[utoipa::path(post, path = "/api/webhooks/shkeeper/payout", operation_id = "receiveShkeeperPayoutCallback", tag = "webhooks",
     request_body(content = Object, description = "SHKeeper's payout callback body"),
     responses(
         (status = 202, body = WebhookAccepted),
@@ -174,7 +174,7 @@ async fn shkeeper_payout_callback(
 }
 
 /// Received provider callbacks with their outcome (admins).
-#[utoipa::path(get, path = "/api/admin/webhooks", tag = "webhooks", security(("bearer" = [])), params(WebhookListParams),
+#[utoipa::path(get, path = "/api/admin/webhooks", operation_id = "listWebhooks", tag = "webhooks", security(("bearer" = [])), params(WebhookListParams),
     responses((status = 200, body = Page<WebhookEventView>), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn list_webhooks(
     State(db): State<DatabaseConnection>,
@@ -185,7 +185,7 @@ async fn list_webhooks(
 }
 
 /// The caller's payouts (admins: all), newest first.
-#[utoipa::path(get, path = "/api/payouts", tag = "payments", security(("bearer" = [])), params(PageParams),
+#[utoipa::path(get, path = "/api/payouts", operation_id = "listPayouts", tag = "payments", security(("bearer" = [])), params(PageParams),
     responses((status = 200, body = Page<Payout>), (status = 401, body = Problem)))]
 async fn list_payouts(
     State(db): State<DatabaseConnection>,
@@ -196,7 +196,7 @@ async fn list_payouts(
 }
 
 /// One payout (its recipient, admins).
-#[utoipa::path(get, path = "/api/payouts/{id}", tag = "payments", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/payouts/{id}", operation_id = "getPayout", tag = "payments", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Payout), (status = 401, body = Problem), (status = 404, body = Problem)))]
 async fn get_payout(
@@ -210,7 +210,7 @@ async fn get_payout(
 /// Sandbox only (`PAYMENT_PROVIDER=sandbox`): the payment's buyer or an admin makes the
 /// sandbox send the signed callback SHKeeper would send, through the same webhook code path.
 /// Answers the payment afterwards.
-#[utoipa::path(post, path = "/api/sandbox/payments/{id}/simulate", tag = "sandbox", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/sandbox/payments/{id}/simulate", operation_id = "simulatePayment", tag = "sandbox", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = SimulateBody,
     responses(
         (status = 200, body = Payment),
@@ -235,7 +235,7 @@ async fn simulate(
 /// nobody has refunded (`paid_after_cancel`, action `refund_payment`). `blockedBy` says when
 /// the action would be refused now (`no_payout_address`). Rejected provider callbacks are
 /// under `GET /api/admin/webhooks?status=rejected`.
-#[utoipa::path(get, path = "/api/admin/attention", tag = "admin", security(("bearer" = [])), params(PageParams),
+#[utoipa::path(get, path = "/api/admin/attention", operation_id = "listMoneyNeedingAttention", tag = "admin", security(("bearer" = [])), params(PageParams),
     responses(
         (status = 200, body = Page<AttentionItem>),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -254,7 +254,7 @@ async fn attention(
 /// the provider) for the same payment and kind, to the recipient's current `payoutAddress`,
 /// submitted at once; the failed one stays as history. Emits `payout:created`, then
 /// `payout:completed` or `payout:failed`. Never two live payouts for one payment and kind.
-#[utoipa::path(post, path = "/api/admin/payouts/{id}/retry", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/admin/payouts/{id}/retry", operation_id = "retryPayout", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the failed payout")),
     responses(
         (status = 201, body = Payout, description = "the new payout, `pending`"),
@@ -277,7 +277,7 @@ async fn retry_payout(
 /// payout of what was received to the buyer's `payoutAddress`, submitted at once; the payment
 /// becomes `refunded` when it completes. Emits `payout:created`, then `payout:completed` or
 /// `payout:failed`.
-#[utoipa::path(post, path = "/api/admin/payments/{id}/refund", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/admin/payments/{id}/refund", operation_id = "refundPayment", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the payment")),
     responses(
         (status = 201, body = Payout, description = "the refund payout, `pending`"),

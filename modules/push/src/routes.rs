@@ -27,7 +27,7 @@ pub fn router(push: Arc<PushService>) -> OpenApiRouter<AppState> {
 /// The server's VAPID public key: what a browser subscribes with
 /// (`pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: publicKey })`).
 /// No authentication.
-#[utoipa::path(get, path = "/api/push/public-key", tag = "push",
+#[utoipa::path(get, path = "/api/push/public-key", operation_id = "getPushPublicKey", tag = "push",
     responses((status = 200, body = PublicKey)))]
 async fn public_key(Extension(push): Extension<Arc<PushService>>) -> Result<axum::Json<PublicKey>> {
     Ok(axum::Json(PublicKey {
@@ -40,7 +40,7 @@ async fn public_key(Extension(push): Extension<Arc<PushService>>) -> Result<axum
 /// endpoint already (its keys are refreshed). The endpoint must be `https://` and must not
 /// resolve to a loopback, private, link-local or unspecified address (422, and nothing is
 /// ever sent there).
-#[utoipa::path(post, path = "/api/push/subscriptions", tag = "push", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/push/subscriptions", operation_id = "createPushSubscription", tag = "push", security(("bearer" = [])),
     request_body = SubscribeBody,
     responses(
         (status = 201, body = PushSubscription, description = "a new subscription"),
@@ -63,7 +63,7 @@ async fn subscribe(
 }
 
 /// The caller's push subscriptions, newest first.
-#[utoipa::path(get, path = "/api/push/subscriptions", tag = "push", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/push/subscriptions", operation_id = "listPushSubscriptions", tag = "push", security(("bearer" = [])),
     params(PageParams),
     responses(
         (status = 200, body = Page<PushSubscription>),
@@ -79,7 +79,7 @@ async fn list(
 }
 
 /// Remove one of the caller's push subscriptions (someone else's is a 404).
-#[utoipa::path(delete, path = "/api/push/subscriptions/{id}", tag = "push", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/push/subscriptions/{id}", operation_id = "deletePushSubscription", tag = "push", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "subscription id")),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
 async fn unsubscribe(
@@ -93,7 +93,7 @@ async fn unsubscribe(
 
 /// Pushes that failed for good or are being retried (admins), newest first. A failed push is
 /// not retried by hand: a new notification pushes again.
-#[utoipa::path(get, path = "/api/admin/push-failures", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/admin/push-failures", operation_id = "listPushFailures", tag = "admin", security(("bearer" = [])),
     params(PageParams),
     responses(
         (status = 200, body = Page<PushFailure>),

@@ -23,7 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Post a purchase request (buyers). Sellers hear of it through `request:created`.
-#[utoipa::path(post, path = "/api/requests", tag = "requests", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/requests", operation_id = "createRequest", tag = "requests", security(("bearer" = [])),
     request_body = CreateRequestBody,
     responses(
         (status = 201, body = PurchaseRequest),
@@ -49,7 +49,7 @@ async fn create_request(
 /// List requests, newest first. Buyers: their own. Sellers: open ones (`status=` other
 /// than `open`, or `mine=true`: those they made an offer on). Admins: open ones, or any
 /// `status=`.
-#[utoipa::path(get, path = "/api/requests", tag = "requests", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/requests", operation_id = "listRequests", tag = "requests", security(("bearer" = [])),
     params(ListRequestsQuery),
     responses(
         (status = 200, body = Page<PurchaseRequest>),
@@ -68,7 +68,7 @@ async fn list_requests(
 
 /// One request: visible to its buyer, to sellers while it is open or once they made an
 /// offer on it, and to admins; 404 for everyone else.
-#[utoipa::path(get, path = "/api/requests/{id}", tag = "requests", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/requests/{id}", operation_id = "getRequest", tag = "requests", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "request id")),
     responses((status = 200, body = PurchaseRequest), (status = 401, body = Problem), (status = 404, body = Problem)))]
 #[tracing::instrument(skip_all)]
@@ -81,7 +81,7 @@ async fn get_request(
 }
 
 /// Cancel a request (its buyer; `open` or `accepted`). Emits `request:status-updated`.
-#[utoipa::path(post, path = "/api/requests/{id}/cancel", tag = "requests", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/requests/{id}/cancel", operation_id = "cancelRequest", tag = "requests", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "request id")),
     responses(
         (status = 200, body = PurchaseRequest),
@@ -101,7 +101,7 @@ async fn cancel_request(
 
 /// Confirm delivery (its buyer; `paid` only): the request becomes `completed` and the
 /// payout to the seller starts. Emits `request:status-updated`.
-#[utoipa::path(post, path = "/api/requests/{id}/complete", tag = "requests", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/requests/{id}/complete", operation_id = "completeRequest", tag = "requests", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "request id")),
     responses(
         (status = 200, body = PurchaseRequest),

@@ -75,6 +75,52 @@ async fn the_openapi_document_lists_every_route_that_exists() {
     assert!(calls >= CONTRACT_ROUTES.len());
 }
 
+/// Every operation of the document `marketplace openapi` prints has its own `operationId`
+/// (the OpenAPI specification requires it, and client generators such as openapi-typescript
+/// name functions after it), spelled as a camelCase verb and object (`markChatRead`), never a
+/// handler's bare name (`list`, `mark_read`) left as utoipa's default.
+#[tokio::test]
+async fn every_operation_has_its_own_meaningful_operation_id() {
+    let config = marketplace_api::Config::from_lookup(|_| None).expect("default config");
+    let doc = marketplace_api::openapi_document(&config)
+        .await
+        .expect("the document");
+    let doc = serde_json::to_value(&doc).expect("json");
+    let mut seen = std::collections::BTreeMap::<String, String>::new();
+    let mut bad = Vec::new();
+    let camel = |id: &str| {
+        let mut chars = id.chars();
+        chars.next().is_some_and(|c| c.is_ascii_lowercase())
+            && id.chars().all(|c| c.is_ascii_alphanumeric())
+            && id.chars().any(|c| c.is_ascii_uppercase())
+    };
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let here = format!("{} {path}", method.to_uppercase());
+            let Some(id) = op["operationId"].as_str() else {
+                bad.push(format!("{here}: no operationId"));
+                continue;
+            };
+            if !camel(id) {
+                bad.push(format!("{here}: `{id}` is not a camelCase verb and object"));
+            }
+            if let Some(other) = seen.insert(id.to_owned(), here.clone()) {
+                bad.push(format!("{here}: `{id}` also names {other}"));
+            }
+        }
+    }
+    assert!(seen.len() >= 70, "too few operations: {}", seen.len());
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    assert_eq!(
+        seen.get("markChatRead").map(String::as_str),
+        Some("POST /api/chats/{id}/read")
+    );
+    assert_eq!(
+        seen.get("markNotificationRead").map(String::as_str),
+        Some("POST /api/notifications/{id}/read")
+    );
+}
+
 /// The REST routes of CONTRACT.md (operational ones included).
 const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
@@ -86,6 +132,7 @@ const CONTRACT_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/users/{id}/presence"),
     ("get", "/api/asyncapi.json"),
     ("get", "/api/events"),
+    ("get", "/api/events/head"),
     ("post", "/api/requests"),
     ("get", "/api/requests"),
     ("get", "/api/requests/{id}"),

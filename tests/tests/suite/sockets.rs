@@ -767,6 +767,47 @@ async fn the_events_endpoint_needs_a_token_and_a_valid_cursor_and_limit() {
     );
 }
 
+/// `GET /api/events/head` is the newest id in the log, visible to the caller or not: a client
+/// that starts there gets every later event (here the request a seller sees next).
+#[tokio::test]
+async fn the_events_head_is_the_newest_id_in_the_log() {
+    let app = TestApp::spawn().await;
+    let buyer = app.buyer().await;
+    let seller = app.seller().await;
+    assert_eq!(app.get("/api/events/head", None).await.status, 401);
+    let before = app
+        .get("/api/events/head", Some(&buyer.token))
+        .await
+        .expect(200)["id"]
+        .as_i64()
+        .expect("an integer id");
+    assert!(before >= 0);
+    app.create_request(&buyer).await;
+    let after = app
+        .get("/api/events/head", Some(&buyer.token))
+        .await
+        .expect(200)["id"]
+        .as_i64()
+        .expect("an integer id");
+    assert!(after > before, "{after} > {before}");
+    let page = app
+        .get(
+            &format!("/api/events?after={before}&limit=100"),
+            Some(&seller.token),
+        )
+        .await
+        .expect(200);
+    let created: Vec<i64> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["event"] == "request:created")
+        .map(|i| i["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(created.len(), 1, "{page}");
+    assert!(created[0] <= after);
+}
+
 // ---------------------------------------------------------------- presence and typing
 
 /// How many `event`s with this payload arrive within `within` (stops early at the first one
