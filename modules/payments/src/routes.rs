@@ -110,10 +110,12 @@ async fn get_payment(
 
 type Accepted = (StatusCode, axum::Json<WebhookAccepted>);
 
-fn accepted(outcome: String) -> Accepted {
+fn accepted(outcome: webhook::Outcome) -> Accepted {
     (
         StatusCode::ACCEPTED,
-        axum::Json(WebhookAccepted { outcome }),
+        axum::Json(WebhookAccepted {
+            outcome: outcome.as_str().to_owned(),
+        }),
     )
 }
 

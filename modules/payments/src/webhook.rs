@@ -104,17 +104,15 @@ pub async fn receive(
     kind: CallbackKind,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<String> {
+) -> Result<Outcome> {
     let res = receive_uncounted(state, ctx, kind, headers, body).await;
     let outcome = match &res {
-        Ok(outcome) => outcome.clone(),
-        Err(e) if e.status() == axum::http::StatusCode::UNAUTHORIZED => {
-            "unauthenticated".to_owned()
-        }
-        Err(e) if e.status() == axum::http::StatusCode::BAD_REQUEST => "rejected".to_owned(),
-        Err(_) => "error".to_owned(),
+        Ok(outcome) => *outcome,
+        Err(e) if e.status() == axum::http::StatusCode::UNAUTHORIZED => Outcome::Unauthenticated,
+        Err(e) if e.status() == axum::http::StatusCode::BAD_REQUEST => Outcome::Rejected,
+        Err(_) => Outcome::Error,
     };
-    metrics::counter!(kernel::monitor::WEBHOOKS, "outcome" => outcome).increment(1);
+    metrics::counter!(kernel::monitor::WEBHOOKS, "outcome" => outcome.as_str()).increment(1);
     res
 }
 
@@ -125,7 +123,7 @@ async fn receive_uncounted(
     kind: CallbackKind,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<String> {
+) -> Result<Outcome> {
     let auth = signature::verify(
         headers,
         body,
@@ -147,7 +145,7 @@ async fn receive_uncounted(
         external_id: Set(cb.as_ref().and_then(|c| c.external_id.clone())),
         provider_status: Set(cb.as_ref().and_then(|c| c.status.clone())),
         txid: Set(cb.as_ref().and_then(|c| c.txid.clone())),
-        outcome: Set("received".to_owned()),
+        outcome: Set(Outcome::Received.as_str().to_owned()),
         auth: Set(auth.as_str().to_owned()),
         detail: Set(None),
         claim_mismatch: Set(None),
@@ -165,8 +163,7 @@ async fn receive_uncounted(
         set_outcome_now(
             state,
             event_id,
-            "rejected",
-            Some("the body is not a JSON object"),
+            &Applied::rejected("the body is not a JSON object"),
         )
         .await?;
         return Err(ApiError::bad_request(
@@ -175,33 +172,32 @@ async fn receive_uncounted(
         ));
     };
     let mut tx = state.bus.begin().await?;
-    let (outcome, detail): Applied = match kind {
+    let applied = match kind {
         CallbackKind::Payment => {
             apply_payment(&mut tx, event_id, &v, &cb, ctx.underpaid_tolerance_percent).await?
         }
         CallbackKind::Payout => apply_payout(&mut tx, event_id, &v, &cb).await?,
     };
-    set_outcome(tx.conn(), event_id, outcome, detail.as_deref()).await?;
+    set_outcome(tx.conn(), event_id, &applied).await?;
     tx.commit().await?;
-    if outcome == "rejected" {
+    let (outcome, detail) = (applied.outcome.as_str(), &applied.detail);
+    if applied.outcome == Outcome::Rejected {
         tracing::warn!(outcome, external_id = ?cb.external_id, status = ?cb.status, txid = ?cb.txid, detail = ?detail, "provider callback rejected; no money moved");
     } else {
         tracing::info!(outcome, external_id = ?cb.external_id, status = ?cb.status, txid = ?cb.txid, "provider callback");
     }
-    Ok(outcome.to_owned())
+    Ok(applied.outcome)
 }
 
-async fn set_outcome<C: ConnectionTrait>(
-    conn: &C,
-    id: Uuid,
-    outcome: &str,
-    detail: Option<&str>,
-) -> Result<()> {
+async fn set_outcome<C: ConnectionTrait>(conn: &C, id: Uuid, applied: &Applied) -> Result<()> {
     webhook_event::Entity::update_many()
-        .col_expr(webhook_event::Column::Outcome, Expr::value(outcome))
+        .col_expr(
+            webhook_event::Column::Outcome,
+            Expr::value(applied.outcome.as_str()),
+        )
         .col_expr(
             webhook_event::Column::Detail,
-            Expr::value(detail.map(str::to_owned)),
+            Expr::value(applied.detail.clone()),
         )
         .filter(webhook_event::Column::Id.eq(id))
         .exec(conn)
@@ -209,14 +205,9 @@ async fn set_outcome<C: ConnectionTrait>(
     Ok(())
 }
 
-async fn set_outcome_now(
-    state: &AppState,
-    id: Uuid,
-    outcome: &str,
-    detail: Option<&str>,
-) -> Result<()> {
+async fn set_outcome_now(state: &AppState, id: Uuid, applied: &Applied) -> Result<()> {
     let tx = state.bus.begin().await?;
-    set_outcome(tx.conn(), id, outcome, detail).await?;
+    set_outcome(tx.conn(), id, applied).await?;
     tx.commit().await
 }
 
@@ -239,7 +230,75 @@ async fn claim<C: ConnectionTrait>(conn: &C, key: String, event_id: Uuid) -> Res
     Ok(matches!(res, sea_orm::TryInsertResult::Inserted(n) if n > 0))
 }
 
-type Applied = (&'static str, Option<String>);
+/// What became of one provider callback: `webhook_events.outcome`, and the label of
+/// `marketplace_webhooks_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored, not applied yet (a crash in between leaves it so).
+    Received,
+    /// Applied: the payment or payout moved, or the callback was news without a move.
+    Applied,
+    /// This status of this payment or payout was applied before (a replay).
+    Duplicate,
+    /// It names no payment or payout of ours.
+    Unmatched,
+    /// Malformed or claiming what cannot be: nothing moved.
+    Rejected,
+    /// Not counted as stored: its signature or key was refused (401).
+    Unauthenticated,
+    /// Not counted as stored: the server failed (5xx).
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Applied => "applied",
+            Self::Duplicate => "duplicate",
+            Self::Unmatched => "unmatched",
+            Self::Rejected => "rejected",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// An applied callback's outcome and what the admins read about it (`detail`).
+struct Applied {
+    outcome: Outcome,
+    detail: Option<String>,
+}
+
+impl Applied {
+    fn moved(detail: Option<String>) -> Self {
+        Self {
+            outcome: Outcome::Applied,
+            detail,
+        }
+    }
+    fn noted(detail: impl Into<String>) -> Self {
+        Self::moved(Some(detail.into()))
+    }
+    fn duplicate() -> Self {
+        Self {
+            outcome: Outcome::Duplicate,
+            detail: None,
+        }
+    }
+    fn unmatched(why: &str) -> Self {
+        Self {
+            outcome: Outcome::Unmatched,
+            detail: Some(why.to_owned()),
+        }
+    }
+    fn rejected(why: &str) -> Self {
+        Self {
+            outcome: Outcome::Rejected,
+            detail: Some(why.to_owned()),
+        }
+    }
+}
 
 /// The payment's state machine as provider callbacks drive it: `pending → partially_paid →
 /// completed`, forward only (a late or repeated callback never moves a payment back), and
@@ -259,10 +318,6 @@ fn after_callback(current: PaymentStatus, reported: PaymentStatus) -> PaymentSta
     } else {
         current
     }
-}
-
-fn rejected(why: &str) -> Applied {
-    ("rejected", Some(why.to_owned()))
 }
 
 /// `webhook_events.claim_mismatch` of a `PAID` short of the invoice.
@@ -313,16 +368,16 @@ async fn apply_payment(
     tolerance_percent: Decimal,
 ) -> Result<Applied> {
     let (Some(external_id), Some(status)) = (&cb.external_id, &cb.status) else {
-        return Ok(rejected("external_id and status are required"));
+        return Ok(Applied::rejected("external_id and status are required"));
     };
     let mut target = match status.as_str() {
         "PARTIAL" => Some(PaymentStatus::PartiallyPaid),
         "PAID" | "OVERPAID" => Some(PaymentStatus::Completed),
         "unconfirmed" => None,
-        _ => return Ok(rejected("unknown status")),
+        _ => return Ok(Applied::rejected("unknown status")),
     };
     let Ok(payment_id) = Uuid::parse_str(external_id) else {
-        return Ok(("unmatched", Some("external_id names no payment".to_owned())));
+        return Ok(Applied::unmatched("external_id names no payment"));
     };
     // Takes the payment row's write lock, so callbacks of one payment apply one at a time.
     let locked = payment::Entity::update_many()
@@ -335,7 +390,7 @@ async fn apply_payment(
         .await?
     {
         Some(p) if locked.rows_affected == 1 => p,
-        _ => return Ok(("unmatched", Some("external_id names no payment".to_owned()))),
+        _ => return Ok(Applied::unmatched("external_id names no payment")),
     };
     // Amounts are checked before the application key is claimed: a rejected callback moves
     // no money and does not use up its (external_id, txid), so a corrected one still applies.
@@ -351,7 +406,7 @@ async fn apply_payment(
                 money::check_reported("balance_fiat", v.get("balance_fiat"), current.amount.0);
             match (crypto, fiat) {
                 (Ok(c), Ok(f)) => Some((c, f)),
-                (Err(why), _) | (_, Err(why)) => return Ok(rejected(&why)),
+                (Err(why), _) | (_, Err(why)) => return Ok(Applied::rejected(&why)),
             }
         }
     };
@@ -362,7 +417,7 @@ async fn apply_payment(
     if let (Some(PaymentStatus::Completed), Some((_, reported_fiat))) = (target, reported) {
         if let Some(why) = other_currency(v, &current) {
             mark_claim(tx.conn(), event_id, OTHER_CURRENCY).await?;
-            return Ok(rejected(&why));
+            return Ok(Applied::rejected(&why));
         }
         let floor =
             money::less_percent(current.amount.0, tolerance_percent, 8).unwrap_or(current.amount.0);
@@ -387,12 +442,11 @@ async fn apply_payment(
         Some(_) => format!("payment:{payment_id}:{txid}"),
     };
     if !claim(tx.conn(), key, event_id).await? {
-        return Ok(("duplicate", None));
+        return Ok(Applied::duplicate());
     }
     let (Some(target), Some((reported_crypto, reported_fiat))) = (target, reported) else {
-        return Ok((
-            "applied",
-            Some("mempool notice; the status waits for confirmation".to_owned()),
+        return Ok(Applied::noted(
+            "mempool notice; the status waits for confirmation",
         ));
     };
 
@@ -429,9 +483,8 @@ async fn apply_payment(
     }
     if next == old {
         let stays = format!("status stays {}", old.as_str());
-        return Ok((
-            "applied",
-            Some(short_claim.map_or(stays.clone(), |why| format!("{why}; {stays}"))),
+        return Ok(Applied::noted(
+            short_claim.map_or(stays.clone(), |why| format!("{why}; {stays}")),
         ));
     }
     tx.publish(PaymentStatusUpdated {
@@ -458,46 +511,43 @@ async fn apply_payment(
             seller_id: current.seller_id,
         });
     }
-    Ok(("applied", short_claim))
+    Ok(Applied::moved(short_claim))
 }
 
 async fn apply_payout(tx: &mut Tx, event_id: Uuid, v: &Value, cb: &Callback) -> Result<Applied> {
     let (Some(external_id), Some(status)) = (&cb.external_id, &cb.status) else {
-        return Ok(rejected("external_id and status are required"));
+        return Ok(Applied::rejected("external_id and status are required"));
     };
     let Ok(payout_id) = Uuid::parse_str(external_id) else {
-        return Ok(("unmatched", Some("external_id names no payout".to_owned())));
+        return Ok(Applied::unmatched("external_id names no payout"));
     };
     if crate::entity::payout::Entity::find_by_id(payout_id)
         .one(tx.conn())
         .await?
         .is_none()
     {
-        return Ok(("unmatched", Some("external_id names no payout".to_owned())));
+        return Ok(Applied::unmatched("external_id names no payout"));
     }
     if !claim(tx.conn(), format!("payout:{payout_id}:{status}"), event_id).await? {
-        return Ok(("duplicate", None));
+        return Ok(Applied::duplicate());
     }
     let how = match status.as_str() {
         "SUCCESS" => match &cb.txid {
             Some(tx_hash) => Finish::Completed {
                 tx_hash: tx_hash.clone(),
             },
-            None => return Ok(rejected("SUCCESS without tx_hash")),
+            None => return Ok(Applied::rejected("SUCCESS without tx_hash")),
         },
         "FAIL" | "FAILURE" | "ERROR" | "error" => Finish::Failed {
             reason: text(v.get("message"))
                 .unwrap_or_else(|| format!("the provider reported {status}")),
         },
-        _ => return Ok(("applied", Some("in progress".to_owned()))),
+        _ => return Ok(Applied::noted("in progress")),
     };
     if payouts::finish(tx, payout_id, how).await? {
-        Ok(("applied", None))
+        Ok(Applied::moved(None))
     } else {
-        Ok((
-            "applied",
-            Some("the payout was already finished".to_owned()),
-        ))
+        Ok(Applied::noted("the payout was already finished"))
     }
 }
 
@@ -516,7 +566,14 @@ pub async fn list<C: ConnectionTrait>(
     let cursor: Option<Uuid> = paging.cursor()?;
     let mut q = webhook_event::Entity::find();
     if let Some(status) = params.status.as_deref().filter(|s| !s.is_empty()) {
-        if !["applied", "duplicate", "unmatched", "rejected", "received"].contains(&status) {
+        let stored = [
+            Outcome::Applied,
+            Outcome::Duplicate,
+            Outcome::Unmatched,
+            Outcome::Rejected,
+            Outcome::Received,
+        ];
+        if !stored.iter().any(|o| o.as_str() == status) {
             return Err(ApiError::invalid(
                 "status",
                 "must be applied, duplicate, unmatched, rejected or received",
