@@ -185,6 +185,15 @@ impl TestApp {
 
     /// The app with environment overrides (`env.insert("PLATFORM_FEE_PERCENT".into(), ...)`).
     pub async fn spawn_with(adjust: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+        Self::start(Self::test_env(adjust).await).await
+    }
+
+    /// The environment of a test's app: the test defaults on a fresh database, with `adjust`
+    /// applied (for [`TestApp::start`], or for a `marketplace` process of its own:
+    /// [`cluster::ProcessNode::spawn`]).
+    pub async fn test_env(
+        adjust: impl FnOnce(&mut HashMap<String, String>),
+    ) -> HashMap<String, String> {
         let database_url = fresh_database().await;
         // Every app stores its uploads in a directory of its own, never in the crate.
         let uploads = std::env::temp_dir()
@@ -207,7 +216,7 @@ impl TestApp {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         adjust(&mut env);
-        Self::start(env).await
+        env
     }
 
     /// Starts a server with exactly this environment (the database must exist).

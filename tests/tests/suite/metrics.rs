@@ -1,12 +1,14 @@
 //! `GET /metrics` after real traffic, parsed by the reference Prometheus parser
 //! (`prometheus-client`'s `text_string_to_metric_families`, pinned in tests/py), with
-//! `METRICS_TOKEN` enforced. One test in this file: the recorder is per process, so no other
-//! app may run beside it.
+//! `METRICS_TOKEN` enforced. The recorder is global to a process and the test reads exact
+//! values, so its app is a `marketplace` process of its own, not an app inside the suite's
+//! process.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use marketplace_tests::cluster::ProcessNode;
 use marketplace_tests::socket::SocketClient;
 use marketplace_tests::{TestApp, eventually};
 use serde_json::{Value, json};
@@ -132,10 +134,16 @@ async fn scrape(app: &TestApp, python: &PathBuf) -> Scrape {
 #[tokio::test]
 async fn metrics_parse_as_prometheus_text_and_move_with_real_traffic() {
     let python = python().await;
-    let app = TestApp::spawn_with(|env| {
-        env.insert("METRICS_TOKEN".into(), TOKEN.into());
-    })
+    // A process of its own: the metrics recorder is global to a process, and this test reads
+    // exact values (the suite runs many apps in its one process).
+    let node = ProcessNode::spawn(
+        TestApp::test_env(|env| {
+            env.insert("METRICS_TOKEN".into(), TOKEN.into());
+        })
+        .await,
+    )
     .await;
+    let app = &node.app;
 
     // METRICS_TOKEN is enforced with a problem document.
     let none = app.get("/metrics", None).await;
@@ -147,7 +155,7 @@ async fn metrics_parse_as_prometheus_text_and_move_with_real_traffic() {
     assert_eq!(wrong.status, 401);
 
     // Every family of the contract is there from start-up, with its type.
-    let before = scrape(&app, &python).await;
+    let before = scrape(app, &python).await;
     for (sample, kind) in [
         ("marketplace_sockets_connected", "gauge"),
         ("marketplace_events_published_total", "counter"),
@@ -241,7 +249,7 @@ async fn metrics_parse_as_prometheus_text_and_move_with_real_traffic() {
 
     // The live subscribers catch up; the values moved.
     let after = eventually(Duration::from_secs(20), || async {
-        let s = scrape(&app, &python).await;
+        let s = scrape(app, &python).await;
         let caught_up = ["connections.sockets", "notifications"].iter().all(|sub| {
             s.value("marketplace_subscriber_lag_events", &[("subscriber", sub)]) == Some(0.0)
         });
@@ -322,7 +330,7 @@ async fn metrics_parse_as_prometheus_text_and_move_with_real_traffic() {
     // A socket leaves: the gauge follows.
     s2.close().await;
     let one = eventually(Duration::from_secs(10), || async {
-        let s = scrape(&app, &python).await;
+        let s = scrape(app, &python).await;
         (s.value("marketplace_sockets_connected", &[]) == Some(1.0)).then_some(())
     })
     .await;
