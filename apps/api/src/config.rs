@@ -103,7 +103,7 @@ pub struct Config {
     /// loopback or private push endpoints.
     pub push_allow_http_endpoints: bool,
     /// `SMTP_URL` with `MAIL_FROM` (required with it): `None`, no email.
-    pub smtp: Option<mail::smtp::SmtpSettings>,
+    pub smtp: Option<mail::SmtpSettings>,
     /// `EMAIL_DIGEST_DELAY_SECS` (900, 1..=86400): how long a notification stays unread
     /// before it is mailed.
     pub email_digest_delay: Duration,
@@ -559,12 +559,12 @@ fn cluster_settings(
 fn email_settings(
     get: &impl Fn(&str) -> Option<String>,
     public_url: &str,
-) -> Result<(Option<mail::smtp::SmtpSettings>, String, Duration), ConfigError> {
+) -> Result<(Option<mail::SmtpSettings>, String, Duration), ConfigError> {
     let smtp = match (get("SMTP_URL"), get("MAIL_FROM")) {
         (None, _) => None,
         (Some(_), None) => return Err(err("MAIL_FROM", "is required when SMTP_URL is set")),
         (Some(url), Some(from)) => {
-            let mut settings = mail::smtp::SmtpSettings::parse(&url, &from);
+            let mut settings = mail::SmtpSettings::parse(&url, &from);
             if let Some(path) = get("SMTP_TLS_CA_FILE") {
                 settings = settings.and_then(|s| s.with_ca_file(&path));
             }
@@ -640,7 +640,7 @@ fn vapid_settings(
 ) -> Result<(Option<SecretString>, String), ConfigError> {
     let key = match get("VAPID_PRIVATE_KEY") {
         Some(text) => {
-            push::vapid::parse_private_key(&text).map_err(|e| err("VAPID_PRIVATE_KEY", e))?;
+            push::parse_private_key(&text).map_err(|e| err("VAPID_PRIVATE_KEY", e))?;
             Some(SecretString::from(text))
         }
         None => None,

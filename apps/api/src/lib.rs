@@ -80,7 +80,7 @@ fn mail_config(config: &Config, jwt_secret: &SecretString) -> mail::MailConfig {
         app_url: config.app_url.clone(),
         public_url: config.public_url.clone(),
         delay: config.email_digest_delay,
-        signer: mail::token::Signer::derived_from(jwt_secret.expose_secret().as_bytes()),
+        signer: mail::Signer::derived_from(jwt_secret.expose_secret().as_bytes()),
     }
 }
 

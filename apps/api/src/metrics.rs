@@ -115,7 +115,7 @@ pub fn init(openapi: &utoipa::openapi::OpenApi, subscribers: &[&'static str]) {
     metrics::describe_counter!(m::WEBHOOKS, "Provider callbacks by outcome.");
     metrics::describe_gauge!(m::PAYOUTS, "Payouts in each status.");
     metrics::describe_counter!(
-        push::service::PUSHES,
+        push::PUSHES,
         "Web push attempts by outcome (sent, retried, gone, failed)."
     );
     metrics::describe_gauge!(m::DEAD_LETTERS, "Dead letters kept for each subscriber.");
@@ -148,12 +148,11 @@ pub fn init(openapi: &utoipa::openapi::OpenApi, subscribers: &[&'static str]) {
     for outcome in m::WEBHOOK_OUTCOMES {
         metrics::counter!(m::WEBHOOKS, "outcome" => outcome).increment(0);
     }
-    for outcome in push::service::OUTCOMES {
-        metrics::counter!(push::service::PUSHES, "outcome" => outcome).increment(0);
+    for outcome in push::OUTCOMES {
+        metrics::counter!(push::PUSHES, "outcome" => outcome).increment(0);
     }
-    for status in payments::stats::PAYOUT_STATUSES {
-        metrics::gauge!(m::PAYOUTS, "status" => payments::stats::status_name(status))
-            .increment(0.0);
+    for status in payments::PAYOUT_STATUSES {
+        metrics::gauge!(m::PAYOUTS, "status" => payments::status_name(status)).increment(0.0);
     }
     for sub in subscribers {
         metrics::gauge!(m::SUBSCRIBER_LAG, "subscriber" => *sub).increment(0.0);
@@ -277,7 +276,7 @@ async fn refresh(state: &AppState) {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count dead letters"),
     }
-    match payments::stats::payouts_by_status(&state.db).await {
+    match payments::payouts_by_status(&state.db).await {
         Ok(counts) => {
             for (status, n) in counts {
                 metrics::gauge!(m::PAYOUTS, "status" => status).set(n as f64);

@@ -12,11 +12,11 @@
 //! `system.rs` has the console's views of the running system (nodes, subscriber lag), and
 //! `console.rs` serves the admin console page itself (`/admin`, assets built into the binary).
 
-pub mod console;
-pub mod dto;
-pub mod routes;
-pub mod service;
-pub mod system;
+mod console;
+mod dto;
+mod routes;
+mod service;
+mod system;
 
 use kernel::{AppState, Module};
 use utoipa_axum::router::OpenApiRouter;

@@ -117,10 +117,6 @@ impl Content {
         Ok(Content(text))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     pub fn into_string(self) -> String {
         self.0
     }

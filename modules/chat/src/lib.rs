@@ -10,10 +10,12 @@
 //! - [`Port`]: its answer to [`kernel::ports::ChatPort`] (the socket gateway's chat rooms,
 //!   `chat:send`, `chat:read`, presence).
 
-pub mod dto;
+mod dto;
 pub(crate) mod entity;
-pub mod routes;
-pub mod service;
+mod routes;
+mod service;
+
+pub use service::open_for_offer;
 
 use catalog::contract::Message;
 use kernel::ports::ChatPort;

@@ -11,12 +11,12 @@
 //!   before a transaction starts.
 
 pub(crate) mod entity;
-pub mod links;
-pub mod media;
-pub mod routes;
-pub mod service;
-pub mod storage;
-pub mod upload;
+mod links;
+mod media;
+mod routes;
+mod service;
+mod storage;
+mod upload;
 
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub use service::{
     Files, FilesConfig, MAX_PER_TARGET, REMOVE_KIND, Target, TargetKind, check_ids, disposition,
 };
-pub use storage::{S3Settings, StorageLocation};
+pub use storage::{S3Presigner, S3Settings, StorageLocation};
 
 /// Registers `/api/uploads` and `/api/attachments/*`, hands [`Files`] to every handler (as an
 /// extension) and runs the removal timers.

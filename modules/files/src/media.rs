@@ -3,7 +3,7 @@
 //! EXIF with GPS, XMP and comments are gone), plus a thumbnail. All of it is blocking work:
 //! the caller runs it on the blocking pool behind a semaphore.
 
-use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 
 use image::codecs::gif::{GifDecoder, GifEncoder, Repeat};
 use image::codecs::jpeg::JpegEncoder;
@@ -274,14 +274,16 @@ fn process_gif<R: std::io::BufRead + Seek>(reader: R) -> Result<Processed, Image
     })
 }
 
-/// [`process_image`] over bytes in memory (tests, small files).
-pub fn process_bytes(bytes: &[u8], kind: Kind) -> Result<Processed, ImageRefused> {
-    process_image(Cursor::new(bytes), kind)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::Cursor;
+
     use super::*;
+
+    /// [`process_image`] over bytes in memory.
+    fn process_bytes(bytes: &[u8], kind: Kind) -> Result<Processed, ImageRefused> {
+        process_image(Cursor::new(bytes), kind)
+    }
 
     #[test]
     fn kinds_are_told_from_bytes_not_names() {

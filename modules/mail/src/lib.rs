@@ -23,12 +23,15 @@
 //! # Public API
 //! [`MailModule`] (one line in `apps/api`), [`MailConfig`], the metric names.
 
-pub mod digest;
+mod digest;
 pub(crate) mod entity;
-pub mod render;
-pub mod routes;
-pub mod smtp;
-pub mod token;
+mod render;
+mod routes;
+mod smtp;
+mod token;
+
+pub use smtp::SmtpSettings;
+pub use token::Signer;
 
 use std::sync::Arc;
 use std::time::Duration;

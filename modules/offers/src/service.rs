@@ -137,7 +137,7 @@ pub async fn create(
     .insert(tx.conn())
     .await?;
     requests::service::record_offerer(&mut tx, request_id, caller.id).await?;
-    chat::service::open_for_offer(&mut tx, request_id, req.buyer_id, caller.id).await?;
+    chat::open_for_offer(&mut tx, request_id, req.buyer_id, caller.id).await?;
     let api = model.to_api();
     tx.publish(RequestOfferReceived {
         request_id,

@@ -15,17 +15,19 @@
 //! It calls `requests` (a request's buyer and status, [`requests::service::transition`] to
 //! `paid`), `offers` (the accepted offer's price and seller) and `auth` (payout addresses).
 
-pub mod admin;
-pub mod dto;
+mod admin;
+mod dto;
 pub(crate) mod entity;
-pub mod money;
-pub mod payouts;
-pub mod provider;
-pub mod routes;
-pub mod service;
-pub mod signature;
-pub mod stats;
-pub mod webhook;
+mod money;
+mod payouts;
+mod provider;
+mod routes;
+mod service;
+mod signature;
+mod stats;
+mod webhook;
+
+pub use stats::{PAYOUT_STATUSES, payouts_by_status, status_name};
 
 use std::sync::Arc;
 use std::time::Duration;

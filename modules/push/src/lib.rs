@@ -18,14 +18,17 @@
 //! # Public API
 //! None besides the module: nothing else calls it.
 
-pub mod dto;
+mod dto;
 pub(crate) mod entity;
-pub mod guard;
-pub mod message;
-pub mod routes;
-pub mod sender;
-pub mod service;
-pub mod vapid;
+mod guard;
+mod message;
+mod routes;
+mod sender;
+mod service;
+mod vapid;
+
+pub use service::{OUTCOMES, PUSHES};
+pub use vapid::parse_private_key;
 
 use std::sync::Arc;
 

@@ -115,7 +115,7 @@ async fn a_photo_is_stored_upright_without_gps_exif_or_comments_on_s3() {
     );
     assert!(url.contains("response-content-disposition=inline"), "{url}");
     // A link made for the same object an hour ago has expired: the store refuses it.
-    let presigner = files::storage::S3Presigner::new(
+    let presigner = files::S3Presigner::new(
         &s3.bucket,
         &files::S3Settings {
             endpoint: Some(format!("http://127.0.0.1:{}", s3.port)),
