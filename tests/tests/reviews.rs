@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use marketplace_tests::js::{ensure_packages, node_test};
 use marketplace_tests::socket::SocketClient;
 use marketplace_tests::story::{CompletedRequest, OfferedRequest, Party};
 use marketplace_tests::{TestApp, TestUser, eventually};
@@ -532,6 +533,32 @@ async fn a_request_completed_by_a_dispute_resolution_can_be_reviewed() {
     .await
     .expect("published");
     assert_eq!(published["items"][0]["rating"], 2);
+}
+
+/// The same rooms as the official browser client sees them (`tests/js/reviews`), with one
+/// party on WebSocket and the other on long-polling.
+#[tokio::test]
+async fn the_official_socket_io_client_receives_review_published_in_the_parties_rooms_only() {
+    ensure_packages(&["socket.io-client"]).await;
+    let app = TestApp::spawn().await;
+    let done = app.completed_request("35.00").await;
+    let stranger = app.buyer().await;
+    node_test(
+        "reviews/published.test.mjs",
+        &[
+            ("BASE_URL", app.base.as_str()),
+            ("REQUEST_ID", done.request_id.as_str()),
+            ("BUYER_TOKEN", done.buyer.token.as_str()),
+            ("SELLER_TOKEN", done.seller.token.as_str()),
+            ("STRANGER_TOKEN", stranger.token.as_str()),
+        ],
+        1,
+    )
+    .await;
+    assert_eq!(
+        of_request(&app, &done.buyer, &done.request_id).await.len(),
+        2
+    );
 }
 
 #[tokio::test]
