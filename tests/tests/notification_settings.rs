@@ -175,7 +175,9 @@ async fn the_settings_routes_are_documented_with_their_problems() {
     assert!(
         kinds
             .as_array()
-            .is_some_and(|k| k.len() == 8 && k.contains(&json!("chat:new-message"))),
+            .is_some_and(|k| k.len() == 9
+                && k.contains(&json!("chat:new-message"))
+                && k.contains(&json!("review:published"))),
         "{kinds}"
     );
 }
