@@ -156,7 +156,7 @@ async fn publish_hidden(tx: &mut Tx, request_id: Uuid, at: Timestamp) -> Result<
         .order_by_asc(review::Column::Id)
         .all(tx.conn())
         .await?;
-    let mut published = 0;
+    let mut published = Vec::with_capacity(hidden.len());
     for mut row in hidden {
         let res = review::Entity::update_many()
             .col_expr(review::Column::PublishedAt, Expr::value(at))
@@ -168,12 +168,21 @@ async fn publish_hidden(tx: &mut Tx, request_id: Uuid, at: Timestamp) -> Result<
             continue;
         }
         row.published_at = Some(at);
-        let review = row.to_api()?;
-        auth::service::add_rating(tx.conn(), review.subject_id, review.rating).await?;
-        tx.publish(ReviewPublished(review));
-        published += 1;
+        published.push(row.to_api()?);
     }
-    Ok(published)
+    // Users' rows in one global order (by id): two publications that touch the same two users
+    // (two requests between the same buyer and seller) can never wait on each other in a
+    // circle.
+    let mut by_subject: Vec<&Review> = published.iter().collect();
+    by_subject.sort_by_key(|r| r.subject_id);
+    for review in by_subject {
+        auth::service::add_rating(tx.conn(), review.subject_id, review.rating).await?;
+    }
+    let count = published.len();
+    for review in published {
+        tx.publish(ReviewPublished(review));
+    }
+    Ok(count)
 }
 
 /// Runs [`DEADLINE`] jobs: when a request's review window has closed, whatever was written is
