@@ -1,5 +1,5 @@
 //! The rules of purchase requests: who may create and see them, and the state machine —
-//! [`transition_from`] is the only code that changes a request's status, and [`complete_in`]
+//! `transition_from` is the only code that changes a request's status, and `complete_in`
 //! the one road to `completed` for its buyer and for the automatic completion alike.
 
 use std::sync::Arc;
@@ -205,7 +205,7 @@ pub async fn cancel(bus: &EventBus, caller: AuthUser, request_id: Uuid) -> Resul
 }
 
 /// The buyer confirms delivery of a `paid` or `delivered` request: it becomes `completed`
-/// through [`complete_in`], the same road as the automatic completion. The payout to the
+/// through `complete_in`, the same road as the automatic completion. The payout to the
 /// seller is started by the payments module when it hears `request:status-updated`.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %request_id))]
 pub async fn complete(
@@ -304,11 +304,11 @@ pub async fn deliver(
 pub const AUTO_COMPLETE: &str = "requests.auto-complete";
 
 /// Runs [`AUTO_COMPLETE`] jobs: a request still `delivered` at its `autoCompleteAt` completes
-/// through [`complete_in`] exactly as if its buyer had completed it (the same event, so the
+/// through `complete_in` exactly as if its buyer had completed it (the same event, so the
 /// same payout), the job ending in the same transaction, so a crash or a second node can never
 /// complete it twice (the compare-and-set on the status decides any race). A request that was
 /// completed or disputed meanwhile is left alone (leaving `delivered` also cancels the job
-/// when it is not running, see [`transition_from`]).
+/// when it is not running, see `transition_from`).
 pub struct AutoComplete {
     pub bus: EventBus,
 }
