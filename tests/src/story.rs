@@ -9,9 +9,9 @@
 //!
 //! [`OpenRequest`] → [`OfferedRequest`] (also [`RequestWithOffers`], [`Chat`],
 //! [`ChatWithMessages`]) →
-//! [`AcceptedRequest`] → [`PaidRequest`] → [`CompletedRequest`], or from the paid request
-//! [`OpenDispute`] → [`ResolvedDispute`]; a payment that arrived after its request was
-//! cancelled is [`PaidAfterCancel`].
+//! [`AcceptedRequest`] → [`PaidRequest`] (→ [`DeliveredRequest`]) → [`CompletedRequest`], or
+//! from the paid request [`OpenDispute`] → [`ResolvedDispute`]; a payment that arrived after
+//! its request was cancelled is [`PaidAfterCancel`].
 //!
 //! Every step has a one-call constructor from nothing (`app.paid_request("100.00")`) and a
 //! step from the state before it (`app.pay_in_sandbox(accepted)`), so a test can act between
@@ -66,6 +66,38 @@ pub struct PaidRequest {
     /// The payment as `POST /api/payments` created it (the invoice: `cryptoAmount`,
     /// `payAddress`, ...; its `status` is still `pending` there).
     pub payment: Value,
+}
+
+/// A paid request its accepted seller marked delivered: request `delivered`, its automatic
+/// completion scheduled at `autoCompleteAt`.
+#[derive(Debug, Clone)]
+pub struct DeliveredRequest {
+    pub buyer: TestUser,
+    pub seller: TestUser,
+    pub request_id: String,
+    pub offer_id: String,
+    pub price: String,
+    pub payment_id: String,
+    pub payment: Value,
+    /// The 200 `PurchaseRequest` of `POST /api/requests/{id}/deliver` (`deliveredAt`,
+    /// `autoCompleteAt`).
+    pub request: Value,
+}
+
+impl DeliveredRequest {
+    /// The same request as a [`PaidRequest`], for the steps that start from one (completing,
+    /// disputing: both accept a delivered request too).
+    pub fn as_paid(&self) -> PaidRequest {
+        PaidRequest {
+            buyer: self.buyer.clone(),
+            seller: self.seller.clone(),
+            request_id: self.request_id.clone(),
+            offer_id: self.offer_id.clone(),
+            price: self.price.clone(),
+            payment_id: self.payment_id.clone(),
+            payment: self.payment.clone(),
+        }
+    }
 }
 
 /// A paid request whose buyer confirmed delivery: request `completed`, the release payout
@@ -367,8 +399,39 @@ impl TestApp {
         .expect(201)
     }
 
-    /// The buyer confirms delivery. Leaves: request `completed`, a release payout to the
-    /// seller started (with the sandbox it completes on its first poll).
+    /// The accepted seller marks the paid request delivered. Leaves: request `delivered`, its
+    /// automatic completion due `AUTO_COMPLETE_AFTER_SECS` later. Events:
+    /// `request:status-updated`.
+    pub async fn deliver(&self, paid: PaidRequest) -> DeliveredRequest {
+        let request = self
+            .post(
+                &format!("/api/requests/{}/deliver", paid.request_id),
+                Some(&paid.seller.token),
+                json!({}),
+            )
+            .await
+            .expect(200);
+        DeliveredRequest {
+            buyer: paid.buyer,
+            seller: paid.seller,
+            request_id: paid.request_id,
+            offer_id: paid.offer_id,
+            price: paid.price,
+            payment_id: paid.payment_id,
+            payment: paid.payment,
+            request,
+        }
+    }
+
+    /// [`TestApp::paid_request`] then [`TestApp::deliver`].
+    pub async fn delivered_request(&self, price: &str) -> DeliveredRequest {
+        let paid = self.paid_request(price).await;
+        self.deliver(paid).await
+    }
+
+    /// The buyer confirms delivery (of a paid or a delivered request). Leaves: request
+    /// `completed`, a release payout to the seller started (with the sandbox it completes on
+    /// its first poll).
     /// Events: `request:status-updated`, then `payout:created` and later `payout:completed`.
     pub async fn complete(&self, paid: PaidRequest) -> CompletedRequest {
         self.post(

@@ -107,6 +107,12 @@ pub struct Config {
     /// `EMAIL_DIGEST_DELAY_SECS` (900, 1..=86400): how long a notification stays unread
     /// before it is mailed.
     pub email_digest_delay: Duration,
+    /// `AUTO_COMPLETE_AFTER_SECS` (1209600, 1..=31536000): a delivered request its buyer
+    /// neither completes nor disputes within this completes by itself.
+    pub auto_complete_after: Duration,
+    /// `REVIEW_WINDOW_SECS` (1209600, 1..=31536000): how long after completion reviews are
+    /// taken; hidden reviews are published when it closes.
+    pub review_window: Duration,
     /// Extra: `HASH_CONCURRENCY` (default: the number of cores) password hashes at once, and
     /// `HASH_QUEUE` (default: 32 per hashing thread) waiting; beyond, 503 `busy`.
     pub hashing: auth::HashingConfig,
@@ -416,7 +422,11 @@ impl Config {
         // `email_settings` reads `APP_URL` too, with the same default; `url_setting` above
         // checks it.
         let (smtp, _, email_digest_delay) = email_settings(&get, &public_url)?;
+        let auto_complete_after = seconds_between(&get, "AUTO_COMPLETE_AFTER_SECS", 1, 31_536_000)?;
+        let review_window = seconds_between(&get, "REVIEW_WINDOW_SECS", 1, 31_536_000)?;
         Ok(Config {
+            auto_complete_after,
+            review_window,
             app_url,
             vapid_private_key,
             vapid_subject,
@@ -553,6 +563,21 @@ fn cluster_settings(
         return Err(err("REDIS_URL", format!("not a Redis URL: {e}")));
     }
     Ok((Some(url), prefix))
+}
+
+/// A number of seconds from `var` within `min..=max` (default 1209600, 14 days: the contract's
+/// for `AUTO_COMPLETE_AFTER_SECS` and `REVIEW_WINDOW_SECS`).
+fn seconds_between(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
+    let secs: u64 = parse(get, var, "1209600")?;
+    if !(min..=max).contains(&secs) {
+        return Err(err(var, format!("must be between {min} and {max}")));
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 /// `SMTP_URL`, `MAIL_FROM`, `SMTP_TLS_CA_FILE`, `APP_URL` and `EMAIL_DIGEST_DELAY_SECS`.
@@ -790,6 +815,24 @@ mod tests {
         assert!(c.jwt_secret.is_none());
         assert_eq!(c.payment_provider, ProviderKind::Sandbox);
         assert_eq!(c.payout_poll, Duration::from_secs(30));
+        assert_eq!(c.auto_complete_after, Duration::from_secs(1_209_600));
+        assert_eq!(c.review_window, Duration::from_secs(1_209_600));
+    }
+
+    #[test]
+    fn delivery_and_review_windows_are_one_second_to_one_year() {
+        for var in ["AUTO_COMPLETE_AFTER_SECS", "REVIEW_WINDOW_SECS"] {
+            for bad in ["0", "31536001", "-5", "1.5", "soon"] {
+                assert_eq!(cfg(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
+            }
+        }
+        let c = cfg(&[
+            ("AUTO_COMPLETE_AFTER_SECS", "1"),
+            ("REVIEW_WINDOW_SECS", "31536000"),
+        ])
+        .unwrap();
+        assert_eq!(c.auto_complete_after, Duration::from_secs(1));
+        assert_eq!(c.review_window, Duration::from_secs(31_536_000));
     }
 
     #[test]

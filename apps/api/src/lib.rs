@@ -55,7 +55,9 @@ pub fn modules(
     let presence = connections.presence();
     vec![
         Box::new(auth::AuthModule::new(Arc::clone(hasher))),
-        Box::new(requests::RequestsModule),
+        Box::new(requests::RequestsModule::new(requests::RequestsConfig {
+            auto_complete_after: config.auto_complete_after,
+        })),
         Box::new(offers::OffersModule),
         Box::new(chat::ChatModule),
         Box::new(notifications::NotificationsModule),
@@ -68,6 +70,9 @@ pub fn modules(
         Box::new(files::FilesModule::new(files.clone())),
         Box::new(admin::AdminModule),
         Box::new(push::PushModule::new(push_config(config), state, presence)),
+        Box::new(reviews::ReviewsModule::new(reviews::ReviewsConfig {
+            window: config.review_window,
+        })),
         Box::new(connections),
     ]
 }

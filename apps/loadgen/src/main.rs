@@ -27,7 +27,14 @@
 //! loadgen --mode rest-latency --url http://127.0.0.1:3000 --rate 1000 --duration 20
 //! loadgen --mode write-throughput --url http://127.0.0.1:3000 --clients 32 --duration 20
 //! ```
+//!
+//! `--mode deliveries` makes `--requests` delivered requests through the REST API (see
+//! [`deliveries`]; `bench/auto-complete.sh` then times their automatic completion):
+//! ```text
+//! loadgen --mode deliveries --url http://127.0.0.1:3000 --requests 10000 --clients 16
+//! ```
 
+mod deliveries;
 mod rest;
 mod storm;
 
@@ -55,6 +62,8 @@ enum Mode {
     RestLatency,
     /// `--clients` clients posting `POST /api/requests` back to back: requests/s.
     WriteThroughput,
+    /// `--requests` requests taken to `delivered` over REST, `--clients` at once.
+    Deliveries,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -140,16 +149,20 @@ struct Args {
     /// rest-latency, write-throughput: seconds of load.
     #[arg(long, default_value_t = 20)]
     duration: u64,
-    /// write-throughput: clients posting back to back.
+    /// write-throughput, deliveries: clients working back to back.
     #[arg(long, default_value_t = 32)]
     clients: usize,
-    /// rest-latency, write-throughput: buyer accounts the requests are spread over.
+    /// deliveries: how many delivered requests to make.
+    #[arg(long, default_value_t = 1000)]
+    requests: usize,
+    /// rest-latency, write-throughput, deliveries: buyer accounts the requests are spread over.
     #[arg(long, default_value_t = 8)]
     buyers: usize,
     /// rest-latency: seller sockets (one account each) timing `request:created`.
     #[arg(long, default_value_t = 4)]
     sellers: usize,
-    /// rest-latency, write-throughput: print one JSON object with the figures instead of text.
+    /// rest-latency, write-throughput, deliveries: print one JSON object with the figures
+    /// instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -309,6 +322,16 @@ async fn main() -> Result<()> {
             unknown_percent: args.unknown_percent,
             server_pid: args.server_pid.first().copied(),
             settle_secs: args.settle_secs,
+        })
+        .await;
+    }
+    if let Mode::Deliveries = args.mode {
+        return deliveries::run(deliveries::DeliveriesArgs {
+            base,
+            requests: args.requests,
+            clients: args.clients,
+            buyers: args.buyers,
+            json: args.json,
         })
         .await;
     }

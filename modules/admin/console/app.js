@@ -8,6 +8,7 @@ const TOKEN_KEY = "marketplace-admin-token";
 const USER_KEY = "marketplace-admin-user";
 const FEED_MAX = 200;
 const REFRESH_MS = 5000;
+const TICK_MS = 1000;
 
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
@@ -15,8 +16,12 @@ const state = {
   socket: null,
   lastEventId: null,
   timer: null,
+  /** The countdowns of the delivered requests, every second. */
+  ticker: null,
   /** dispute id → { dispute, request, sellerId, evidence: Map, el } */
   disputes: new Map(),
+  /** request id → the delivered request shown (waiting for its automatic completion) */
+  delivered: new Map(),
 };
 
 function readUser() {
@@ -91,10 +96,13 @@ function signOut(message) {
   }
   clearInterval(state.timer);
   state.timer = null;
+  clearInterval(state.ticker);
+  state.ticker = null;
   state.disputes.clear();
+  state.delivered.clear();
   $("disputes").replaceChildren();
   $("feed").replaceChildren();
-  for (const id of ["attention", "dead", "jobs", "delivery", "nodes", "subscribers"]) $(id).replaceChildren();
+  for (const id of ["attention", "delivered", "dead", "jobs", "delivery", "nodes", "subscribers"]) $(id).replaceChildren();
   showLogin(message);
 }
 
@@ -116,6 +124,9 @@ function connect() {
     setLive("live", "Live");
     loadDisputes();
     refreshSystem();
+    // Rooms are per connection: follow the delivered requests again after a reconnect.
+    for (const id of state.delivered.keys()) socket.emit("join-request-room", id, () => {});
+    refreshDelivered();
   });
   socket.on("disconnect", (reason) => {
     setLive("down", reason === "io client disconnect" ? "Offline" : "Reconnecting…");
@@ -156,6 +167,13 @@ function onEvent(event, payload) {
           entry.request.status = payload.status;
           renderHeader(entry);
         }
+      }
+      // A delivered request that was completed (by its buyer or by itself) or disputed leaves
+      // the list at once; a new delivery is picked up by the next refresh.
+      if (state.delivered.has(payload?.requestId) && payload.status !== "delivered") {
+        removeDelivered(payload.requestId);
+      } else if (payload?.status === "delivered") {
+        refreshDelivered();
       }
       break;
     case "payout:failed":
@@ -459,6 +477,68 @@ function attentionRow(item) {
     button);
 }
 
+// ---------------------------------------------------------------- delivered requests
+
+/** "in 3 d 4 h", "in 12 min 5 s", "due now": how long until `iso`. */
+function countdown(iso) {
+  const ms = new Date(iso).getTime() - Date.now();
+  if (Number.isNaN(ms)) return "";
+  if (ms <= 0) return "due now";
+  const s = Math.floor(ms / 1000);
+  const [d, h, m, sec] = [Math.floor(s / 86400), Math.floor((s % 86400) / 3600), Math.floor((s % 3600) / 60), s % 60];
+  if (d > 0) return `in ${d} d ${h} h`;
+  if (h > 0) return `in ${h} h ${m} min`;
+  if (m > 0) return `in ${m} min ${sec} s`;
+  return `in ${sec} s`;
+}
+
+function tickCountdowns() {
+  for (const el of $("delivered").querySelectorAll("[data-countdown]")) el.textContent = countdown(el.dataset.countdown);
+}
+
+async function refreshDelivered() {
+  try {
+    const items = await api.all("/api/requests?status=delivered&limit=100", 3);
+    say($("delivered-error"), "");
+    // Soonest first: the next automatic completion (and payout) on top.
+    items.sort((a, b) => String(a.autoCompleteAt).localeCompare(String(b.autoCompleteAt)));
+    const seen = new Set(items.map((r) => r.id));
+    for (const id of state.delivered.keys()) if (!seen.has(id)) state.delivered.delete(id);
+    for (const r of items) {
+      // Follow it: its completion or dispute reaches this socket (and the feed) at once.
+      if (!state.delivered.has(r.id)) state.socket?.emit("join-request-room", r.id, () => {});
+      state.delivered.set(r.id, r);
+    }
+    renderDelivered();
+  } catch (err) {
+    $("delivered-empty").hidden = true;
+    say($("delivered-error"), `Cannot load the delivered requests: ${explain(err)}`);
+  }
+}
+
+function removeDelivered(id) {
+  // The request room stays joined: a dispute card may follow the same request.
+  state.delivered.delete(id);
+  renderDelivered();
+}
+
+function renderDelivered() {
+  const items = [...state.delivered.values()];
+  $("delivered").replaceChildren(...items.map(deliveredRow));
+  $("delivered-count").textContent = String(items.length);
+  $("delivered-empty").hidden = items.length > 0;
+}
+
+function deliveredRow(r) {
+  return h("li", { class: "row", data: { deliveredId: r.id, autoCompleteAt: r.autoCompleteAt || "" } },
+    h("div", { class: "row-main" },
+      h("strong", { text: r.title || "Request" }), " ", shortId(r.id),
+      h("div", { class: "small" },
+        "completes by itself ", when(r.autoCompleteAt), " ",
+        h("span", { class: "warn", data: { countdown: r.autoCompleteAt || "" }, text: r.autoCompleteAt ? countdown(r.autoCompleteAt) : "" })),
+      h("div", { class: "muted small" }, "delivered ", when(r.deliveredAt), " · buyer ", shortId(r.buyerId))));
+}
+
 async function refreshDeadLetters() {
   try {
     const items = await api.all("/api/admin/dead-letters?status=open&limit=100", 3);
@@ -603,6 +683,7 @@ function refreshAll() {
   if (!state.token || document.hidden) return;
   refreshSystem();
   refreshMoney();
+  refreshDelivered();
   refreshDeadLetters();
   refreshFailedJobs();
   refreshDeliveryFailures();
@@ -655,11 +736,14 @@ function start() {
   updateDisputeCount();
   connect();
   refreshMoney();
+  refreshDelivered();
   refreshDeadLetters();
   refreshFailedJobs();
   refreshDeliveryFailures();
   clearInterval(state.timer);
   state.timer = setInterval(refreshAll, REFRESH_MS);
+  clearInterval(state.ticker);
+  state.ticker = setInterval(tickCountdowns, TICK_MS);
 }
 
 $("login-form").addEventListener("submit", onLogin);

@@ -2,7 +2,10 @@
 //!
 //! # Public API
 //! What other modules may call (nothing else; its tables are private to it):
-//! - [`service::user`]: a user as the API shows it (role, `payoutAddress`), or `None`.
+//! - [`service::user`]: a user as the API shows it (role, `payoutAddress`, `rating`), or
+//!   `None`; [`service::profiles`]: the name and rating of several users (listings).
+//! - [`service::add_rating`]: counts a published review into its subject's rating, inside the
+//!   publishing transaction (the reviews module).
 //! - [`Directory`]: its answer to [`kernel::UserDirectory`] (does this user exist, with which
 //!   role), which the kernel's authenticator and the socket gateway use.
 //!

@@ -1,10 +1,13 @@
 //! The rules of accounts: who may register, how passwords are kept, what a profile may hold.
 
+use std::collections::HashMap;
+
 use catalog::Role;
-use catalog::contract::{User, new_id, now};
+use catalog::contract::{SellerProfile, User, new_id, now};
 use kernel::error::ErrorCode;
 use kernel::validate::Fields;
 use kernel::{ApiError, AuthUser, JwtKeys, Result};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
     EntityTrait, QueryFilter,
@@ -91,6 +94,8 @@ pub async fn register(
         payout_address: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
+        rating_count: Set(0),
+        rating_sum: Set(0),
     };
     let model = match row.insert(db).await {
         Ok(m) => m,
@@ -171,6 +176,56 @@ pub async fn users<C: ConnectionTrait>(
         .iter()
         .map(|u| (u.id, u.to_api()))
         .collect())
+}
+
+/// The public face of these users (name and rating), by id, for listings that show who
+/// someone is (an offer's seller). Unknown ids are left out.
+pub async fn profiles<C: ConnectionTrait>(
+    db: &C,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, SellerProfile>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = user::Entity::find()
+        .filter(user::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|u| {
+            (
+                u.id,
+                SellerProfile {
+                    id: u.id,
+                    name: u.name.clone(),
+                    rating: u.rating(),
+                },
+            )
+        })
+        .collect())
+}
+
+/// Counts one published review of `rating` (1 to 5) about `user_id` into the user's rating,
+/// on `conn` (the reviews module's transaction that publishes it, so a review counts exactly
+/// when it is published). 404 for an unknown user.
+pub async fn add_rating<C: ConnectionTrait>(conn: &C, user_id: Uuid, rating: u8) -> Result<()> {
+    let res = user::Entity::update_many()
+        .col_expr(
+            user::Column::RatingCount,
+            Expr::col(user::Column::RatingCount).add(1),
+        )
+        .col_expr(
+            user::Column::RatingSum,
+            Expr::col(user::Column::RatingSum).add(i64::from(rating)),
+        )
+        .filter(user::Column::Id.eq(user_id))
+        .exec(conn)
+        .await?;
+    if res.rows_affected != 1 {
+        return Err(ApiError::NotFound);
+    }
+    Ok(())
 }
 
 pub async fn me(db: &DatabaseConnection, caller: AuthUser) -> Result<User> {
@@ -258,6 +313,8 @@ pub async fn ensure_admin(
                 payout_address: Set(None),
                 created_at: Set(at),
                 updated_at: Set(at),
+                rating_count: Set(0),
+                rating_sum: Set(0),
             }
             .insert(db)
             .await?

@@ -80,6 +80,36 @@ pub struct User {
     pub role: Role,
     pub payout_address: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// What the other parties of this user's completed requests said, from published reviews.
+    pub rating: Rating,
+}
+
+/// A user's rating from published reviews: `{ average, count }`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Rating {
+    /// The mean of the published ratings, rounded to two decimals; `null` when there are none.
+    #[schema(example = 4.5, minimum = 1, maximum = 5)]
+    pub average: Option<f64>,
+    /// How many published reviews the average is over.
+    pub count: u64,
+}
+
+impl Rating {
+    /// The rating of `count` published reviews whose ratings add up to `sum`.
+    pub fn from_sum(sum: i64, count: i64) -> Self {
+        if count <= 0 {
+            return Self {
+                average: None,
+                count: 0,
+            };
+        }
+        let mean = sum as f64 / count as f64;
+        Self {
+            average: Some((mean * 100.0).round() / 100.0),
+            count: count as u64,
+        }
+    }
 }
 
 /// A decimal amount with its currency: `{ "amount": "125.50", "currency": "USD" }`.
@@ -227,6 +257,9 @@ pub enum RequestStatus {
     Open,
     Accepted,
     Paid,
+    /// The accepted seller says it is delivered; the buyer completes or disputes it, else it
+    /// completes by itself at `autoCompleteAt`.
+    Delivered,
     Completed,
     Cancelled,
     Disputed,
@@ -239,6 +272,7 @@ impl RequestStatus {
             Self::Open => "open",
             Self::Accepted => "accepted",
             Self::Paid => "paid",
+            Self::Delivered => "delivered",
             Self::Completed => "completed",
             Self::Cancelled => "cancelled",
             Self::Disputed => "disputed",
@@ -250,6 +284,7 @@ impl RequestStatus {
             "open" => Self::Open,
             "accepted" => Self::Accepted,
             "paid" => Self::Paid,
+            "delivered" => Self::Delivered,
             "completed" => Self::Completed,
             "cancelled" => Self::Cancelled,
             "disputed" => Self::Disputed,
@@ -272,6 +307,12 @@ pub struct PurchaseRequest {
     pub accepted_offer_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the accepted seller marked it delivered; `null` until then.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When a delivered request completes by itself unless its buyer completes or disputes
+    /// it first (`deliveredAt` + `AUTO_COMPLETE_AFTER_SECS`); `null` until delivered. It stays
+    /// set once the request moved on, as the record of the deadline it had.
+    pub auto_complete_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -314,6 +355,40 @@ pub struct SellerOffer {
     pub status: OfferStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Who the seller is and how they are rated: shown in offer listings
+    /// (`GET /api/requests/{id}/offers`), absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub seller: Option<SellerProfile>,
+}
+
+/// The seller of an offer as a listing shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SellerProfile {
+    pub id: Uuid,
+    pub name: String,
+    pub rating: Rating,
+}
+
+/// A review one party of a completed request wrote about the other. Hidden (shown to its
+/// author only) until both parties reviewed or the review window closed; then published.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    /// Who wrote it: the request's buyer or its accepted seller.
+    pub author_id: Uuid,
+    /// Who it is about: the other of the two.
+    pub subject_id: Uuid,
+    /// 1 to 5.
+    #[schema(minimum = 1, maximum = 5)]
+    pub rating: u8,
+    pub comment: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// When it became visible to everyone; `null` while hidden.
+    pub published_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 
 use crate::contract::{
     Dispute, Evidence, Message, Notification, OfferMessage, Payment, PaymentStatus, Payout,
-    PurchaseRequest, RequestStatus, Resolution, SellerOffer,
+    PurchaseRequest, RequestStatus, Resolution, Review, SellerOffer,
 };
 // Every rule and field by its short name, for the table's rows.
 use crate::rooms::AudienceField::*;
@@ -130,6 +130,7 @@ catalog_events! {
     ChatReactionRemoved => "chat:reaction-removed", durable, ChatReactionRemoved, rooms [Chat];
     ChatTyping => "chat:typing", live, ChatTyping, rooms ["chat-{chatId} (not the sender's own sockets)"];
     ChatStoppedTyping => "chat:stopped-typing", live, ChatTyping, rooms ["chat-{chatId} (not the sender's own sockets)"];
+    ReviewPublished => "review:published", durable, ReviewPublished, rooms [User(SubjectId), User(AuthorId)];
     DisputeOpened => "dispute:opened", durable, DisputeOpened, rooms [User(BuyerId), User(SellerId), Admin];
     DisputeEvidenceAdded => "dispute:evidence-added", durable, DisputeEvidenceAdded, rooms [User(BuyerId), User(SellerId), Admin];
     DisputeResolved => "dispute:resolved", durable, DisputeResolved, rooms [User(BuyerId), User(SellerId), Admin];
@@ -199,6 +200,12 @@ pub struct Audience {
     pub request_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub chat_id: Option<Uuid>,
+    /// Who a review is about.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub subject_id: Option<Uuid>,
+    /// Who wrote a review.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub author_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub actor_id: Option<Uuid>,
 }
@@ -485,6 +492,18 @@ pub struct ChatReactionRemoved {
 audience!(ChatReactionRemoved, |self| Audience {
     chat_id: Some(self.chat_id),
     actor_id: Some(self.user_id),
+    ..Default::default()
+});
+
+/// `review:published` → `user-{subjectId}`, `user-{authorId}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+#[serde(transparent)]
+pub struct ReviewPublished(pub Review);
+audience!(ReviewPublished, |self| Audience {
+    subject_id: Some(self.0.subject_id),
+    author_id: Some(self.0.author_id),
+    request_id: Some(self.0.request_id),
+    actor_id: Some(self.0.author_id),
     ..Default::default()
 });
 

@@ -15,6 +15,8 @@ pub enum AudienceField {
     SellerId,
     RecipientId,
     OtherParticipantId,
+    SubjectId,
+    AuthorId,
 }
 
 impl AudienceField {
@@ -25,6 +27,8 @@ impl AudienceField {
             Self::SellerId => audience.seller_id,
             Self::RecipientId => audience.recipient_id,
             Self::OtherParticipantId => audience.other_participant_id,
+            Self::SubjectId => audience.subject_id,
+            Self::AuthorId => audience.author_id,
         }
     }
 
@@ -35,6 +39,8 @@ impl AudienceField {
             Self::SellerId => "sellerId",
             Self::RecipientId => "recipientId",
             Self::OtherParticipantId => "otherParticipantId",
+            Self::SubjectId => "subjectId",
+            Self::AuthorId => "authorId",
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The disputes module: disputes over paid requests, their evidence, and their resolution
-//! (which moves the request and starts its payout in one transaction).
+//! The disputes module: disputes over paid or delivered requests, their evidence, and their
+//! resolution (which moves the request and starts its payout in one transaction).
 //!
 //! It owns the `disputes` and `dispute_evidence` tables.
 //!

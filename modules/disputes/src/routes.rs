@@ -25,15 +25,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(resolve_dispute))
 }
 
-/// Open a dispute on a paid request (its buyer or its accepted seller); the request becomes
-/// `disputed`.
+/// Open a dispute on a paid or delivered request (its buyer or its accepted seller); the
+/// request becomes `disputed` (a delivered one no longer completes by itself).
 #[utoipa::path(post, path = "/api/requests/{id}/disputes", operation_id = "openDispute", tag = "disputes", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the request")), request_body = OpenDisputeBody,
     responses(
         (status = 201, body = Dispute),
         (status = 403, body = Problem, description = "an admin (whatever the request): only the request's buyer or its accepted seller may open one"),
         (status = 404, body = Problem, description = "no such request, or the caller is not its buyer or accepted seller"),
-        (status = 409, body = Problem, description = "`dispute_open` (one is open already) or `invalid_transition` (request not `paid`)"),
+        (status = 409, body = Problem, description = "`dispute_open` (one is open already) or `invalid_transition` (request not `paid` or `delivered`)"),
         (status = 422, body = Problem),
     ))]
 async fn open_dispute(

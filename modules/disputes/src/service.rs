@@ -25,12 +25,13 @@ use crate::entity::evidence;
 
 const MAX_TEXT: usize = 4000;
 
-/// Opens a dispute on a paid request: its buyer or its accepted seller. The request becomes
-/// `disputed` and `dispute:opened` is published, in one transaction.
+/// Opens a dispute on a paid or delivered request: its buyer or its accepted seller. The
+/// request becomes `disputed` and `dispute:opened` is published, in one transaction.
 ///
 /// 403 for admins (they resolve disputes, never open one), whatever the id; 404 for anyone
 /// else who is not a party (and unknown requests); 409 `dispute_open` when one is already
-/// open; 409 `invalid_transition` unless the request is `paid`.
+/// open; 409 `invalid_transition` unless the request is `paid` or `delivered` (a dispute stops
+/// the automatic completion of a delivered request: `requests::service::transition` cancels it).
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %request_id))]
 pub async fn open(
     bus: &EventBus,

@@ -84,6 +84,13 @@ error_codes! {
     // Disputes.
     DisputeOpen = "dispute_open",
     DisputeClosed = "dispute_closed",
+    // Reviews.
+    /// This author already reviewed this request.
+    ReviewExists = "review_exists",
+    /// Reviews are written once the request is completed.
+    RequestNotCompleted = "request_not_completed",
+    /// The review window of the request has closed.
+    ReviewWindowClosed = "review_window_closed",
     // Chat and files.
     TooManyReactions = "too_many_reactions",
     EvidenceLocked = "evidence_locked",

@@ -1,5 +1,5 @@
 //! Durable timers: the one mechanism for work that must happen later (email digests, push
-//! retries, and later automatic completion, review deadlines, upload cleanup).
+//! retries, the automatic completion of delivered requests, review deadlines, upload cleanup).
 //!
 //! A job is a row of the `timers` table: a `kind` (which handler runs it), a `key` unique per
 //! kind (so the same job is never scheduled twice), a JSON `payload` and a `run_at`. It is

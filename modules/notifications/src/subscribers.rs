@@ -17,13 +17,14 @@ pub const SUBSCRIBER: &str = "notifications";
 /// Every notification `kind`: the events [`drafts`] makes notifications from, in catalog
 /// order, which are also the events this module's subscriber declares. Users mute kinds from this list (`PATCH /api/users/me/notification-settings`);
 /// adding an arm to [`drafts`] means adding its event here.
-pub const KINDS: [EventName; 8] = [
+pub const KINDS: [EventName; 9] = [
     EventName::RequestOfferReceived,
     EventName::OfferNegotiationUpdate,
     EventName::OfferAccepted,
     EventName::PaymentCompleted,
     EventName::PayoutCompleted,
     EventName::ChatNewMessage,
+    EventName::ReviewPublished,
     EventName::DisputeOpened,
     EventName::DisputeResolved,
 ];
@@ -128,6 +129,23 @@ pub fn drafts(event: &StoredEvent) -> Vec<Draft> {
                 "Payout sent",
                 format!("Your payout was sent (transaction {}).", e.tx_hash),
                 json!({ "requestId": audience.request_id, "payoutId": e.payout_id, "txHash": e.tx_hash }),
+            )
+        }
+        EventName::ReviewPublished => {
+            let Some(ReviewPublished(review)) = decoded::<ReviewPublished>(event) else {
+                return Vec::new();
+            };
+            let stars = format!("Rated {} out of 5", review.rating);
+            (
+                vec![audience.subject_id],
+                "You have a new review",
+                match review.comment.as_deref().map(str::trim) {
+                    Some(comment) if !comment.is_empty() => {
+                        format!("{stars}: {}", preview(comment))
+                    }
+                    _ => format!("{stars}."),
+                },
+                json!({ "requestId": review.request_id, "reviewId": review.id }),
             )
         }
         EventName::DisputeOpened => {
@@ -253,6 +271,7 @@ mod tests {
             status: OfferStatus::Pending,
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            seller: None,
         }
     }
 
@@ -417,6 +436,37 @@ mod tests {
     }
 
     #[test]
+    fn a_published_review_notifies_the_reviewed_user_with_its_rating_and_comment() {
+        let (buyer, seller, request) = (new_id(), new_id(), new_id());
+        let review = Review {
+            id: new_id(),
+            request_id: request,
+            author_id: buyer,
+            subject_id: seller,
+            rating: 4,
+            comment: Some("Fast and friendly.".into()),
+            created_at: Utc::now(),
+            published_at: Some(Utc::now()),
+        };
+        let e = stored(1, ReviewPublished(review.clone()));
+        let d = drafts(&e);
+        assert_eq!(recipients(&e), vec![seller]);
+        assert_eq!(d[0].body, "Rated 4 out of 5: Fast and friendly.");
+        assert_eq!(
+            d[0].data,
+            json!({ "requestId": request, "reviewId": review.id })
+        );
+        let silent = stored(
+            2,
+            ReviewPublished(Review {
+                comment: None,
+                ..review
+            }),
+        );
+        assert_eq!(drafts(&silent)[0].body, "Rated 4 out of 5.");
+    }
+
+    #[test]
     fn events_that_concern_no_one_make_no_notification() {
         let buyer = new_id();
         let created = stored(
@@ -432,6 +482,8 @@ mod tests {
                 accepted_offer_id: None,
                 created_at: Utc::now(),
                 updated_at: Utc::now(),
+                delivered_at: None,
+                auto_complete_at: None,
             }),
         );
         assert!(drafts(&created).is_empty());

@@ -56,7 +56,7 @@ async fn create_offer(
 }
 
 /// The offers on a request, newest first: all for its buyer and admins, its own for a
-/// seller.
+/// seller. Each shows its seller (`seller`: name and rating from published reviews).
 #[utoipa::path(get, path = "/api/requests/{id}/offers", operation_id = "listOffers", tag = "offers", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "request id"), PageParams),
     responses(

@@ -149,7 +149,8 @@ pub async fn create(
 }
 
 /// The offers on a request, newest first: all of them for its buyer and admins, a seller's
-/// own for a seller. 404 when the request is not visible to `caller`.
+/// own for a seller, each with its seller's name and rating (`seller`). 404 when the request
+/// is not visible to `caller`.
 pub async fn list_for_request<C: ConnectionTrait>(
     conn: &C,
     caller: AuthUser,
@@ -172,11 +173,18 @@ pub async fn list_for_request<C: ConnectionTrait>(
         .limit(limit + 1)
         .all(conn)
         .await?;
-    Ok(page(
-        rows.iter().map(offer::Model::to_api).collect(),
-        limit,
-        |o| o.id,
-    ))
+    let mut seller_ids: Vec<Uuid> = rows.iter().map(|o| o.seller_id).collect();
+    seller_ids.sort_unstable();
+    seller_ids.dedup();
+    let sellers = auth::service::profiles(conn, &seller_ids).await?;
+    let items = rows
+        .iter()
+        .map(|o| SellerOffer {
+            seller: sellers.get(&o.seller_id).cloned(),
+            ..o.to_api()
+        })
+        .collect();
+    Ok(page(items, limit, |o| o.id))
 }
 
 /// The negotiation thread of an offer, oldest first (the opening message, then each
@@ -316,7 +324,7 @@ pub async fn accept(bus: &EventBus, caller: AuthUser, offer_id: Uuid) -> Result<
         .filter(offer::Column::Id.ne(offer_id))
         .exec(tx.conn())
         .await?;
-    requests::service::set_accepted_offer(&mut tx, req.id, offer_id).await?;
+    requests::service::set_accepted_offer(&mut tx, req.id, offer_id, current.seller_id).await?;
     tx.publish(OfferAccepted {
         offer_id,
         request_id: req.id,

@@ -62,7 +62,8 @@ impl NewRequest {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListRequestsQuery {
-    /// `open`, `accepted`, `paid`, `completed`, `cancelled`, `disputed` or `refunded`.
+    /// `open`, `accepted`, `paid`, `delivered`, `completed`, `cancelled`, `disputed` or
+    /// `refunded`.
     /// Sellers and admins see `open` when it is absent; buyers see all of theirs.
     /// A seller asking for another status sees only requests it made an offer on.
     pub status: Option<String>,
@@ -98,7 +99,7 @@ impl ListRequestsQuery {
             Some(s) => Some(RequestStatus::parse(s).ok_or_else(|| {
                 ApiError::invalid(
                     "status",
-                    "must be one of open, accepted, paid, completed, cancelled, disputed, refunded",
+                    "must be one of open, accepted, paid, delivered, completed, cancelled, disputed, refunded",
                 )
             })?),
         };

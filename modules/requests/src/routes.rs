@@ -1,5 +1,6 @@
-//! `/api/requests` and the buyer's transitions of a request.
+//! `/api/requests`, the buyer's transitions of a request and the seller's delivery.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use catalog::contract::{Page, PurchaseRequest};
@@ -10,16 +11,19 @@ use sea_orm::DatabaseConnection;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use crate::RequestsConfig;
 use crate::dto::{CreateRequestBody, ListRequestsQuery, NewRequest};
 use crate::service;
 
 /// The routes of this module with their OpenAPI description.
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router(config: RequestsConfig) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_request, list_requests))
         .routes(routes!(get_request))
         .routes(routes!(cancel_request))
+        .routes(routes!(deliver_request))
         .routes(routes!(complete_request))
+        .layer(Extension(config))
 }
 
 /// Post a purchase request (buyers). Sellers hear of it through `request:created`.
@@ -99,8 +103,33 @@ async fn cancel_request(
     Ok(axum::Json(service::cancel(&bus, caller, id).await?))
 }
 
-/// Confirm delivery (its buyer; `paid` only): the request becomes `completed` and the
-/// payout to the seller starts. Emits `request:status-updated`.
+/// Mark a paid request delivered (the accepted seller; `paid` only): it becomes
+/// `delivered`, with `deliveredAt` and `autoCompleteAt` set. Unless its buyer completes or
+/// disputes it first, it completes by itself at `autoCompleteAt` (`AUTO_COMPLETE_AFTER_SECS`
+/// after delivery), exactly as if the buyer had completed it. Emits `request:status-updated`.
+#[utoipa::path(post, path = "/api/requests/{id}/deliver", operation_id = "deliverRequest", tag = "requests", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "request id")),
+    responses(
+        (status = 200, body = PurchaseRequest),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "not a seller"),
+        (status = 404, body = Problem, description = "no such request whose accepted offer is this seller's"),
+        (status = 409, body = Problem, description = "`invalid_transition`: not paid"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn deliver_request(
+    State(bus): State<EventBus>,
+    Extension(config): Extension<RequestsConfig>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<PurchaseRequest>> {
+    Ok(axum::Json(
+        service::deliver(&bus, caller, id, config.auto_complete_after).await?,
+    ))
+}
+
+/// Confirm delivery (its buyer; `paid` or `delivered`): the request becomes `completed` and
+/// the payout to the seller starts. Emits `request:status-updated`.
 #[utoipa::path(post, path = "/api/requests/{id}/complete", operation_id = "completeRequest", tag = "requests", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "request id")),
     responses(
@@ -108,7 +137,7 @@ async fn cancel_request(
         (status = 401, body = Problem),
         (status = 403, body = Problem, description = "not a buyer"),
         (status = 404, body = Problem, description = "no such request of this buyer"),
-        (status = 409, body = Problem, description = "`invalid_transition`: not paid"),
+        (status = 409, body = Problem, description = "`invalid_transition`: not paid or delivered"),
     ))]
 #[tracing::instrument(skip_all)]
 async fn complete_request(

@@ -1,17 +1,23 @@
 //! The rules of purchase requests: who may create and see them, and the state machine —
-//! [`transition`] is the only code that changes a request's status.
+//! `transition_from` is the only code that changes a request's status, and `complete_in`
+//! the one road to `completed` for its buyer and for the automatic completion alike.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use catalog::Role;
-use catalog::contract::{Page, PurchaseRequest, RequestStatus, new_id, now};
+use catalog::contract::{Page, PurchaseRequest, RequestStatus, Timestamp, new_id, now};
 use catalog::events::{RequestCreated, RequestStatusUpdated};
 use kernel::error::ErrorCode;
 use kernel::pagination::{PageParams, page};
+use kernel::timers::{self, Job, NewTimer, Outcome, TimerHandler};
 use kernel::{ApiError, AuthUser, EventBus, Result, Tx};
 use sea_orm::sea_query::{Expr, OnConflict, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
 };
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::dto::{NewRequest, RequestFilter};
@@ -108,8 +114,12 @@ pub async fn create(bus: &EventBus, caller: AuthUser, new: NewRequest) -> Result
         budget_currency: Set(new.budget.as_ref().map(|m| m.currency.clone())),
         status: Set(RequestStatus::Open.into()),
         accepted_offer_id: Set(None),
+        accepted_seller_id: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
+        delivered_at: Set(None),
+        auto_complete_at: Set(None),
+        completed_at: Set(None),
     };
     let mut tx = bus.begin().await?;
     let model = row.insert(tx.conn()).await?;
@@ -194,7 +204,8 @@ pub async fn cancel(bus: &EventBus, caller: AuthUser, request_id: Uuid) -> Resul
     .await
 }
 
-/// The buyer confirms delivery of a paid request: it becomes `completed`. The payout to the
+/// The buyer confirms delivery of a `paid` or `delivered` request: it becomes `completed`
+/// through `complete_in`, the same road as the automatic completion. The payout to the
 /// seller is started by the payments module when it hears `request:status-updated`.
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %request_id))]
 pub async fn complete(
@@ -202,14 +213,195 @@ pub async fn complete(
     caller: AuthUser,
     request_id: Uuid,
 ) -> Result<PurchaseRequest> {
-    by_its_buyer(
-        bus,
-        caller,
+    // Only buyers complete: 403 for any other role, whatever the id.
+    caller.require(&[Role::Buyer])?;
+    let mut tx = bus.begin().await?;
+    let req = visible(tx.conn(), caller, request_id).await?;
+    if req.buyer_id != caller.id {
+        return Err(ApiError::NotFound);
+    }
+    let updated = complete_in(
+        &mut tx,
         request_id,
-        &[RequestStatus::Paid],
+        &[RequestStatus::Paid, RequestStatus::Delivered],
+        Some(caller.id),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// The one road to `completed` after a payment, for the buyer ([`complete`]) and for the
+/// automatic completion ([`AutoComplete`]): the same compare-and-set from one of `from`, the
+/// same `request:status-updated` (whose `completed` starts the seller's payout in the
+/// payments module), and the end of the automatic-completion timer, all inside `tx`.
+async fn complete_in(
+    tx: &mut Tx,
+    request_id: Uuid,
+    from: &[RequestStatus],
+    actor: Option<Uuid>,
+) -> Result<PurchaseRequest> {
+    transition_from(
+        tx,
+        request_id,
+        Some(from),
         RequestStatus::Completed,
+        actor,
+        None,
     )
     .await
+}
+
+/// The accepted seller says the goods are delivered (`paid` only): the request becomes
+/// `delivered`, emits `request:status-updated`, and its automatic completion is scheduled
+/// `after` from now in the same transaction (a durable timer, [`AUTO_COMPLETE`]).
+///
+/// 403 for buyers and admins (only sellers deliver), whatever the id; 404 for a seller whose
+/// offer is not the accepted one (and unknown ids); 409 `invalid_transition` unless `paid`.
+#[tracing::instrument(skip_all, fields(user_id = %caller.id, %request_id))]
+pub async fn deliver(
+    bus: &EventBus,
+    caller: AuthUser,
+    request_id: Uuid,
+    after: Duration,
+) -> Result<PurchaseRequest> {
+    caller.require(&[Role::Seller])?;
+    let mut tx = bus.begin().await?;
+    let row = find_row(tx.conn(), request_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if row.accepted_seller_id != Some(caller.id) {
+        return Err(ApiError::NotFound);
+    }
+    let updated = transition_from(
+        &mut tx,
+        request_id,
+        Some(&[RequestStatus::Paid]),
+        RequestStatus::Delivered,
+        Some(caller.id),
+        Some(after),
+    )
+    .await?;
+    let due = updated
+        .auto_complete_at
+        .ok_or_else(|| ApiError::internal("a delivered request without its completion time"))?;
+    timers::schedule(
+        tx.conn(),
+        NewTimer {
+            kind: AUTO_COMPLETE,
+            key: request_id.to_string(),
+            payload: json!({ "requestId": request_id }),
+            run_at: due,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// The kind of the durable timer that completes a delivered request by itself, keyed by the
+/// request's id (one per request).
+pub const AUTO_COMPLETE: &str = "requests.auto-complete";
+
+/// Runs [`AUTO_COMPLETE`] jobs: a request still `delivered` at its `autoCompleteAt` completes
+/// through `complete_in` exactly as if its buyer had completed it (the same event, so the
+/// same payout), the job ending in the same transaction, so a crash or a second node can never
+/// complete it twice (the compare-and-set on the status decides any race). A request that was
+/// completed or disputed meanwhile is left alone (leaving `delivered` also cancels the job
+/// when it is not running, see `transition_from`).
+pub struct AutoComplete {
+    pub bus: EventBus,
+}
+
+impl AutoComplete {
+    /// The handler, for [`kernel::Module::timers`].
+    pub fn handler(bus: EventBus) -> Arc<dyn TimerHandler> {
+        Arc::new(Self { bus })
+    }
+}
+
+#[async_trait::async_trait]
+impl TimerHandler for AutoComplete {
+    fn kind(&self) -> &'static str {
+        AUTO_COMPLETE
+    }
+
+    async fn run(&self, job: &Job) -> Result<Outcome> {
+        let Some(request_id) = job
+            .payload
+            .get("requestId")
+            .and_then(|v| v.as_str())
+            .and_then(|s| Uuid::parse_str(s).ok())
+        else {
+            tracing::error!(key = %job.key, "automatic-completion job without a request id; dropped");
+            return Ok(Outcome::Done);
+        };
+        let mut tx = self.bus.begin().await?;
+        let Some(row) = find_row(tx.conn(), request_id).await? else {
+            return Ok(Outcome::Done);
+        };
+        if row.status() != RequestStatus::Delivered {
+            return Ok(Outcome::Done);
+        }
+        if let Some(due) = row.auto_complete_at
+            && due > now()
+        {
+            return Ok(Outcome::At(due));
+        }
+        match complete_in(&mut tx, request_id, &[RequestStatus::Delivered], None).await {
+            Ok(_) => {}
+            // The buyer completed it or a party disputed it a moment ago: nothing left to do.
+            Err(ApiError::Conflict { .. }) => return Ok(Outcome::Done),
+            Err(e) => return Err(e),
+        }
+        job.complete_in(tx.conn()).await?;
+        tx.commit().await?;
+        tracing::info!(%request_id, "delivered request completed automatically");
+        Ok(Outcome::Done)
+    }
+}
+
+/// Who takes part in a request and where it stands: what rules about both sides need
+/// (reviews).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parties {
+    pub request_id: Uuid,
+    pub buyer_id: Uuid,
+    /// The accepted offer's seller, once there is one.
+    pub seller_id: Option<Uuid>,
+    pub status: RequestStatus,
+    /// When it became `completed`; `None` before.
+    pub completed_at: Option<Timestamp>,
+}
+
+impl Parties {
+    fn of(row: request::Model) -> Self {
+        Self {
+            request_id: row.id,
+            buyer_id: row.buyer_id,
+            seller_id: row.accepted_seller_id,
+            status: row.status(),
+            completed_at: row.completed_at,
+        }
+    }
+}
+
+/// A request's [`Parties`], whoever asks. `None` for an unknown id.
+pub async fn parties<C: ConnectionTrait>(conn: &C, request_id: Uuid) -> Result<Option<Parties>> {
+    Ok(find_row(conn, request_id).await?.map(Parties::of))
+}
+
+/// The [`Parties`] of a request, read inside `tx` while holding the request's row until `tx`
+/// ends: a no-op update takes the row's write lock before the read, so transactions that
+/// both hold it take turns and the later one sees what the earlier committed (two reviews of
+/// one request, a review and its deadline). `None` for an unknown id.
+pub async fn hold_parties(tx: &mut Tx, request_id: Uuid) -> Result<Option<Parties>> {
+    request::Entity::update_many()
+        .col_expr(request::Column::Status, Expr::col(request::Column::Status))
+        .filter(request::Column::Id.eq(request_id))
+        .exec(tx.conn())
+        .await?;
+    parties(tx.conn(), request_id).await
 }
 
 async fn by_its_buyer(
@@ -226,27 +418,32 @@ async fn by_its_buyer(
     if req.buyer_id != caller.id {
         return Err(ApiError::NotFound);
     }
-    let updated = transition_from(&mut tx, request_id, Some(from), next, Some(caller.id)).await?;
+    let updated =
+        transition_from(&mut tx, request_id, Some(from), next, Some(caller.id), None).await?;
     tx.commit().await?;
     Ok(updated)
 }
 
-/// The contract's state machine of a request: `open → accepted → paid → completed`,
-/// `open|accepted → cancelled`, `paid → disputed → completed | refunded`.
+/// The contract's state machine of a request: `open → accepted → paid → delivered →
+/// completed` (`paid → completed` too), `open|accepted → cancelled`, `paid|delivered →
+/// disputed → completed | refunded`.
 fn can_become(current: RequestStatus, next: RequestStatus) -> bool {
     use RequestStatus::*;
     matches!(
         (current, next),
         (Open, Accepted)
             | (Accepted, Paid)
-            | (Paid, Completed)
+            | (Paid, Delivered)
+            | (Paid | Delivered, Completed)
             | (Open | Accepted, Cancelled)
-            | (Paid, Disputed)
+            | (Paid | Delivered, Disputed)
             | (Disputed, Completed | Refunded)
     )
 }
 
-/// Moves a request to `next` inside `tx` — the one place the state machine is enforced.
+/// Moves a request to `next` inside `tx`: how other modules change a request's status
+/// (accepting an offer, a payment, a dispute and its resolution). `delivered` is reached only
+/// through [`deliver`], which schedules the automatic completion with it.
 ///
 /// Reads the current status, checks [`can_become`], and writes with a
 /// compare-and-set (`UPDATE .. WHERE id = ? AND status = <current>`), so two racing
@@ -261,16 +458,27 @@ pub async fn transition(
     next: RequestStatus,
     actor: Option<Uuid>,
 ) -> Result<PurchaseRequest> {
-    transition_from(tx, request_id, None, next, actor).await
+    if next == RequestStatus::Delivered {
+        return Err(ApiError::internal(
+            "a request becomes delivered only through requests::service::deliver",
+        ));
+    }
+    transition_from(tx, request_id, None, next, actor, None).await
 }
 
-/// [`transition`], further limited to requests currently in one of `from`.
+/// The one place the state machine is enforced: [`transition`], further limited to requests
+/// currently in one of `from`. Stamps the times that go with the new status (`deliveredAt`
+/// and `autoCompleteAt` = `deliveredAt` + `deliver_after`, which `delivered` needs; the
+/// completion time for `completed`), and leaving `delivered` cancels the pending
+/// automatic-completion timer in the same transaction (a job already running finds the status
+/// changed and does nothing).
 async fn transition_from(
     tx: &mut Tx,
     request_id: Uuid,
     from: Option<&[RequestStatus]>,
     next: RequestStatus,
     actor: Option<Uuid>,
+    deliver_after: Option<Duration>,
 ) -> Result<PurchaseRequest> {
     let mut row = find_row(tx.conn(), request_id)
         .await?
@@ -280,15 +488,40 @@ async fn transition_from(
         return Err(invalid_transition(current, next));
     }
     let at = now();
-    let res = request::Entity::update_many()
+    let mut update = request::Entity::update_many()
         .col_expr(request::Column::Status, Expr::value(next.as_str()))
-        .col_expr(request::Column::UpdatedAt, Expr::value(at))
+        .col_expr(request::Column::UpdatedAt, Expr::value(at));
+    match next {
+        RequestStatus::Delivered => {
+            let Some(after) = deliver_after else {
+                return Err(ApiError::internal("a delivery needs its completion delay"));
+            };
+            let due = chrono::Duration::from_std(after)
+                .ok()
+                .and_then(|d| at.checked_add_signed(d))
+                .ok_or_else(|| ApiError::internal("the automatic completion is out of range"))?;
+            update = update
+                .col_expr(request::Column::DeliveredAt, Expr::value(at))
+                .col_expr(request::Column::AutoCompleteAt, Expr::value(due));
+            row.delivered_at = Some(at);
+            row.auto_complete_at = Some(due);
+        }
+        RequestStatus::Completed => {
+            update = update.col_expr(request::Column::CompletedAt, Expr::value(at));
+            row.completed_at = Some(at);
+        }
+        _ => {}
+    }
+    let res = update
         .filter(request::Column::Id.eq(request_id))
         .filter(request::Column::Status.eq(current.as_str()))
         .exec(tx.conn())
         .await?;
     if res.rows_affected != 1 {
         return Err(invalid_transition(current, next));
+    }
+    if current == RequestStatus::Delivered {
+        timers::cancel(tx.conn(), AUTO_COMPLETE, &request_id.to_string()).await?;
     }
     tx.publish(RequestStatusUpdated {
         request_id,
@@ -301,12 +534,18 @@ async fn transition_from(
     Ok(row.to_api())
 }
 
-/// Records the winning offer of a request that [`transition`] just moved to `accepted`, in
-/// the same transaction. 409 `invalid_transition` unless the request is `accepted` and has
-/// no accepted offer yet.
-pub async fn set_accepted_offer(tx: &mut Tx, request_id: Uuid, offer_id: Uuid) -> Result<()> {
+/// Records the winning offer of a request that [`transition`] just moved to `accepted`, and
+/// its seller (who may deliver, and who is reviewed), in the same transaction. 409
+/// `invalid_transition` unless the request is `accepted` and has no accepted offer yet.
+pub async fn set_accepted_offer(
+    tx: &mut Tx,
+    request_id: Uuid,
+    offer_id: Uuid,
+    seller_id: Uuid,
+) -> Result<()> {
     let res = request::Entity::update_many()
         .col_expr(request::Column::AcceptedOfferId, Expr::value(offer_id))
+        .col_expr(request::Column::AcceptedSellerId, Expr::value(seller_id))
         .filter(request::Column::Id.eq(request_id))
         .filter(request::Column::Status.eq(RequestStatus::Accepted.as_str()))
         .filter(request::Column::AcceptedOfferId.is_null())
@@ -366,15 +605,18 @@ mod tests {
     #[test]
     fn the_state_machine_allows_exactly_the_contracts_moves() {
         let all = [
-            Open, Accepted, Paid, Completed, Cancelled, Disputed, Refunded,
+            Open, Accepted, Paid, Delivered, Completed, Cancelled, Disputed, Refunded,
         ];
         let allowed = [
             (Open, Accepted),
             (Accepted, Paid),
+            (Paid, Delivered),
             (Paid, Completed),
+            (Delivered, Completed),
             (Open, Cancelled),
             (Accepted, Cancelled),
             (Paid, Disputed),
+            (Delivered, Disputed),
             (Disputed, Completed),
             (Disputed, Refunded),
         ];

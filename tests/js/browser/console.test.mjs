@@ -4,7 +4,9 @@
 // BASE_URL, ADMIN_EMAIL, ADMIN_PASSWORD, BUYER_EMAIL, BUYER_PASSWORD, BUYER_TOKEN,
 // SELLER_TOKEN, REQUEST_ID; OTHER_BUYER_TOKEN and LATE_PAYMENT_ID (a payment completed after its
 // request was cancelled, whose buyer has no payout address yet); SCREENSHOT (optional): where
-// to save a picture of the console; PHOTO_ID and PDF_ID: the buyer's uploads to add as evidence.
+// to save a picture of the console; PHOTO_ID and PDF_ID: the buyer's uploads to add as evidence;
+// DELIVER_REQUEST_ID with DELIVER_SELLER_TOKEN and DELIVER_BUYER_TOKEN: another paid request,
+// which its seller delivers and its buyer then completes while the console watches.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
@@ -211,6 +213,34 @@ test("money that needs attention is refunded from the page", async () => {
   assert.equal(payouts.body.items.length, 1);
   assert.equal(payouts.body.items[0].kind, "refund");
   assert.equal(payouts.body.items[0].paymentId, env("LATE_PAYMENT_ID"));
+  assertClean(seen);
+  await context.close();
+});
+
+test("a delivered request shows when it completes by itself, and leaves when its buyer completes it", async () => {
+  const { context, page, seen } = await openConsole();
+  await signIn(page, env("ADMIN_EMAIL"), env("ADMIN_PASSWORD"));
+  await page.locator("#live[data-state=live]").waitFor(WAIT);
+  const requestId = env("DELIVER_REQUEST_ID");
+  const row = page.locator(`[data-delivered-id="${requestId}"]`);
+  assert.equal(await row.count(), 0, "shown before it was delivered");
+
+  const delivered = await rest("POST", `/api/requests/${requestId}/deliver`, env("DELIVER_SELLER_TOKEN"));
+  assert.equal(delivered.status, 200, JSON.stringify(delivered.body));
+  assert.equal(delivered.body.status, "delivered");
+  // Picked up without a reload, with its automatic completion time and a countdown.
+  await row.waitFor(WAIT);
+  const shown = await row.locator("time").first().getAttribute("datetime");
+  assert.equal(new Date(shown).getTime(), new Date(delivered.body.autoCompleteAt).getTime());
+  assert.match(await row.locator("[data-countdown]").textContent(), /^in (13 d 23 h|14 d 0 h)$/);
+  assert.match(await row.textContent(), /completes by itself/);
+  assert.notEqual(await page.locator("#delivered-count").textContent(), "0");
+
+  // The buyer completes it: it leaves the list at once (the console follows its room).
+  const completed = await rest("POST", `/api/requests/${requestId}/complete`, env("DELIVER_BUYER_TOKEN"));
+  assert.equal(completed.status, 200, JSON.stringify(completed.body));
+  await row.waitFor({ state: "detached", timeout: 4_000 });
+  await page.locator('#feed [data-event="request:status-updated"]').first().waitFor(WAIT);
   assertClean(seen);
   await context.close();
 });

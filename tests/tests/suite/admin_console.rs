@@ -4,8 +4,9 @@
 //! evidence, resolves it from the page (after seeing `no_payout_address` spelled out), and the
 //! request and payout move (checked over REST here too); a buyer gets an error and no data;
 //! a payment completed after its request was cancelled is refunded from the "money that needs
-//! attention" list (after `no_payout_address` is shown); the page asks no other origin for
-//! anything and throws nothing.
+//! attention" list (after `no_payout_address` is shown); a delivered request shows when it
+//! completes by itself and leaves the list when its buyer completes it; the page asks no other
+//! origin for anything and throws nothing.
 
 use std::path::Path;
 
@@ -27,6 +28,8 @@ async fn an_admin_follows_and_resolves_a_dispute_live_in_a_browser() {
     // Money that needs a person: paid after the buyer cancelled, and no payout address yet.
     let late = app.paid_after_cancel("80.00").await;
     let (late_buyer, late_payment) = (&late.buyer, &late.payment_id);
+    // Delivered from the page's test, then completed by its buyer.
+    let to_deliver = app.paid_request("60.00").await;
 
     // Evidence files the buyer adds from the page's test: a photo (shown as its thumbnail)
     // and a PDF (a link).
@@ -58,11 +61,14 @@ async fn an_admin_follows_and_resolves_a_dispute_live_in_a_browser() {
         ("REQUEST_ID", request_id.as_str()),
         ("OTHER_BUYER_TOKEN", late_buyer.token.as_str()),
         ("LATE_PAYMENT_ID", late_payment.as_str()),
+        ("DELIVER_REQUEST_ID", to_deliver.request_id.as_str()),
+        ("DELIVER_SELLER_TOKEN", to_deliver.seller.token.as_str()),
+        ("DELIVER_BUYER_TOKEN", to_deliver.buyer.token.as_str()),
     ];
     if !screenshot.is_empty() {
         env.push(("SCREENSHOT", screenshot.as_str()));
     }
-    node_test("browser/console.test.mjs", &env, 4).await;
+    node_test("browser/console.test.mjs", &env, 5).await;
 
     // What the page did, seen over REST from here as well.
     assert_eq!(

@@ -154,9 +154,12 @@ async fn the_served_types_are_the_text_of_marketplace_typescript() {
         "export interface EventMeta ",
         "export interface ServerToClientEvents ",
         "export interface ClientToServerEvents ",
-        "export type RequestStatus = \"open\" | \"accepted\" | \"paid\" | \"completed\" | \"cancelled\" | \"disputed\" | \"refunded\";",
+        "export interface Review ",
+        "export interface Rating ",
+        "export type RequestStatus = \"open\" | \"accepted\" | \"paid\" | \"delivered\" | \"completed\" | \"cancelled\" | \"disputed\" | \"refunded\";",
         "export type Role = \"buyer\" | \"seller\" | \"admin\";",
         "\"offer:accepted\": (payload: OfferAccepted, meta: EventMeta) => void;",
+        "\"review:published\": (payload: ReviewPublished, meta: EventMeta) => void;",
         "\"chat:typing\": (payload: ChatTyping) => void;",
     ] {
         assert!(served.contains(name), "missing `{name}`");

@@ -173,9 +173,9 @@ async fn the_settings_routes_are_documented_with_their_problems() {
     }
     let kinds = &doc["components"]["schemas"]["NotificationKind"]["enum"];
     assert!(
-        kinds
-            .as_array()
-            .is_some_and(|k| k.len() == 8 && k.contains(&json!("chat:new-message"))),
+        kinds.as_array().is_some_and(|k| k.len() == 9
+            && k.contains(&json!("chat:new-message"))
+            && k.contains(&json!("review:published"))),
         "{kinds}"
     );
 }

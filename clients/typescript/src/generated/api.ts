@@ -283,6 +283,20 @@ export interface CreateRequestBody {
   budget?: MoneyInput | null;
 }
 
+/** `POST /api/requests/{id}/reviews`. */
+export interface CreateReviewBody {
+  /**
+   * A whole number from 1 to 5.
+   * format: int64; minimum: 1; maximum: 5
+   */
+  rating: number;
+  /**
+   * Up to 2000 characters; empty (once trimmed) is the same as none.
+   * max length: 2000
+   */
+  comment?: string | null;
+}
+
 /** One crypto the provider accepts. */
 export interface CryptoView {
   name: string;
@@ -405,7 +419,7 @@ export interface EventMeta {
 }
 
 /** Every event name of the contract, durable or not. */
-export type EventName = "notification:received" | "notification:read" | "request:created" | "request:offer-received" | "request:status-updated" | "offer:negotiation-update" | "offer:accepted" | "payment:created" | "payment:status-updated" | "payment:completed" | "payout:created" | "payout:completed" | "payout:failed" | "chat:new-message" | "chat:message-read" | "chat:reaction-added" | "chat:reaction-removed" | "chat:typing" | "chat:stopped-typing" | "dispute:opened" | "dispute:evidence-added" | "dispute:resolved" | "user:online" | "user:offline" | "system:maintenance" | "system:announcement" | "events:replay-truncated";
+export type EventName = "notification:received" | "notification:read" | "request:created" | "request:offer-received" | "request:status-updated" | "offer:negotiation-update" | "offer:accepted" | "payment:created" | "payment:status-updated" | "payment:completed" | "payout:created" | "payout:completed" | "payout:failed" | "chat:new-message" | "chat:message-read" | "chat:reaction-added" | "chat:reaction-removed" | "chat:typing" | "chat:stopped-typing" | "review:published" | "dispute:opened" | "dispute:evidence-added" | "dispute:resolved" | "user:online" | "user:offline" | "system:maintenance" | "system:announcement" | "events:replay-truncated";
 
 /** `{ id }`: where a client without a `lastEventId` starts. */
 export interface EventsHead {
@@ -643,7 +657,7 @@ export interface Notification {
 }
 
 /** The name of an event that creates notifications (a notification's `kind`). */
-export type NotificationKind = "request:offer-received" | "offer:negotiation-update" | "offer:accepted" | "payment:completed" | "payout:completed" | "chat:new-message" | "dispute:opened" | "dispute:resolved";
+export type NotificationKind = "request:offer-received" | "offer:negotiation-update" | "offer:accepted" | "payment:completed" | "payout:completed" | "chat:new-message" | "review:published" | "dispute:opened" | "dispute:resolved";
 
 /** `notification:read` → `user-{recipientId}`. */
 export interface NotificationRead {
@@ -761,6 +775,9 @@ export type Page_PushFailure = Page<PushFailure>;
 
 /** A page of a list: `{ items, nextCursor }`. */
 export type Page_PushSubscription = Page<PushSubscription>;
+
+/** A page of a list: `{ items, nextCursor }`. */
+export type Page_Review = Page<Review>;
 
 /** A page of a list: `{ items, nextCursor }`. */
 export type Page_SellerOffer = Page<SellerOffer>;
@@ -910,7 +927,19 @@ export interface PurchaseRequest {
   updatedAt: string;
   /** format: uuid */
   acceptedOfferId: string | null;
+  /**
+   * When a delivered request completes by itself unless its buyer completes or disputes
+   * it first (`deliveredAt` + `AUTO_COMPLETE_AFTER_SECS`); `null` until delivered. It stays
+   * set once the request moved on, as the record of the deadline it had.
+   * format: date-time
+   */
+  autoCompleteAt: string | null;
   budget: Money | null;
+  /**
+   * When the accepted seller marked it delivered; `null` until then.
+   * format: date-time
+   */
+  deliveredAt: string | null;
 }
 
 /**
@@ -959,6 +988,20 @@ export interface PushSubscription {
   endpoint: string;
   /** format: date-time */
   createdAt: string;
+}
+
+/** A user's rating from published reviews: `{ average, count }`. */
+export interface Rating {
+  /**
+   * How many published reviews the average is over.
+   * format: int64; minimum: 0
+   */
+  count: number;
+  /**
+   * The mean of the published ratings, rounded to two decimals; `null` when there are none.
+   * format: double; minimum: 1; maximum: 5
+   */
+  average: number | null;
 }
 
 /** One emoji's reactions on a message. */
@@ -1021,7 +1064,7 @@ export interface RequestOfferReceived {
 }
 
 /** Status of a purchase request. Transitions are enforced by the requests module. */
-export type RequestStatus = "open" | "accepted" | "paid" | "completed" | "cancelled" | "disputed" | "refunded";
+export type RequestStatus = "open" | "accepted" | "paid" | "delivered" | "completed" | "cancelled" | "disputed" | "refunded";
 
 /** `request:status-updated` → `request-{requestId}`, `user-{buyerId}`. */
 export interface RequestStatusUpdated {
@@ -1046,6 +1089,55 @@ export interface ResolveBody {
   note?: string | null;
 }
 
+/**
+ * A review one party of a completed request wrote about the other. Hidden (shown to its
+ * author only) until both parties reviewed or the review window closed; then published.
+ */
+export interface Review {
+  /** format: uuid */
+  id: string;
+  /** format: uuid */
+  requestId: string;
+  /**
+   * Who wrote it: the request's buyer or its accepted seller.
+   * format: uuid
+   */
+  authorId: string;
+  /**
+   * Who it is about: the other of the two.
+   * format: uuid
+   */
+  subjectId: string;
+  /**
+   * 1 to 5.
+   * format: int32; minimum: 1; maximum: 5
+   */
+  rating: number;
+  /** format: date-time */
+  createdAt: string;
+  comment: string | null;
+  /**
+   * When it became visible to everyone; `null` while hidden.
+   * format: date-time
+   */
+  publishedAt: string | null;
+}
+
+/**
+ * `GET /api/users/{id}/reviews`: the published reviews about a user, newest first, and
+ * the user's rating over all of them.
+ */
+export interface ReviewPage {
+  items: Review[];
+  /** `{ average, count }` over every published review about the user (not only this page). */
+  summary: Rating;
+  /** Opaque; pass it back as `?cursor=` for the next page. `null` on the last page. */
+  nextCursor: string | null;
+}
+
+/** `review:published` → `user-{subjectId}`, `user-{authorId}`. */
+export type ReviewPublished = Review;
+
 /** What a user is allowed to be. */
 export type Role = "buyer" | "seller" | "admin";
 
@@ -1069,6 +1161,19 @@ export interface SellerOffer {
   createdAt: string;
   /** format: date-time */
   updatedAt: string;
+  /**
+   * Who the seller is and how they are rated: shown in offer listings
+   * (`GET /api/requests/{id}/offers`), absent elsewhere.
+   */
+  seller?: SellerProfile;
+}
+
+/** The seller of an offer as a listing shows it. */
+export interface SellerProfile {
+  /** format: uuid */
+  id: string;
+  name: string;
+  rating: Rating;
 }
 
 /** `POST /api/chats/{id}/messages`: text, files, or both (one of them is required). */
@@ -1209,6 +1314,8 @@ export interface User {
   role: Role;
   /** format: date-time */
   createdAt: string;
+  /** What the other parties of this user's completed requests said, from published reviews. */
+  rating: Rating;
   payoutAddress: string | null;
 }
 
@@ -1293,6 +1400,8 @@ export interface ServerToClientEvents {
   "request:offer-received": (payload: RequestOfferReceived, meta: EventMeta) => void;
   /** Rooms: request-{requestId}, user-{buyerId}. Durable: logged, replayed on reconnect with `auth.lastEventId`, listed by `GET /api/events`. */
   "request:status-updated": (payload: RequestStatusUpdated, meta: EventMeta) => void;
+  /** Rooms: user-{subjectId}, user-{authorId}. Durable: logged, replayed on reconnect with `auth.lastEventId`, listed by `GET /api/events`. */
+  "review:published": (payload: ReviewPublished, meta: EventMeta) => void;
   /** Rooms: everyone. Durable: logged, replayed on reconnect with `auth.lastEventId`, listed by `GET /api/events`. */
   "system:announcement": (payload: SystemAnnouncement, meta: EventMeta) => void;
   /** Rooms: everyone. Durable: logged, replayed on reconnect with `auth.lastEventId`, listed by `GET /api/events`. */
@@ -1395,9 +1504,12 @@ export interface Endpoints {
   "GET /api/requests/{id}": { path: { id: string; }; response: PurchaseRequest };
   "POST /api/requests/{id}/cancel": { path: { id: string; }; response: PurchaseRequest };
   "POST /api/requests/{id}/complete": { path: { id: string; }; response: PurchaseRequest };
+  "POST /api/requests/{id}/deliver": { path: { id: string; }; response: PurchaseRequest };
   "POST /api/requests/{id}/disputes": { path: { id: string; }; body: OpenDisputeBody; response: Dispute };
   "GET /api/requests/{id}/offers": { path: { id: string; }; query: { limit?: number; cursor?: string; }; response: Page_SellerOffer };
   "POST /api/requests/{id}/offers": { path: { id: string; }; body: CreateOfferBody; response: SellerOffer };
+  "GET /api/requests/{id}/reviews": { path: { id: string; }; query: { limit?: number; cursor?: string; }; response: Page_Review };
+  "POST /api/requests/{id}/reviews": { path: { id: string; }; body: CreateReviewBody; response: Review };
   "POST /api/sandbox/payments/{id}/simulate": { path: { id: string; }; body: SimulateBody; response: Payment };
   "GET /api/types.ts": { response: string };
   "POST /api/uploads": { body: FormData; response: Attachment };
@@ -1406,6 +1518,7 @@ export interface Endpoints {
   "GET /api/users/me/notification-settings": { response: NotificationSettings };
   "PATCH /api/users/me/notification-settings": { body: UpdateSettingsBody; response: NotificationSettings };
   "GET /api/users/{id}/presence": { path: { id: string; }; response: PresenceView };
+  "GET /api/users/{id}/reviews": { path: { id: string; }; query: { limit?: number; cursor?: string; }; response: ReviewPage };
   "POST /api/webhooks/shkeeper": { body: Record<string, unknown>; response: WebhookAccepted };
   "POST /api/webhooks/shkeeper/payout": { body: Record<string, unknown>; response: WebhookAccepted };
   "GET /healthz": { response: Health };

@@ -1015,10 +1015,32 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Confirm delivery (its buyer; `paid` only): the request becomes `completed` and the
-         *     payout to the seller starts. Emits `request:status-updated`.
+         * Confirm delivery (its buyer; `paid` or `delivered`): the request becomes `completed` and
+         *     the payout to the seller starts. Emits `request:status-updated`.
          */
         post: operations["completeRequest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/requests/{id}/deliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mark a paid request delivered (the accepted seller; `paid` only): it becomes
+         *     `delivered`, with `deliveredAt` and `autoCompleteAt` set. Unless its buyer completes or
+         *     disputes it first, it completes by itself at `autoCompleteAt` (`AUTO_COMPLETE_AFTER_SECS`
+         *     after delivery), exactly as if the buyer had completed it. Emits `request:status-updated`.
+         */
+        post: operations["deliverRequest"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1035,8 +1057,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Open a dispute on a paid request (its buyer or its accepted seller); the request becomes
-         *     `disputed`.
+         * Open a dispute on a paid or delivered request (its buyer or its accepted seller); the
+         *     request becomes `disputed` (a delivered one no longer completes by itself).
          */
         post: operations["openDispute"];
         delete?: never;
@@ -1054,7 +1076,7 @@ export interface paths {
         };
         /**
          * The offers on a request, newest first: all for its buyer and admins, its own for a
-         *     seller.
+         *     seller. Each shows its seller (`seller`: name and rating from published reviews).
          */
         get: operations["listOffers"];
         put?: never;
@@ -1063,6 +1085,32 @@ export interface paths {
          *     seller and request). Opens the chat with the buyer; emits `request:offer-received`.
          */
         post: operations["createOffer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/requests/{id}/reviews": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The reviews of a request the caller may see, oldest first: the published ones, and the
+         *     caller's own while it is still hidden. 404 when the request is not visible to the caller.
+         */
+        get: operations["listRequestReviews"];
+        put?: never;
+        /**
+         * Review the other party of a completed request (its buyer or its accepted seller, once
+         *     each, within `REVIEW_WINDOW_SECS` of completion). Double-blind: the review is visible only
+         *     to its author until the other party has reviewed too or the window has closed; then both
+         *     are published at once (`publishedAt`) and `review:published` is emitted.
+         */
+        post: operations["createReview"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1145,6 +1193,26 @@ export interface paths {
          *     does not exist (404, the same answer as an unknown id).
          */
         get: operations["getUserPresence"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users/{id}/reviews": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The published reviews about a user, newest first, with `summary: { average, count }` over
+         *     all of them (any signed-in user; 404 for an unknown user).
+         */
+        get: operations["listUserReviews"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1441,6 +1509,20 @@ export interface components {
              */
             title: string;
         };
+        /** @description `POST /api/requests/{id}/reviews`. */
+        CreateReviewBody: {
+            /**
+             * @description Up to 2000 characters; empty (once trimmed) is the same as none.
+             * @example Exactly as described, shipped the next day.
+             */
+            comment?: string | null;
+            /**
+             * Format: int64
+             * @description A whole number from 1 to 5.
+             * @example 5
+             */
+            rating: number;
+        };
         /** @description One crypto the provider accepts. */
         CryptoView: {
             displayName: string;
@@ -1539,7 +1621,7 @@ export interface components {
          * @description Every event name of the contract, durable or not.
          * @enum {string}
          */
-        EventName: "notification:received" | "notification:read" | "request:created" | "request:offer-received" | "request:status-updated" | "offer:negotiation-update" | "offer:accepted" | "payment:created" | "payment:status-updated" | "payment:completed" | "payout:created" | "payout:completed" | "payout:failed" | "chat:new-message" | "chat:message-read" | "chat:reaction-added" | "chat:reaction-removed" | "chat:typing" | "chat:stopped-typing" | "dispute:opened" | "dispute:evidence-added" | "dispute:resolved" | "user:online" | "user:offline" | "system:maintenance" | "system:announcement" | "events:replay-truncated";
+        EventName: "notification:received" | "notification:read" | "request:created" | "request:offer-received" | "request:status-updated" | "offer:negotiation-update" | "offer:accepted" | "payment:created" | "payment:status-updated" | "payment:completed" | "payout:created" | "payout:completed" | "payout:failed" | "chat:new-message" | "chat:message-read" | "chat:reaction-added" | "chat:reaction-removed" | "chat:typing" | "chat:stopped-typing" | "review:published" | "dispute:opened" | "dispute:evidence-added" | "dispute:resolved" | "user:online" | "user:offline" | "system:maintenance" | "system:announcement" | "events:replay-truncated";
         /** @description `{ id }`: where a client without a `lastEventId` starts. */
         EventsHead: {
             /**
@@ -1765,7 +1847,7 @@ export interface components {
          * @description The name of an event that creates notifications (a notification's `kind`).
          * @enum {string}
          */
-        NotificationKind: "request:offer-received" | "offer:negotiation-update" | "offer:accepted" | "payment:completed" | "payout:completed" | "chat:new-message" | "dispute:opened" | "dispute:resolved";
+        NotificationKind: "request:offer-received" | "offer:negotiation-update" | "offer:accepted" | "payment:completed" | "payout:completed" | "chat:new-message" | "review:published" | "dispute:opened" | "dispute:resolved";
         /**
          * @description How the caller is reached when not connected. A muted kind is still stored and delivered
          *     live, only never mailed or pushed.
@@ -2114,12 +2196,24 @@ export interface components {
             items: {
                 /** Format: uuid */
                 acceptedOfferId: string | null;
+                /**
+                 * Format: date-time
+                 * @description When a delivered request completes by itself unless its buyer completes or disputes
+                 *     it first (`deliveredAt` + `AUTO_COMPLETE_AFTER_SECS`); `null` until delivered. It stays
+                 *     set once the request moved on, as the record of the deadline it had.
+                 */
+                autoCompleteAt: string | null;
                 budget: components["schemas"]["Money"] | null;
                 /** Format: uuid */
                 buyerId: string;
                 category: string;
                 /** Format: date-time */
                 createdAt: string;
+                /**
+                 * Format: date-time
+                 * @description When the accepted seller marked it delivered; `null` until then.
+                 */
+                deliveredAt: string | null;
                 description: string;
                 /** Format: uuid */
                 id: string;
@@ -2186,6 +2280,40 @@ export interface components {
             nextCursor: string | null;
         };
         /** @description A page of a list: `{ items, nextCursor }`. */
+        Page_Review: {
+            items: {
+                /**
+                 * Format: uuid
+                 * @description Who wrote it: the request's buyer or its accepted seller.
+                 */
+                authorId: string;
+                comment: string | null;
+                /** Format: date-time */
+                createdAt: string;
+                /** Format: uuid */
+                id: string;
+                /**
+                 * Format: date-time
+                 * @description When it became visible to everyone; `null` while hidden.
+                 */
+                publishedAt: string | null;
+                /**
+                 * Format: int32
+                 * @description 1 to 5.
+                 */
+                rating: number;
+                /** Format: uuid */
+                requestId: string;
+                /**
+                 * Format: uuid
+                 * @description Who it is about: the other of the two.
+                 */
+                subjectId: string;
+            }[];
+            /** @description Opaque; pass it back as `?cursor=` for the next page. `null` on the last page. */
+            nextCursor: string | null;
+        };
+        /** @description A page of a list: `{ items, nextCursor }`. */
         Page_SellerOffer: {
             items: {
                 /** Format: date-time */
@@ -2196,6 +2324,11 @@ export interface components {
                 price: components["schemas"]["Money"];
                 /** Format: uuid */
                 requestId: string;
+                /**
+                 * @description Who the seller is and how they are rated: shown in offer listings
+                 *     (`GET /api/requests/{id}/offers`), absent elsewhere.
+                 */
+                seller?: components["schemas"]["SellerProfile"];
                 /** Format: uuid */
                 sellerId: string;
                 status: components["schemas"]["OfferStatus"];
@@ -2319,12 +2452,24 @@ export interface components {
         PurchaseRequest: {
             /** Format: uuid */
             acceptedOfferId: string | null;
+            /**
+             * Format: date-time
+             * @description When a delivered request completes by itself unless its buyer completes or disputes
+             *     it first (`deliveredAt` + `AUTO_COMPLETE_AFTER_SECS`); `null` until delivered. It stays
+             *     set once the request moved on, as the record of the deadline it had.
+             */
+            autoCompleteAt: string | null;
             budget: components["schemas"]["Money"] | null;
             /** Format: uuid */
             buyerId: string;
             category: string;
             /** Format: date-time */
             createdAt: string;
+            /**
+             * Format: date-time
+             * @description When the accepted seller marked it delivered; `null` until then.
+             */
+            deliveredAt: string | null;
             description: string;
             /** Format: uuid */
             id: string;
@@ -2382,6 +2527,20 @@ export interface components {
             /** Format: uuid */
             id: string;
         };
+        /** @description A user's rating from published reviews: `{ average, count }`. */
+        Rating: {
+            /**
+             * Format: double
+             * @description The mean of the published ratings, rounded to two decimals; `null` when there are none.
+             * @example 4.5
+             */
+            average: number | null;
+            /**
+             * Format: int64
+             * @description How many published reviews the average is over.
+             */
+            count: number;
+        };
         /** @description One emoji's reactions on a message. */
         Reaction: {
             /**
@@ -2418,7 +2577,7 @@ export interface components {
          * @description Status of a purchase request. Transitions are enforced by the requests module.
          * @enum {string}
          */
-        RequestStatus: "open" | "accepted" | "paid" | "completed" | "cancelled" | "disputed" | "refunded";
+        RequestStatus: "open" | "accepted" | "paid" | "delivered" | "completed" | "cancelled" | "disputed" | "refunded";
         /** @enum {string} */
         Resolution: "release_to_seller" | "refund_buyer";
         /** @description `POST /api/disputes/{id}/resolve`. */
@@ -2430,6 +2589,50 @@ export interface components {
              * @example refund_buyer
              */
             resolution: string;
+        };
+        /**
+         * @description A review one party of a completed request wrote about the other. Hidden (shown to its
+         *     author only) until both parties reviewed or the review window closed; then published.
+         */
+        Review: {
+            /**
+             * Format: uuid
+             * @description Who wrote it: the request's buyer or its accepted seller.
+             */
+            authorId: string;
+            comment: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When it became visible to everyone; `null` while hidden.
+             */
+            publishedAt: string | null;
+            /**
+             * Format: int32
+             * @description 1 to 5.
+             */
+            rating: number;
+            /** Format: uuid */
+            requestId: string;
+            /**
+             * Format: uuid
+             * @description Who it is about: the other of the two.
+             */
+            subjectId: string;
+        };
+        /**
+         * @description `GET /api/users/{id}/reviews`: the published reviews about a user, newest first, and
+         *     the user's rating over all of them.
+         */
+        ReviewPage: {
+            items: components["schemas"]["Review"][];
+            /** @description Opaque; pass it back as `?cursor=` for the next page. `null` on the last page. */
+            nextCursor: string | null;
+            /** @description `{ average, count }` over every published review about the user (not only this page). */
+            summary: components["schemas"]["Rating"];
         };
         /**
          * @description What a user is allowed to be.
@@ -2445,11 +2648,23 @@ export interface components {
             price: components["schemas"]["Money"];
             /** Format: uuid */
             requestId: string;
+            /**
+             * @description Who the seller is and how they are rated: shown in offer listings
+             *     (`GET /api/requests/{id}/offers`), absent elsewhere.
+             */
+            seller?: components["schemas"]["SellerProfile"];
             /** Format: uuid */
             sellerId: string;
             status: components["schemas"]["OfferStatus"];
             /** Format: date-time */
             updatedAt: string;
+        };
+        /** @description The seller of an offer as a listing shows it. */
+        SellerProfile: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            rating: components["schemas"]["Rating"];
         };
         /** @description `POST /api/chats/{id}/messages`: text, files, or both (one of them is required). */
         SendMessageBody: {
@@ -2557,6 +2772,8 @@ export interface components {
             id: string;
             name: string;
             payoutAddress: string | null;
+            /** @description What the other parties of this user's completed requests said, from published reviews. */
+            rating: components["schemas"]["Rating"];
             role: components["schemas"]["Role"];
         };
         /** @description The answer to a provider callback. */
@@ -6291,7 +6508,8 @@ export interface operations {
                  */
                 mine?: boolean;
                 /**
-                 * @description `open`, `accepted`, `paid`, `completed`, `cancelled`, `disputed` or `refunded`.
+                 * @description `open`, `accepted`, `paid`, `delivered`, `completed`, `cancelled`, `disputed` or
+                 *     `refunded`.
                  *     Sellers and admins see `open` when it is absent; buyers see all of theirs.
                  *     A seller asking for another status sees only requests it made an offer on.
                  */
@@ -6627,6 +6845,88 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description `invalid_transition`: not paid or delivered */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `idempotency_key_reused`: this `Idempotency-Key` was used with another request; or the key is not 1 to 255 visible ASCII characters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `database_unavailable`: the database does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deliverRequest: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe (1 to 255 visible ASCII characters, scoped to the bearer token's user; ignored without a valid bearer token and for multipart uploads). The first answer (not a 5xx) is kept for 24 h: the same key with the same request gets it again with `Idempotent-Replayed: true` and changes nothing; with another request → 422 `idempotency_key_reused`; while the first still runs → 409 `idempotency_key_in_flight`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description request id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description `true` when this is the kept answer of an earlier request with the same `Idempotency-Key`. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PurchaseRequest"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not a seller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no such request whose accepted offer is this seller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description `invalid_transition`: not paid */
             409: {
                 headers: {
@@ -6722,7 +7022,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `dispute_open` (one is open already) or `invalid_transition` (request not `paid`) */
+            /** @description `dispute_open` (one is open already) or `invalid_transition` (request not `paid` or `delivered`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6927,6 +7227,183 @@ export interface operations {
                 };
             };
             /** @description invalid price or message; `payout_address_required` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `database_unavailable`: the database does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listRequestReviews: {
+        parameters: {
+            query?: {
+                /** @description The `nextCursor` of the previous page. */
+                cursor?: string;
+                /** @description Items per page: 1 to 100, default 20. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description request id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Review"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description bad limit or cursor */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `database_unavailable`: the database does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createReview: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe (1 to 255 visible ASCII characters, scoped to the bearer token's user; ignored without a valid bearer token and for multipart uploads). The first answer (not a 5xx) is kept for 24 h: the same key with the same request gets it again with `Idempotent-Replayed: true` and changes nothing; with another request → 422 `idempotency_key_reused`; while the first still runs → 409 `idempotency_key_in_flight`. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description request id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateReviewBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    /** @description `true` when this is the kept answer of an earlier request with the same `Idempotency-Key`. */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Review"];
+                };
+            };
+            /** @description malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description an admin (admins never review) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no such request of which the caller is the buyer or the accepted seller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `review_exists` (this author reviewed it already), `request_not_completed`, `review_window_closed` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `payload_too_large`: the body is larger than `BODY_LIMIT_BYTES` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `unsupported_media_type`: the body is not `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `rating` not a whole number from 1 to 5, or `comment` too long */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7202,6 +7679,70 @@ export interface operations {
             };
             /** @description no such user, or one the caller shares no chat with */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `database_unavailable`: the database does not answer */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listUserReviews: {
+        parameters: {
+            query?: {
+                /** @description The `nextCursor` of the previous page. */
+                cursor?: string;
+                /** @description Items per page: 1 to 100, default 20. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description user id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description bad limit or cursor */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -25,6 +25,10 @@ pub struct Model {
     pub payout_address: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// How many published reviews are about this user ([`crate::service::add_rating`]).
+    pub rating_count: i64,
+    /// The sum of their ratings (so the average needs no scan of the reviews).
+    pub rating_sum: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -45,7 +49,13 @@ impl Model {
             role: self.role(),
             payout_address: self.payout_address.clone(),
             created_at: self.created_at,
+            rating: self.rating(),
         }
+    }
+
+    /// The published-review rating of this user.
+    pub fn rating(&self) -> catalog::contract::Rating {
+        catalog::contract::Rating::from_sum(self.rating_sum, self.rating_count)
     }
 }
 

@@ -59,6 +59,7 @@ impl Model {
             status: self.status(),
             created_at: self.created_at,
             updated_at: self.updated_at,
+            seller: None,
         }
     }
 }

@@ -8,6 +8,7 @@ kernel::stored_enum! {
         Open = "open",
         Accepted = "accepted",
         Paid = "paid",
+        Delivered = "delivered",
         Completed = "completed",
         Cancelled = "cancelled",
         Disputed = "disputed",
@@ -32,8 +33,16 @@ pub struct Model {
     /// Changed only by [`crate::service::transition`].
     pub status: Status,
     pub accepted_offer_id: Option<Uuid>,
+    /// The seller of the accepted offer (set with it): who may deliver, who is reviewed.
+    pub accepted_seller_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub delivered_at: Option<DateTimeUtc>,
+    /// When a delivered request completes by itself (its `requests.auto-complete` timer).
+    pub auto_complete_at: Option<DateTimeUtc>,
+    /// When it became `completed` (by its buyer, by itself, or by a dispute's resolution):
+    /// the review window starts then.
+    pub completed_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -69,6 +78,8 @@ impl Model {
             accepted_offer_id: self.accepted_offer_id,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            delivered_at: self.delivered_at,
+            auto_complete_at: self.auto_complete_at,
         }
     }
 }
