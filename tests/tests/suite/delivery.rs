@@ -103,6 +103,7 @@ async fn the_accepted_seller_delivers_and_the_buyer_completes_it_once_with_one_p
         Value::Null,
         "null until delivered"
     );
+    app.settled().await;
     let mut buyer_socket = app.socket(&paid.buyer).await;
 
     let delivered = app.deliver(paid).await;
@@ -278,6 +279,9 @@ async fn only_the_accepted_seller_delivers_only_a_paid_request_and_other_moves_a
 async fn a_delivered_request_completes_by_itself_once_with_exactly_one_payout() {
     let app = app_completing_after(2).await;
     let paid = app.paid_request("75.00").await;
+    // Its `paid` has reached every subscriber (sockets included): the sockets below see only
+    // what comes after.
+    app.settled().await;
     let mut buyer_socket = app.socket(&paid.buyer).await;
     let mut seller_socket = app.socket(&paid.seller).await;
     let delivered = app.deliver(paid).await;
