@@ -24,6 +24,7 @@ mod m20261206_220001_kernel_timers;
 mod m20261206_220101_mail_digests;
 mod m20261206_230001_notifications_settings;
 mod m20261206_230101_push_tables;
+mod m20261207_240001_requests_search;
 
 pub struct Migrator;
 
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_220101_mail_digests::Migration),
             Box::new(m20261206_230001_notifications_settings::Migration),
             Box::new(m20261206_230101_push_tables::Migration),
+            Box::new(m20261207_240001_requests_search::Migration),
         ]
     }
 }

@@ -1,5 +1,6 @@
 //! The requests module: purchase requests and their state machine. It owns the
-//! `purchase_requests` and `purchase_request_sellers` tables. Other modules change a
+//! `purchase_requests` and `purchase_request_sellers` tables (and, on SQLite, the
+//! `purchase_requests_fts` search index that triggers keep). Other modules change a
 //! request's status only through [`service::transition`].
 //!
 //! # Public API
@@ -13,10 +14,14 @@
 //!   steps of making and accepting an offer, inside the offer's transaction.
 //! - [`service::ids_with_status`]: a sub-query of the ids of requests in one status, to filter
 //!   another module's rows by it.
+//!
+//! Search (`GET /api/requests?q=…`) lives in [`search`]: the query language, its translation
+//! for FTS5 and PostgreSQL, budget filters and sorts.
 
 pub mod dto;
 pub(crate) mod entity;
 pub mod routes;
+pub mod search;
 pub mod service;
 
 use kernel::{AppState, Module};
