@@ -27,8 +27,14 @@
 //! loadgen --mode rest-latency --url http://127.0.0.1:3000 --rate 1000 --duration 20
 //! loadgen --mode write-throughput --url http://127.0.0.1:3000 --clients 32 --duration 20
 //! ```
+//!
+//! `--mode search` seeds purchase requests and times searches over them (see [`search`]):
+//! ```text
+//! loadgen --mode search --url http://127.0.0.1:3000 --requests 100000 --queries 200
+//! ```
 
 mod rest;
+mod search;
 mod storm;
 
 use std::net::{IpAddr, SocketAddr};
@@ -55,6 +61,8 @@ enum Mode {
     RestLatency,
     /// `--clients` clients posting `POST /api/requests` back to back: requests/s.
     WriteThroughput,
+    /// Seed `--requests` purchase requests, then time searches over them: p50/p99 per query.
+    Search,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -140,16 +148,22 @@ struct Args {
     /// rest-latency, write-throughput: seconds of load.
     #[arg(long, default_value_t = 20)]
     duration: u64,
-    /// write-throughput: clients posting back to back.
+    /// write-throughput, search (seeding): clients posting back to back.
     #[arg(long, default_value_t = 32)]
     clients: usize,
+    /// search: purchase requests to seed first (0: search what is there).
+    #[arg(long, default_value_t = 100_000)]
+    requests: usize,
+    /// search: timed calls of each query.
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
     /// rest-latency, write-throughput: buyer accounts the requests are spread over.
     #[arg(long, default_value_t = 8)]
     buyers: usize,
     /// rest-latency: seller sockets (one account each) timing `request:created`.
     #[arg(long, default_value_t = 4)]
     sellers: usize,
-    /// rest-latency, write-throughput: print one JSON object with the figures instead of text.
+    /// rest-latency, write-throughput, search: print one JSON object with the figures instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -327,6 +341,17 @@ async fn main() -> Result<()> {
         );
     }
     let nodes = servers.len();
+    if let Mode::Search = args.mode {
+        return search::run(search::SearchArgs {
+            base,
+            requests: args.requests,
+            clients: args.clients,
+            buyers: args.buyers,
+            queries: args.queries,
+            json: args.json,
+        })
+        .await;
+    }
     if let Mode::RestLatency | Mode::WriteThroughput = args.mode {
         let rest_args = rest::RestArgs {
             base,

@@ -555,11 +555,19 @@ pub(crate) async fn page_of<C: ConnectionTrait>(
             select.from(request::Entity);
         }
     }
+    // Budget as the filters read it. When SQLite walks the FTS matches, a unary `+` keeps
+    // it from using the budget index for the per-match look-up (without statistics it
+    // would rather scan a budget range for every match than fetch the match by its key).
+    let budget = if search.text.is_some() && backend == DatabaseBackend::Sqlite {
+        Expr::cust(format!("+\"purchase_requests\".\"{BUDGET_COLUMN}\""))
+    } else {
+        budget_col()
+    };
     if let Some(min) = search.min_budget {
-        cond = cond.add(budget_col().gte(min));
+        cond = cond.add(budget.clone().gte(min));
     }
     if let Some(max) = search.max_budget {
-        cond = cond.add(budget_col().lte(max));
+        cond = cond.add(budget.clone().lte(max));
     }
     if let Some(currency) = &search.currency {
         cond = cond.add(request::Column::BudgetCurrency.eq(currency.as_str()));
@@ -591,11 +599,11 @@ pub(crate) async fn page_of<C: ConnectionTrait>(
             if let Some(Position::Budget(c)) = &after {
                 cond = cond.add(match c.b {
                     Some(b) => Condition::any()
-                        .add(budget_col().lt(b))
-                        .add(Condition::all().add(budget_col().eq(b)).add(id_col().lt(c.id)))
-                        .add(budget_col().is_null()),
+                        .add(budget.clone().lt(b))
+                        .add(Condition::all().add(budget.clone().eq(b)).add(id_col().lt(c.id)))
+                        .add(budget.clone().is_null()),
                     None => Condition::all()
-                        .add(budget_col().is_null())
+                        .add(budget.clone().is_null())
                         .add(id_col().lt(c.id)),
                 });
             }
