@@ -86,7 +86,8 @@ impl Corpus {
         let seller = app.seller().await;
         let mut ids = Vec::new();
         for (title, description, budget) in CORPUS {
-            let mut body = json!({ "title": title, "description": description, "category": "misc" });
+            let mut body =
+                json!({ "title": title, "description": description, "category": "misc" });
             if let Some((amount, currency)) = budget {
                 body["budget"] = json!({ "amount": amount, "currency": currency });
             }
@@ -140,7 +141,10 @@ async fn found(app: &TestApp, user: &TestUser, params: &[(&str, &str)]) -> Vec<S
 
 /// The titles the corpus's seller finds for `q`, as a set.
 async fn matches(c: &Corpus, q: &str) -> BTreeSet<String> {
-    found(&c.app, &c.seller, &[("q", q)]).await.into_iter().collect()
+    found(&c.app, &c.seller, &[("q", q)])
+        .await
+        .into_iter()
+        .collect()
 }
 
 fn set(titles: &[&str]) -> BTreeSet<String> {
@@ -148,7 +152,12 @@ fn set(titles: &[&str]) -> BTreeSet<String> {
 }
 
 /// Every page of a list, following `nextCursor`, `limit` at a time.
-async fn all_pages(app: &TestApp, user: &TestUser, params: &[(&str, &str)], limit: &str) -> Vec<String> {
+async fn all_pages(
+    app: &TestApp,
+    user: &TestUser,
+    params: &[(&str, &str)],
+    limit: &str,
+) -> Vec<String> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..50 {
@@ -200,7 +209,10 @@ async fn words_match_with_english_stemming_whatever_their_case() {
         matches(&c, "frame bike").await,
         set(&["Used road bike", "Carbon road bike"])
     );
-    assert_eq!(matches(&c, "camera shutter").await, set(&["Vintage camera"]));
+    assert_eq!(
+        matches(&c, "camera shutter").await,
+        set(&["Vintage camera"])
+    );
     assert_eq!(matches(&c, "camera bike").await, set(&[]));
 }
 
@@ -346,7 +358,10 @@ async fn sort_by_budget_puts_the_highest_first_and_requests_without_one_last() {
         "Old radio",        // none, newer
         "Electric scooter", // none
     ];
-    assert_eq!(found(&c.app, &c.seller, &[("sort", "budget")]).await, expected);
+    assert_eq!(
+        found(&c.app, &c.seller, &[("sort", "budget")]).await,
+        expected
+    );
     for limit in ["1", "3", "4"] {
         assert_eq!(
             all_pages(&c.app, &c.seller, &[("sort", "budget")], limit).await,
@@ -372,7 +387,10 @@ async fn sort_by_newest_is_the_default_without_q_and_can_be_asked_for_with_it() 
     let c = Corpus::new().await;
     let newest_first: Vec<String> = CORPUS.iter().rev().map(|r| r.0.to_owned()).collect();
     assert_eq!(found(&c.app, &c.seller, &[]).await, newest_first);
-    assert_eq!(found(&c.app, &c.seller, &[("sort", "newest")]).await, newest_first);
+    assert_eq!(
+        found(&c.app, &c.seller, &[("sort", "newest")]).await,
+        newest_first
+    );
     let bikes_newest_first: Vec<String> = newest_first
         .iter()
         .filter(|t| BIKES.contains(&t.as_str()))
@@ -398,7 +416,11 @@ async fn sort_by_relevance_is_the_default_with_q_and_ranks_title_matches_first()
     );
     assert_eq!(ranked.iter().collect::<BTreeSet<_>>().len(), BIKES.len());
     // "Strong lock" mentions a bike only in its description: it comes last.
-    assert_eq!(ranked.last().map(String::as_str), Some("Strong lock"), "{ranked:?}");
+    assert_eq!(
+        ranked.last().map(String::as_str),
+        Some("Strong lock"),
+        "{ranked:?}"
+    );
     // "Bike helmet" has it in the title and the description: before the description-only one.
     let pos = |t: &str| ranked.iter().position(|r| r == t).expect("ranked");
     assert!(pos("Bike helmet") < pos("Strong lock"), "{ranked:?}");
@@ -417,9 +439,14 @@ async fn bad_sort_budget_currency_and_cursor_are_422_naming_the_parameter() {
     let c = Corpus::new().await;
     let (a, s) = (&c.app, &c.seller);
     refused(list(a, s, &[("sort", "relevance")]).await, "sort");
-    refused(list(a, s, &[("sort", "relevance"), ("q", "  ")]).await, "sort");
+    refused(
+        list(a, s, &[("sort", "relevance"), ("q", "  ")]).await,
+        "sort",
+    );
     refused(list(a, s, &[("sort", "price")]).await, "sort");
-    for bad in ["-1", "1e3", "ten", "1.2.3", ".5", "5.", "NaN", "0x10", "1,5", "Infinity"] {
+    for bad in [
+        "-1", "1e3", "ten", "1.2.3", ".5", "5.", "NaN", "0x10", "1,5", "Infinity",
+    ] {
         refused(list(a, s, &[("minBudget", bad)]).await, "minBudget");
         refused(list(a, s, &[("maxBudget", bad)]).await, "maxBudget");
     }
@@ -430,18 +457,27 @@ async fn bad_sort_budget_currency_and_cursor_are_422_naming_the_parameter() {
     refused(list(a, s, &[("currency", "XYZ")]).await, "currency");
     refused(list(a, s, &[("currency", "US")]).await, "currency");
     // A cursor of one sort is no cursor of another.
-    let page = list(a, s, &[("sort", "budget"), ("limit", "1")]).await.expect(200);
+    let page = list(a, s, &[("sort", "budget"), ("limit", "1")])
+        .await
+        .expect(200);
     let cursor = page["nextCursor"].as_str().expect("a next page").to_owned();
     refused(list(a, s, &[("cursor", &cursor)]).await, "cursor");
-    refused(list(a, s, &[("cursor", &cursor), ("q", "bike")]).await, "cursor");
-    list(a, s, &[("cursor", &cursor), ("sort", "budget")]).await.expect(200);
+    refused(
+        list(a, s, &[("cursor", &cursor), ("q", "bike")]).await,
+        "cursor",
+    );
+    list(a, s, &[("cursor", &cursor), ("sort", "budget")])
+        .await
+        .expect(200);
     // Huge numbers are bounds above every budget, not errors.
     assert_eq!(
         found(a, s, &[("minBudget", "99999999999999999999999999999999")]).await,
         Vec::<String>::new()
     );
     assert_eq!(
-        found(a, s, &[("maxBudget", "99999999999999999999999999999999")]).await.len(),
+        found(a, s, &[("maxBudget", "99999999999999999999999999999999")])
+            .await
+            .len(),
         CORPUS.iter().filter(|r| r.2.is_some()).count()
     );
 }
@@ -466,14 +502,67 @@ async fn malformed_queries_are_read_as_words_and_never_fail() {
     let c = Corpus::new().await;
     let (a, s) = (&c.app, &c.seller);
     let nasty = [
-        "\"", "\"\"", "\"\"\"", "-", "--", "- -", "-\"", "\"-", "or", "OR OR", "or bike or",
-        "AND", "NOT bike", "bike NOT", "NEAR(bike road)", "NEAR(bike road, 2)", "bike*", "*",
-        "^bike", "bike^", "title:bike", "description:bike", "{title description}:bike",
-        "(bike", "bike)", "()", "'", "''", "\\", "\\\"", "%", "_", "%bike%", "bike;", ";--",
-        "'; DROP TABLE purchase_requests; --", "\u{1F6B2} bike", "\u{1F6B2}", "ö", "日本語",
-        "bike\tbike", "bike\nroad", "+bike", "bike & road", "bike | road", "!bike", "bike <-> road",
-        "bike:*", "bike:A", "a:b:c", "\"road bike", "road bike\"", "\"road\" \"bike",
-        "-\"road bike", "-(bike)", "@", "#", "$", "`", "~bike", "bike~2",
+        "\"",
+        "\"\"",
+        "\"\"\"",
+        "-",
+        "--",
+        "- -",
+        "-\"",
+        "\"-",
+        "or",
+        "OR OR",
+        "or bike or",
+        "AND",
+        "NOT bike",
+        "bike NOT",
+        "NEAR(bike road)",
+        "NEAR(bike road, 2)",
+        "bike*",
+        "*",
+        "^bike",
+        "bike^",
+        "title:bike",
+        "description:bike",
+        "{title description}:bike",
+        "(bike",
+        "bike)",
+        "()",
+        "'",
+        "''",
+        "\\",
+        "\\\"",
+        "%",
+        "_",
+        "%bike%",
+        "bike;",
+        ";--",
+        "'; DROP TABLE purchase_requests; --",
+        "\u{1F6B2} bike",
+        "\u{1F6B2}",
+        "ö",
+        "日本語",
+        "bike\tbike",
+        "bike\nroad",
+        "+bike",
+        "bike & road",
+        "bike | road",
+        "!bike",
+        "bike <-> road",
+        "bike:*",
+        "bike:A",
+        "a:b:c",
+        "\"road bike",
+        "road bike\"",
+        "\"road\" \"bike",
+        "-\"road bike",
+        "-(bike)",
+        "@",
+        "#",
+        "$",
+        "`",
+        "~bike",
+        "bike~2",
     ];
     for q in nasty {
         let resp = list(a, s, &[("q", q), ("limit", "100")]).await;
@@ -481,19 +570,38 @@ async fn malformed_queries_are_read_as_words_and_never_fail() {
     }
     // What some of them mean.
     let road_bikes = set(&["Used road bike", "Carbon road bike", "Bike helmet"]);
-    assert_eq!(matches(&c, "\"road bike").await, road_bikes, "unbalanced: words");
+    assert_eq!(
+        matches(&c, "\"road bike").await,
+        road_bikes,
+        "unbalanced: words"
+    );
     assert_eq!(matches(&c, "road bike\"").await, road_bikes);
     assert_eq!(matches(&c, "bike*").await, set(BIKES));
-    assert_eq!(matches(&c, "NEAR(bike road)").await, set(&[]), "a phrase \"near bike\"");
-    assert_eq!(matches(&c, "title:bike").await, set(&[]), "a phrase \"title bike\"");
+    assert_eq!(
+        matches(&c, "NEAR(bike road)").await,
+        set(&[]),
+        "a phrase \"near bike\""
+    );
+    assert_eq!(
+        matches(&c, "title:bike").await,
+        set(&[]),
+        "a phrase \"title bike\""
+    );
     assert_eq!(matches(&c, "-").await, set(&[]));
-    assert_eq!(matches(&c, "-bike").await, set(&[]), "only exclusions: nothing to look for");
+    assert_eq!(
+        matches(&c, "-bike").await,
+        set(&[]),
+        "only exclusions: nothing to look for"
+    );
     assert_eq!(
         matches(&c, "bike - carbon").await,
         set(&["Carbon road bike"]),
         "a lone - is ignored"
     );
-    assert_eq!(matches(&c, "'; DROP TABLE purchase_requests; --").await, set(&[]));
+    assert_eq!(
+        matches(&c, "'; DROP TABLE purchase_requests; --").await,
+        set(&[])
+    );
     // Still all there.
     assert_eq!(found(a, s, &[]).await.len(), CORPUS.len());
 }
@@ -513,7 +621,9 @@ async fn a_request_is_findable_as_soon_as_its_201_is_answered() {
             .await;
         let page = list(&app, &seller, &[("q", &word)]).await.expect(200);
         assert_eq!(page["items"][0]["id"], created["id"], "q={word}: {page}");
-        let page = list(&app, &buyer, &[("q", "brass"), ("sort", "newest")]).await.expect(200);
+        let page = list(&app, &buyer, &[("q", "brass"), ("sort", "newest")])
+            .await
+            .expect(200);
         assert_eq!(page["items"][0]["id"], created["id"], "{page}");
     }
 }
@@ -540,7 +650,9 @@ async fn buyers_find_only_their_own_requests() {
     let mine = found(&c.app, &c.buyer, &[("q", "bike")]).await;
     assert_eq!(mine.into_iter().collect::<BTreeSet<_>>(), set(BIKES));
     assert!(
-        !found(&c.app, &c.buyer, &[("q", "folding")]).await.contains(&"Folding bike".to_owned()),
+        !found(&c.app, &c.buyer, &[("q", "folding")])
+            .await
+            .contains(&"Folding bike".to_owned()),
         "another buyer's request {} stays hidden",
         theirs["id"]
     );
@@ -556,11 +668,18 @@ async fn buyers_find_only_their_own_requests() {
 async fn sellers_find_only_open_requests_unless_they_made_an_offer() {
     let c = Corpus::new().await;
     c.app.cancel_request(&c.buyer, c.id("Mountain bike")).await;
-    let bikes_but_mountain: BTreeSet<String> =
-        set(BIKES).into_iter().filter(|t| t != "Mountain bike").collect();
+    let bikes_but_mountain: BTreeSet<String> = set(BIKES)
+        .into_iter()
+        .filter(|t| t != "Mountain bike")
+        .collect();
     assert_eq!(matches(&c, "bike").await, bikes_but_mountain);
     assert_eq!(
-        found(&c.app, &c.seller, &[("q", "mountain"), ("status", "cancelled")]).await,
+        found(
+            &c.app,
+            &c.seller,
+            &[("q", "mountain"), ("status", "cancelled")]
+        )
+        .await,
         Vec::<String>::new(),
         "a cancelled request the seller never offered on stays hidden"
     );
@@ -573,8 +692,16 @@ async fn sellers_find_only_open_requests_unless_they_made_an_offer() {
     // Admins search the open ones, or the status they ask for.
     let admin = c.app.admin().await;
     assert_eq!(
-        found(&c.app, &admin, &[("q", "mountain"), ("status", "cancelled")]).await,
+        found(
+            &c.app,
+            &admin,
+            &[("q", "mountain"), ("status", "cancelled")]
+        )
+        .await,
         ["Mountain bike"]
     );
-    assert_eq!(found(&c.app, &admin, &[("q", "mountain")]).await, Vec::<String>::new());
+    assert_eq!(
+        found(&c.app, &admin, &[("q", "mountain")]).await,
+        Vec::<String>::new()
+    );
 }

@@ -154,7 +154,7 @@ struct Args {
     /// search: purchase requests to seed first (0: search what is there).
     #[arg(long, default_value_t = 100_000)]
     requests: usize,
-    /// search: timed calls of each query.
+    /// search: timed calls of each query (0: only seed).
     #[arg(long, default_value_t = 200)]
     queries: usize,
     /// rest-latency, write-throughput: buyer accounts the requests are spread over.

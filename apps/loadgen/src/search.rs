@@ -7,7 +7,7 @@
 //! 2. Registers a seller (sellers see every open request, the largest set to search) and
 //!    runs each query of [`QUERIES`] `--queries` times in a row, one at a time (after 5
 //!    untimed warm-up calls), and prints p50/p99/max per query and over all of them, with
-//!    the size of the first page.
+//!    the size of the first page. `--queries 0` only seeds.
 //!
 //! The corpus is deterministic (a fixed pseudo-random sequence): a title is an adjective and
 //! a product (`vintage camera`, 30 × 50), sometimes with a use (`for camping`); a description
@@ -42,22 +42,90 @@ const ADJECTIVES: &[&str] = &[
 ];
 
 const PRODUCTS: &[&str] = &[
-    "bike", "camera", "scooter", "guitar", "piano", "laptop", "phone", "tablet", "desk",
-    "chair", "sofa", "lamp", "table", "bed", "wardrobe", "mirror", "clock", "watch", "ring",
-    "necklace", "jacket", "coat", "boots", "shoes", "tent", "backpack", "kayak", "canoe",
-    "skis", "snowboard", "helmet", "drill", "saw", "hammer", "ladder", "mower", "grill",
-    "oven", "fridge", "kettle", "blender", "printer", "monitor", "keyboard", "speaker",
-    "radio", "drone", "telescope", "microscope", "stroller",
+    "bike",
+    "camera",
+    "scooter",
+    "guitar",
+    "piano",
+    "laptop",
+    "phone",
+    "tablet",
+    "desk",
+    "chair",
+    "sofa",
+    "lamp",
+    "table",
+    "bed",
+    "wardrobe",
+    "mirror",
+    "clock",
+    "watch",
+    "ring",
+    "necklace",
+    "jacket",
+    "coat",
+    "boots",
+    "shoes",
+    "tent",
+    "backpack",
+    "kayak",
+    "canoe",
+    "skis",
+    "snowboard",
+    "helmet",
+    "drill",
+    "saw",
+    "hammer",
+    "ladder",
+    "mower",
+    "grill",
+    "oven",
+    "fridge",
+    "kettle",
+    "blender",
+    "printer",
+    "monitor",
+    "keyboard",
+    "speaker",
+    "radio",
+    "drone",
+    "telescope",
+    "microscope",
+    "stroller",
 ];
 
 const USES: &[&str] = &[
-    "camping", "commuting", "school", "work", "travel", "kids", "parties", "gardening",
-    "cooking", "music", "photography", "fishing", "hiking", "racing", "studying",
-    "painting", "gaming", "skiing", "climbing", "sailing",
+    "camping",
+    "commuting",
+    "school",
+    "work",
+    "travel",
+    "kids",
+    "parties",
+    "gardening",
+    "cooking",
+    "music",
+    "photography",
+    "fishing",
+    "hiking",
+    "racing",
+    "studying",
+    "painting",
+    "gaming",
+    "skiing",
+    "climbing",
+    "sailing",
 ];
 
 const CONDITIONS: &[&str] = &[
-    "working", "broken", "mint", "scratched", "refurbished", "boxed", "unused", "repaired",
+    "working",
+    "broken",
+    "mint",
+    "scratched",
+    "refurbished",
+    "boxed",
+    "unused",
+    "repaired",
 ];
 
 const SYLLABLES: &[&str] = &[
@@ -69,17 +137,28 @@ const QUERIES: &[(&str, &[(&str, &str)])] = &[
     ("list, no search (newest first)", &[]),
     ("q=bike (a product, ~2% of requests)", &[("q", "bike")]),
     ("q=bike sort=newest", &[("q", "bike"), ("sort", "newest")]),
-    ("q=\"vintage camera\" (a phrase)", &[("q", "\"vintage camera\"")]),
+    (
+        "q=\"vintage camera\" (a phrase)",
+        &[("q", "\"vintage camera\"")],
+    ),
     ("q=camera -broken", &[("q", "camera -broken")]),
     ("q=bike or scooter", &[("q", "bike or scooter")]),
-    ("q=cameras working (stemming, two words)", &[("q", "cameras working")]),
+    (
+        "q=cameras working (stemming, two words)",
+        &[("q", "cameras working")],
+    ),
     ("q=kaka (a word in ~93% of requests)", &[("q", "kaka")]),
     ("q=kaka sort=newest", &[("q", "kaka"), ("sort", "newest")]),
     ("q=zezepo (a rare word, ~0.1%)", &[("q", "zezepo")]),
     ("q=xylophonist (no match)", &[("q", "xylophonist")]),
     (
         "minBudget=100 maxBudget=500 currency=USD sort=budget",
-        &[("minBudget", "100"), ("maxBudget", "500"), ("currency", "USD"), ("sort", "budget")],
+        &[
+            ("minBudget", "100"),
+            ("maxBudget", "500"),
+            ("currency", "USD"),
+            ("sort", "budget"),
+        ],
     ),
     ("sort=budget", &[("sort", "budget")]),
     (
@@ -161,7 +240,9 @@ fn request_body(i: usize, vocabulary: &Vocabulary) -> Value {
         format!("{adjective} {product}")
     };
     let n = 12 + rng.below(19);
-    let mut words: Vec<String> = (0..n).map(|_| vocabulary.word(&mut rng).to_owned()).collect();
+    let mut words: Vec<String> = (0..n)
+        .map(|_| vocabulary.word(&mut rng).to_owned())
+        .collect();
     words.insert(rng.below(words.len()), rng.pick(CONDITIONS).to_owned());
     if rng.below(2) == 0 {
         words.insert(rng.below(words.len()), product.to_owned());
@@ -207,7 +288,11 @@ async fn seed(http: &reqwest::Client, a: &SearchArgs) -> Result<Value> {
     let start = Instant::now();
     let mut workers = Vec::new();
     for c in 0..a.clients.max(1) {
-        let (http, base, token) = (http.clone(), a.base.clone(), tokens[c % tokens.len()].clone());
+        let (http, base, token) = (
+            http.clone(),
+            a.base.clone(),
+            tokens[c % tokens.len()].clone(),
+        );
         let (vocabulary, next, failed, total) =
             (vocabulary.clone(), next.clone(), failed.clone(), a.requests);
         workers.push(tokio::spawn(async move {
@@ -287,7 +372,16 @@ pub async fn run(a: SearchArgs) -> Result<()> {
         None
     };
     if let (Some(s), false) = (&seeded, a.json) {
-        println!("  {} requests in {} s: {}/s", s["requests"], s["seconds"], s["per_second"]);
+        println!(
+            "  {} requests in {} s: {}/s",
+            s["requests"], s["seconds"], s["per_second"]
+        );
+    }
+    if a.queries == 0 {
+        if a.json {
+            println!("{}", json!({ "mode": "search", "seeded": seeded }));
+        }
+        return Ok(());
     }
     let seller = register(&http, &a.base, "seller", 0).await?;
     let mut rows = Vec::new();
@@ -297,7 +391,10 @@ pub async fn run(a: SearchArgs) -> Result<()> {
             "search as a seller (every open request), {} times each, one at a time:",
             a.queries
         );
-        println!("  {:<56} {:>8} {:>8} {:>8}  first page", "query", "p50 ms", "p99 ms", "max ms");
+        println!(
+            "  {:<56} {:>8} {:>8} {:>8}  first page",
+            "query", "p50 ms", "p99 ms", "max ms"
+        );
     }
     for (name, params) in QUERIES {
         let mut all = params.to_vec();
@@ -308,7 +405,7 @@ pub async fn run(a: SearchArgs) -> Result<()> {
         }
         let mut times = Vec::with_capacity(a.queries);
         let mut items = 0;
-        for _ in 0..a.queries.max(1) {
+        for _ in 0..a.queries {
             let (ms, n) = one(&http, &url, &seller).await?;
             times.push(ms);
             items = n;

@@ -144,10 +144,16 @@ impl ListRequestsQuery {
         let text = kernel::validate::query_text("q", self.q.as_deref(), search::Q_MAX_CHARS)?
             .map(|q| TextQuery::parse(&q));
         let mut fields = Fields::new();
-        let min_budget =
-            fields.absorb(search::budget_bound("minBudget", self.min_budget.as_deref(), true));
-        let max_budget =
-            fields.absorb(search::budget_bound("maxBudget", self.max_budget.as_deref(), false));
+        let min_budget = fields.absorb(search::budget_bound(
+            "minBudget",
+            self.min_budget.as_deref(),
+            true,
+        ));
+        let max_budget = fields.absorb(search::budget_bound(
+            "maxBudget",
+            self.max_budget.as_deref(),
+            false,
+        ));
         let currency = fields.absorb(search::currency(self.currency.as_deref()));
         let sort = fields.absorb(Sort::parse(self.sort.as_deref(), text.is_some()));
         if let (Some(Some(min)), Some(Some(max))) = (min_budget, max_budget)

@@ -26,9 +26,7 @@ use rust_decimal::prelude::ToPrimitive;
 use sea_orm::sea_query::{
     Alias, Condition, Expr, ExprTrait, NullOrdering, Order, Query, SimpleExpr,
 };
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, FromQueryResult, Iterable,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, FromQueryResult, Iterable};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -547,7 +545,9 @@ pub(crate) async fn page_of<C: ConnectionTrait>(
                 [words.clone()],
             ));
             score = Some(Expr::cust_with_values(
-                format!("CAST(ts_rank(purchase_requests.search_vector, {tsquery}) AS DOUBLE PRECISION)"),
+                format!(
+                    "CAST(ts_rank(purchase_requests.search_vector, {tsquery}) AS DOUBLE PRECISION)"
+                ),
                 [words],
             ));
         }
@@ -600,7 +600,11 @@ pub(crate) async fn page_of<C: ConnectionTrait>(
                 cond = cond.add(match c.b {
                     Some(b) => Condition::any()
                         .add(budget.clone().lt(b))
-                        .add(Condition::all().add(budget.clone().eq(b)).add(id_col().lt(c.id)))
+                        .add(
+                            Condition::all()
+                                .add(budget.clone().eq(b))
+                                .add(id_col().lt(c.id)),
+                        )
                         .add(budget.clone().is_null()),
                     None => Condition::all()
                         .add(budget.clone().is_null())
@@ -688,7 +692,9 @@ mod tests {
     #[test]
     fn a_part_with_only_exclusions_is_ignored_and_nothing_left_matches_nothing() {
         assert_eq!(web("bike or -car"), "bike");
-        for q in ["-bike", "-", "the", "or", "\"", "- - -", "or or", "*", "^:()"] {
+        for q in [
+            "-bike", "-", "the", "or", "\"", "- - -", "or or", "*", "^:()",
+        ] {
             assert!(TextQuery::parse(q).is_empty(), "{q:?}");
         }
     }
@@ -696,13 +702,19 @@ mod tests {
     #[test]
     fn unbalanced_quotes_are_read_as_words() {
         assert_eq!(fts(r#""road bike"#), r#"("road" AND "bike")"#);
-        assert_eq!(fts(r#"road "bike" "cheap"#), r#"("road" AND "bike" AND "cheap")"#);
+        assert_eq!(
+            fts(r#"road "bike" "cheap"#),
+            r#"("road" AND "bike" AND "cheap")"#
+        );
     }
 
     #[test]
     fn fts5_syntax_is_plain_text() {
         assert_eq!(fts("NEAR(bike road)"), r#"("near bike" AND "road")"#);
-        assert_eq!(fts("bike* ^road title:car"), r#"("bike" AND "road" AND "title car")"#);
+        assert_eq!(
+            fts("bike* ^road title:car"),
+            r#"("bike" AND "road" AND "title car")"#
+        );
         assert_eq!(fts("bike AND car"), r#"("bike" AND "car")"#);
         assert!(TextQuery::parse("AND OR NOT").is_empty());
     }
@@ -726,8 +738,14 @@ mod tests {
 
     #[test]
     fn budget_bounds_round_towards_the_inside() {
-        assert_eq!(budget_bound("minBudget", Some("10.001"), true).unwrap(), Some(1001));
-        assert_eq!(budget_bound("maxBudget", Some("10.009"), false).unwrap(), Some(1000));
+        assert_eq!(
+            budget_bound("minBudget", Some("10.001"), true).unwrap(),
+            Some(1001)
+        );
+        assert_eq!(
+            budget_bound("maxBudget", Some("10.009"), false).unwrap(),
+            Some(1000)
+        );
         assert_eq!(budget_bound("minBudget", Some("0"), true).unwrap(), Some(0));
         assert_eq!(budget_bound("minBudget", Some(" "), true).unwrap(), None);
         assert_eq!(
