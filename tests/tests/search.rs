@@ -10,9 +10,15 @@ use std::collections::BTreeSet;
 use marketplace_tests::{TestApp, TestUser};
 use serde_json::{Value, json};
 
-/// The corpus: (title, description, budget as (amount, currency)). Titles are unique and
-/// name the requests in the assertions.
-const CORPUS: &[(&str, &str, Option<(&str, &str)>)] = &[
+/// A request of the corpus: title, description, budget as (amount, currency).
+type Seed = (
+    &'static str,
+    &'static str,
+    Option<(&'static str, &'static str)>,
+);
+
+/// The corpus. Titles are unique and name the requests in the assertions.
+const CORPUS: &[Seed] = &[
     (
         "Used road bike",
         "Aluminium frame, 56 cm, good for running errands in town.",
@@ -444,8 +450,11 @@ async fn bad_sort_budget_currency_and_cursor_are_422_naming_the_parameter() {
         "sort",
     );
     refused(list(a, s, &[("sort", "price")]).await, "sort");
+    // Exactly the OpenAPI document's values: no empty sort, no padded numbers.
+    refused(list(a, s, &[("sort", "")]).await, "sort");
+    refused(list(a, s, &[("sort", " budget")]).await, "sort");
     for bad in [
-        "-1", "1e3", "ten", "1.2.3", ".5", "5.", "NaN", "0x10", "1,5", "Infinity",
+        "-1", "1e3", "ten", "1.2.3", ".5", "5.", "NaN", "0x10", "1,5", "Infinity", " 5", "5 ",
     ] {
         refused(list(a, s, &[("minBudget", bad)]).await, "minBudget");
         refused(list(a, s, &[("maxBudget", bad)]).await, "maxBudget");
@@ -456,6 +465,13 @@ async fn bad_sort_budget_currency_and_cursor_are_422_naming_the_parameter() {
     );
     refused(list(a, s, &[("currency", "XYZ")]).await, "currency");
     refused(list(a, s, &[("currency", "US")]).await, "currency");
+    // An empty bound is no bound.
+    assert_eq!(
+        found(a, s, &[("minBudget", ""), ("maxBudget", "")])
+            .await
+            .len(),
+        CORPUS.len()
+    );
     // A cursor of one sort is no cursor of another.
     let page = list(a, s, &[("sort", "budget"), ("limit", "1")])
         .await

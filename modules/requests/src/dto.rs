@@ -84,11 +84,15 @@ pub struct ListRequestsQuery {
     pub q: Option<String>,
     /// Only requests whose budget is at least this (a decimal string, compared with the
     /// budget's amount in the budget's own currency; pick one with `currency`). Requests
-    /// without a budget are left out.
-    #[param(pattern = r"^[0-9]+(\.[0-9]+)?$", max_length = 40, example = "100")]
+    /// without a budget are left out. Empty: no bound.
+    #[param(pattern = r"^([0-9]+(\.[0-9]+)?)?$", max_length = 40, example = "100")]
     pub min_budget: Option<String>,
     /// Only requests whose budget is at most this (as `minBudget`).
-    #[param(pattern = r"^[0-9]+(\.[0-9]+)?$", max_length = 40, example = "500.00")]
+    #[param(
+        pattern = r"^([0-9]+(\.[0-9]+)?)?$",
+        max_length = 40,
+        example = "500.00"
+    )]
     pub max_budget: Option<String>,
     /// Only requests with a budget in this ISO 4217 currency (`USD`, `EUR`, ...).
     #[param(example = "USD")]

@@ -23,9 +23,7 @@ use kernel::pagination::{PageParams, page};
 use kernel::{ApiError, Result};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use sea_orm::sea_query::{
-    Alias, Condition, Expr, ExprTrait, NullOrdering, Order, Query, SimpleExpr,
-};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, NullOrdering, Order, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, FromQueryResult, Iterable};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -347,7 +345,7 @@ impl Sort {
     /// there is a `q`, else `newest`. 422 naming `sort` for anything else, and for
     /// `relevance` without `q`.
     pub fn parse(value: Option<&str>, has_text: bool) -> Result<Sort> {
-        match value.map(str::trim).filter(|s| !s.is_empty()) {
+        match value {
             None if has_text => Ok(Sort::Relevance),
             None => Ok(Sort::Newest),
             Some("relevance") if has_text => Ok(Sort::Relevance),
@@ -370,9 +368,11 @@ const BUDGET_BOUND_MAX: i64 = 100_000_000_000_000_000;
 
 /// A budget bound (`minBudget`, `maxBudget`): a non-negative decimal string (`100`,
 /// `99.5`), in hundredths of the budget's currency — rounded up for a minimum, down for a
-/// maximum, so `minBudget=10.001` leaves out a budget of `10.00`. 422 naming `field`.
+/// maximum, so `minBudget=10.001` leaves out a budget of `10.00`. Empty is no bound;
+/// anything else (spaces included: exactly what the OpenAPI pattern says) is a 422 naming
+/// `field`.
 pub fn budget_bound(field: &str, value: Option<&str>, is_min: bool) -> Result<Option<i64>> {
-    let Some(text) = value.map(str::trim).filter(|s| !s.is_empty()) else {
+    let Some(text) = value.filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     let well_formed = text.len() <= 40
@@ -481,12 +481,12 @@ const BUDGET_COLUMN: &str = "budget_hundredths";
 /// weighs ten times a description word (the first, unindexed column weighs nothing).
 const SQLITE_SCORE: &str = "-bm25(purchase_requests_fts, 0.0, 10.0, 1.0)";
 
-fn budget_col() -> SimpleExpr {
-    Expr::col((request::Entity, Alias::new(BUDGET_COLUMN))).into()
+fn budget_col() -> Expr {
+    Expr::col((request::Entity, Alias::new(BUDGET_COLUMN)))
 }
 
-fn id_col() -> SimpleExpr {
-    Expr::col((request::Entity, request::Column::Id)).into()
+fn id_col() -> Expr {
+    Expr::col((request::Entity, request::Column::Id))
 }
 
 /// A page of the requests that `visibility` lets the caller see, filtered and ordered by
@@ -517,7 +517,7 @@ pub(crate) async fn page_of<C: ConnectionTrait>(
         .columns(request::Column::iter().map(|c| (request::Entity, c)))
         .expr_as(budget_col(), Alias::new(BUDGET_COLUMN));
     let mut cond = visibility;
-    let mut score: Option<SimpleExpr> = None;
+    let mut score: Option<Expr> = None;
     match (&search.text, backend) {
         (Some(text), DatabaseBackend::Sqlite) => {
             // The FTS table drives (SQLite never reorders a CROSS JOIN): each match looks
@@ -733,6 +733,11 @@ mod tests {
         assert_eq!(Sort::parse(None, false).unwrap(), Sort::Newest);
         assert!(Sort::parse(Some("relevance"), false).is_err());
         assert!(Sort::parse(Some("price"), true).is_err());
+        assert!(
+            Sort::parse(Some(""), false).is_err(),
+            "the OpenAPI enum has no empty value"
+        );
+        assert!(Sort::parse(Some(" budget"), false).is_err());
         assert_eq!(Sort::parse(Some("budget"), true).unwrap(), Sort::Budget);
     }
 
@@ -747,7 +752,8 @@ mod tests {
             Some(1000)
         );
         assert_eq!(budget_bound("minBudget", Some("0"), true).unwrap(), Some(0));
-        assert_eq!(budget_bound("minBudget", Some(" "), true).unwrap(), None);
+        assert_eq!(budget_bound("minBudget", Some(""), true).unwrap(), None);
+        assert!(budget_bound("minBudget", Some(" 5"), true).is_err());
         assert_eq!(
             budget_bound("maxBudget", Some("99999999999999999999999999999999"), false).unwrap(),
             Some(BUDGET_BOUND_MAX)
