@@ -25,6 +25,7 @@ mod m20261206_220101_mail_digests;
 mod m20261206_230001_notifications_settings;
 mod m20261206_230101_push_tables;
 mod m20261207_010001_payments_retire_payout_wake;
+mod m20261207_240001_requests_search;
 mod m20261207_240101_requests_delivery;
 mod m20261207_240102_auth_user_ratings;
 mod m20261207_240103_reviews_table;
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_230001_notifications_settings::Migration),
             Box::new(m20261206_230101_push_tables::Migration),
             Box::new(m20261207_010001_payments_retire_payout_wake::Migration),
+            Box::new(m20261207_240001_requests_search::Migration),
             Box::new(m20261207_240101_requests_delivery::Migration),
             Box::new(m20261207_240102_auth_user_ratings::Migration),
             Box::new(m20261207_240103_reviews_table::Migration),

@@ -32,10 +32,14 @@
 //! [`deliveries`]; `bench/auto-complete.sh` then times their automatic completion):
 //! ```text
 //! loadgen --mode deliveries --url http://127.0.0.1:3000 --requests 10000 --clients 16
+//! `--mode search` seeds purchase requests and times searches over them (see [`search`]):
+//! ```text
+//! loadgen --mode search --url http://127.0.0.1:3000 --requests 100000 --queries 200
 //! ```
 
 mod deliveries;
 mod rest;
+mod search;
 mod storm;
 
 use std::net::{IpAddr, SocketAddr};
@@ -64,6 +68,8 @@ enum Mode {
     WriteThroughput,
     /// `--requests` requests taken to `delivered` over REST, `--clients` at once.
     Deliveries,
+    /// Seed `--requests` purchase requests, then time searches over them: p50/p99 per query.
+    Search,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -149,20 +155,24 @@ struct Args {
     /// rest-latency, write-throughput: seconds of load.
     #[arg(long, default_value_t = 20)]
     duration: u64,
-    /// write-throughput, deliveries: clients working back to back.
+    /// write-throughput, deliveries, search (seeding): clients working back to back.
     #[arg(long, default_value_t = 32)]
     clients: usize,
-    /// deliveries: how many delivered requests to make.
-    #[arg(long, default_value_t = 1000)]
-    requests: usize,
+    /// deliveries: delivered requests to make; search: purchase requests to seed first (0:
+    /// search what is there). Default 1,000 for deliveries, 100,000 for search.
+    #[arg(long)]
+    requests: Option<usize>,
+    /// search: timed calls of each query (0: only seed).
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
     /// rest-latency, write-throughput, deliveries: buyer accounts the requests are spread over.
     #[arg(long, default_value_t = 8)]
     buyers: usize,
     /// rest-latency: seller sockets (one account each) timing `request:created`.
     #[arg(long, default_value_t = 4)]
     sellers: usize,
-    /// rest-latency, write-throughput, deliveries: print one JSON object with the figures
-    /// instead of text.
+    /// rest-latency, write-throughput, deliveries, search: print one JSON object with the
+    /// figures instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -328,7 +338,7 @@ async fn main() -> Result<()> {
     if let Mode::Deliveries = args.mode {
         return deliveries::run(deliveries::DeliveriesArgs {
             base,
-            requests: args.requests,
+            requests: args.requests.unwrap_or(1000),
             clients: args.clients,
             buyers: args.buyers,
             json: args.json,
@@ -350,6 +360,17 @@ async fn main() -> Result<()> {
         );
     }
     let nodes = servers.len();
+    if let Mode::Search = args.mode {
+        return search::run(search::SearchArgs {
+            base,
+            requests: args.requests.unwrap_or(100_000),
+            clients: args.clients,
+            buyers: args.buyers,
+            queries: args.queries,
+            json: args.json,
+        })
+        .await;
+    }
     if let Mode::RestLatency | Mode::WriteThroughput = args.mode {
         let rest_args = rest::RestArgs {
             base,

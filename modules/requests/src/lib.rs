@@ -1,6 +1,7 @@
-//! The requests module: purchase requests and their state machine, delivery and the
+//! The requests module: purchase requests and their state machine, search, delivery and the
 //! automatic completion of delivered requests. It owns the `purchase_requests` and
-//! `purchase_request_sellers` tables. Other modules change a request's status only through
+//! `purchase_request_sellers` tables (and, on SQLite, the `purchase_requests_fts` search index
+//! that triggers keep). Other modules change a request's status only through
 //! [`service::transition`].
 //!
 //! # Public API
@@ -24,10 +25,14 @@
 //! When it fires on any node, a request still `delivered` completes exactly as if its buyer had
 //! completed it ([`service::AutoComplete`]); leaving `delivered` (the buyer completes, a party
 //! disputes) cancels it.
+//!
+//! Search (`GET /api/requests?q=…`) lives in [`search`]: the query language, its translation
+//! for FTS5 and PostgreSQL, budget filters and sorts.
 
 pub mod dto;
 pub(crate) mod entity;
 pub mod routes;
+pub mod search;
 pub mod service;
 
 use std::sync::Arc;

@@ -50,15 +50,17 @@ async fn create_request(
     ))
 }
 
-/// List requests, newest first. Buyers: their own. Sellers: open ones (`status=` other
+/// List and search requests. Buyers: their own. Sellers: open ones (`status=` other
 /// than `open`, or `mine=true`: those they made an offer on). Admins: open ones, or any
-/// `status=`.
+/// `status=`. Search narrows what the same caller would see: `q` (full text in web-search
+/// syntax over title and description), `minBudget`/`maxBudget`/`currency`, and
+/// `sort=relevance|newest|budget`. A request is findable as soon as its `201` is answered.
 #[utoipa::path(get, path = "/api/requests", operation_id = "listRequests", tag = "requests", security(("bearer" = [])),
     params(ListRequestsQuery),
     responses(
         (status = 200, body = Page<PurchaseRequest>),
         (status = 401, body = Problem),
-        (status = 422, body = Problem, description = "unknown status, bad limit or cursor"),
+        (status = 422, body = Problem, description = "unknown status or sort, `sort=relevance` without `q`, `q` too long or with control characters, `minBudget`/`maxBudget` not a non-negative decimal (or min above max), unknown `currency`, bad limit or cursor"),
     ))]
 #[tracing::instrument(skip_all)]
 async fn list_requests(

@@ -129,16 +129,39 @@ pub async fn create(bus: &EventBus, caller: AuthUser, new: NewRequest) -> Result
     Ok(api)
 }
 
-/// The requests `caller` may list, newest first. Pages are cut on the (time-ordered) id, so
-/// requests created between two pages never shift the next one.
+/// The requests `caller` may list, newest first, or as `filter.search` asks (text, budget,
+/// sort: see [`crate::search`]). Pages are cut on the (time-ordered) id, or on the sort key
+/// and the id, so requests created between two pages never shift the next one.
 pub async fn list<C: ConnectionTrait>(
     conn: &C,
     caller: AuthUser,
     filter: RequestFilter,
     params: PageParams,
 ) -> Result<Page<PurchaseRequest>> {
+    let cond = list_visibility(caller, &filter);
+    if filter.search.is_active() {
+        return crate::search::page_of(conn, cond, &filter.search, &params).await;
+    }
     let limit = params.limit()?;
     let cursor: Option<Uuid> = params.cursor()?;
+    let mut cond = cond;
+    if let Some(after) = cursor {
+        cond = cond.add(request::Column::Id.lt(after));
+    }
+    let rows = request::Entity::find()
+        .filter(cond)
+        .order_by_desc(request::Column::Id)
+        .limit(limit + 1)
+        .all(conn)
+        .await?;
+    let items: Vec<PurchaseRequest> = rows.iter().map(request::Model::to_api).collect();
+    Ok(page(items, limit, |r| r.id))
+}
+
+/// Which requests a list shows `caller` (status, category and `mine` included): buyers
+/// their own; sellers the open ones, or those they made an offer on; admins the open ones,
+/// or any status they ask for.
+fn list_visibility(caller: AuthUser, filter: &RequestFilter) -> Condition {
     let offered = || {
         request::Column::Id.in_subquery(
             Query::select()
@@ -175,20 +198,10 @@ pub async fn list<C: ConnectionTrait>(
         }
         Role::Admin => cond = cond.add(status_is(filter.status.unwrap_or(RequestStatus::Open))),
     }
-    if let Some(category) = filter.category {
-        cond = cond.add(request::Column::Category.eq(category));
+    if let Some(category) = &filter.category {
+        cond = cond.add(request::Column::Category.eq(category.as_str()));
     }
-    if let Some(after) = cursor {
-        cond = cond.add(request::Column::Id.lt(after));
-    }
-    let rows = request::Entity::find()
-        .filter(cond)
-        .order_by_desc(request::Column::Id)
-        .limit(limit + 1)
-        .all(conn)
-        .await?;
-    let items: Vec<PurchaseRequest> = rows.iter().map(request::Model::to_api).collect();
-    Ok(page(items, limit, |r| r.id))
+    cond
 }
 
 /// The buyer cancels its request (`open` or `accepted` only).

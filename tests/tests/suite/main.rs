@@ -34,6 +34,7 @@ mod payments_attention;
 mod push;
 mod requests_offers;
 mod reviews;
+mod search;
 mod sockets;
 mod stored_values;
 mod text_rule;

@@ -1499,7 +1499,7 @@ export interface Endpoints {
   "GET /api/push/subscriptions": { query: { limit?: number; cursor?: string; }; response: Page_PushSubscription };
   "POST /api/push/subscriptions": { body: SubscribeBody; response: PushSubscription };
   "DELETE /api/push/subscriptions/{id}": { path: { id: string; }; response: void };
-  "GET /api/requests": { query: { status?: string; category?: string; mine?: boolean; limit?: number; cursor?: string; }; response: Page_PurchaseRequest };
+  "GET /api/requests": { query: { status?: string; category?: string; mine?: boolean; q?: string; minBudget?: string; maxBudget?: string; currency?: string; sort?: "relevance" | "newest" | "budget"; limit?: number; cursor?: string; }; response: Page_PurchaseRequest };
   "POST /api/requests": { body: CreateRequestBody; response: PurchaseRequest };
   "GET /api/requests/{id}": { path: { id: string; }; response: PurchaseRequest };
   "POST /api/requests/{id}/cancel": { path: { id: string; }; response: PurchaseRequest };

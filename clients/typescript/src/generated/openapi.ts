@@ -954,9 +954,11 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * List requests, newest first. Buyers: their own. Sellers: open ones (`status=` other
+         * List and search requests. Buyers: their own. Sellers: open ones (`status=` other
          *     than `open`, or `mine=true`: those they made an offer on). Admins: open ones, or any
-         *     `status=`.
+         *     `status=`. Search narrows what the same caller would see: `q` (full text in web-search
+         *     syntax over title and description), `minBudget`/`maxBudget`/`currency`, and
+         *     `sort=relevance|newest|budget`. A request is findable as soon as its `201` is answered.
          */
         get: operations["listRequests"];
         put?: never;
@@ -6498,15 +6500,48 @@ export interface operations {
             query?: {
                 /** @description Exact category. */
                 category?: string;
-                /** @description The `nextCursor` of the previous page. */
+                /**
+                 * @description Only requests with a budget in this ISO 4217 currency (`USD`, `EUR`, ...).
+                 * @example USD
+                 */
+                currency?: string;
+                /** @description The `nextCursor` of the previous page (of the same query and sort). */
                 cursor?: string;
                 /** @description Items per page: 1 to 100, default 20. */
                 limit?: number;
+                /**
+                 * @description Only requests whose budget is at most this (as `minBudget`).
+                 * @example 500.00
+                 */
+                maxBudget?: string;
+                /**
+                 * @description Only requests whose budget is at least this (a decimal string, compared with the
+                 *     budget's amount in the budget's own currency; pick one with `currency`). Requests
+                 *     without a budget are left out. Empty: no bound.
+                 * @example 100
+                 */
+                minBudget?: string;
                 /**
                  * @description `true`: only requests you are a party to (a buyer's own; a seller's, those it made
                  *     an offer on, in any status).
                  */
                 mine?: boolean;
+                /**
+                 * @description Full-text search over title and description, in web-search syntax: words (all must
+                 *     match, English stemming: `bikes` finds `bike`; stop words such as `the` are ignored),
+                 *     `"a phrase"`, `-excluded` (also `-"a phrase"`), and `or` between alternatives
+                 *     (`road bike or scooter`). Other punctuation separates words; an unbalanced quote is
+                 *     ignored. A query with nothing left to look for (only stop words or exclusions)
+                 *     matches nothing. At most 300 characters. Sees exactly what the list without `q` sees.
+                 * @example "road bike" -carbon
+                 */
+                q?: string;
+                /**
+                 * @description `relevance` (best match first; needs `q`, and is the default with it), `newest`
+                 *     (the default without `q`) or `budget` (highest budget first, requests without a
+                 *     budget last). Ties go newest first.
+                 */
+                sort?: "relevance" | "newest" | "budget";
                 /**
                  * @description `open`, `accepted`, `paid`, `delivered`, `completed`, `cancelled`, `disputed` or
                  *     `refunded`.
@@ -6539,7 +6574,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description unknown status, bad limit or cursor */
+            /** @description unknown status or sort, `sort=relevance` without `q`, `q` too long or with control characters, `minBudget`/`maxBudget` not a non-negative decimal (or min above max), unknown `currency`, bad limit or cursor */
             422: {
                 headers: {
                     [name: string]: unknown;
