@@ -372,7 +372,7 @@ pub async fn run_with_hasher(
         db = connect(&config).await?;
     }
     if let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) {
-        auth::service::ensure_admin(&db, &hasher, email, password.expose_secret())
+        auth::ensure_admin(&db, &hasher, email, password.expose_secret())
             .await
             .map_err(|e| anyhow::anyhow!("ADMIN_EMAIL/ADMIN_PASSWORD: {e}"))?;
         tracing::info!(email = %email, "admin account ensured");

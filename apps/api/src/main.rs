@@ -97,7 +97,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let db = marketplace_api::connect(&config).await?;
             marketplace_api::migrate(&db).await?;
             let hasher = marketplace_api::hasher(&config)?;
-            let user = auth::service::ensure_admin(&db, &hasher, &email, &password)
+            let user = auth::ensure_admin(&db, &hasher, &email, &password)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("admin {} ({})", user.email, user.id);

@@ -12,12 +12,14 @@
 //! For the assembly (`apps/api`): [`AuthModule`], [`Hasher`] / [`HashingConfig`], and
 //! [`service::ensure_admin`] (`create-admin`, `ADMIN_EMAIL`).
 
-pub mod dto;
+mod dto;
 pub(crate) mod entity;
-pub mod hashing;
-pub mod limiter;
-pub mod routes;
-pub mod service;
+mod hashing;
+mod limiter;
+mod routes;
+mod service;
+
+pub use service::{add_rating, ensure_admin, profiles, user, users};
 
 use std::sync::Arc;
 

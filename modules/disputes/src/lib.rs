@@ -5,13 +5,13 @@
 //!
 //! # Public API
 //! None: no module calls it. It calls `requests` (the request, its
-//! [`requests::service::transition`]), `offers` (the accepted seller) and `payments`
+//! [`requests::transition`]), `offers` (the accepted seller) and `payments`
 //! ([`payments::ensure_payout`] in the resolution's transaction).
 
-pub mod dto;
+mod dto;
 pub(crate) mod entity;
-pub mod routes;
-pub mod service;
+mod routes;
+mod service;
 
 use kernel::{AppState, Module};
 use utoipa_axum::router::OpenApiRouter;

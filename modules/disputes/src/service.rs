@@ -31,7 +31,7 @@ const MAX_TEXT: usize = 4000;
 /// 403 for admins (they resolve disputes, never open one), whatever the id; 404 for anyone
 /// else who is not a party (and unknown requests); 409 `dispute_open` when one is already
 /// open; 409 `invalid_transition` unless the request is `paid` or `delivered` (a dispute stops
-/// the automatic completion of a delivered request: `requests::service::transition` cancels it).
+/// the automatic completion of a delivered request: `requests::transition` cancels it).
 #[tracing::instrument(skip_all, fields(user_id = %caller.id, %request_id))]
 pub async fn open(
     bus: &EventBus,
@@ -48,10 +48,10 @@ pub async fn open(
     let reason = f.text("reason", reason, 1, MAX_TEXT);
     f.finish()?;
     let mut tx = bus.begin().await?;
-    let req = requests::service::find(tx.conn(), request_id)
+    let req = requests::find(tx.conn(), request_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let seller_id = offers::service::accepted_offer(tx.conn(), request_id)
+    let seller_id = offers::accepted_offer(tx.conn(), request_id)
         .await?
         .map(|o| o.seller_id);
     let is_party = req.buyer_id == caller.id || seller_id == Some(caller.id);
@@ -74,7 +74,7 @@ pub async fn open(
             "this request already has an open dispute",
         ));
     }
-    requests::service::transition(
+    requests::transition(
         &mut tx,
         request_id,
         RequestStatus::Disputed,
@@ -349,7 +349,7 @@ pub async fn resolve(
         Resolution::ReleaseToSeller => (RequestStatus::Completed, PayoutKind::Release),
         Resolution::RefundBuyer => (RequestStatus::Refunded, PayoutKind::Refund),
     };
-    requests::service::transition(&mut tx, d.request_id, next, Some(caller.id)).await?;
+    requests::transition(&mut tx, d.request_id, next, Some(caller.id)).await?;
     payments::ensure_payout(&mut tx, d.request_id, kind).await?;
     tx.publish(DisputeResolved {
         dispute_id,

@@ -141,8 +141,7 @@ impl DigestHandler {
         let at = now();
         let delay = chrono_of(self.config.delay);
         let settings = notifications::settings_of(self.bus.db(), user_id).await?;
-        let unread =
-            notifications::service::unread_until(self.bus.db(), user_id, at, MAX_ITEMS * 4).await?;
+        let unread = notifications::unread_until(self.bus.db(), user_id, at, MAX_ITEMS * 4).await?;
         let mailed = self.already_in_digests(&unread).await?;
         let candidates: Vec<Notification> = unread
             .into_iter()
@@ -257,8 +256,8 @@ impl DigestHandler {
             .into_iter()
             .map(|i| i.notification_id)
             .collect();
-        let listed = notifications::service::by_ids(db, row.user_id, &ids).await?;
-        let user = auth::service::user(db, row.user_id).await?;
+        let listed = notifications::by_ids(db, row.user_id, &ids).await?;
+        let user = auth::user(db, row.user_id).await?;
         let to = user
             .as_ref()
             .and_then(|u| u.email.parse::<lettre::Address>().ok().map(|a| (u, a)));
@@ -463,7 +462,7 @@ pub async fn failures(
         .all(db)
         .await?;
     let rows = page(rows, limit, |d| d.id);
-    let users = auth::service::users(db, rows.items.iter().map(|d| d.user_id)).await?;
+    let users = auth::users(db, rows.items.iter().map(|d| d.user_id)).await?;
     Ok(Page {
         items: rows
             .items

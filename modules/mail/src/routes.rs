@@ -102,7 +102,7 @@ async fn unsubscribe(
             "the body must be the form `List-Unsubscribe=One-Click` (RFC 8058)",
         ));
     }
-    if auth::service::user(&db, user_id).await?.is_some() {
+    if auth::user(&db, user_id).await?.is_some() {
         notifications::set_email_off(&db, user_id).await?;
         tracing::info!(%user_id, "unsubscribed from email");
     }

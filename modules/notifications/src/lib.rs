@@ -10,12 +10,14 @@
 //! and [`mark_email_undeliverable`] (a permanent bounce), for the email and push modules;
 //! [`KINDS`], the notification kinds.
 
-pub mod dto;
+mod dto;
 pub(crate) mod entity;
-pub mod routes;
-pub mod service;
-pub mod settings;
-pub mod subscribers;
+mod routes;
+mod service;
+mod settings;
+mod subscribers;
+
+pub use service::{by_ids, unread_until};
 
 use std::sync::Arc;
 

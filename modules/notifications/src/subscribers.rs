@@ -42,9 +42,6 @@ pub struct Draft {
     pub data: Value,
 }
 
-/// The events that notify someone, which the subscriber declares: the [`KINDS`].
-pub const EVENTS: &[EventName] = &KINDS;
-
 /// The bus subscriber that turns events into notifications.
 pub fn subscriber(state: &AppState) -> Arc<dyn Subscriber> {
     let bus = state.bus.clone();

@@ -9,13 +9,15 @@
 //! - [`Access`]: its answer to [`kernel::ports::RequestAccess`] (the socket gateway's
 //!   `join-request-room` and replay).
 //!
-//! It calls `requests` (visibility, [`requests::service::transition`] on accept), `chat` (the
+//! It calls `requests` (visibility, [`requests::transition`] on accept), `chat` (the
 //! offer opens the chat, in the offer's transaction) and `auth` (the seller's payout address).
 
-pub mod dto;
+mod dto;
 pub(crate) mod entity;
-pub mod routes;
-pub mod service;
+mod routes;
+mod service;
+
+pub use service::accepted_offer;
 
 use std::sync::Arc;
 

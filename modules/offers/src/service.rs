@@ -1,6 +1,6 @@
 //! The rules of offers: who may offer, see, negotiate, accept, withdraw and reject. Every
 //! status change is a compare-and-set from `pending`; accepting also moves the request
-//! through [`requests::service::transition`], so two racing accepts cannot both win.
+//! through [`requests::transition`], so two racing accepts cannot both win.
 
 use catalog::Role;
 use catalog::contract::{
@@ -60,7 +60,7 @@ async fn visible<C: ConnectionTrait>(
     offer_id: Uuid,
 ) -> Result<(offer::Model, PurchaseRequest)> {
     let offer = find(conn, offer_id).await?.ok_or(ApiError::NotFound)?;
-    let req = requests::service::find(conn, offer.request_id)
+    let req = requests::find(conn, offer.request_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     if caller.is_admin() || offer.seller_id == caller.id || req.buyer_id == caller.id {
@@ -85,8 +85,8 @@ pub async fn create(
 ) -> Result<SellerOffer> {
     caller.require(&[Role::Seller])?;
     let mut tx = bus.begin().await?;
-    let req = requests::service::visible(tx.conn(), caller, request_id).await?;
-    let seller = auth::service::user(tx.conn(), caller.id)
+    let req = requests::visible(tx.conn(), caller, request_id).await?;
+    let seller = auth::user(tx.conn(), caller.id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
     if seller
@@ -100,7 +100,7 @@ pub async fn create(
             "set a payout address (PATCH /api/users/me) before making offers",
         ));
     }
-    if !requests::service::hold_open(&mut tx, request_id).await? {
+    if !requests::hold_open(&mut tx, request_id).await? {
         return Err(request_not_open());
     }
     let at = now();
@@ -136,7 +136,7 @@ pub async fn create(
     }
     .insert(tx.conn())
     .await?;
-    requests::service::record_offerer(&mut tx, request_id, caller.id).await?;
+    requests::record_offerer(&mut tx, request_id, caller.id).await?;
     chat::open_for_offer(&mut tx, request_id, req.buyer_id, caller.id).await?;
     let api = model.to_api();
     tx.publish(RequestOfferReceived {
@@ -159,7 +159,7 @@ pub async fn list_for_request<C: ConnectionTrait>(
 ) -> Result<Page<SellerOffer>> {
     let limit = params.limit()?;
     let cursor: Option<Uuid> = params.cursor()?;
-    let req = requests::service::visible(conn, caller, request_id).await?;
+    let req = requests::visible(conn, caller, request_id).await?;
     let mut cond = Condition::all().add(offer::Column::RequestId.eq(request_id));
     if !(caller.is_admin() || req.buyer_id == caller.id) {
         cond = cond.add(offer::Column::SellerId.eq(caller.id));
@@ -176,7 +176,7 @@ pub async fn list_for_request<C: ConnectionTrait>(
     let mut seller_ids: Vec<Uuid> = rows.iter().map(|o| o.seller_id).collect();
     seller_ids.sort_unstable();
     seller_ids.dedup();
-    let sellers = auth::service::profiles(conn, &seller_ids).await?;
+    let sellers = auth::profiles(conn, &seller_ids).await?;
     let items = rows
         .iter()
         .map(|o| SellerOffer {
@@ -238,7 +238,7 @@ pub async fn counter(
     if current.status() != OfferStatus::Pending {
         return Err(not_pending(&current));
     }
-    if !requests::service::hold_open(&mut tx, req.id).await? {
+    if !requests::hold_open(&mut tx, req.id).await? {
         return Err(request_not_open());
     }
     let at = now();
@@ -305,9 +305,7 @@ pub async fn accept(bus: &EventBus, caller: AuthUser, offer_id: Uuid) -> Result<
     if current.status() != OfferStatus::Pending {
         return Err(not_pending(&current));
     }
-    match requests::service::transition(&mut tx, req.id, RequestStatus::Accepted, Some(caller.id))
-        .await
-    {
+    match requests::transition(&mut tx, req.id, RequestStatus::Accepted, Some(caller.id)).await {
         Ok(_) => {}
         Err(ApiError::Conflict { .. }) => return Err(request_not_open()),
         Err(e) => return Err(e),
@@ -324,7 +322,7 @@ pub async fn accept(bus: &EventBus, caller: AuthUser, offer_id: Uuid) -> Result<
         .filter(offer::Column::Id.ne(offer_id))
         .exec(tx.conn())
         .await?;
-    requests::service::set_accepted_offer(&mut tx, req.id, offer_id, current.seller_id).await?;
+    requests::set_accepted_offer(&mut tx, req.id, offer_id, current.seller_id).await?;
     tx.publish(OfferAccepted {
         offer_id,
         request_id: req.id,
@@ -431,7 +429,7 @@ impl kernel::ports::RequestAccess for Access {
     /// Its buyer, a seller with an offer on it (in any state), any admin; `false` for an
     /// unknown request.
     async fn can_follow_request(&self, user: AuthUser, request_id: Uuid) -> Result<bool> {
-        let Some(req) = requests::service::find(&self.db, request_id).await? else {
+        let Some(req) = requests::find(&self.db, request_id).await? else {
             return Ok(false);
         };
         if user.is_admin() || req.buyer_id == user.id {

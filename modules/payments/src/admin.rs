@@ -61,7 +61,7 @@ pub async fn attention<C: ConnectionTrait>(
         .filter(payment::Column::Status.eq(PaymentStatus::Completed.as_str()))
         .filter(
             payment::Column::RequestId
-                .in_subquery(requests::service::ids_with_status(RequestStatus::Cancelled)),
+                .in_subquery(requests::ids_with_status(RequestStatus::Cancelled)),
         )
         .filter(Expr::cust(NO_REFUND_STARTED));
     if let Some(c) = cursor {
@@ -196,7 +196,7 @@ async fn short_claims<C: ConnectionTrait>(
 
 /// `Some("no_payout_address")` when this recipient has nowhere to be paid.
 async fn blocker<C: ConnectionTrait>(conn: &C, recipient_id: Uuid) -> Result<Option<String>> {
-    let has_address = auth::service::user(conn, recipient_id)
+    let has_address = auth::user(conn, recipient_id)
         .await?
         .and_then(|u| u.payout_address)
         .is_some_and(|a| !a.trim().is_empty());
@@ -348,7 +348,7 @@ pub async fn refund_payment(bus: &EventBus, caller: AuthUser, payment_id: Uuid) 
             ),
         ));
     }
-    let req = requests::service::find(tx.conn(), pay.request_id)
+    let req = requests::find(tx.conn(), pay.request_id)
         .await?
         .ok_or_else(|| ApiError::internal("a payment's request is missing"))?;
     if req.status != RequestStatus::Cancelled {

@@ -12,7 +12,7 @@
 //! For the assembly (`apps/api`): [`PaymentsModule`] with its [`PaymentsConfig`], and
 //! [`stats`] (the `marketplace_payouts` gauge).
 //!
-//! It calls `requests` (a request's buyer and status, [`requests::service::transition`] to
+//! It calls `requests` (a request's buyer and status, [`requests::transition`] to
 //! `paid`), `offers` (the accepted offer's price and seller) and `auth` (payout addresses).
 
 mod admin;

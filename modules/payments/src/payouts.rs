@@ -106,7 +106,7 @@ pub(crate) async fn create_payout(
         PayoutKind::Release => pay.seller_id,
         PayoutKind::Refund => pay.buyer_id,
     };
-    let destination = auth::service::user(tx.conn(), recipient_id)
+    let destination = auth::user(tx.conn(), recipient_id)
         .await?
         .and_then(|u| u.payout_address)
         .map(|a| a.trim().to_owned())

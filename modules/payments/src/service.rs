@@ -75,7 +75,7 @@ pub async fn create(
     caller.require(&[Role::Buyer])?;
     let crypto = parse_crypto(&body.crypto)?;
     let request_id = body.request_id;
-    let req = requests::service::find(&state.db, request_id)
+    let req = requests::find(&state.db, request_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     if req.buyer_id != caller.id {
@@ -90,7 +90,7 @@ pub async fn create(
             "only an accepted request can be paid",
         ));
     }
-    let offer = offers::service::accepted_offer(&state.db, request_id)
+    let offer = offers::accepted_offer(&state.db, request_id)
         .await?
         .ok_or_else(|| {
             ApiError::conflict(
@@ -113,7 +113,7 @@ pub async fn create(
         .await?;
 
     let mut tx = state.bus.begin().await?;
-    let still = requests::service::find(tx.conn(), request_id)
+    let still = requests::find(tx.conn(), request_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     if still.status != RequestStatus::Accepted {
@@ -207,12 +207,12 @@ pub async fn list<C: ConnectionTrait>(
     let limit = paging.limit()?;
     let cursor: Option<Uuid> = paging.cursor()?;
     if let (Some(request_id), false) = (params.request_id, caller.is_admin()) {
-        let req = requests::service::find(conn, request_id)
+        let req = requests::find(conn, request_id)
             .await?
             .ok_or(ApiError::NotFound)?;
         let is_seller = || async {
             Ok::<_, ApiError>(
-                offers::service::accepted_offer(conn, request_id)
+                offers::accepted_offer(conn, request_id)
                     .await?
                     .is_some_and(|o| o.seller_id == caller.id),
             )

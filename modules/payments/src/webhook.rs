@@ -496,8 +496,7 @@ async fn apply_payment(
         seller_id: current.seller_id,
     });
     if next == PaymentStatus::Completed {
-        match requests::service::transition(tx, current.request_id, RequestStatus::Paid, None).await
-        {
+        match requests::transition(tx, current.request_id, RequestStatus::Paid, None).await {
             Ok(_) => {}
             Err(e @ ApiError::Conflict { .. }) => {
                 tracing::warn!(%payment_id, error = %e, "payment completed but its request cannot become paid");

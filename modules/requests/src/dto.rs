@@ -109,7 +109,12 @@ pub struct ListRequestsQuery {
     pub cursor: Option<String>,
 }
 
-/// The orders of a request list.
+/// The orders of a request list: the OpenAPI enum of `sort` (the parameter is read as text and
+/// checked in [`crate::search`], so the variants themselves are never built).
+#[expect(
+    dead_code,
+    reason = "a schema-only type: `sort` is parsed in crate::search"
+)]
 #[derive(Debug, Clone, Copy, ToSchema)]
 #[schema(rename_all = "lowercase")]
 pub enum RequestSort {

@@ -29,11 +29,16 @@
 //! Search (`GET /api/requests?q=…`) lives in [`search`]: the query language, its translation
 //! for FTS5 and PostgreSQL, budget filters and sorts.
 
-pub mod dto;
+mod dto;
 pub(crate) mod entity;
-pub mod routes;
-pub mod search;
-pub mod service;
+mod routes;
+mod search;
+mod service;
+
+pub use service::{
+    find, hold_open, hold_parties, ids_with_status, record_offerer, set_accepted_offer, transition,
+    visible,
+};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -14,11 +14,11 @@
 //!    claims it; from then on reviews of that request are refused (`review_window_closed`).
 //!
 //! Publishing is one transaction per request that holds the request's row
-//! (`requests::service::hold_parties`), so the two parties' reviews, or a review and the
+//! (`requests::hold_parties`), so the two parties' reviews, or a review and the
 //! deadline, take turns: every review is published exactly once, with its
 //! `review:published` event (to `user-{subjectId}` and `user-{authorId}`; the notifications
 //! module tells the reviewed user) and its count in the subject's rating
-//! (`auth::service::add_rating`), which `User.rating`, offer listings and
+//! (`auth::add_rating`), which `User.rating`, offer listings and
 //! `GET /api/users/{id}/reviews` show.
 //!
 //! # Public API

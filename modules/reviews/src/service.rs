@@ -62,7 +62,7 @@ pub async fn create(
 ) -> Result<Review> {
     caller.require(&[Role::Buyer, Role::Seller])?;
     let mut tx = bus.begin().await?;
-    let parties = requests::service::hold_parties(&mut tx, request_id)
+    let parties = requests::hold_parties(&mut tx, request_id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let subject = if caller.id == parties.buyer_id {
@@ -176,7 +176,7 @@ async fn publish_hidden(tx: &mut Tx, request_id: Uuid, at: Timestamp) -> Result<
     let mut by_subject: Vec<&Review> = published.iter().collect();
     by_subject.sort_by_key(|r| r.subject_id);
     for review in by_subject {
-        auth::service::add_rating(tx.conn(), review.subject_id, review.rating).await?;
+        auth::add_rating(tx.conn(), review.subject_id, review.rating).await?;
     }
     let count = published.len();
     for review in published {
@@ -217,7 +217,7 @@ impl TimerHandler for Deadline {
             return Ok(Outcome::Done);
         };
         let mut tx = self.bus.begin().await?;
-        let Some(parties) = requests::service::hold_parties(&mut tx, request_id).await? else {
+        let Some(parties) = requests::hold_parties(&mut tx, request_id).await? else {
             return Ok(Outcome::Done);
         };
         if let Some(completed_at) = parties.completed_at {
@@ -246,7 +246,7 @@ pub async fn of_request<C: ConnectionTrait>(
 ) -> Result<Page<Review>> {
     let limit = params.limit()?;
     let cursor: Option<Uuid> = params.cursor()?;
-    requests::service::visible(conn, caller, request_id).await?;
+    requests::visible(conn, caller, request_id).await?;
     let mut cond = Condition::all()
         .add(review::Column::RequestId.eq(request_id))
         .add(
@@ -280,9 +280,7 @@ pub async fn about_user<C: ConnectionTrait>(
 ) -> Result<ReviewPage> {
     let limit = params.limit()?;
     let cursor: Option<(Timestamp, Uuid)> = params.cursor()?;
-    let user = auth::service::user(conn, user_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let user = auth::user(conn, user_id).await?.ok_or(ApiError::NotFound)?;
     let mut cond = Condition::all()
         .add(review::Column::SubjectId.eq(user_id))
         .add(review::Column::PublishedAt.is_not_null());
