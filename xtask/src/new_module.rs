@@ -410,11 +410,15 @@ fn registrations(root: &Path, names: &Names) -> Result<Vec<(&'static str, Vec<Li
             is_module(key) && line.contains("workspace = true")
         }
     };
+    // A whole entry on one line (`Box::new(x::XModule),`): after the opening line of an entry
+    // that spans several, the new line would land inside it.
     let is_module_entry = move |line: &str| {
-        line.trim_start()
-            .strip_prefix("Box::new(")
-            .and_then(|rest| rest.split("::").next())
-            .is_some_and(&is_module)
+        line.trim_end().ends_with("),")
+            && line
+                .trim_start()
+                .strip_prefix("Box::new(")
+                .and_then(|rest| rest.split("::").next())
+                .is_some_and(&is_module)
     };
     let is_migration_mod = |line: &str| {
         line.trim_start()

@@ -55,9 +55,7 @@ pub fn modules(
     let presence = connections.presence();
     vec![
         Box::new(auth::AuthModule::new(Arc::clone(hasher))),
-        Box::new(requests::RequestsModule::new(requests::RequestsConfig {
-            auto_complete_after: config.auto_complete_after,
-        })),
+        Box::new(requests::RequestsModule::new(requests_config(config))),
         Box::new(offers::OffersModule),
         Box::new(chat::ChatModule),
         Box::new(notifications::NotificationsModule),
@@ -70,11 +68,21 @@ pub fn modules(
         Box::new(files::FilesModule::new(files.clone())),
         Box::new(admin::AdminModule),
         Box::new(push::PushModule::new(push_config(config), state, presence)),
-        Box::new(reviews::ReviewsModule::new(reviews::ReviewsConfig {
-            window: config.review_window,
-        })),
+        Box::new(reviews::ReviewsModule::new(reviews_config(config))),
         Box::new(connections),
     ]
+}
+
+fn requests_config(config: &Config) -> requests::RequestsConfig {
+    requests::RequestsConfig {
+        auto_complete_after: config.auto_complete_after,
+    }
+}
+
+fn reviews_config(config: &Config) -> reviews::ReviewsConfig {
+    reviews::ReviewsConfig {
+        window: config.review_window,
+    }
 }
 
 /// `jwt_secret` is the key tokens are signed with (see [`jwt_secret`]): the unsubscribe
