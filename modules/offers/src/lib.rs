@@ -27,7 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub use service::Access;
 
 /// Registers `/api/requests/{id}/offers` and `/api/offers/*`, and the subscriber that
-/// rejects the pending offers of a request that was closed.
+/// rejects the pending offers of a request that was cancelled.
 pub struct OffersModule;
 
 impl Module for OffersModule {

@@ -390,8 +390,9 @@ async fn set_status(
     Ok(updated)
 }
 
-/// Subscriber: when a request leaves `open` by any way other than an accept (a cancel), its
-/// pending offers can never be accepted; they become `rejected`. Idempotent.
+/// Subscriber: when a request is cancelled, its pending offers can never be accepted; they
+/// become `rejected`. Idempotent. (An accept rejects the other offers in its own transaction,
+/// and no other status leaves a pending offer behind.)
 pub async fn close_pending_offers(db: &DatabaseConnection, event: &StoredEvent) -> Result<()> {
     if event.name != EventName::RequestStatusUpdated {
         return Ok(());
@@ -403,7 +404,7 @@ pub async fn close_pending_offers(db: &DatabaseConnection, event: &StoredEvent) 
         );
         return Ok(());
     };
-    if update.status == RequestStatus::Open {
+    if update.status != RequestStatus::Cancelled {
         return Ok(());
     }
     offer::Entity::update_many()
