@@ -9,85 +9,22 @@
 // which its seller delivers and its buyer then completes while the console watches.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { WAIT, assertClean, env, launch, openConsole as open, rest as call, signIn } from "./kit.mjs";
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is required`);
-  return v;
-};
 const BASE = env("BASE_URL");
-const WAIT = { timeout: 20_000 };
 
 let browser;
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launch();
 });
 
 after(async () => {
   await browser?.close();
 });
 
-/** A fresh page on /admin that records every request URL, page error and CSP complaint. */
-async function openConsole(viewport = { width: 1280, height: 900 }) {
-  const context = await browser.newContext({ viewport, timezoneId: "Europe/Berlin" });
-  const page = await context.newPage();
-  const seen = { urls: [], foreign: [], pageErrors: [], csp: [] };
-  page.on("request", (r) => {
-    const u = r.url();
-    seen.urls.push(u);
-    if (!u.startsWith(`${BASE}/`) && !u.startsWith(BASE.replace(/^http/, "ws") + "/") && !u.startsWith("data:")) {
-      seen.foreign.push(u);
-    }
-  });
-  page.on("websocket", (ws) => {
-    if (!ws.url().startsWith(BASE.replace(/^http/, "ws") + "/")) seen.foreign.push(ws.url());
-  });
-  page.on("pageerror", (e) => seen.pageErrors.push(String(e)));
-  page.on("console", (m) => {
-    if (/content security policy/i.test(m.text())) seen.csp.push(m.text());
-  });
-  const res = await page.goto(`${BASE}/admin`);
-  assert.equal(res.status(), 200);
-  const csp = res.headers()["content-security-policy"] || "";
-  assert.match(csp, /default-src 'none'/);
-  assert.match(csp, /script-src 'self'/);
-  return { context, page, seen };
-}
-
-async function signIn(page, email, password) {
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-}
-
-async function rest(method, path, token, body) {
-  const res = await fetch(`${BASE}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
-
-function assertClean(seen) {
-  assert.deepEqual(seen.foreign, [], "the page asked another origin for something");
-  assert.deepEqual(seen.pageErrors, [], "the page threw");
-  assert.deepEqual(seen.csp, [], "the page broke its own Content-Security-Policy");
-}
+const openConsole = (viewport) => open(browser, BASE, viewport);
+const rest = (method, path, token, body) => call(BASE, method, path, token, body);
 
 test("a non-admin gets a clear error and sees no data", async () => {
   const { context, page, seen } = await openConsole();
